@@ -1,0 +1,1 @@
+//! OData `filter` expressions accepted by the REST data plane (placeholder, owned by the REST/filter engineer).

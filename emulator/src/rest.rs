@@ -1,0 +1,1 @@
+//! REST data plane of the emulator (placeholder, owned by the REST/filter engineer).

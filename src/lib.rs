@@ -1,1 +1,25 @@
-//! webpubsub-control
+//! # webpubsub-control
+//!
+//! An Azure Functions custom handler: one executable (`handler`) serving the HTTP functions `negotiate`,
+//! `publish` and `events` in front of Azure Web PubSub. The Functions host forwards each request unchanged
+//! (`enableForwardingHttpRequest`) to this server on `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT`.
+//!
+//! Layout:
+//! - [`config`]: the environment snapshot and the validated, immutable [`config::Settings`].
+//! - [`error`]: [`error::ApiError`], the JSON error every route answers with, and rejection recovery.
+//! - [`request`]: shared request plumbing (bounded bodies, the host's invocation id).
+//! - [`telemetry`]: `tracing` to stdout, text or JSON.
+//! - [`webpubsub`]: the Web PubSub core — connection strings, client tokens, upstream signatures, REST client.
+//! - [`functions`]: one module per function (`negotiate`, `publish`, `events`).
+//! - [`server`]: route assembly, readiness probe, `run(listener, app, shutdown)`.
+//! - `dev` (feature `dev`): `handler dev`, the handler wired to the embedded local emulator.
+//!
+//! The binary (`src/main.rs`) only reads the environment, builds [`server::App`] and calls [`server::run`].
+
+pub mod config;
+pub mod error;
+pub mod functions;
+pub mod request;
+pub mod server;
+pub mod telemetry;
+pub mod webpubsub;

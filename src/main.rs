@@ -1,1 +1,76 @@
-fn main() {}
+//! `handler`: the executable the Functions host starts. `handler` serves the functions; `handler dev` runs
+//! the whole system locally with the embedded emulator. All logic lives in the library.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+
+use webpubsub_control::config::{Env, Settings};
+use webpubsub_control::{server, telemetry};
+
+const USAGE: &str = "\
+handler — Azure Functions custom handler in front of Azure Web PubSub
+
+USAGE:
+    handler            serve negotiate, publish and events (started by the Functions host)
+    handler dev        run the handler with the embedded local Web PubSub emulator (development only)
+    handler --help     this text;  handler --version   the version
+
+Settings come from the environment (app settings; local.settings.json under `func start`); see README.md.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => serve(),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some("-V" | "--version") => {
+            println!("handler {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("handler: unknown command {other:?}; see `handler --help`");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Production mode: settings from the environment, listen on 127.0.0.1 at the host's port.
+fn serve() -> ExitCode {
+    let settings = match Settings::from_env(&Env::from_process()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("handler: configuration error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(&settings.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("handler: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, settings.port));
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!("handler: cannot listen on {addr}: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let app = match server::App::new(settings) {
+            Ok(app) => app,
+            Err(error) => {
+                eprintln!("handler: configuration error: {error:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "handler listening");
+        server::run(listener, app, server::shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}

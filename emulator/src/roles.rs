@@ -1,0 +1,295 @@
+//! Client roles and the group permissions they grant, including wildcard group patterns.
+//!
+//! `webpubsub.joinLeaveGroup` / `webpubsub.sendToGroup` cover every group; a `.<group>`
+//! suffix covers exactly that group; `webpubsub.joinLeaveGroups.<pattern>` /
+//! `webpubsub.sendToGroups.<pattern>` cover the groups the pattern matches. In a pattern `?`
+//! is one character other than `.`, `*` is a run without `.`, `**` is any run, `\` escapes
+//! `\`, `*` or `?`, and at most five `*` characters may appear (those of `**` included).
+//! Matching is case-sensitive. A malformed pattern grants nothing.
+
+/// The two group permissions a client can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// Join and leave groups (`joinGroup`, `leaveGroup`).
+    JoinLeaveGroup,
+    /// Publish to groups (`sendToGroup`).
+    SendToGroup,
+}
+
+impl Permission {
+    /// Parses the REST spelling (`joinLeaveGroup`, `sendToGroup`), ignoring case.
+    pub fn parse(name: &str) -> Option<Permission> {
+        if name.eq_ignore_ascii_case("joinLeaveGroup") {
+            Some(Permission::JoinLeaveGroup)
+        } else if name.eq_ignore_ascii_case("sendToGroup") {
+            Some(Permission::SendToGroup)
+        } else {
+            None
+        }
+    }
+
+    fn role_prefixes(self) -> (&'static str, &'static str) {
+        match self {
+            Permission::JoinLeaveGroup => ("webpubsub.joinLeaveGroup", "webpubsub.joinLeaveGroups."),
+            Permission::SendToGroup => ("webpubsub.sendToGroup", "webpubsub.sendToGroups."),
+        }
+    }
+}
+
+/// What one role string grants for one permission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Grant {
+    AnyGroup,
+    Group(String),
+    Pattern(GroupPattern),
+}
+
+/// The roles of a connection, pre-parsed so checks on the hot path do no string parsing.
+#[derive(Debug, Clone, Default)]
+pub struct RoleSet {
+    roles: Vec<String>,
+    join_leave: Vec<Grant>,
+    send: Vec<Grant>,
+}
+
+impl RoleSet {
+    /// Parses role strings; unknown or malformed roles are kept for display but grant nothing.
+    pub fn new(roles: Vec<String>) -> RoleSet {
+        let join_leave = roles.iter().filter_map(|r| parse_grant(r, Permission::JoinLeaveGroup)).collect();
+        let send = roles.iter().filter_map(|r| parse_grant(r, Permission::SendToGroup)).collect();
+        RoleSet { roles, join_leave, send }
+    }
+
+    /// The role strings as given.
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+
+    /// True when some role grants `permission` on `group`.
+    pub fn allows(&self, permission: Permission, group: &str) -> bool {
+        let grants = match permission {
+            Permission::JoinLeaveGroup => &self.join_leave,
+            Permission::SendToGroup => &self.send,
+        };
+        grants.iter().any(|grant| match grant {
+            Grant::AnyGroup => true,
+            Grant::Group(g) => g == group,
+            Grant::Pattern(p) => p.matches(group),
+        })
+    }
+}
+
+fn parse_grant(role: &str, permission: Permission) -> Option<Grant> {
+    let (literal, pattern_prefix) = permission.role_prefixes();
+    if role == literal {
+        return Some(Grant::AnyGroup);
+    }
+    if let Some(pattern) = role.strip_prefix(pattern_prefix) {
+        return GroupPattern::parse(pattern).map(Grant::Pattern);
+    }
+    role.strip_prefix(literal)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .filter(|group| !group.is_empty())
+        .map(|group| Grant::Group(group.to_owned()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Literal(char),
+    /// `?`: one character other than `.`.
+    One,
+    /// `*`: zero or more characters other than `.`.
+    Segment,
+    /// `**`: zero or more characters of any kind.
+    Any,
+}
+
+/// A parsed wildcard group pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPattern {
+    tokens: Vec<Token>,
+}
+
+/// Most `*` characters a pattern may contain.
+const MAX_STARS: usize = 5;
+
+impl GroupPattern {
+    /// Parses a pattern; `None` when it is empty, has more than five `*`, three `*` in a
+    /// row, a dangling `\` or an escape of anything but `\`, `*`, `?`.
+    pub fn parse(pattern: &str) -> Option<GroupPattern> {
+        if pattern.is_empty() || pattern.chars().filter(|&c| c == '*').count() > MAX_STARS {
+            return None;
+        }
+        let mut tokens = Vec::new();
+        let mut chars = pattern.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some(escaped @ ('\\' | '*' | '?')) => tokens.push(Token::Literal(escaped)),
+                    _ => return None,
+                },
+                '?' => tokens.push(Token::One),
+                '*' => {
+                    if chars.peek() == Some(&'*') {
+                        chars.next();
+                        if chars.peek() == Some(&'*') {
+                            return None;
+                        }
+                        tokens.push(Token::Any);
+                    } else {
+                        tokens.push(Token::Segment);
+                    }
+                }
+                other => tokens.push(Token::Literal(other)),
+            }
+        }
+        Some(GroupPattern { tokens })
+    }
+
+    /// True when the whole of `group` matches. Dynamic programming over (token, char)
+    /// positions, so the cost is bounded by pattern length × group length.
+    pub fn matches(&self, group: &str) -> bool {
+        let text: Vec<char> = group.chars().collect();
+        // reachable[j]: the tokens consumed so far can match exactly text[..j].
+        let mut reachable = vec![false; text.len() + 1];
+        reachable[0] = true;
+        for token in &self.tokens {
+            let mut next = vec![false; text.len() + 1];
+            match token {
+                Token::Literal(c) => {
+                    for j in 0..text.len() {
+                        next[j + 1] = reachable[j] && text[j] == *c;
+                    }
+                }
+                Token::One => {
+                    for j in 0..text.len() {
+                        next[j + 1] = reachable[j] && text[j] != '.';
+                    }
+                }
+                Token::Segment => {
+                    next[0] = reachable[0];
+                    for j in 0..text.len() {
+                        next[j + 1] = reachable[j + 1] || (next[j] && text[j] != '.');
+                    }
+                }
+                Token::Any => {
+                    next[0] = reachable[0];
+                    for j in 0..text.len() {
+                        next[j + 1] = reachable[j + 1] || next[j];
+                    }
+                }
+            }
+            reachable = next;
+            if !reachable.iter().any(|&r| r) {
+                return false;
+            }
+        }
+        reachable[text.len()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(pattern: &str, group: &str) -> bool {
+        GroupPattern::parse(pattern).expect("valid pattern").matches(group)
+    }
+
+    #[test]
+    fn documented_examples() {
+        assert!(matches("chat-*", "chat-1"));
+        assert!(matches("chat-*", "chat-room"));
+        assert!(!matches("chat-*", "chat.1"));
+        assert!(!matches("chat-*", "xchat-1"));
+        assert!(matches("clientA.*", "clientA.alpha"));
+        assert!(!matches("clientA.*", "clientA.alpha.room1"));
+        assert!(!matches("clientA.*", "clientB.alpha"));
+        assert!(matches("clientA.**", "clientA.alpha"));
+        assert!(matches("clientA.**", "clientA.alpha.room1"));
+        assert!(!matches("clientA.**", "clientB.anything"));
+        assert!(matches("clientA.rooms.?1", "clientA.rooms.a1"));
+        assert!(!matches("clientA.rooms.?1", "clientA.rooms.1"));
+        assert!(!matches("clientA.rooms.?1", "clientA.rooms.a.1"));
+        assert!(matches(r"literal\*star", "literal*star"));
+        assert!(!matches(r"literal\*star", "literalXstar"));
+    }
+
+    #[test]
+    fn stars_match_empty_runs() {
+        assert!(matches("a*", "a"));
+        assert!(matches("a.**", "a."));
+        assert!(matches("**", ""));
+        assert!(matches("*.*", "."));
+        assert!(!matches("?", ""));
+    }
+
+    #[test]
+    fn matching_is_case_sensitive() {
+        assert!(!matches("Chat-*", "chat-1"));
+    }
+
+    #[test]
+    fn escapes() {
+        assert!(matches(r"a\\b", r"a\b"));
+        assert!(matches(r"a\?", "a?"));
+        assert!(!matches(r"a\?", "ab"));
+    }
+
+    #[test]
+    fn malformed_patterns_are_rejected() {
+        assert_eq!(GroupPattern::parse(""), None);
+        assert_eq!(GroupPattern::parse("a\\"), None);
+        assert_eq!(GroupPattern::parse(r"a\b"), None);
+        assert_eq!(GroupPattern::parse("***"), None);
+        assert_eq!(GroupPattern::parse("*.*.*.**"), None);
+        assert!(GroupPattern::parse("*.*.*.*.*").is_some());
+        assert!(GroupPattern::parse("**.*.*.*").is_some());
+    }
+
+    #[test]
+    fn role_set_grants() {
+        let roles = RoleSet::new(vec![
+            "webpubsub.joinLeaveGroup.room1".into(),
+            "webpubsub.sendToGroups.public.*".into(),
+            "webpubsub.joinLeaveGroups.".into(),
+            "something.else".into(),
+        ]);
+        assert!(roles.allows(Permission::JoinLeaveGroup, "room1"));
+        assert!(!roles.allows(Permission::JoinLeaveGroup, "room2"));
+        assert!(!roles.allows(Permission::SendToGroup, "room1"));
+        assert!(roles.allows(Permission::SendToGroup, "public.a"));
+        assert!(!roles.allows(Permission::SendToGroup, "public.a.b"));
+        assert!(!roles.allows(Permission::JoinLeaveGroup, "public.a"));
+
+        let all = RoleSet::new(vec!["webpubsub.joinLeaveGroup".into(), "webpubsub.sendToGroup".into()]);
+        assert!(all.allows(Permission::JoinLeaveGroup, "x.y"));
+        assert!(all.allows(Permission::SendToGroup, "anything"));
+        assert!(!RoleSet::new(vec![]).allows(Permission::SendToGroup, "g"));
+        // "webpubsub.sendToGroupX" is neither the literal role nor a scoped one.
+        assert!(!RoleSet::new(vec!["webpubsub.sendToGroupX".into()]).allows(Permission::SendToGroup, "X"));
+    }
+
+    #[test]
+    fn permission_names() {
+        assert_eq!(Permission::parse("sendToGroup"), Some(Permission::SendToGroup));
+        assert_eq!(Permission::parse("JOINLEAVEGROUP"), Some(Permission::JoinLeaveGroup));
+        assert_eq!(Permission::parse("admin"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parser_and_matcher_never_panic(pattern in ".{0,40}", group in ".{0,60}") {
+            if let Some(p) = GroupPattern::parse(&pattern) {
+                let _ = p.matches(&group);
+            }
+        }
+
+        #[test]
+        fn literal_patterns_match_only_themselves(group in "[a-z0-9.-]{1,20}", other in "[a-z0-9.-]{1,20}") {
+            let p = GroupPattern::parse(&group).unwrap();
+            proptest::prop_assert!(p.matches(&group));
+            proptest::prop_assert_eq!(p.matches(&other), group == other);
+        }
+    }
+}

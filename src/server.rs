@@ -1,0 +1,91 @@
+//! The HTTP server: assembles the functions' routes under `/api/`, the host's readiness probe at `/`, one
+//! tracing span per request, and the single place rejections are recovered.
+//!
+//! [`run`] takes an already bound listener so tests (and `handler dev`) bind `127.0.0.1:0` and learn the port.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use warp::Filter;
+use warp::reply::{Reply, Response};
+
+use crate::config::Settings;
+use crate::error;
+use crate::functions::{events, negotiate, publish};
+use crate::request::INVOCATION_ID_HEADER;
+
+/// The running application: every function's state, built once from validated settings.
+pub struct App {
+    negotiate: Arc<negotiate::State>,
+    publish: Arc<publish::State>,
+    events: Arc<events::State>,
+}
+
+impl App {
+    /// Builds every function's state. Fails on settings that only make sense together (e.g. keys vs. modes).
+    pub fn new(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        Ok(Self {
+            negotiate: Arc::new(negotiate::State::new(&settings)?),
+            publish: Arc::new(publish::State::new(&settings)?),
+            events: Arc::new(events::State::new(&settings)?),
+        })
+    }
+
+    /// All routes, recovered and traced.
+    pub fn routes(&self) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
+        let api = negotiate::routes(self.negotiate.clone())
+            .or(publish::routes(self.publish.clone()))
+            .unify()
+            .or(events::routes(self.events.clone()))
+            .unify();
+        readiness()
+            .or(api)
+            .unify()
+            .recover(error::recover)
+            .unify()
+            .with(warp::trace(|info| {
+                let invocation_id = info
+                    .request_headers()
+                    .get(INVOCATION_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %info.method(), path = info.path(), invocation_id)
+            }))
+    }
+}
+
+/// `GET /`: the Functions host polls this until it answers, then treats the handler as ready.
+fn readiness() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path::end().and(warp::get().or(warp::head()).unify()).map(|| "ok".into_response())
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains open connections.
+pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output = ()> + Send + 'static) {
+    warp::serve(app.routes()).incoming(listener).graceful(shutdown).run().await;
+}
+
+/// Resolves on ctrl-c or SIGTERM (local runs; the Functions host itself kills the process).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining connections");
+}

@@ -7,9 +7,24 @@ pub mod events;
 pub mod negotiate;
 pub mod publish;
 
-use warp::http::StatusCode;
+use warp::http::{Method, StatusCode};
 
 use crate::error::ApiError;
+
+/// A function this binary serves: its name (the `function.json` folder and its route under `/api/`) and the
+/// methods it accepts. The route consistency test holds this table, the files and the server in step.
+#[derive(Debug, Clone, Copy)]
+pub struct FunctionRoute {
+    pub name: &'static str,
+    pub methods: &'static [Method],
+}
+
+/// Every function served, in the order of the app's folders.
+pub const FUNCTIONS: &[FunctionRoute] = &[
+    FunctionRoute { name: "events", methods: &[Method::OPTIONS, Method::POST] },
+    FunctionRoute { name: "negotiate", methods: &[Method::GET, Method::POST] },
+    FunctionRoute { name: "publish", methods: &[Method::POST] },
+];
 
 /// Placeholder answer of a function whose behaviour has not landed yet.
 pub(crate) fn not_implemented(function: &str) -> ApiError {

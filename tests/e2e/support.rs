@@ -1,0 +1,57 @@
+//! Shared helpers for the end-to-end tests: start the handler in-process on `127.0.0.1:0` with a given
+//! environment, and talk to it over real HTTP.
+
+#![allow(dead_code)] // each test module uses a different subset
+
+use std::net::SocketAddr;
+
+use tokio::sync::oneshot;
+use webpubsub_control::config::{Env, Settings};
+use webpubsub_control::server::{self, App};
+
+/// A handler served in-process; stopped when dropped.
+pub struct RunningHandler {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl RunningHandler {
+    /// `http://127.0.0.1:<port>` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for RunningHandler {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts the handler with `env` (validated exactly like production) on an ephemeral loopback port.
+pub async fn start_handler(env: Env) -> RunningHandler {
+    let settings = Settings::from_env(&env).expect("test settings are valid");
+    let app = App::new(settings).expect("app builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server::run(listener, app, async {
+        let _ = stopped.await;
+    }));
+    RunningHandler { addr, stop: Some(stop) }
+}
+
+/// A minimal valid environment: a connection string to nowhere (port 9 on loopback) and a hub.
+pub fn base_env() -> Env {
+    Env::from_pairs([
+        ("WebPubSubConnectionString", "Endpoint=http://127.0.0.1;Port=9;AccessKey=test-access-key-0123456789abcdefghijklmnop;Version=1.0;"),
+        ("WebPubSubHub", "chat"),
+    ])
+}
+
+/// One pooled HTTP client for tests.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap()
+}

@@ -1,0 +1,46 @@
+"""Every setting the handler reads is documented: in README.md's configuration table and, unless the host
+provides it, in local.settings.json.example. The names are collected from the source itself (the `Env`
+accessors are the only way settings are read), so a new setting cannot ship undocumented."""
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCESSOR = re.compile(r'\.(?:get|require|parse_or|flag|list|secret|duration_minutes)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"')
+HOST_PROVIDED = {"FUNCTIONS_CUSTOMHANDLER_PORT"}
+
+
+def settings_read_by_source():
+    names = set()
+    for path in (ROOT / "src").rglob("*.rs"):
+        text = path.read_text(encoding="utf-8")
+        # Unit tests build their own environments; only production reads count.
+        text = text.split("#[cfg(test)]")[0]
+        names.update(ACCESSOR.findall(text))
+    return names
+
+
+def readme_table_names():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return set(re.findall(r"^\| `([A-Za-z_][A-Za-z0-9_]*)` \|", readme, flags=re.M))
+
+
+def test_source_reads_settings():
+    assert {"WebPubSubConnectionString", "WebPubSubHub"} <= settings_read_by_source()
+
+
+def test_every_setting_is_in_the_readme_table():
+    missing = settings_read_by_source() - readme_table_names()
+    assert not missing, f"add to README.md's configuration table: {sorted(missing)}"
+
+
+def test_every_setting_is_in_local_settings_example():
+    values = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))["Values"]
+    missing = settings_read_by_source() - HOST_PROVIDED - set(values)
+    assert not missing, f"add to local.settings.json.example: {sorted(missing)}"
+
+
+def test_readme_documents_no_setting_the_source_does_not_read():
+    stale = readme_table_names() - settings_read_by_source()
+    assert not stale, f"README documents settings nothing reads: {sorted(stale)}"

@@ -31,7 +31,10 @@ pub struct FilterError {
 
 impl FilterError {
     fn new(position: usize, message: impl Into<String>) -> Self {
-        Self { position, message: message.into() }
+        Self {
+            position,
+            message: message.into(),
+        }
     }
 
     /// 0-based character offset of the offending token.
@@ -63,21 +66,38 @@ impl Filter {
             ));
         }
         let tokens = lex(source)?;
-        let mut parser = Parser { tokens, next: 0, clauses: 0 };
+        let mut parser = Parser {
+            tokens,
+            next: 0,
+            clauses: 0,
+        };
         let (root, ty) = parser.or_expr(0)?;
         let end = parser.peek();
         if end.kind != TokenKind::End {
-            return Err(FilterError::new(end.position, format!("unexpected {}", end.kind)));
+            return Err(FilterError::new(
+                end.position,
+                format!("unexpected {}", end.kind),
+            ));
         }
         if ty != Ty::Bool {
-            return Err(FilterError::new(0, format!("the filter must be a boolean expression, not {ty}")));
+            return Err(FilterError::new(
+                0,
+                format!("the filter must be a boolean expression, not {ty}"),
+            ));
         }
-        Ok(Filter { source: source.to_owned(), root })
+        Ok(Filter {
+            source: source.to_owned(),
+            root,
+        })
     }
 
     /// Whether a connection with these properties passes the filter.
     pub fn matches(&self, connection_id: &str, user_id: Option<&str>, groups: &[&str]) -> bool {
-        let connection = Connection { connection_id, user_id, groups };
+        let connection = Connection {
+            connection_id,
+            user_id,
+            groups,
+        };
         matches!(self.root.eval(&connection), Value::Bool(true))
     }
 
@@ -170,17 +190,33 @@ fn lex(source: &str) -> Result<Vec<Token>, FilterError> {
             '=' | '!' | '<' | '>' | '&' | '|' => {
                 return Err(FilterError::new(
                     start,
-                    format!("unexpected character '{c}'; OData uses eq, ne, gt, ge, lt, le, and, or, not"),
+                    format!(
+                        "unexpected character '{c}'; OData uses eq, ne, gt, ge, lt, le, and, or, not"
+                    ),
                 ));
             }
             '"' => {
-                return Err(FilterError::new(start, "string literals use single quotes: 'text'"));
+                return Err(FilterError::new(
+                    start,
+                    "string literals use single quotes: 'text'",
+                ));
             }
-            _ => return Err(FilterError::new(start, format!("unexpected character {c:?}"))),
+            _ => {
+                return Err(FilterError::new(
+                    start,
+                    format!("unexpected character {c:?}"),
+                ));
+            }
         };
-        tokens.push(Token { kind, position: start });
+        tokens.push(Token {
+            kind,
+            position: start,
+        });
     }
-    tokens.push(Token { kind: TokenKind::End, position: chars.len() });
+    tokens.push(Token {
+        kind: TokenKind::End,
+        position: chars.len(),
+    });
     Ok(tokens)
 }
 
@@ -216,10 +252,16 @@ fn lex_integer(chars: &[char], start: usize) -> Result<(i64, usize), FilterError
         i += 1;
     }
     if i == digits_start {
-        return Err(FilterError::new(start, format!("unexpected character '{}'", chars[start])));
+        return Err(FilterError::new(
+            start,
+            format!("unexpected character '{}'", chars[start]),
+        ));
     }
     if i < chars.len() && (chars[i].is_ascii_alphabetic() || chars[i] == '_' || chars[i] == '.') {
-        return Err(FilterError::new(start, "malformed number: only integers are supported"));
+        return Err(FilterError::new(
+            start,
+            "malformed number: only integers are supported",
+        ));
     }
     let digits: String = chars[digits_start..i].iter().collect();
     let magnitude: i128 = digits.parse().unwrap_or(i128::MAX);
@@ -263,7 +305,9 @@ impl Ty {
 
     /// Whether `eq`/`ne` (and `in` lists) may compare values of these types.
     fn equatable_with(self, other: Ty) -> bool {
-        self.is_scalar() && other.is_scalar() && (self == other || self == Ty::Null || other == Ty::Null)
+        self.is_scalar()
+            && other.is_scalar()
+            && (self == other || self == Ty::Null || other == Ty::Null)
     }
 
     /// Whether `gt`/`ge`/`lt`/`le` may order values of these types.
@@ -343,24 +387,30 @@ impl Function {
             Function::ToLower | Function::ToUpper | Function::Trim => {
                 (args.len() == 1 && string_like(&args[0])).then_some(Ty::Str)
             }
-            Function::Concat => (args.len() == 2 && args.iter().all(string_like)).then_some(Ty::Str),
+            Function::Concat => {
+                (args.len() == 2 && args.iter().all(string_like)).then_some(Ty::Str)
+            }
             Function::StartsWith | Function::EndsWith | Function::Contains => {
                 (args.len() == 2 && args.iter().all(string_like)).then_some(Ty::Bool)
             }
-            Function::IndexOf => (args.len() == 2 && args.iter().all(string_like)).then_some(Ty::Int),
+            Function::IndexOf => {
+                (args.len() == 2 && args.iter().all(string_like)).then_some(Ty::Int)
+            }
             Function::Substring => ((args.len() == 2 || args.len() == 3)
                 && string_like(&args[0])
                 && args[1..].iter().all(|t| *t == Ty::Int))
-                .then_some(Ty::Str),
-            Function::Length => (args.len() == 1 && (string_like(&args[0]) || args[0] == Ty::Collection))
+            .then_some(Ty::Str),
+            Function::Length => (args.len() == 1
+                && (string_like(&args[0]) || args[0] == Ty::Collection))
                 .then_some(Ty::Int),
         };
         signature.ok_or_else(|| {
             let expected = match self {
                 Function::ToLower | Function::ToUpper | Function::Trim => "(string)",
-                Function::Concat | Function::StartsWith | Function::EndsWith | Function::Contains => {
-                    "(string, string)"
-                }
+                Function::Concat
+                | Function::StartsWith
+                | Function::EndsWith
+                | Function::Contains => "(string, string)",
                 Function::IndexOf => "(string, string)",
                 Function::Substring => "(string, integer[, integer])",
                 Function::Length => "(string) or (collection)",
@@ -395,6 +445,9 @@ enum Expr {
 
 // ---------------------------------------------------------------------------------------------
 // Parser (recursive descent; `depth` counts nesting so hostile input stops at MAX_DEPTH)
+
+/// A parsed sub-expression and its static type.
+type Parsed = Result<(Expr, Ty), FilterError>;
 
 struct Parser {
     tokens: Vec<Token>,
@@ -432,32 +485,41 @@ impl Parser {
         if token.kind == kind {
             Ok(token)
         } else {
-            Err(FilterError::new(token.position, format!("expected {what}, found {}", token.kind)))
+            Err(FilterError::new(
+                token.position,
+                format!("expected {what}, found {}", token.kind),
+            ))
         }
     }
 
     fn count_clause(&mut self, position: usize) -> Result<(), FilterError> {
         self.clauses += 1;
         if self.clauses > MAX_CLAUSES {
-            return Err(FilterError::new(position, format!("filter has more than {MAX_CLAUSES} clauses")));
+            return Err(FilterError::new(
+                position,
+                format!("filter has more than {MAX_CLAUSES} clauses"),
+            ));
         }
         Ok(())
     }
 
     fn enter(&self, depth: usize, position: usize) -> Result<usize, FilterError> {
         if depth >= MAX_DEPTH {
-            return Err(FilterError::new(position, format!("filter is nested more than {MAX_DEPTH} levels deep")));
+            return Err(FilterError::new(
+                position,
+                format!("filter is nested more than {MAX_DEPTH} levels deep"),
+            ));
         }
         Ok(depth + 1)
     }
 
     /// `and_expr ('or' and_expr)*`
-    fn or_expr(&mut self, depth: usize) -> Result<(Expr, Ty), FilterError> {
+    fn or_expr(&mut self, depth: usize) -> Parsed {
         self.logical(depth, "or", Parser::and_expr, Expr::Or)
     }
 
     /// `comparison ('and' comparison)*`
-    fn and_expr(&mut self, depth: usize) -> Result<(Expr, Ty), FilterError> {
+    fn and_expr(&mut self, depth: usize) -> Parsed {
         self.logical(depth, "and", Parser::comparison, Expr::And)
     }
 
@@ -465,9 +527,9 @@ impl Parser {
         &mut self,
         depth: usize,
         operator: &str,
-        operand: fn(&mut Parser, usize) -> Result<(Expr, Ty), FilterError>,
+        operand: fn(&mut Parser, usize) -> Parsed,
         build: fn(Vec<Expr>) -> Expr,
-    ) -> Result<(Expr, Ty), FilterError> {
+    ) -> Parsed {
         let start = self.peek().position;
         let (first, first_ty) = operand(self, depth)?;
         if self.peek_keyword().as_deref() != Some(operator) {
@@ -486,11 +548,14 @@ impl Parser {
     }
 
     /// `unary [(eq|ne|gt|ge|lt|le) unary | in in_target]`
-    fn comparison(&mut self, depth: usize) -> Result<(Expr, Ty), FilterError> {
+    fn comparison(&mut self, depth: usize) -> Parsed {
         let start = self.peek().position;
         let (left, left_ty) = self.unary(depth)?;
         if left_ty == Ty::List {
-            return Err(FilterError::new(start, "a parenthesized list is only allowed after 'in'"));
+            return Err(FilterError::new(
+                start,
+                "a parenthesized list is only allowed after 'in'",
+            ));
         }
         let operator_token = self.peek().clone();
         let op = match keyword(&operator_token).as_deref() {
@@ -512,7 +577,10 @@ impl Parser {
         let right_position = self.peek().position;
         let (right, right_ty) = self.unary(depth)?;
         if right_ty == Ty::List {
-            return Err(FilterError::new(right_position, "a parenthesized list is only allowed after 'in'"));
+            return Err(FilterError::new(
+                right_position,
+                "a parenthesized list is only allowed after 'in'",
+            ));
         }
         let allowed = match op {
             CompareOp::Eq | CompareOp::Ne => left_ty.equatable_with(right_ty),
@@ -526,24 +594,32 @@ impl Parser {
             };
             return Err(FilterError::new(
                 right_position,
-                format!("cannot compare {left_ty} with {right_ty} using '{}'{hint}", keyword(&operator_token).unwrap_or_default()),
+                format!(
+                    "cannot compare {left_ty} with {right_ty} using '{}'{hint}",
+                    keyword(&operator_token).unwrap_or_default()
+                ),
             ));
         }
-        if let Some(next) = self.peek_keyword() {
-            if matches!(next.as_str(), "eq" | "ne" | "gt" | "ge" | "lt" | "le" | "in") {
-                return Err(FilterError::new(
-                    self.peek().position,
-                    "comparisons cannot be chained; combine them with 'and' or 'or'",
-                ));
-            }
+        let next = self.peek_keyword();
+        if matches!(
+            next.as_deref(),
+            Some("eq" | "ne" | "gt" | "ge" | "lt" | "le" | "in")
+        ) {
+            return Err(FilterError::new(
+                self.peek().position,
+                "comparisons cannot be chained; combine them with 'and' or 'or'",
+            ));
         }
         Ok((Expr::Compare(op, Box::new(left), Box::new(right)), Ty::Bool))
     }
 
     /// Right side of `in`: `groups`, `(groups)`, `('a', 'b', …)` or `('a')`.
-    fn in_target(&mut self, depth: usize, left: Expr, left_ty: Ty, start: usize) -> Result<(Expr, Ty), FilterError> {
+    fn in_target(&mut self, depth: usize, left: Expr, left_ty: Ty, start: usize) -> Parsed {
         if !left_ty.is_scalar() {
-            return Err(FilterError::new(start, format!("the left side of 'in' must be a single value, not {left_ty}")));
+            return Err(FilterError::new(
+                start,
+                format!("the left side of 'in' must be a single value, not {left_ty}"),
+            ));
         }
         let target_position = self.peek().position;
         let parenthesized = self.peek().kind == TokenKind::LParen;
@@ -551,31 +627,42 @@ impl Parser {
         match (target, target_ty) {
             (Expr::Identifier(Identifier::Groups), Ty::Collection) => {
                 if !left_ty.equatable_with(Ty::Str) {
-                    return Err(FilterError::new(start, format!("groups holds strings; cannot look up {left_ty}")));
+                    return Err(FilterError::new(
+                        start,
+                        format!("groups holds strings; cannot look up {left_ty}"),
+                    ));
                 }
                 Ok((Expr::InCollection(Box::new(left)), Ty::Bool))
             }
             (Expr::List(items, item_ty), Ty::List) => {
                 if !left_ty.equatable_with(item_ty) {
-                    return Err(FilterError::new(target_position, format!("cannot compare {left_ty} with a list of {item_ty}")));
+                    return Err(FilterError::new(
+                        target_position,
+                        format!("cannot compare {left_ty} with a list of {item_ty}"),
+                    ));
                 }
                 Ok((Expr::InList(Box::new(left), items), Ty::Bool))
             }
             (item, ty) if parenthesized && ty.is_scalar() => {
                 if !left_ty.equatable_with(ty) {
-                    return Err(FilterError::new(target_position, format!("cannot compare {left_ty} with {ty} using 'in'")));
+                    return Err(FilterError::new(
+                        target_position,
+                        format!("cannot compare {left_ty} with {ty} using 'in'"),
+                    ));
                 }
                 Ok((Expr::InList(Box::new(left), vec![item]), Ty::Bool))
             }
             (_, ty) => Err(FilterError::new(
                 target_position,
-                format!("the right side of 'in' must be groups or a parenthesized list like ('a', 'b'), not {ty}"),
+                format!(
+                    "the right side of 'in' must be groups or a parenthesized list like ('a', 'b'), not {ty}"
+                ),
             )),
         }
     }
 
     /// `'not' unary | primary`
-    fn unary(&mut self, depth: usize) -> Result<(Expr, Ty), FilterError> {
+    fn unary(&mut self, depth: usize) -> Parsed {
         if self.peek_keyword().as_deref() == Some("not") {
             let not_token = self.bump();
             let depth = self.enter(depth, not_token.position)?;
@@ -584,7 +671,9 @@ impl Parser {
             if ty != Ty::Bool {
                 return Err(FilterError::new(
                     operand_position,
-                    format!("'not' needs a boolean operand, found {ty}; 'not' binds tighter than comparisons, so write not (… eq …)"),
+                    format!(
+                        "'not' needs a boolean operand, found {ty}; 'not' binds tighter than comparisons, so write not (… eq …)"
+                    ),
                 ));
             }
             return Ok((Expr::Not(Box::new(operand)), Ty::Bool));
@@ -593,7 +682,7 @@ impl Parser {
     }
 
     /// Literal, identifier, function call, or parenthesized expression / list.
-    fn primary(&mut self, depth: usize) -> Result<(Expr, Ty), FilterError> {
+    fn primary(&mut self, depth: usize) -> Parsed {
         let token = self.bump();
         match token.kind {
             TokenKind::Str(text) => Ok((Expr::Literal(Literal::Str(text)), Ty::Str)),
@@ -610,22 +699,29 @@ impl Parser {
                     "userid" => Ok((Expr::Identifier(Identifier::UserId), Ty::Str)),
                     "connectionid" => Ok((Expr::Identifier(Identifier::ConnectionId), Ty::Str)),
                     "groups" => Ok((Expr::Identifier(Identifier::Groups), Ty::Collection)),
-                    "and" | "or" | "not" | "eq" | "ne" | "gt" | "ge" | "lt" | "le" | "in" => Err(FilterError::new(
-                        token.position,
-                        format!("expected a value before '{word}'"),
-                    )),
+                    "and" | "or" | "not" | "eq" | "ne" | "gt" | "ge" | "lt" | "le" | "in" => {
+                        Err(FilterError::new(
+                            token.position,
+                            format!("expected a value before '{word}'"),
+                        ))
+                    }
                     _ => Err(FilterError::new(
                         token.position,
-                        format!("unknown identifier '{word}'; supported: userId, connectionId, groups"),
+                        format!(
+                            "unknown identifier '{word}'; supported: userId, connectionId, groups"
+                        ),
                     )),
                 }
             }
-            other => Err(FilterError::new(token.position, format!("expected a value, found {other}"))),
+            other => Err(FilterError::new(
+                token.position,
+                format!("expected a value, found {other}"),
+            )),
         }
     }
 
     /// After `(`: a grouped expression `(e)` or a list `(e, e, …)`.
-    fn paren(&mut self, depth: usize, open: usize) -> Result<(Expr, Ty), FilterError> {
+    fn paren(&mut self, depth: usize, open: usize) -> Parsed {
         let depth = self.enter(depth, open)?;
         let (first, first_ty) = self.or_expr(depth)?;
         if self.peek().kind != TokenKind::Comma {
@@ -635,14 +731,20 @@ impl Parser {
         let mut items = vec![first];
         let mut item_ty = first_ty;
         if !first_ty.is_scalar() {
-            return Err(FilterError::new(open + 1, format!("list items must be single values, not {first_ty}")));
+            return Err(FilterError::new(
+                open + 1,
+                format!("list items must be single values, not {first_ty}"),
+            ));
         }
         while self.peek().kind == TokenKind::Comma {
             self.bump();
             let position = self.peek().position;
             let (item, ty) = self.or_expr(depth)?;
             if !ty.equatable_with(item_ty) {
-                return Err(FilterError::new(position, format!("list mixes {item_ty} and {ty}")));
+                return Err(FilterError::new(
+                    position,
+                    format!("list mixes {item_ty} and {ty}"),
+                ));
             }
             if item_ty == Ty::Null {
                 item_ty = ty;
@@ -654,7 +756,7 @@ impl Parser {
     }
 
     /// `name '(' args ')'`; the `(` is next.
-    fn call(&mut self, depth: usize, name: &str, position: usize) -> Result<(Expr, Ty), FilterError> {
+    fn call(&mut self, depth: usize, name: &str, position: usize) -> Parsed {
         let function = Function::from_name(name).ok_or_else(|| {
             FilterError::new(
                 position,
@@ -679,7 +781,9 @@ impl Parser {
             }
         }
         self.expect(TokenKind::RParen, "')' or ','")?;
-        let result = function.check(&types).map_err(|message| FilterError::new(position, message))?;
+        let result = function
+            .check(&types)
+            .map_err(|message| FilterError::new(position, message))?;
         if result == Ty::Bool {
             self.count_clause(position)?;
         }
@@ -691,7 +795,10 @@ fn require_bool(ty: Ty, position: usize, operator: &str) -> Result<(), FilterErr
     if ty == Ty::Bool {
         Ok(())
     } else {
-        Err(FilterError::new(position, format!("'{operator}' needs boolean operands, found {ty}")))
+        Err(FilterError::new(
+            position,
+            format!("'{operator}' needs boolean operands, found {ty}"),
+        ))
     }
 }
 
@@ -742,23 +849,34 @@ impl Expr {
             Expr::Literal(Literal::Int(i)) => Value::Int(*i),
             Expr::Literal(Literal::Bool(b)) => Value::Bool(*b),
             Expr::Literal(Literal::Null) => Value::Null,
-            Expr::Identifier(Identifier::UserId) => {
-                connection.user_id.map_or(Value::Null, |u| Value::Str(Cow::Borrowed(u)))
+            Expr::Identifier(Identifier::UserId) => connection
+                .user_id
+                .map_or(Value::Null, |u| Value::Str(Cow::Borrowed(u))),
+            Expr::Identifier(Identifier::ConnectionId) => {
+                Value::Str(Cow::Borrowed(connection.connection_id))
             }
-            Expr::Identifier(Identifier::ConnectionId) => Value::Str(Cow::Borrowed(connection.connection_id)),
             Expr::Identifier(Identifier::Groups) => Value::Collection,
             Expr::Not(operand) => Value::Bool(!operand.eval(connection).is_true()),
-            Expr::And(operands) => Value::Bool(operands.iter().all(|o| o.eval(connection).is_true())),
-            Expr::Or(operands) => Value::Bool(operands.iter().any(|o| o.eval(connection).is_true())),
+            Expr::And(operands) => {
+                Value::Bool(operands.iter().all(|o| o.eval(connection).is_true()))
+            }
+            Expr::Or(operands) => {
+                Value::Bool(operands.iter().any(|o| o.eval(connection).is_true()))
+            }
             Expr::Compare(op, left, right) => {
                 let (left, right) = (left.eval(connection), right.eval(connection));
                 Value::Bool(match op {
                     CompareOp::Eq => left.equals(&right),
                     CompareOp::Ne => !left.equals(&right),
                     CompareOp::Gt => left.order(&right) == Some(Ordering::Greater),
-                    CompareOp::Ge => matches!(left.order(&right), Some(Ordering::Greater | Ordering::Equal)),
+                    CompareOp::Ge => matches!(
+                        left.order(&right),
+                        Some(Ordering::Greater | Ordering::Equal)
+                    ),
                     CompareOp::Lt => left.order(&right) == Some(Ordering::Less),
-                    CompareOp::Le => matches!(left.order(&right), Some(Ordering::Less | Ordering::Equal)),
+                    CompareOp::Le => {
+                        matches!(left.order(&right), Some(Ordering::Less | Ordering::Equal))
+                    }
                 })
             }
             Expr::InCollection(item) => Value::Bool(match item.eval(connection) {
@@ -767,7 +885,10 @@ impl Expr {
             }),
             Expr::InList(item, list) => {
                 let item = item.eval(connection);
-                Value::Bool(list.iter().any(|candidate| item.equals(&candidate.eval(connection))))
+                Value::Bool(
+                    list.iter()
+                        .any(|candidate| item.equals(&candidate.eval(connection))),
+                )
             }
             // The parser never leaves a bare list in an evaluated position.
             Expr::List(..) => Value::Null,
@@ -802,11 +923,20 @@ fn call<'a>(function: Function, args: &'a [Expr], connection: &Connection<'a>) -
             _ => Value::Null,
         },
         // A null argument makes the predicate false rather than an error.
-        Function::StartsWith => Value::Bool(matches!((text(0), text(1)), (Some(a), Some(b)) if a.starts_with(b))),
-        Function::EndsWith => Value::Bool(matches!((text(0), text(1)), (Some(a), Some(b)) if a.ends_with(b))),
-        Function::Contains => Value::Bool(matches!((text(0), text(1)), (Some(a), Some(b)) if a.contains(b))),
+        Function::StartsWith => {
+            Value::Bool(matches!((text(0), text(1)), (Some(a), Some(b)) if a.starts_with(b)))
+        }
+        Function::EndsWith => {
+            Value::Bool(matches!((text(0), text(1)), (Some(a), Some(b)) if a.ends_with(b)))
+        }
+        Function::Contains => {
+            Value::Bool(matches!((text(0), text(1)), (Some(a), Some(b)) if a.contains(b)))
+        }
         Function::IndexOf => match (text(0), text(1)) {
-            (Some(a), Some(b)) => Value::Int(a.find(b).map_or(-1, |byte| a[..byte].chars().count() as i64)),
+            (Some(a), Some(b)) => Value::Int(
+                a.find(b)
+                    .map_or(-1, |byte| a[..byte].chars().count() as i64),
+            ),
             _ => Value::Null,
         },
         Function::Length => match values.first() {
@@ -818,7 +948,9 @@ fn call<'a>(function: Function, args: &'a [Expr], connection: &Connection<'a>) -
             (Some(s), Some(start)) => {
                 // Out-of-range bounds clamp to the string instead of failing the whole send.
                 let start = usize::try_from(start.max(0)).unwrap_or(usize::MAX);
-                let length = int(2).map_or(usize::MAX, |n| usize::try_from(n.max(0)).unwrap_or(usize::MAX));
+                let length = int(2).map_or(usize::MAX, |n| {
+                    usize::try_from(n.max(0)).unwrap_or(usize::MAX)
+                });
                 owned(s.chars().skip(start).take(length).collect())
             }
             _ => Value::Null,
@@ -833,7 +965,9 @@ mod tests {
 
     /// Evaluates `filter` for connection "conn-1" of `user` in `groups`.
     fn eval(filter: &str, user: Option<&str>, groups: &[&str]) -> bool {
-        Filter::parse(filter).unwrap_or_else(|e| panic!("{filter}: {e}")).matches("conn-1", user, groups)
+        Filter::parse(filter)
+            .unwrap_or_else(|e| panic!("{filter}: {e}"))
+            .matches("conn-1", user, groups)
     }
 
     fn error(filter: &str) -> FilterError {
@@ -931,7 +1065,11 @@ mod tests {
         assert!(eval(f, Some("x"), &[]));
         let f = "userId eq 'x' or userId eq 'y' and false";
         assert!(eval(f, Some("x"), &[]));
-        assert!(!eval("(userId eq 'x' or userId eq 'y') and false", Some("x"), &[]));
+        assert!(!eval(
+            "(userId eq 'x' or userId eq 'y') and false",
+            Some("x"),
+            &[]
+        ));
     }
 
     #[test]
@@ -948,14 +1086,26 @@ mod tests {
         assert!(eval("tolower(userId) eq 'user1'", Some("USER1"), &[]));
         assert!(eval("toupper(userId) eq 'USER1'", Some("user1"), &[]));
         assert!(eval("trim(userId) eq 'user1'", Some("  user1 "), &[]));
-        assert!(eval("substring(userId, 5, 2) eq 'ab'", Some("user-ab-de"), &[]));
-        assert!(eval("substring(userId, 8) eq 'de'", Some("user-ab-de"), &[]));
+        assert!(eval(
+            "substring(userId, 5, 2) eq 'ab'",
+            Some("user-ab-de"),
+            &[]
+        ));
+        assert!(eval(
+            "substring(userId, 8) eq 'de'",
+            Some("user-ab-de"),
+            &[]
+        ));
         assert!(eval("substring(userId, 99) eq ''", Some("abc"), &[]));
         assert!(eval("substring(userId, -3, 2) eq 'ab'", Some("abc"), &[]));
         assert!(eval("endswith(userId, 'de')", Some("user-ab-de"), &[]));
         assert!(eval("startswith(userId, 'user')", Some("user-ab-de"), &[]));
         assert!(eval("contains(userId, '-ab-')", Some("user-ab-de"), &[]));
-        assert!(eval("indexof(userId, '-ab-') eq 4", Some("user-ab-de"), &[]));
+        assert!(eval(
+            "indexof(userId, '-ab-') eq 4",
+            Some("user-ab-de"),
+            &[]
+        ));
         assert!(eval("indexof(userId, 'zz') eq -1", Some("user-ab-de"), &[]));
         assert!(eval("indexof(userId, 'b') eq 2", Some("äab"), &[]));
         assert!(eval("length(userId) eq 3", Some("äab"), &[]));
@@ -966,11 +1116,31 @@ mod tests {
     #[test]
     fn documented_examples() {
         let groups = ["group1"];
-        assert!(eval("'group1' in groups or 'group2' in groups or 'group3' in groups", None, &groups));
-        assert!(eval("userId in ('user1', 'user2', 'user3') and 'group1' in groups", Some("user2"), &groups));
-        assert!(eval("userId eq 'user1' and connectionId ne '123'", Some("user1"), &[]));
-        assert!(!eval("userId eq 'user1' and (not ('group1' in groups))", Some("user1"), &groups));
-        assert!(eval("userId eq 'user1' or (not (startswith(userId,'user2')))", Some("x"), &[]));
+        assert!(eval(
+            "'group1' in groups or 'group2' in groups or 'group3' in groups",
+            None,
+            &groups
+        ));
+        assert!(eval(
+            "userId in ('user1', 'user2', 'user3') and 'group1' in groups",
+            Some("user2"),
+            &groups
+        ));
+        assert!(eval(
+            "userId eq 'user1' and connectionId ne '123'",
+            Some("user1"),
+            &[]
+        ));
+        assert!(!eval(
+            "userId eq 'user1' and (not ('group1' in groups))",
+            Some("user1"),
+            &groups
+        ));
+        assert!(eval(
+            "userId eq 'user1' or (not (startswith(userId,'user2')))",
+            Some("x"),
+            &[]
+        ));
         let f = "length(userId) gt 0 and length(userId) lt 3 or length(userId) gt 7 and length(userId) lt 10";
         assert!(eval(f, Some("ab"), &[]));
         assert!(eval(f, Some("abcdefgh"), &[]));
@@ -981,68 +1151,151 @@ mod tests {
     fn error_carries_position() {
         let e = error("userId eq 'a' and userId = 'b'");
         assert_eq!(e.position(), 25);
-        assert!(e.to_string().starts_with("invalid filter at position 25:"), "{e}");
+        assert!(
+            e.to_string().starts_with("invalid filter at position 25:"),
+            "{e}"
+        );
         assert!(e.message().contains("eq"), "{e}");
     }
 
     #[test]
     fn rejects_unknown_identifier() {
-        assert!(error("user eq 'a'").message().contains("unknown identifier 'user'"));
+        assert!(
+            error("user eq 'a'")
+                .message()
+                .contains("unknown identifier 'user'")
+        );
     }
 
     #[test]
     fn rejects_unknown_function() {
-        assert!(error("frobnicate(userId)").message().contains("unknown function"));
+        assert!(
+            error("frobnicate(userId)")
+                .message()
+                .contains("unknown function")
+        );
     }
 
     #[test]
     fn rejects_wrong_argument_types() {
-        assert!(error("tolower(groups) eq 'a'").message().contains("tolower expects (string)"));
-        assert!(error("substring(userId, 'a') eq 'a'").message().contains("substring expects"));
-        assert!(error("startswith(userId)").message().contains("startswith expects"));
+        assert!(
+            error("tolower(groups) eq 'a'")
+                .message()
+                .contains("tolower expects (string)")
+        );
+        assert!(
+            error("substring(userId, 'a') eq 'a'")
+                .message()
+                .contains("substring expects")
+        );
+        assert!(
+            error("startswith(userId)")
+                .message()
+                .contains("startswith expects")
+        );
     }
 
     #[test]
     fn rejects_type_mismatch_in_comparison() {
-        assert!(error("userId eq 1").message().contains("cannot compare a string with an integer"));
-        assert!(error("groups eq 'a'").message().contains("'name' in groups"));
+        assert!(
+            error("userId eq 1")
+                .message()
+                .contains("cannot compare a string with an integer")
+        );
+        assert!(
+            error("groups eq 'a'")
+                .message()
+                .contains("'name' in groups")
+        );
         assert!(error("true gt false").message().contains("cannot compare"));
-        assert!(error("userId in (1, 2)").message().contains("cannot compare"));
+        assert!(
+            error("userId in (1, 2)")
+                .message()
+                .contains("cannot compare")
+        );
         assert!(error("userId in ('a', 1)").message().contains("list mixes"));
     }
 
     #[test]
     fn rejects_non_boolean_filter() {
         assert!(error("userId").message().contains("must be a boolean"));
-        assert!(error("length(groups)").message().contains("must be a boolean"));
+        assert!(
+            error("length(groups)")
+                .message()
+                .contains("must be a boolean")
+        );
     }
 
     #[test]
     fn rejects_non_boolean_logical_operands() {
-        assert!(error("userId and true").message().contains("'and' needs boolean operands"));
-        assert!(error("true or 'x'").message().contains("'or' needs boolean operands"));
+        assert!(
+            error("userId and true")
+                .message()
+                .contains("'and' needs boolean operands")
+        );
+        assert!(
+            error("true or 'x'")
+                .message()
+                .contains("'or' needs boolean operands")
+        );
     }
 
     #[test]
     fn rejects_bad_in_target() {
-        assert!(error("'a' in userId").message().contains("right side of 'in'"));
-        assert!(error("groups in groups").message().contains("left side of 'in'"));
-        assert!(error("('a', 'b') eq 'a'").message().contains("only allowed after 'in'"));
+        assert!(
+            error("'a' in userId")
+                .message()
+                .contains("right side of 'in'")
+        );
+        assert!(
+            error("groups in groups")
+                .message()
+                .contains("left side of 'in'")
+        );
+        assert!(
+            error("('a', 'b') eq 'a'")
+                .message()
+                .contains("only allowed after 'in'")
+        );
     }
 
     #[test]
     fn rejects_chained_comparisons() {
-        assert!(error("1 eq 1 eq true").message().contains("cannot be chained"));
+        assert!(
+            error("1 eq 1 eq true")
+                .message()
+                .contains("cannot be chained")
+        );
     }
 
     #[test]
     fn rejects_lexical_errors() {
-        assert!(error("userId eq 'abc").message().contains("unterminated string"));
+        assert!(
+            error("userId eq 'abc")
+                .message()
+                .contains("unterminated string")
+        );
         assert!(error("userId eq \"a\"").message().contains("single quotes"));
-        assert!(error("length(userId) eq 1.5").message().contains("only integers"));
-        assert!(error("length(userId) eq 99999999999999999999").message().contains("64-bit"));
-        assert!(error("userId eq 'a' ; drop").message().contains("unexpected character"));
-        assert!(error("- eq 1").message().contains("unexpected character '-'"));
+        assert!(
+            error("length(userId) eq 1.5")
+                .message()
+                .contains("only integers")
+        );
+        assert!(
+            error("length(userId) eq 99999999999999999999")
+                .message()
+                .contains("64-bit")
+        );
+        assert!(
+            error("userId eq 'a' ; drop")
+                .message()
+                .contains("unexpected character")
+        );
+        assert!(
+            error("- eq 1")
+                .message()
+                .contains("unexpected character '-'")
+        );
     }
 
     #[test]
@@ -1051,7 +1304,11 @@ mod tests {
         assert!(error("userId eq").message().contains("expected a value"));
         assert!(error("(userId eq 'a'").message().contains("expected ')'"));
         assert!(error("userId eq 'a')").message().contains("unexpected ')'"));
-        assert!(error("and true").message().contains("expected a value before 'and'"));
+        assert!(
+            error("and true")
+                .message()
+                .contains("expected a value before 'and'")
+        );
         assert!(error("true true").message().contains("unexpected 'true'"));
     }
 
@@ -1065,9 +1322,17 @@ mod tests {
 
     #[test]
     fn rejects_too_deep() {
-        let deep = format!("{}true{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
+        let deep = format!(
+            "{}true{}",
+            "(".repeat(MAX_DEPTH + 1),
+            ")".repeat(MAX_DEPTH + 1)
+        );
         assert!(error(&deep).message().contains("nested more than"));
-        let ok = format!("{}true{}", "(".repeat(MAX_DEPTH - 1), ")".repeat(MAX_DEPTH - 1));
+        let ok = format!(
+            "{}true{}",
+            "(".repeat(MAX_DEPTH - 1),
+            ")".repeat(MAX_DEPTH - 1)
+        );
         assert!(Filter::parse(&ok).is_ok());
         let nots = format!("{}true", "not ".repeat(1000));
         assert!(error(&nots).message().contains("nested more than"));
@@ -1081,7 +1346,11 @@ mod tests {
         let at_limit: Vec<String> = (0..MAX_CLAUSES).map(clause).collect();
         assert!(Filter::parse(&at_limit.join(" or ")).is_ok());
         let over: Vec<String> = (0..=MAX_CLAUSES).map(clause).collect();
-        assert!(error(&over.join(" or ")).message().contains("more than 100 clauses"));
+        assert!(
+            error(&over.join(" or "))
+                .message()
+                .contains("more than 100 clauses")
+        );
     }
 
     #[test]

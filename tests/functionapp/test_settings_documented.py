@@ -23,7 +23,8 @@ def settings_read_by_source():
 
 def readme_table_names():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    return set(re.findall(r"^\| `([A-Za-z_][A-Za-z0-9_]*)` \|", readme, flags=re.M))
+    section = readme.split("\n## Configuration", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([A-Za-z_][A-Za-z0-9_]*)` \|", section, flags=re.M))
 
 
 def test_source_reads_settings():

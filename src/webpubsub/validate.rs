@@ -23,7 +23,9 @@ pub const MAX_PAGE_SIZE: u32 = 200;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValidationError {
-    #[error("hub must start with an ASCII letter followed by at most 127 ASCII letters, digits or _`,.[] characters")]
+    #[error(
+        "hub must start with an ASCII letter followed by at most 127 ASCII letters, digits or _`,.[] characters"
+    )]
     InvalidHub,
     #[error("group must be 1 to 1024 characters and not only whitespace")]
     InvalidGroup,
@@ -56,7 +58,12 @@ pub enum ValidationError {
     #[error("top must be at least 1")]
     TopOutOfRange,
     #[error("{option} is not supported when sending to a {target}")]
-    UnsupportedOption { option: &'static str, target: &'static str },
+    UnsupportedOption {
+        option: &'static str,
+        target: &'static str,
+    },
+    #[error("{field} cannot be \".\" or \"..\" because it is sent as a URL path segment")]
+    DotPathSegment { field: &'static str },
 }
 
 impl ValidationError {
@@ -79,6 +86,7 @@ impl ValidationError {
             Self::PageSizeOutOfRange(_) => "maxpagesize",
             Self::TopOutOfRange => "top",
             Self::UnsupportedOption { option, .. } => option,
+            Self::DotPathSegment { field } => field,
         }
     }
 
@@ -96,9 +104,14 @@ impl ValidationError {
             Self::UnknownPermission => "InvalidPermission",
             Self::UnknownClientType => "InvalidClientType",
             Self::EmptyFilter => "InvalidFilter",
-            Self::MinutesToExpireOutOfRange | Self::TokenLifetimeOutOfRange => "InvalidTokenLifetime",
+            Self::MinutesToExpireOutOfRange | Self::TokenLifetimeOutOfRange => {
+                "InvalidTokenLifetime"
+            }
             Self::PageSizeOutOfRange(_) | Self::TopOutOfRange => "InvalidPaging",
             Self::UnsupportedOption { .. } => "UnsupportedOption",
+            Self::DotPathSegment { field: "group" } => "InvalidGroup",
+            Self::DotPathSegment { field: "userId" } => "InvalidUserId",
+            Self::DotPathSegment { .. } => "InvalidConnectionId",
         }
     }
 }
@@ -106,9 +119,14 @@ impl ValidationError {
 /// Checks a hub name against `^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$`.
 pub fn hub(name: &str) -> Result<(), ValidationError> {
     let bytes = name.as_bytes();
-    let valid_rest = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'`' | b',' | b'.' | b'[' | b']');
+    let valid_rest =
+        |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'`' | b',' | b'.' | b'[' | b']');
     match bytes.split_first() {
-        Some((first, rest)) if first.is_ascii_alphabetic() && bytes.len() <= MAX_HUB_LEN && rest.iter().all(valid_rest) => {
+        Some((first, rest))
+            if first.is_ascii_alphabetic()
+                && bytes.len() <= MAX_HUB_LEN
+                && rest.iter().all(valid_rest) =>
+        {
             Ok(())
         }
         _ => Err(ValidationError::InvalidHub),
@@ -135,35 +153,58 @@ pub fn groups<S: AsRef<str>>(names: &[S]) -> Result<(), ValidationError> {
 
 /// Checks a connection id: opaque, but never empty.
 pub fn connection_id(id: &str) -> Result<(), ValidationError> {
-    if id.is_empty() { Err(ValidationError::EmptyConnectionId) } else { Ok(()) }
+    if id.is_empty() {
+        Err(ValidationError::EmptyConnectionId)
+    } else {
+        Ok(())
+    }
 }
 
 /// Checks a user id: never empty.
 pub fn user_id(id: &str) -> Result<(), ValidationError> {
-    if id.is_empty() { Err(ValidationError::EmptyUserId) } else { Ok(()) }
+    if id.is_empty() {
+        Err(ValidationError::EmptyUserId)
+    } else {
+        Ok(())
+    }
 }
 
 /// Checks a role name: never empty.
 pub fn role(name: &str) -> Result<(), ValidationError> {
-    if name.is_empty() { Err(ValidationError::EmptyRole) } else { Ok(()) }
+    if name.is_empty() {
+        Err(ValidationError::EmptyRole)
+    } else {
+        Ok(())
+    }
 }
 
 /// Checks that a message fits in one 1 MB frame.
 pub fn message_size(size: usize) -> Result<(), ValidationError> {
     if size > MAX_MESSAGE_BYTES {
-        return Err(ValidationError::MessageTooLarge { size, limit: MAX_MESSAGE_BYTES });
+        return Err(ValidationError::MessageTooLarge {
+            size,
+            limit: MAX_MESSAGE_BYTES,
+        });
     }
     Ok(())
 }
 
 /// Checks `messageTtlSeconds` (0 to 300).
 pub fn message_ttl(seconds: u32) -> Result<(), ValidationError> {
-    if seconds > MAX_MESSAGE_TTL_SECONDS { Err(ValidationError::TtlOutOfRange(seconds)) } else { Ok(()) }
+    if seconds > MAX_MESSAGE_TTL_SECONDS {
+        Err(ValidationError::TtlOutOfRange(seconds))
+    } else {
+        Ok(())
+    }
 }
 
 /// Checks an OData filter is not blank (its grammar is the service's to judge).
 pub fn filter(expression: &str) -> Result<(), ValidationError> {
-    if expression.trim().is_empty() { Err(ValidationError::EmptyFilter) } else { Ok(()) }
+    if expression.trim().is_empty() {
+        Err(ValidationError::EmptyFilter)
+    } else {
+        Ok(())
+    }
 }
 
 /// A permission a connection can be granted on a group.
@@ -213,7 +254,13 @@ mod tests {
 
     #[test]
     fn hub_accepts_the_documented_alphabet() {
-        for name in ["a", "Chat", "hub_1", "a`,.[]", &format!("h{}", "x".repeat(127))] {
+        for name in [
+            "a",
+            "Chat",
+            "hub_1",
+            "a`,.[]",
+            &format!("h{}", "x".repeat(127)),
+        ] {
             assert_eq!(hub(name), Ok(()), "{name}");
         }
     }
@@ -221,7 +268,16 @@ mod tests {
     #[test]
     fn hub_rejects_everything_else() {
         let too_long = format!("h{}", "x".repeat(128));
-        for name in ["", "1hub", "_hub", "hub-1", "hub 1", "hüb", "hub/x", too_long.as_str()] {
+        for name in [
+            "",
+            "1hub",
+            "_hub",
+            "hub-1",
+            "hub 1",
+            "hüb",
+            "hub/x",
+            too_long.as_str(),
+        ] {
             assert_eq!(hub(name), Err(ValidationError::InvalidHub), "{name:?}");
         }
     }
@@ -255,7 +311,11 @@ mod tests {
         assert_eq!(user_id(""), Err(ValidationError::EmptyUserId));
         assert_eq!(role(""), Err(ValidationError::EmptyRole));
         assert_eq!(connection_id("c"), Ok(()));
-        assert_eq!(user_id(" "), Ok(()), "user ids are opaque; only emptiness is refused");
+        assert_eq!(
+            user_id(" "),
+            Ok(()),
+            "user ids are opaque; only emptiness is refused"
+        );
         assert_eq!(role("webpubsub.sendToGroup"), Ok(()));
     }
 
@@ -264,7 +324,10 @@ mod tests {
         assert_eq!(message_size(MAX_MESSAGE_BYTES), Ok(()));
         assert_eq!(
             message_size(MAX_MESSAGE_BYTES + 1),
-            Err(ValidationError::MessageTooLarge { size: MAX_MESSAGE_BYTES + 1, limit: MAX_MESSAGE_BYTES })
+            Err(ValidationError::MessageTooLarge {
+                size: MAX_MESSAGE_BYTES + 1,
+                limit: MAX_MESSAGE_BYTES
+            })
         );
     }
 
@@ -283,18 +346,36 @@ mod tests {
 
     #[test]
     fn permission_parses_case_insensitively_and_prints_canonically() {
-        assert_eq!("sendtogroup".parse::<Permission>(), Ok(Permission::SendToGroup));
-        assert_eq!("JoinLeaveGroup".parse::<Permission>(), Ok(Permission::JoinLeaveGroup));
-        assert_eq!("joinGroup".parse::<Permission>(), Err(ValidationError::UnknownPermission));
+        assert_eq!(
+            "sendtogroup".parse::<Permission>(),
+            Ok(Permission::SendToGroup)
+        );
+        assert_eq!(
+            "JoinLeaveGroup".parse::<Permission>(),
+            Ok(Permission::JoinLeaveGroup)
+        );
+        assert_eq!(
+            "joinGroup".parse::<Permission>(),
+            Err(ValidationError::UnknownPermission)
+        );
         assert_eq!(Permission::JoinLeaveGroup.to_string(), "joinLeaveGroup");
     }
 
     #[test]
     fn every_error_names_its_field_and_code() {
-        let unsupported = ValidationError::UnsupportedOption { option: "excluded", target: "user" };
+        let unsupported = ValidationError::UnsupportedOption {
+            option: "excluded",
+            target: "user",
+        };
         assert_eq!(unsupported.field(), "excluded");
-        assert_eq!(unsupported.to_string(), "excluded is not supported when sending to a user");
-        assert_eq!(ValidationError::TtlOutOfRange(999).field(), "messageTtlSeconds");
+        assert_eq!(
+            unsupported.to_string(),
+            "excluded is not supported when sending to a user"
+        );
+        assert_eq!(
+            ValidationError::TtlOutOfRange(999).field(),
+            "messageTtlSeconds"
+        );
         assert_eq!(ValidationError::InvalidHub.code(), "InvalidHub");
     }
 

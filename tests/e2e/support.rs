@@ -48,10 +48,47 @@ pub fn base_env() -> Env {
     Env::from_pairs([
         ("WebPubSubConnectionString", "Endpoint=http://127.0.0.1;Port=9;AccessKey=test-access-key-0123456789abcdefghijklmnop;Version=1.0;"),
         ("WebPubSubHub", "chat"),
+        // negotiate refuses to start without an explicit identity mode.
+        ("NegotiateIdentity", "anonymous"),
+        // publish refuses to start without an explicit trust mode.
+        ("PublishTrust", "functionkey"),
     ])
 }
 
 /// One pooled HTTP client for tests.
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap()
+}
+
+/// The local Web PubSub emulator served in-process; stopped when dropped.
+pub struct RunningEmulator {
+    pub addr: SocketAddr,
+    /// `Endpoint=http://127.0.0.1;Port=…;AccessKey=…;Version=1.0;`
+    pub connection_string: String,
+    pub access_key: String,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts the emulator with its default configuration on an ephemeral loopback port.
+pub async fn start_emulator() -> RunningEmulator {
+    let config = webpubsub_emulator::EmulatorConfig::default();
+    let access_key = config.access_key.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let served = webpubsub_emulator::run(listener, config, async {
+            let _ = stopped.await;
+        });
+        served.await.expect("the emulator runs");
+    });
+    RunningEmulator { addr, connection_string: webpubsub_emulator::connection_string(addr, &access_key), access_key, stop: Some(stop) }
 }

@@ -1,0 +1,629 @@
+//! The `json.webpubsub.azure.v1` and `json.reliable.webpubsub.azure.v1` frames: parsing what
+//! clients send and writing what the service sends.
+//!
+//! Outgoing `message` frames are written once per broadcast ([`DataMessage`]); reliable
+//! connections then splice their own `sequenceId` in with [`with_sequence_id`], so a group
+//! send to many members serialises the payload once.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The plain JSON subprotocol.
+pub const JSON_SUBPROTOCOL: &str = "json.webpubsub.azure.v1";
+/// The reliable JSON subprotocol.
+pub const RELIABLE_JSON_SUBPROTOCOL: &str = "json.reliable.webpubsub.azure.v1";
+
+/// How a connection talks: raw frames, JSON frames, or JSON frames with sequence ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// No subprotocol, or one the emulator does not implement (for example chosen by a
+    /// connect handler): every frame is a `message` user event.
+    Raw,
+    /// `json.webpubsub.azure.v1`.
+    Json,
+    /// `json.reliable.webpubsub.azure.v1`.
+    ReliableJson,
+}
+
+impl Protocol {
+    /// The protocol a negotiated subprotocol stands for.
+    pub fn of(subprotocol: Option<&str>) -> Protocol {
+        match subprotocol {
+            Some(s) if s.eq_ignore_ascii_case(JSON_SUBPROTOCOL) => Protocol::Json,
+            Some(s) if s.eq_ignore_ascii_case(RELIABLE_JSON_SUBPROTOCOL) => Protocol::ReliableJson,
+            _ => Protocol::Raw,
+        }
+    }
+
+    /// True for the subprotocols the emulator implements.
+    pub fn is_supported(subprotocol: &str) -> bool {
+        Protocol::of(Some(subprotocol)) != Protocol::Raw
+    }
+}
+
+/// The kind of a payload: REST content type, client `dataType` or upstream response type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentKind {
+    /// `text/plain`, `dataType: "text"`.
+    Text,
+    /// `application/json`, `dataType: "json"`.
+    Json,
+    /// `application/octet-stream`, `dataType: "binary"`.
+    Binary,
+}
+
+impl ContentKind {
+    /// The `dataType` spelling.
+    pub fn data_type(self) -> &'static str {
+        match self {
+            ContentKind::Text => "text",
+            ContentKind::Json => "json",
+            ContentKind::Binary => "binary",
+        }
+    }
+
+    /// The Content-Type used for upstream user events.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ContentKind::Text => "text/plain",
+            ContentKind::Json => "application/json",
+            ContentKind::Binary => "application/octet-stream",
+        }
+    }
+
+    /// Maps a Content-Type header (parameters ignored) to a kind: `text/plain`,
+    /// `application/json` and `application/octet-stream`; anything else is `None`.
+    pub fn from_content_type(content_type: &str) -> Option<ContentKind> {
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        if essence.eq_ignore_ascii_case("text/plain") {
+            Some(ContentKind::Text)
+        } else if essence.eq_ignore_ascii_case("application/json") {
+            Some(ContentKind::Json)
+        } else if essence.eq_ignore_ascii_case("application/octet-stream") {
+            Some(ContentKind::Binary)
+        } else {
+            None
+        }
+    }
+}
+
+/// A payload bound for clients: bytes plus what they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// What the bytes are.
+    pub kind: ContentKind,
+    /// The bytes (UTF-8 text for `Text` and `Json`).
+    pub data: Bytes,
+}
+
+/// Why a payload cannot be delivered as its kind says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// Text or JSON that is not UTF-8.
+    #[error("the payload is not valid UTF-8 text")]
+    NotUtf8,
+    /// `application/json` that does not parse.
+    #[error("the payload is not valid JSON")]
+    NotJson,
+}
+
+impl Payload {
+    /// A payload of `kind` holding `data`.
+    pub fn new(kind: ContentKind, data: impl Into<Bytes>) -> Payload {
+        Payload {
+            kind,
+            data: data.into(),
+        }
+    }
+
+    /// Checks the bytes fit the kind (REST can answer 400 instead of sending garbage).
+    pub fn validate(&self) -> Result<(), PayloadError> {
+        match self.kind {
+            ContentKind::Binary => Ok(()),
+            ContentKind::Text => std::str::from_utf8(&self.data)
+                .map(|_| ())
+                .map_err(|_| PayloadError::NotUtf8),
+            ContentKind::Json => {
+                let text = std::str::from_utf8(&self.data).map_err(|_| PayloadError::NotUtf8)?;
+                serde_json::from_str::<serde::de::IgnoredAny>(text)
+                    .map(|_| ())
+                    .map_err(|_| PayloadError::NotJson)
+            }
+        }
+    }
+
+    /// The JSON `data` value with its `dataType`: JSON as a value, text as a string,
+    /// binary as base64. Invalid JSON degrades to text so nothing is silently lost.
+    fn json_data(&self) -> (&'static str, Value) {
+        match self.kind {
+            ContentKind::Binary => ("binary", Value::String(STANDARD.encode(&self.data))),
+            ContentKind::Text => (
+                "text",
+                Value::String(String::from_utf8_lossy(&self.data).into_owned()),
+            ),
+            ContentKind::Json => match serde_json::from_slice::<Value>(&self.data) {
+                Ok(value) => ("json", value),
+                Err(_) => (
+                    "text",
+                    Value::String(String::from_utf8_lossy(&self.data).into_owned()),
+                ),
+            },
+        }
+    }
+
+    /// The frame a raw client receives: binary for binary, text otherwise.
+    fn raw_frame(&self) -> Frame {
+        match self.kind {
+            ContentKind::Binary => Frame::Binary(self.data.clone()),
+            ContentKind::Text | ContentKind::Json => {
+                Frame::Text(String::from_utf8_lossy(&self.data).into_owned())
+            }
+        }
+    }
+}
+
+/// One WebSocket data frame to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A text frame.
+    Text(String),
+    /// A binary frame.
+    Binary(Bytes),
+}
+
+impl Frame {
+    /// Payload length in bytes (for queue accounting).
+    pub fn len(&self) -> usize {
+        match self {
+            Frame::Text(s) => s.len(),
+            Frame::Binary(b) => b.len(),
+        }
+    }
+
+    /// True for an empty payload.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A `message` frame prepared once for every recipient kind.
+#[derive(Debug, Clone)]
+pub struct DataMessage {
+    /// What raw clients get.
+    pub raw: Frame,
+    /// What JSON clients get (a JSON object, without `sequenceId`).
+    pub json: String,
+}
+
+impl DataMessage {
+    /// `{"type":"message","from":"server",...}`: REST sends and upstream replies.
+    pub fn from_server(payload: &Payload) -> DataMessage {
+        let (data_type, data) = payload.json_data();
+        let json =
+            json!({"type": "message", "from": "server", "dataType": data_type, "data": data});
+        DataMessage {
+            raw: payload.raw_frame(),
+            json: json.to_string(),
+        }
+    }
+
+    /// `{"type":"message","from":"group",...}`: a client's `sendToGroup`.
+    pub fn from_group(group: &str, from_user_id: Option<&str>, payload: &Payload) -> DataMessage {
+        let (data_type, data) = payload.json_data();
+        let mut json = json!({"type": "message", "from": "group", "group": group, "dataType": data_type, "data": data});
+        if let Some(user) = from_user_id {
+            json["fromUserId"] = Value::String(user.to_owned());
+        }
+        DataMessage {
+            raw: payload.raw_frame(),
+            json: json.to_string(),
+        }
+    }
+}
+
+/// Adds `"sequenceId":N` to a JSON object text written by this module.
+pub fn with_sequence_id(json_object: &str, sequence_id: u64) -> String {
+    let body = json_object.strip_suffix('}').unwrap_or(json_object);
+    if body.ends_with('{') {
+        format!("{body}\"sequenceId\":{sequence_id}}}")
+    } else {
+        format!("{body},\"sequenceId\":{sequence_id}}}")
+    }
+}
+
+/// Error names used in failed acks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckError {
+    /// The connection lacks the permission.
+    Forbidden,
+    /// The upstream failed.
+    InternalServerError,
+    /// The `ackId` was already used on this connection.
+    Duplicate,
+    /// The request is malformed.
+    BadRequest,
+}
+
+impl AckError {
+    fn name(self) -> &'static str {
+        match self {
+            AckError::Forbidden => "Forbidden",
+            AckError::InternalServerError => "InternalServerError",
+            AckError::Duplicate => "Duplicate",
+            AckError::BadRequest => "BadRequest",
+        }
+    }
+}
+
+/// `{"type":"ack","ackId":N,"success":true}`.
+pub fn ack_ok(ack_id: u64) -> String {
+    json!({"type": "ack", "ackId": ack_id, "success": true}).to_string()
+}
+
+/// `{"type":"ack","ackId":N,"success":false,"error":{"name":..,"message":..}}`.
+pub fn ack_error(ack_id: u64, error: AckError, message: &str) -> String {
+    json!({"type": "ack", "ackId": ack_id, "success": false, "error": {"name": error.name(), "message": message}})
+        .to_string()
+}
+
+/// `{"type":"pong"}`.
+pub fn pong() -> String {
+    r#"{"type":"pong"}"#.to_owned()
+}
+
+/// `{"type":"system","event":"connected",...}` (with `reconnectionToken` when reliable).
+pub fn connected(
+    user_id: Option<&str>,
+    connection_id: &str,
+    reconnection_token: Option<&str>,
+) -> String {
+    let mut message =
+        json!({"type": "system", "event": "connected", "connectionId": connection_id});
+    if let Some(user) = user_id {
+        message["userId"] = Value::String(user.to_owned());
+    }
+    if let Some(token) = reconnection_token {
+        message["reconnectionToken"] = Value::String(token.to_owned());
+    }
+    message.to_string()
+}
+
+/// `{"type":"system","event":"disconnected","message":reason}`.
+pub fn disconnected(reason: &str) -> String {
+    json!({"type": "system", "event": "disconnected", "message": reason}).to_string()
+}
+
+/// A frame a JSON client sent, as far as the emulator understands it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientMessage {
+    /// `joinGroup`.
+    JoinGroup { group: String, ack_id: Option<u64> },
+    /// `leaveGroup`.
+    LeaveGroup { group: String, ack_id: Option<u64> },
+    /// `sendToGroup`.
+    SendToGroup {
+        group: String,
+        ack_id: Option<u64>,
+        no_echo: bool,
+        payload: Payload,
+    },
+    /// `event`.
+    Event {
+        event: String,
+        ack_id: Option<u64>,
+        payload: Payload,
+    },
+    /// `ping`.
+    Ping,
+    /// `sequenceAck`.
+    SequenceAck { sequence_id: u64 },
+}
+
+impl ClientMessage {
+    /// The `ackId`, for messages that carry one.
+    pub fn ack_id(&self) -> Option<u64> {
+        match self {
+            ClientMessage::JoinGroup { ack_id, .. }
+            | ClientMessage::LeaveGroup { ack_id, .. }
+            | ClientMessage::SendToGroup { ack_id, .. }
+            | ClientMessage::Event { ack_id, .. } => *ack_id,
+            ClientMessage::Ping | ClientMessage::SequenceAck { .. } => None,
+        }
+    }
+}
+
+/// Why a client frame was refused; `ack_id` lets the caller answer with a BadRequest ack.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ClientMessageError {
+    /// The frame's `ackId`, when it had a readable one.
+    pub ack_id: Option<u64>,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawClientMessage {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    group: Option<String>,
+    event: Option<String>,
+    ack_id: Option<u64>,
+    no_echo: Option<bool>,
+    data_type: Option<String>,
+    data: Option<Value>,
+    sequence_id: Option<u64>,
+}
+
+/// Parses one text frame from a JSON client.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, ClientMessageError> {
+    let raw: RawClientMessage = serde_json::from_str(text).map_err(|e| ClientMessageError {
+        ack_id: ack_id_of(text),
+        message: format!("The message is not a valid request: {e}"),
+    })?;
+    let ack_id = raw.ack_id;
+    let fail = |message: &str| ClientMessageError {
+        ack_id,
+        message: message.to_owned(),
+    };
+    let kind = raw
+        .kind
+        .as_deref()
+        .ok_or_else(|| fail("The message has no type."))?;
+    let group = || {
+        raw.group
+            .clone()
+            .ok_or_else(|| fail("The message has no group."))
+    };
+    match kind {
+        "joinGroup" => Ok(ClientMessage::JoinGroup {
+            group: group()?,
+            ack_id,
+        }),
+        "leaveGroup" => Ok(ClientMessage::LeaveGroup {
+            group: group()?,
+            ack_id,
+        }),
+        "sendToGroup" => {
+            let payload =
+                payload_of(raw.data_type.as_deref(), raw.data.clone()).map_err(|m| fail(&m))?;
+            Ok(ClientMessage::SendToGroup {
+                group: group()?,
+                ack_id,
+                no_echo: raw.no_echo.unwrap_or(false),
+                payload,
+            })
+        }
+        "event" => {
+            let event = raw
+                .event
+                .clone()
+                .ok_or_else(|| fail("The event message has no event name."))?;
+            let payload =
+                payload_of(raw.data_type.as_deref(), raw.data.clone()).map_err(|m| fail(&m))?;
+            Ok(ClientMessage::Event {
+                event,
+                ack_id,
+                payload,
+            })
+        }
+        "ping" => Ok(ClientMessage::Ping),
+        "sequenceAck" => {
+            let sequence_id = raw
+                .sequence_id
+                .ok_or_else(|| fail("The sequenceAck message has no sequenceId."))?;
+            Ok(ClientMessage::SequenceAck { sequence_id })
+        }
+        other => Err(fail(&format!(
+            "The message type '{other}' is not supported."
+        ))),
+    }
+}
+
+/// Best effort `ackId` of a frame that did not parse as a whole.
+fn ack_id_of(text: &str) -> Option<u64> {
+    serde_json::from_str::<Value>(text)
+        .ok()?
+        .get("ackId")?
+        .as_u64()
+}
+
+/// Turns `dataType` + `data` into bytes: json (default) is the JSON text of `data`, text
+/// must be a string, binary must be a base64 string.
+fn payload_of(data_type: Option<&str>, data: Option<Value>) -> Result<Payload, String> {
+    let data = data.unwrap_or(Value::Null);
+    match data_type.unwrap_or("json") {
+        "json" => Ok(Payload::new(ContentKind::Json, data.to_string())),
+        "text" => match data {
+            Value::String(s) => Ok(Payload::new(ContentKind::Text, s)),
+            _ => Err("The data of a text message must be a string.".to_owned()),
+        },
+        "binary" => match data {
+            Value::String(s) => STANDARD
+                .decode(s.as_bytes())
+                .map(|bytes| Payload::new(ContentKind::Binary, bytes))
+                .map_err(|_| "The data of a binary message must be base64.".to_owned()),
+            _ => Err("The data of a binary message must be a base64 string.".to_owned()),
+        },
+        other => Err(format!(
+            "The dataType '{other}' is not supported (use json, text or binary)."
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocols() {
+        assert_eq!(Protocol::of(None), Protocol::Raw);
+        assert_eq!(
+            Protocol::of(Some("json.webpubsub.azure.v1")),
+            Protocol::Json
+        );
+        assert_eq!(
+            Protocol::of(Some("json.reliable.webpubsub.azure.v1")),
+            Protocol::ReliableJson
+        );
+        assert_eq!(
+            Protocol::of(Some("protobuf.webpubsub.azure.v1")),
+            Protocol::Raw
+        );
+        assert!(!Protocol::is_supported("mqtt"));
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(
+            ContentKind::from_content_type("text/plain; charset=utf-8"),
+            Some(ContentKind::Text)
+        );
+        assert_eq!(
+            ContentKind::from_content_type("Application/JSON"),
+            Some(ContentKind::Json)
+        );
+        assert_eq!(
+            ContentKind::from_content_type("application/octet-stream"),
+            Some(ContentKind::Binary)
+        );
+        assert_eq!(ContentKind::from_content_type("image/png"), None);
+    }
+
+    #[test]
+    fn payload_validation() {
+        assert!(
+            Payload::new(ContentKind::Json, "{\"a\":1}")
+                .validate()
+                .is_ok()
+        );
+        assert_eq!(
+            Payload::new(ContentKind::Json, "{").validate(),
+            Err(PayloadError::NotJson)
+        );
+        assert_eq!(
+            Payload::new(ContentKind::Text, vec![0xff]).validate(),
+            Err(PayloadError::NotUtf8)
+        );
+        assert!(
+            Payload::new(ContentKind::Binary, vec![0xff])
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn server_messages_per_kind() {
+        let json = DataMessage::from_server(&Payload::new(ContentKind::Json, "\"hi\""));
+        assert_eq!(json.raw, Frame::Text("\"hi\"".into()));
+        let v: Value = serde_json::from_str(&json.json).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"message","from":"server","dataType":"json","data":"hi"})
+        );
+
+        let bin = DataMessage::from_server(&Payload::new(ContentKind::Binary, vec![1u8, 2, 3]));
+        assert_eq!(bin.raw, Frame::Binary(Bytes::from_static(&[1, 2, 3])));
+        let v: Value = serde_json::from_str(&bin.json).unwrap();
+        assert_eq!(v["data"], "AQID");
+        assert_eq!(v["dataType"], "binary");
+    }
+
+    #[test]
+    fn group_message_shape() {
+        let m = DataMessage::from_group("g", Some("alice"), &Payload::new(ContentKind::Text, "x"));
+        let v: Value = serde_json::from_str(&m.json).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"message","from":"group","group":"g","dataType":"text","data":"x","fromUserId":"alice"})
+        );
+        let anon = DataMessage::from_group("g", None, &Payload::new(ContentKind::Text, "x"));
+        assert!(!anon.json.contains("fromUserId"));
+    }
+
+    #[test]
+    fn sequence_ids_are_spliced() {
+        let v: Value = serde_json::from_str(&with_sequence_id(r#"{"a":1}"#, 7)).unwrap();
+        assert_eq!(v, json!({"a":1,"sequenceId":7}));
+        let v: Value = serde_json::from_str(&with_sequence_id("{}", 1)).unwrap();
+        assert_eq!(v, json!({"sequenceId":1}));
+    }
+
+    #[test]
+    fn acks() {
+        let v: Value = serde_json::from_str(&ack_error(3, AckError::Duplicate, "again")).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"ack","ackId":3,"success":false,"error":{"name":"Duplicate","message":"again"}})
+        );
+        let v: Value = serde_json::from_str(&ack_ok(4)).unwrap();
+        assert_eq!(v, json!({"type":"ack","ackId":4,"success":true}));
+    }
+
+    #[test]
+    fn parses_client_messages() {
+        assert_eq!(
+            parse_client_message(r#"{"type":"joinGroup","group":"g","ackId":1}"#).unwrap(),
+            ClientMessage::JoinGroup {
+                group: "g".into(),
+                ack_id: Some(1)
+            }
+        );
+        assert_eq!(
+            parse_client_message(r#"{"type":"sendToGroup","group":"g","data":{"a":1}}"#).unwrap(),
+            ClientMessage::SendToGroup {
+                group: "g".into(),
+                ack_id: None,
+                no_echo: false,
+                payload: Payload::new(ContentKind::Json, r#"{"a":1}"#)
+            }
+        );
+        assert_eq!(
+            parse_client_message(
+                r#"{"type":"event","event":"e","dataType":"binary","data":"AQID","ackId":2}"#
+            )
+            .unwrap(),
+            ClientMessage::Event {
+                event: "e".into(),
+                ack_id: Some(2),
+                payload: Payload::new(ContentKind::Binary, vec![1u8, 2, 3])
+            }
+        );
+        assert_eq!(
+            parse_client_message(r#"{"type":"ping"}"#).unwrap(),
+            ClientMessage::Ping
+        );
+        assert_eq!(
+            parse_client_message(r#"{"type":"sequenceAck","sequenceId":9}"#).unwrap(),
+            ClientMessage::SequenceAck { sequence_id: 9 }
+        );
+    }
+
+    #[test]
+    fn client_message_errors_keep_the_ack_id() {
+        let e = parse_client_message(
+            r#"{"type":"sendToGroup","group":"g","dataType":"text","data":1,"ackId":5}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.ack_id, Some(5));
+        let e = parse_client_message(r#"{"type":"bogus","ackId":6}"#).unwrap_err();
+        assert_eq!(e.ack_id, Some(6));
+        let e = parse_client_message(r#"{"type":"joinGroup","ackId":"x"}"#).unwrap_err();
+        assert_eq!(e.ack_id, None);
+        assert!(parse_client_message("not json").is_err());
+        assert!(
+            parse_client_message(r#"{"type":"event","dataType":"binary","data":"%%"}"#).is_err()
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parser_never_panics(s in ".{0,200}") {
+            let _ = parse_client_message(&s);
+        }
+    }
+}

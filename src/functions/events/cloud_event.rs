@@ -1,0 +1,513 @@
+//! The CloudEvents metadata of one upstream request (protocol reference §4): the `ce-*` headers parsed into
+//! a typed [`CloudEvent`] before anything else happens, so later stages never look at raw headers.
+//!
+//! Header names are case-insensitive (the `http` crate normalises them); values must be UTF-8. A
+//! `CloudEvent` is *unverified*: only [`super::verify`] turns it into a [`super::VerifiedEvent`], the one
+//! type handlers receive.
+
+use warp::http::HeaderMap;
+use warp::http::header::CONTENT_TYPE;
+
+use crate::error::ApiError;
+
+/// CloudEvents attribute headers this function reads.
+pub mod headers {
+    pub const SPEC_VERSION: &str = "ce-specversion";
+    pub const ID: &str = "ce-id";
+    pub const SOURCE: &str = "ce-source";
+    pub const TYPE: &str = "ce-type";
+    pub const TIME: &str = "ce-time";
+    pub const HUB: &str = "ce-hub";
+    pub const CONNECTION_ID: &str = "ce-connectionid";
+    pub const EVENT_NAME: &str = "ce-eventname";
+    pub const USER_ID: &str = "ce-userid";
+    pub const SUBPROTOCOL: &str = "ce-subprotocol";
+    pub const CONNECTION_STATE: &str = "ce-connectionstate";
+    pub const SIGNATURE: &str = "ce-signature";
+    pub const PHYSICAL_CONNECTION_ID: &str = "ce-physicalconnectionid";
+    pub const SESSION_ID: &str = "ce-sessionid";
+    /// The abuse-protection request header (OPTIONS) and the service host on every POST.
+    pub const WEBHOOK_REQUEST_ORIGIN: &str = "webhook-request-origin";
+    /// The abuse-protection answer.
+    pub const WEBHOOK_ALLOWED_ORIGIN: &str = "webhook-allowed-origin";
+}
+
+/// Prefix of every Web PubSub system event type.
+const SYSTEM_TYPE_PREFIX: &str = "azure.webpubsub.sys.";
+/// Prefix of every Web PubSub user event type.
+const USER_TYPE_PREFIX: &str = "azure.webpubsub.user.";
+
+/// What happened: the `ce-type` header, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// `azure.webpubsub.sys.connect`: blocking; the answer accepts or rejects the client.
+    Connect,
+    /// `azure.webpubsub.sys.connected`: notification.
+    Connected,
+    /// `azure.webpubsub.sys.disconnected`: notification.
+    Disconnected,
+    /// `azure.webpubsub.user.<name>`: blocking; a message the client sent (`message` for raw frames).
+    User(String),
+}
+
+impl EventKind {
+    /// Parses a `ce-type` value; anything other than the four Web PubSub shapes is unknown.
+    fn parse(event_type: &str) -> Option<Self> {
+        if let Some(name) = strip_prefix_ignore_case(event_type, SYSTEM_TYPE_PREFIX) {
+            return match name.to_ascii_lowercase().as_str() {
+                "connect" => Some(Self::Connect),
+                "connected" => Some(Self::Connected),
+                "disconnected" => Some(Self::Disconnected),
+                _ => None,
+            };
+        }
+        strip_prefix_ignore_case(event_type, USER_TYPE_PREFIX)
+            .filter(|name| !name.is_empty())
+            .map(|name| Self::User(name.to_owned()))
+    }
+
+    /// The unprefixed event name, as `ce-eventName` carries it.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Connect => "connect",
+            Self::Connected => "connected",
+            Self::Disconnected => "disconnected",
+            Self::User(name) => name,
+        }
+    }
+}
+
+/// How a user event's payload is encoded, from its `Content-Type` (the client's `dataType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataType {
+    /// `text/plain`: UTF-8 text.
+    Text,
+    /// `application/json`: a JSON value.
+    Json,
+    /// `application/octet-stream` (also a missing `Content-Type`): bytes.
+    Binary,
+}
+
+impl DataType {
+    /// Reads a `Content-Type` value by its media type, ignoring parameters such as `charset`.
+    /// A missing value means binary, as the service and emulator send binary frames.
+    pub fn from_content_type(value: Option<&str>) -> Option<Self> {
+        let Some(value) = value else { return Some(Self::Binary) };
+        let media_type = value.split(';').next().unwrap_or("").trim();
+        if media_type.eq_ignore_ascii_case("text/plain") {
+            Some(Self::Text)
+        } else if media_type.eq_ignore_ascii_case("application/json") {
+            Some(Self::Json)
+        } else if media_type.eq_ignore_ascii_case("application/octet-stream") {
+            Some(Self::Binary)
+        } else {
+            None
+        }
+    }
+
+    /// The `Content-Type` to answer with (the service maps it back to the client's `dataType`).
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Text => "text/plain; charset=utf-8",
+            Self::Json => "application/json",
+            Self::Binary => "application/octet-stream",
+        }
+    }
+
+    /// The `dataType` name of the JSON subprotocols.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+            Self::Binary => "binary",
+        }
+    }
+}
+
+/// The CloudEvents metadata of one request, not yet verified.
+#[derive(Debug, Clone)]
+pub struct CloudEvent {
+    event_type: String,
+    kind: EventKind,
+    id: String,
+    source: String,
+    time: Option<String>,
+    hub: String,
+    connection_id: String,
+    user_id: Option<String>,
+    subprotocol: Option<String>,
+    connection_state: Option<String>,
+    physical_connection_id: Option<String>,
+    session_id: Option<String>,
+    data_type: Option<DataType>,
+    // Kept apart from the metadata above: only `verify` reads it, and `Debug` never shows it.
+    signature: Signature,
+}
+
+/// The raw `ce-signature` value. `Debug` hides it: signatures are never logged.
+#[derive(Clone, Default)]
+pub(super) struct Signature(Option<String>);
+
+impl Signature {
+    pub(super) fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl std::fmt::Debug for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Signature(<redacted>)" } else { "Signature(None)" })
+    }
+}
+
+/// Why the headers do not describe a Web PubSub CloudEvent. Each maps to a 400 reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("header {0} is required")]
+    Missing(&'static str),
+    #[error("header {0} is not valid")]
+    Invalid(&'static str),
+    #[error("event type {0:?} is not a Web PubSub event this function handles")]
+    UnknownEventType(String),
+    #[error("header ce-eventName does not match ce-type")]
+    EventNameMismatch,
+    #[error("user event content type must be text/plain, application/json or application/octet-stream")]
+    UnsupportedContentType,
+}
+
+impl HeaderError {
+    /// The stable code of the JSON error reply.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Missing(_) => "MissingHeader",
+            Self::Invalid(_) | Self::EventNameMismatch => "InvalidHeader",
+            Self::UnknownEventType(_) => "UnknownEventType",
+            Self::UnsupportedContentType => "UnsupportedContentType",
+        }
+    }
+}
+
+impl From<HeaderError> for ApiError {
+    fn from(error: HeaderError) -> Self {
+        let header = match &error {
+            HeaderError::Missing(name) | HeaderError::Invalid(name) => Some(*name),
+            _ => None,
+        };
+        let api = ApiError::bad_request(error.code(), error.to_string());
+        match header {
+            Some(name) => api.with_detail("header", name),
+            None => api,
+        }
+    }
+}
+
+impl CloudEvent {
+    /// Parses the CloudEvents headers of a POST. `ce-signature` may be absent here (that is a 401, decided
+    /// by verification); every other required attribute missing is a [`HeaderError`].
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, HeaderError> {
+        let spec_version = required(headers, headers::SPEC_VERSION)?;
+        // CloudEvents 1.x; a different major version would change the attribute set.
+        if spec_version != "1" && !spec_version.starts_with("1.") {
+            return Err(HeaderError::Invalid(headers::SPEC_VERSION));
+        }
+        let event_type = required(headers, headers::TYPE)?;
+        let kind = EventKind::parse(event_type).ok_or_else(|| HeaderError::UnknownEventType(event_type.to_owned()))?;
+        let event_name = required(headers, headers::EVENT_NAME)?;
+        if !event_name.eq_ignore_ascii_case(kind.name()) {
+            return Err(HeaderError::EventNameMismatch);
+        }
+        let data_type = match kind {
+            EventKind::User(_) => Some(
+                DataType::from_content_type(optional(headers, CONTENT_TYPE.as_str())?)
+                    .ok_or(HeaderError::UnsupportedContentType)?,
+            ),
+            _ => None,
+        };
+        Ok(Self {
+            event_type: event_type.to_owned(),
+            kind,
+            id: required(headers, headers::ID)?.to_owned(),
+            source: required(headers, headers::SOURCE)?.to_owned(),
+            time: optional(headers, headers::TIME)?.map(str::to_owned),
+            hub: required(headers, headers::HUB)?.to_owned(),
+            connection_id: required(headers, headers::CONNECTION_ID)?.to_owned(),
+            user_id: optional(headers, headers::USER_ID)?.map(str::to_owned),
+            subprotocol: optional(headers, headers::SUBPROTOCOL)?.map(str::to_owned),
+            connection_state: optional(headers, headers::CONNECTION_STATE)?.map(str::to_owned),
+            physical_connection_id: optional(headers, headers::PHYSICAL_CONNECTION_ID)?.map(str::to_owned),
+            session_id: optional(headers, headers::SESSION_ID)?.map(str::to_owned),
+            data_type,
+            signature: Signature(optional(headers, headers::SIGNATURE)?.map(str::to_owned)),
+        })
+    }
+
+    /// `ce-type` as received, e.g. `azure.webpubsub.sys.connected`.
+    pub fn event_type(&self) -> &str {
+        &self.event_type
+    }
+
+    /// The parsed event type.
+    pub fn kind(&self) -> &EventKind {
+        &self.kind
+    }
+
+    /// `ce-id`: the event id (retries repeat it).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `ce-source`, e.g. `/hubs/chat/client/<connectionId>`.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// `ce-time`, RFC 3339, when sent.
+    pub fn time(&self) -> Option<&str> {
+        self.time.as_deref()
+    }
+
+    /// `ce-hub`, as sent (compare case-insensitively).
+    pub fn hub(&self) -> &str {
+        &self.hub
+    }
+
+    /// `ce-connectionId`.
+    pub fn connection_id(&self) -> &str {
+        &self.connection_id
+    }
+
+    /// `ce-userId`: absent when the connection has no user.
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
+    /// `ce-subprotocol`: the connection's subprotocol, when one was chosen.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// `ce-connectionState` as sent (base64 JSON by convention); see [`super::ConnectionState`].
+    pub fn connection_state_header(&self) -> Option<&str> {
+        self.connection_state.as_deref()
+    }
+
+    /// `ce-physicalConnectionId` (MQTT).
+    pub fn physical_connection_id(&self) -> Option<&str> {
+        self.physical_connection_id.as_deref()
+    }
+
+    /// `ce-sessionId` (MQTT, not on connect).
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
+    /// The payload encoding of a user event (`None` for system events).
+    pub fn data_type(&self) -> Option<DataType> {
+        self.data_type
+    }
+
+    pub(super) fn signature(&self) -> &Signature {
+        &self.signature
+    }
+}
+
+fn required<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, HeaderError> {
+    optional(headers, name)?.ok_or(HeaderError::Missing(name))
+}
+
+/// A header value as UTF-8 text; an empty value counts as absent. Repeated headers are refused: each
+/// attribute has exactly one value, and a second one would be ambiguous.
+fn optional<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<Option<&'h str>, HeaderError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(HeaderError::Invalid(name));
+    }
+    let text = std::str::from_utf8(value.as_bytes()).map_err(|_| HeaderError::Invalid(name))?.trim();
+    Ok((!text.is_empty()).then_some(text))
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use warp::http::HeaderValue;
+
+    /// Headers of a well-formed event of `event_type`, as the service sends them (minus the signature).
+    pub(crate) fn service_headers(event_type: &str, event_name: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in [
+            ("ce-specversion", "1.0"),
+            ("ce-awpsversion", "1.0"),
+            ("ce-type", event_type),
+            ("ce-eventName", event_name),
+            ("ce-id", "1"),
+            ("ce-source", "/hubs/chat/client/conn-1"),
+            ("ce-time", "2024-01-01T00:00:00Z"),
+            ("ce-hub", "chat"),
+            ("ce-connectionId", "conn-1"),
+            ("ce-userId", "alice"),
+            ("WebHook-Request-Origin", "contoso.webpubsub.azure.com"),
+        ] {
+            map.insert(warp::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn parses_every_event_kind() {
+        let cases = [
+            ("azure.webpubsub.sys.connect", "connect", EventKind::Connect),
+            ("azure.webpubsub.sys.connected", "connected", EventKind::Connected),
+            ("azure.webpubsub.sys.disconnected", "disconnected", EventKind::Disconnected),
+            ("azure.webpubsub.user.message", "message", EventKind::User("message".into())),
+            ("Azure.WebPubSub.User.Chat.Send", "chat.send", EventKind::User("Chat.Send".into())),
+        ];
+        for (event_type, name, kind) in cases {
+            let event = CloudEvent::from_headers(&service_headers(event_type, name)).unwrap();
+            assert_eq!(event.kind(), &kind, "{event_type}");
+            assert_eq!(event.event_type(), event_type);
+        }
+    }
+
+    #[test]
+    fn reads_attributes_case_insensitively() {
+        let event = CloudEvent::from_headers(&service_headers("azure.webpubsub.sys.connected", "connected")).unwrap();
+        assert_eq!(event.hub(), "chat");
+        assert_eq!(event.connection_id(), "conn-1");
+        assert_eq!(event.user_id(), Some("alice"));
+        assert_eq!(event.id(), "1");
+        assert_eq!(event.source(), "/hubs/chat/client/conn-1");
+        assert_eq!(event.time(), Some("2024-01-01T00:00:00Z"));
+        assert_eq!(event.subprotocol(), None);
+        assert_eq!(event.data_type(), None);
+    }
+
+    #[test]
+    fn each_required_header_missing_is_named() {
+        for name in [
+            headers::SPEC_VERSION,
+            headers::TYPE,
+            headers::EVENT_NAME,
+            headers::ID,
+            headers::SOURCE,
+            headers::HUB,
+            headers::CONNECTION_ID,
+        ] {
+            let mut map = service_headers("azure.webpubsub.sys.connect", "connect");
+            map.remove(name);
+            assert_eq!(CloudEvent::from_headers(&map).unwrap_err(), HeaderError::Missing(name), "{name}");
+            let mut blank = service_headers("azure.webpubsub.sys.connect", "connect");
+            blank.insert(name, HeaderValue::from_static(" "));
+            assert_eq!(CloudEvent::from_headers(&blank).unwrap_err(), HeaderError::Missing(name), "blank {name}");
+        }
+    }
+
+    #[test]
+    fn optional_headers_may_be_missing() {
+        let mut map = service_headers("azure.webpubsub.sys.connect", "connect");
+        for name in [headers::USER_ID, headers::TIME, headers::SIGNATURE, "ce-awpsversion", headers::WEBHOOK_REQUEST_ORIGIN] {
+            map.remove(name);
+        }
+        let event = CloudEvent::from_headers(&map).unwrap();
+        assert_eq!(event.user_id(), None);
+        assert_eq!(event.signature().as_deref(), None);
+    }
+
+    #[test]
+    fn unknown_event_types_are_refused() {
+        for event_type in ["azure.webpubsub.sys.joined", "azure.webpubsub.user.", "com.example.thing", "azure.webpubsub.sys"] {
+            let map = service_headers(event_type, "joined");
+            assert!(matches!(CloudEvent::from_headers(&map), Err(HeaderError::UnknownEventType(_))), "{event_type}");
+        }
+    }
+
+    #[test]
+    fn event_name_must_match_the_type() {
+        let map = service_headers("azure.webpubsub.user.message", "other");
+        assert_eq!(CloudEvent::from_headers(&map).unwrap_err(), HeaderError::EventNameMismatch);
+    }
+
+    #[test]
+    fn spec_version_must_be_one() {
+        let mut map = service_headers("azure.webpubsub.sys.connect", "connect");
+        map.insert(headers::SPEC_VERSION, HeaderValue::from_static("0.3"));
+        assert_eq!(CloudEvent::from_headers(&map).unwrap_err(), HeaderError::Invalid(headers::SPEC_VERSION));
+    }
+
+    #[test]
+    fn repeated_attribute_headers_are_refused() {
+        let mut map = service_headers("azure.webpubsub.sys.connect", "connect");
+        map.append(headers::CONNECTION_ID, HeaderValue::from_static("conn-2"));
+        assert_eq!(CloudEvent::from_headers(&map).unwrap_err(), HeaderError::Invalid(headers::CONNECTION_ID));
+    }
+
+    #[test]
+    fn utf8_user_ids_are_kept_and_other_bytes_refused() {
+        let mut map = service_headers("azure.webpubsub.sys.connect", "connect");
+        map.insert(headers::USER_ID, HeaderValue::from_bytes("zoë".as_bytes()).unwrap());
+        assert_eq!(CloudEvent::from_headers(&map).unwrap().user_id(), Some("zoë"));
+        map.insert(headers::USER_ID, HeaderValue::from_bytes(&[0xff, 0xfe]).unwrap());
+        assert_eq!(CloudEvent::from_headers(&map).unwrap_err(), HeaderError::Invalid(headers::USER_ID));
+    }
+
+    #[test]
+    fn user_event_content_types() {
+        let cases = [
+            (Some("text/plain; charset=utf-8"), Some(DataType::Text)),
+            (Some("Application/JSON"), Some(DataType::Json)),
+            (Some("application/octet-stream"), Some(DataType::Binary)),
+            (None, Some(DataType::Binary)),
+            (Some("image/png"), None),
+        ];
+        for (content_type, expected) in cases {
+            let mut map = service_headers("azure.webpubsub.user.message", "message");
+            if let Some(value) = content_type {
+                map.insert(CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+            }
+            match expected {
+                Some(data_type) => assert_eq!(CloudEvent::from_headers(&map).unwrap().data_type(), Some(data_type)),
+                None => assert_eq!(CloudEvent::from_headers(&map).unwrap_err(), HeaderError::UnsupportedContentType),
+            }
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_signature() {
+        let mut map = service_headers("azure.webpubsub.sys.connect", "connect");
+        map.insert(headers::SIGNATURE, HeaderValue::from_static("sha256=deadbeef"));
+        let event = CloudEvent::from_headers(&map).unwrap();
+        assert!(!format!("{event:?}").contains("deadbeef"));
+    }
+
+    #[test]
+    fn header_errors_become_400_with_the_header_named() {
+        let api: ApiError = HeaderError::Missing(headers::HUB).into();
+        assert_eq!(api.status(), warp::http::StatusCode::BAD_REQUEST);
+        assert_eq!(api.code(), "MissingHeader");
+        assert!(api.message().contains("ce-hub"));
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(event_type in ".{0,40}", name in ".{0,20}", content_type in ".{0,30}", hub in "\\PC{0,10}") {
+            let mut map = service_headers("azure.webpubsub.sys.connect", "connect");
+            for (header, value) in [(headers::TYPE, &event_type), (headers::EVENT_NAME, &name), ("content-type", &content_type), (headers::HUB, &hub)] {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    map.insert(header, value);
+                }
+            }
+            let _ = CloudEvent::from_headers(&map);
+        }
+
+        #[test]
+        fn content_type_parsing_never_panics(value in ".{0,60}") {
+            let _ = DataType::from_content_type(Some(&value));
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The extension point: [`EventHandler`], through which an application handles Web PubSub events without
+//! touching the plumbing (signature checks, parsing, policy, replies and logs stay in [`super`]).
+//!
+//! Every method has a default, so an application overrides only what it needs. The trait is object-safe and
+//! used as `Arc<dyn EventHandler>`: methods return [`HookFuture`], a boxed future, because `async fn` in a
+//! trait cannot be called through `dyn` and a boxed future needs no extra dependency. The built-in
+//! behaviours ([`super::Builtin`]) are one implementation; an application may wrap it and delegate.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::cloud_event::DataType;
+use super::connect::{ConnectRequest, ConnectResponse};
+use super::state::ConnectionState;
+use super::verify::VerifiedEvent;
+use crate::error::ApiError;
+
+/// What every hook returns: a boxed, sendable future borrowing the handler and the event.
+pub type HookFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Application hooks for the four kinds of events. Every event reaching a hook has passed signature and hub
+/// checks ([`VerifiedEvent`]).
+pub trait EventHandler: Send + Sync + 'static {
+    /// `connect` (blocking). `response` is the answer the settings drafted (subprotocol, user id, default
+    /// groups and roles); return it, changed or not, to accept, or an [`ApiError`] to refuse (a 4xx reaches
+    /// the client; use 401 or 403 with a reason). Policy checks still run on what this returns.
+    fn on_connect<'a>(
+        &'a self,
+        request: &'a ConnectRequest<'a>,
+        response: ConnectResponse,
+    ) -> HookFuture<'a, Result<ConnectResponse, ApiError>> {
+        let _ = request;
+        Box::pin(std::future::ready(Ok(response)))
+    }
+
+    /// `connected` (notification; the service ignores the answer beyond logging it).
+    fn on_connected<'a>(&'a self, event: &'a VerifiedEvent) -> HookFuture<'a, ()> {
+        let _ = event;
+        Box::pin(std::future::ready(()))
+    }
+
+    /// A user event (blocking). The reply's body, if any, goes to the sending connection only. An error
+    /// makes the service fail the client's message (the docs say it drops the connection), so refuse only
+    /// what deserves it.
+    fn on_user_event<'a>(&'a self, event: &'a VerifiedEvent, message: UserMessage) -> HookFuture<'a, Result<UserEventReply, ApiError>> {
+        let _ = (event, message);
+        Box::pin(std::future::ready(Ok(UserEventReply::none())))
+    }
+
+    /// `disconnected` (notification), with the reason the service gave, if any.
+    fn on_disconnected<'a>(&'a self, event: &'a VerifiedEvent, reason: Option<&'a str>) -> HookFuture<'a, ()> {
+        let _ = (event, reason);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// The payload of a user event: its data type (from `Content-Type`) and bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserMessage {
+    pub data_type: DataType,
+    pub data: Bytes,
+}
+
+impl UserMessage {
+    /// The payload as text, for `text` and `json` data (`None` when it is not UTF-8).
+    pub fn text(&self) -> Option<&str> {
+        match self.data_type {
+            DataType::Binary => None,
+            DataType::Text | DataType::Json => std::str::from_utf8(&self.data).ok(),
+        }
+    }
+
+    /// The payload parsed as JSON into `T`; a 400 `InvalidJson` when it is not JSON data or not that shape.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if self.data_type != DataType::Json {
+            return Err(ApiError::bad_request("InvalidJson", "the event data must be JSON (dataType json)"));
+        }
+        serde_json::from_slice(&self.data)
+            .map_err(|e| ApiError::bad_request("InvalidJson", format!("the event data has the wrong shape: {e}")))
+    }
+}
+
+/// The answer to a user event: optionally a message back to the sender, optionally a new connection state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserEventReply {
+    body: Option<(DataType, Bytes)>,
+    state: Option<ConnectionState>,
+}
+
+impl UserEventReply {
+    /// Nothing back (204).
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// A message of `data_type` back to the sender (200).
+    pub fn data(data_type: DataType, data: impl Into<Bytes>) -> Self {
+        Self { body: Some((data_type, data.into())), state: None }
+    }
+
+    /// A text message back to the sender.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::data(DataType::Text, Bytes::from(text.into()))
+    }
+
+    /// A JSON message back to the sender.
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, ApiError> {
+        let json = serde_json::to_vec(value).map_err(|e| ApiError::internal("user event reply", e))?;
+        Ok(Self::data(DataType::Json, json))
+    }
+
+    /// Replaces the connection's state (sent as `ce-connectionState`).
+    pub fn with_state(mut self, state: ConnectionState) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// The message back, if any.
+    pub fn body(&self) -> Option<(DataType, &Bytes)> {
+        self.body.as_ref().map(|(data_type, data)| (*data_type, data))
+    }
+
+    /// The new state, if any.
+    pub fn state(&self) -> Option<&ConnectionState> {
+        self.state.as_ref()
+    }
+}
+
+/// The default hooks: accept every connect as drafted, answer nothing to user events.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultHandler;
+
+impl EventHandler for DefaultHandler {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_json_views() {
+        let message = UserMessage { data_type: DataType::Json, data: Bytes::from_static(br#"{"room":"r1"}"#) };
+        assert_eq!(message.text(), Some(r#"{"room":"r1"}"#));
+        let value: serde_json::Value = message.json().unwrap();
+        assert_eq!(value["room"], "r1");
+        let binary = UserMessage { data_type: DataType::Binary, data: Bytes::from_static(b"\xff") };
+        assert_eq!(binary.text(), None);
+        assert_eq!(binary.json::<serde_json::Value>().unwrap_err().code(), "InvalidJson");
+        let broken = UserMessage { data_type: DataType::Json, data: Bytes::from_static(b"{") };
+        assert_eq!(broken.json::<serde_json::Value>().unwrap_err().status(), warp::http::StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn replies_carry_data_and_state() {
+        assert_eq!(UserEventReply::none().body(), None);
+        let reply = UserEventReply::text("hi");
+        assert_eq!(reply.body().map(|(t, d)| (t, d.clone())), Some((DataType::Text, Bytes::from_static(b"hi"))));
+        let mut state = ConnectionState::new();
+        state.insert("k", 1);
+        let reply = UserEventReply::json(&serde_json::json!({"a": 1})).unwrap().with_state(state.clone());
+        assert_eq!(reply.body().unwrap().0, DataType::Json);
+        assert_eq!(reply.state(), Some(&state));
+    }
+}

@@ -1,0 +1,301 @@
+//! The `events` function: the upstream webhook Azure Web PubSub calls (CloudEvents over HTTP, protocol
+//! reference §4). It is a security boundary and on the path of every client connect.
+//!
+//! - `OPTIONS /api/events`: abuse protection; `WebHook-Allowed-Origin` only for the service hosts
+//!   ([`origin`]).
+//! - `POST /api/events`: headers are parsed into a [`CloudEvent`] ([`cloud_event`]); the signature and hub
+//!   are checked before the body is read, giving the [`VerifiedEvent`] handlers receive ([`verify`]); the
+//!   body is then read within `EventsMaxBodyBytes` and dispatched by event type: `connect` ([`connect`]),
+//!   `connected`, `disconnected`, user events. Application code plugs in through [`EventHandler`]
+//!   ([`handler`]); the settings-driven behaviours are [`Builtin`] ([`builtin`]).
+//!
+//! Every answer to a client mistake is a 4xx JSON error; every event leaves one log line
+//! (`event_type`, `hub`, `connection_id`, `user_id`, `reason`, `status`), never with signatures or tokens.
+
+pub mod builtin;
+pub mod cloud_event;
+pub mod connect;
+pub mod handler;
+pub mod origin;
+pub mod service;
+pub mod settings;
+pub mod state;
+pub mod verify;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
+use warp::reply::{Reply, Response};
+
+pub use builtin::Builtin;
+pub use cloud_event::{CloudEvent, DataType, EventKind};
+pub use connect::{ConnectBody, ConnectRequest, ConnectResponse};
+pub use handler::{DefaultHandler, EventHandler, HookFuture, UserEventReply, UserMessage};
+pub use origin::AllowedOrigins;
+pub use settings::{ConnectPolicy, Settings, UserEventBehavior, UserIdSource};
+pub use state::ConnectionState;
+pub use verify::{VerifiedEvent, Verifier};
+
+use crate::error::ApiError;
+use crate::webpubsub::{RestClient, RestOptions};
+use cloud_event::headers;
+
+/// The message of the one log line each event leaves.
+const LOG_MESSAGE: &str = "Received Web PubSub upstream callback";
+
+/// State of `events`, built once at start-up: everything a request needs, pre-computed.
+pub struct State {
+    verifier: Verifier,
+    origins: AllowedOrigins,
+    policy: ConnectPolicy,
+    max_body_bytes: u64,
+    handler: Arc<dyn EventHandler>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("verifier", &self.verifier)
+            .field("origins", &self.origins)
+            .field("policy", &self.policy)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// The settings-driven handler ([`Builtin`]).
+    pub fn new(settings: &crate::config::Settings) -> anyhow::Result<Self> {
+        let handler = Builtin::from_settings(settings)?;
+        Self::with_handler(settings, Arc::new(handler))
+    }
+
+    /// An application's own handler; the plumbing (checks, policy, replies, logs) stays the same.
+    pub fn with_handler(settings: &crate::config::Settings, handler: Arc<dyn EventHandler>) -> anyhow::Result<Self> {
+        Self::from_parts(&settings.events, handler)
+    }
+
+    /// Built from this function's settings alone.
+    pub fn from_parts(events: &Settings, handler: Arc<dyn EventHandler>) -> anyhow::Result<Self> {
+        let service = service_of(events)?;
+        let origins = AllowedOrigins::new(
+            service.endpoints().map(|endpoint| (endpoint.host(), endpoint.port(), service::has_default_port(endpoint))),
+            events.allowed_origins.iter().map(String::as_str),
+        );
+        Ok(Self {
+            verifier: Verifier::new(service.keys(), &service.hubs),
+            origins,
+            policy: events.connect.clone(),
+            max_body_bytes: events.max_body_bytes,
+            handler,
+        })
+    }
+}
+
+impl Builtin {
+    /// The built-in behaviours as configured, with a REST client on the primary connection when
+    /// `broadcast` needs one. Public so an application's handler can wrap it and delegate.
+    pub fn from_settings(settings: &crate::config::Settings) -> anyhow::Result<Self> {
+        Self::from_events_settings(&settings.events)
+    }
+
+    /// As [`Builtin::from_settings`], from this function's settings alone.
+    pub fn from_events_settings(events: &Settings) -> anyhow::Result<Self> {
+        let rest = match events.user_event_behavior {
+            UserEventBehavior::Broadcast => Some(RestClient::new(&service_of(events)?.primary, RestOptions::default())?),
+            _ => None,
+        };
+        Builtin::new(events, rest)
+    }
+}
+
+fn service_of(events: &Settings) -> anyhow::Result<&service::Service> {
+    events.service.as_ref().ok_or_else(|| anyhow::anyhow!("events: the Web PubSub connection string is not configured"))
+}
+
+/// `OPTIONS|POST /api/events`.
+pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+    let validate = warp::path!("api" / "events")
+        .and(warp::options())
+        .and(warp::header::optional::<String>(headers::WEBHOOK_REQUEST_ORIGIN))
+        .and(with_state(state.clone()))
+        .map(|origin: Option<String>, state: Arc<State>| abuse_protection(&state, origin.as_deref()));
+    let max_body_bytes = state.max_body_bytes;
+    let event = warp::path!("api" / "events")
+        .and(warp::post())
+        .and(verified_event(state.clone()))
+        .and(crate::request::bounded_body(max_body_bytes))
+        .and(with_state(state))
+        .then(|event: VerifiedEvent, body: Bytes, state: Arc<State>| async move { dispatch(&state, event, body).await });
+    validate.or(event).unify().boxed()
+}
+
+fn with_state(state: Arc<State>) -> impl Filter<Extract = (Arc<State>,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// `OPTIONS /api/events`: the abuse-protection handshake. Echoes the first allowed requested origin;
+/// anything else is a 400 and the service will not register this handler.
+fn abuse_protection(state: &State, requested: Option<&str>) -> Response {
+    let Some(requested) = requested.map(str::trim).filter(|origin| !origin.is_empty()) else {
+        tracing::warn!(reason = "MissingHeader", "Refused Web PubSub abuse-protection request");
+        return ApiError::bad_request("MissingHeader", "header WebHook-Request-Origin is required")
+            .with_detail("header", headers::WEBHOOK_REQUEST_ORIGIN)
+            .into_response();
+    };
+    match state.origins.pick(requested).and_then(|origin| HeaderValue::from_str(origin).ok()) {
+        Some(origin) => {
+            tracing::info!(origin = ?origin, "Accepted Web PubSub abuse-protection request");
+            let mut response = StatusCode::OK.into_response();
+            response.headers_mut().insert(headers::WEBHOOK_ALLOWED_ORIGIN, origin);
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("OPTIONS, POST"));
+            response
+        }
+        None => {
+            tracing::warn!(origin = requested, reason = "OriginNotAllowed", "Refused Web PubSub abuse-protection request");
+            ApiError::bad_request("OriginNotAllowed", "this handler does not accept events from that origin").into_response()
+        }
+    }
+}
+
+/// Headers → [`CloudEvent`] → [`VerifiedEvent`], before the body is read. Refusals are 400 (headers) or
+/// 401 (signature), logged with the unverified metadata (never the signature).
+fn verified_event(state: Arc<State>) -> impl Filter<Extract = (VerifiedEvent,), Error = warp::Rejection> + Clone {
+    warp::header::headers_cloned().and_then(move |headers: HeaderMap| {
+        let state = state.clone();
+        async move {
+            let event = CloudEvent::from_headers(&headers).map_err(|error| {
+                tracing::warn!(
+                    event_type = header_text(&headers, headers::TYPE),
+                    hub = header_text(&headers, headers::HUB),
+                    connection_id = header_text(&headers, headers::CONNECTION_ID),
+                    reason = %error,
+                    status = 400,
+                    "Refused Web PubSub upstream callback"
+                );
+                warp::reject::custom(ApiError::from(error))
+            })?;
+            state.verifier.verify(event).map_err(warp::reject::custom)
+        }
+    })
+}
+
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// What one event produced: the reply, and what its log line says beyond the metadata.
+struct Handled {
+    response: Response,
+    user_id: Option<String>,
+    reason: Option<String>,
+}
+
+impl Handled {
+    fn reply(response: Response) -> Self {
+        Self { response, user_id: None, reason: None }
+    }
+
+    fn error(error: ApiError) -> Self {
+        let reason = Some(format!("{}: {}", error.code(), error.message()));
+        Self { response: error.into_response(), user_id: None, reason }
+    }
+}
+
+/// `POST /api/events` after verification: one branch per event kind, then the event's log line.
+async fn dispatch(state: &State, event: VerifiedEvent, body: Bytes) -> Response {
+    let handled = match event.kind() {
+        EventKind::Connect => connect(state, &event, &body).await,
+        EventKind::Connected => {
+            state.handler.on_connected(&event).await;
+            Handled::reply(StatusCode::NO_CONTENT.into_response())
+        }
+        EventKind::Disconnected => disconnected(state, &event, &body).await,
+        EventKind::User(_) => user_event(state, &event, body).await,
+    };
+    let status = handled.response.status().as_u16();
+    tracing::info!(
+        event_type = event.event_type(),
+        hub = event.hub(),
+        connection_id = event.connection_id(),
+        user_id = handled.user_id.as_deref().or(event.user_id()),
+        reason = handled.reason.as_deref(),
+        status,
+        "{LOG_MESSAGE}"
+    );
+    handled.response
+}
+
+/// `connect`: draft from settings, the application's hook, final policy checks, reply.
+async fn connect(state: &State, event: &VerifiedEvent, body: &[u8]) -> Handled {
+    let body = match ConnectBody::parse(body) {
+        Ok(body) => body,
+        Err(error) => return Handled::error(error),
+    };
+    let request = ConnectRequest { event, body };
+    let decided = async {
+        let draft = connect::draft(&state.policy, &request)?;
+        let response = state.handler.on_connect(&request, draft).await?;
+        let user_id = response.user_id.clone();
+        Ok::<_, ApiError>((connect::finish(&state.policy, &request, response)?, user_id))
+    }
+    .await;
+    match decided {
+        Ok((response, user_id)) => Handled { response, user_id, reason: None },
+        Err(error) => {
+            let reason = Some(format!("{}: {}", error.code(), error.message()));
+            Handled { response: connect::rejection(Some(&request.body), error), user_id: None, reason }
+        }
+    }
+}
+
+/// `disconnected`: `{"reason": "..."}` (may be empty or absent), then 204.
+async fn disconnected(state: &State, event: &VerifiedEvent, body: &[u8]) -> Handled {
+    #[derive(Deserialize)]
+    struct DisconnectedBody {
+        #[serde(default)]
+        reason: Option<String>,
+    }
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<DisconnectedBody>(body) {
+            Ok(body) => body.reason.filter(|reason| !reason.is_empty()),
+            Err(e) => {
+                return Handled::error(ApiError::bad_request("InvalidJson", format!("the disconnected body is not valid: {e}")));
+            }
+        }
+    };
+    state.handler.on_disconnected(event, reason.as_deref()).await;
+    Handled { response: StatusCode::NO_CONTENT.into_response(), user_id: None, reason }
+}
+
+/// A user event: the hook's reply goes to the sender (200 with its data type) or nothing (204).
+async fn user_event(state: &State, event: &VerifiedEvent, body: Bytes) -> Handled {
+    let message = UserMessage { data_type: event.data_type().unwrap_or(DataType::Binary), data: body };
+    let reply = match state.handler.on_user_event(event, message).await {
+        Ok(reply) => reply,
+        Err(error) => return Handled::error(error),
+    };
+    let mut response = match reply.body() {
+        Some((data_type, data)) => {
+            let mut response = Response::new(data.clone().into());
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(data_type.content_type()));
+            response
+        }
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
+    if let Some(state) = reply.state() {
+        if let Ok(value) = HeaderValue::from_str(&state.encode()) {
+            response.headers_mut().insert(headers::CONNECTION_STATE, value);
+        }
+    }
+    Handled::reply(response)
+}
+
+#[cfg(test)]
+mod tests;

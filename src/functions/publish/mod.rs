@@ -1,0 +1,142 @@
+//! The `publish` function: trusted callers (a backend, a job, another function) drive the Web PubSub data
+//! plane — send text, JSON or binary to everyone, a group, a user or a connection, manage groups, close
+//! connections and grant permissions — one action or several in order, through the core [`RestClient`].
+//!
+//! `POST /api/publish` takes one of:
+//! 1. the simple form `{"group"|"room": "ops", "message": ..., "dataType"?: "text|json|binary"}` (a
+//!    `sendToGroup`; also `hub`, `excluded`, `filter`, `messageTtlSeconds`);
+//! 2. an action object of the Functions Web PubSub output binding, `{"actionName": "sendToUser",
+//!    "userId": "ada", "data": "hi", "dataType": "text"}`, with `actionName` one of [`ActionKind`];
+//! 3. an array of 1 to [`MAX_ACTIONS`] action objects, executed in order.
+//!
+//! Payloads (`message` / `data`): text is a string; json is a JSON value, or a string holding JSON text (as
+//! the binding sends it); binary is base64 text or a Node.js Buffer object, and goes as bytes. Without
+//! `dataType` a string is text, a Buffer binary, anything else json. Every action may name a `hub` from
+//! the allow-list (`WebPubSubHub` plus `WebPubSubAllowedHubs`).
+//!
+//! Every field is validated against the service's limits before any call (see [`parse`]): a bad one is a
+//! 400 naming the `field` (and the `index` of the action in an array); nothing is sent. Actions then run one
+//! after another and execution stops at the first one not done; the reply lists each action's outcome
+//! (`done`, `failed`, `unknown`, `notAttempted`; see [`outcome`]). Upstream failures are 502 / 503 / 504,
+//! so a 4xx always means nothing was attempted.
+//!
+//! Trust: the host's function key plus [`trust`]'s configured second check. Settings (read once at start-up):
+//!
+//! | Setting | Default | Meaning |
+//! |---|---|---|
+//! | `PublishTrust` | required | `jwt`, `appservice` or `functionkey` (function key only; warned about). |
+//! | `PublishRequiredRole` | required with `jwt` / `appservice` | App role(s) or scope(s), comma-separated; a caller needs one. |
+//! | `PublishMaxBodyBytes` | `2097152` | Largest request body read (a 1 MiB message as base64 plus the envelope). |
+//!
+//! Each action done is logged as `Forwarded WebSocket message through Web PubSub room=… user_id=…` (sends)
+//! or `Performed Web PubSub action …`, with the caller in `user_id`; payloads and credentials never are.
+
+mod outcome;
+mod parse;
+mod trust;
+
+#[cfg(test)]
+mod tests;
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::HeaderMap;
+use warp::reply::Response;
+
+pub use outcome::Status;
+pub use parse::{ActionKind, MAX_ACTIONS};
+pub use trust::{FUNCTION_KEY_CALLER, REQUIRED_ROLE_SETTING, TRUST_SETTING, TrustSettings};
+
+use crate::config::{self, ConfigError, Env};
+use crate::error::{self, ApiError};
+use crate::request::bounded_body;
+use crate::webpubsub::{ConnectionString, RestClient, RestOptions, validate};
+
+pub const MAX_BODY_SETTING: &str = "PublishMaxBodyBytes";
+/// A 1 MiB binary message as base64 is about 1.4 MiB; the rest is room for the JSON envelope.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 2 * 1024 * 1024;
+/// Bounds for `PublishMaxBodyBytes` (the Functions host forwards at most 100 MiB).
+const MAX_BODY_RANGE: RangeInclusive<u64> = 4096..=100 * 1024 * 1024;
+
+// Interim adapter until `config::ServiceSettings` carries the parsed connection string and hub allow-list:
+// read here from the same names `events` reads.
+const CONNECTION_STRING_SETTING: &str = "WebPubSubConnectionString";
+const ALLOWED_HUBS_SETTING: &str = "WebPubSubAllowedHubs";
+
+/// Settings of `publish`.
+#[derive(Debug)]
+pub struct Settings {
+    pub trust: TrustSettings,
+    pub max_body_bytes: u64,
+    connection: ConnectionString,
+    allowed_hubs: Vec<String>,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let trust = TrustSettings::from_env(env)?;
+        let max_body_bytes = env.parse_or(MAX_BODY_SETTING, DEFAULT_MAX_BODY_BYTES)?;
+        if !MAX_BODY_RANGE.contains(&max_body_bytes) {
+            return Err(ConfigError::new(
+                MAX_BODY_SETTING,
+                format!("must be from {} to {} bytes", MAX_BODY_RANGE.start(), MAX_BODY_RANGE.end()),
+            ));
+        }
+        let connection = ConnectionString::parse(env.require(CONNECTION_STRING_SETTING)?)
+            .map_err(|e| ConfigError::new(CONNECTION_STRING_SETTING, e.to_string()))?;
+        let allowed_hubs = env.list(ALLOWED_HUBS_SETTING);
+        if let Some(bad) = allowed_hubs.iter().find(|hub| validate::hub(hub).is_err()) {
+            return Err(ConfigError::new(ALLOWED_HUBS_SETTING, format!("{bad:?} is not a valid hub name")));
+        }
+        Ok(Self { trust, max_body_bytes, connection, allowed_hubs })
+    }
+}
+
+/// State of `publish`, built once at start-up: the trust check and one pooled REST client.
+#[derive(Debug)]
+pub struct State {
+    trust: trust::Trust,
+    client: RestClient,
+    hubs: parse::Hubs,
+    max_body_bytes: u64,
+}
+
+impl State {
+    pub fn new(settings: &config::Settings) -> anyhow::Result<Self> {
+        Self::build(&settings.publish, &settings.service.hub, RestOptions::default())
+    }
+
+    /// The state for `own` settings, default hub `default_hub` and REST `options` (tests shorten timeouts).
+    fn build(own: &Settings, default_hub: &str, options: RestOptions) -> anyhow::Result<Self> {
+        Ok(Self {
+            trust: trust::Trust::new(&own.trust)?,
+            client: RestClient::new(&own.connection, options)?,
+            hubs: parse::Hubs::new(default_hub, own.allowed_hubs.clone()),
+            max_body_bytes: own.max_body_bytes,
+        })
+    }
+}
+
+/// `POST /api/publish`.
+pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "publish")
+        .and(warp::post())
+        .and(warp::header::headers_cloned())
+        .and(bounded_body(state.max_body_bytes))
+        .then(move |headers: HeaderMap, body: Bytes| {
+            let state = state.clone();
+            async move { error::into_response(publish(&state, &headers, &body).await) }
+        })
+        .boxed()
+}
+
+/// Trust the caller, validate the whole request, then run it.
+async fn publish(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+    let caller = state.trust.check(headers).await?;
+    let plan = parse::parse(body, &state.hubs)?;
+    outcome::execute(&state.client, &plan, &caller).await
+}

@@ -1,0 +1,1 @@
+//! Unit tests of `publish` (placeholder while the module lands).

@@ -1,0 +1,117 @@
+//! Who may publish. The Functions host checks the function key (`authLevel: function`) before a request
+//! reaches the handler; this module adds the second, configured check for service-to-service callers:
+//!
+//! - `jwt`: an `Authorization: Bearer` token valid for the shared `Auth*` settings (issuer, audience, HS256
+//!   secret or JWKS; the same validator as `negotiate`) that carries a required app role or scope in its
+//!   `roles`, `role` or `scp` claim.
+//! - `appservice`: App Service Authentication's principal headers, with a required role among the
+//!   principal's role claims. Trustworthy only when App Service Authentication is on (it strips forged copies).
+//! - `functionkey`: the function key alone. An explicit opt-in, warned about at start-up.
+//!
+//! No credentials or bad ones → 401; valid credentials without a required role → 403.
+
+use warp::http::HeaderMap;
+
+use crate::auth::{Authenticator, IdentityConfig, JwtSettings};
+use crate::config::{ConfigError, Env};
+use crate::error::ApiError;
+
+/// `jwt` | `appservice` | `functionkey` (required).
+pub const TRUST_SETTING: &str = "PublishTrust";
+/// Roles or scopes, comma-separated; a caller needs one of them (required with `jwt` and `appservice`).
+pub const REQUIRED_ROLE_SETTING: &str = "PublishRequiredRole";
+
+/// The caller name logged for function-key-only callers (the key itself never is).
+pub const FUNCTION_KEY_CALLER: &str = "function-key";
+
+/// The configured second check.
+#[derive(Debug, Clone)]
+pub enum TrustSettings {
+    Jwt { jwt: JwtSettings, required_roles: Vec<String> },
+    AppService { required_roles: Vec<String> },
+    FunctionKeyOnly,
+}
+
+impl TrustSettings {
+    /// Reads `PublishTrust` and `PublishRequiredRole` (and, for `jwt`, the `Auth*` settings). Fails closed:
+    /// a missing mode or role is an error naming the setting.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let raw = env.get(TRUST_SETTING).ok_or_else(|| {
+            ConfigError::new(
+                TRUST_SETTING,
+                "is required: set it to jwt, appservice or functionkey to choose how publish callers are trusted beyond the function key",
+            )
+        })?;
+        let mode = raw.to_ascii_lowercase();
+        let roles = env.list(REQUIRED_ROLE_SETTING);
+        let required_roles = || {
+            if roles.is_empty() {
+                Err(ConfigError::new(
+                    REQUIRED_ROLE_SETTING,
+                    format!("is required with {TRUST_SETTING}={mode}: name the app role or scope a publish caller must hold"),
+                ))
+            } else {
+                Ok(roles.clone())
+            }
+        };
+        match mode.as_str() {
+            "jwt" => Ok(Self::Jwt { jwt: JwtSettings::from_env(env, &format!("{TRUST_SETTING}=jwt"))?, required_roles: required_roles()? }),
+            "appservice" => Ok(Self::AppService { required_roles: required_roles()? }),
+            "functionkey" if roles.is_empty() => Ok(Self::FunctionKeyOnly),
+            // A role nobody checks would look like protection.
+            "functionkey" => Err(ConfigError::new(
+                REQUIRED_ROLE_SETTING,
+                format!("is set, but {TRUST_SETTING}=functionkey checks no role: remove it or choose jwt or appservice"),
+            )),
+            _ => Err(ConfigError::new(TRUST_SETTING, format!("expected jwt, appservice or functionkey, got {raw:?}"))),
+        }
+    }
+
+    /// The mode's setting value, for logs.
+    pub fn mode_name(&self) -> &'static str {
+        match self {
+            Self::Jwt { .. } => "jwt",
+            Self::AppService { .. } => "appservice",
+            Self::FunctionKeyOnly => "functionkey",
+        }
+    }
+}
+
+/// The second check, built once at start-up.
+#[derive(Debug)]
+pub struct Trust {
+    /// `None`: function key only.
+    authenticator: Option<Authenticator>,
+    required_roles: Vec<String>,
+}
+
+impl Trust {
+    pub fn new(settings: &TrustSettings) -> anyhow::Result<Self> {
+        let (identity, required_roles) = match settings {
+            TrustSettings::Jwt { jwt, required_roles } => (Some(IdentityConfig::Jwt(jwt.clone())), required_roles.clone()),
+            TrustSettings::AppService { required_roles } => (Some(IdentityConfig::AppService), required_roles.clone()),
+            TrustSettings::FunctionKeyOnly => {
+                tracing::warn!(
+                    "publish trusts every caller holding the function key ({TRUST_SETTING}=functionkey); \
+                     prefer jwt or appservice with {REQUIRED_ROLE_SETTING} for service-to-service callers"
+                );
+                (None, Vec::new())
+            }
+        };
+        Ok(Self { authenticator: identity.as_ref().map(Authenticator::new).transpose()?, required_roles })
+    }
+
+    /// The trusted caller's id (for logs), or the 401/403/503 to answer.
+    pub async fn check(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        let Some(authenticator) = &self.authenticator else { return Ok(FUNCTION_KEY_CALLER.to_owned()) };
+        let caller = authenticator.authenticate(headers, None).await?;
+        if !self.required_roles.iter().any(|role| caller.has_role(role)) {
+            tracing::info!(user_id = %caller.user_id, "publish refused: the caller lacks the required role");
+            return Err(ApiError::forbidden(
+                "MissingRole",
+                format!("publishing requires the app role or scope {}", self.required_roles.join(" or ")),
+            ));
+        }
+        Ok(caller.user_id)
+    }
+}

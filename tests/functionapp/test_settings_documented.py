@@ -7,7 +7,11 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ACCESSOR = re.compile(r'\.(?:get|require|parse_or|flag|list|secret|duration_minutes)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"')
+# Settings are read through `Env` accessors, either with a literal name or a named `&str` constant.
+ACCESSOR = re.compile(r'\benv\.(?:get|require|parse_or|flag|list)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"')
+SETTING_CONST = re.compile(
+    r'const [A-Z0-9_]+: &str = "((?:WebPubSub|Negotiate|Auth|Publish|Events|Dev)[A-Za-z0-9]*|[A-Z][A-Z0-9]*_[A-Z0-9_]+)";'
+)
 HOST_PROVIDED = {"FUNCTIONS_CUSTOMHANDLER_PORT"}
 
 
@@ -18,6 +22,7 @@ def settings_read_by_source():
         # Unit tests build their own environments; only production reads count.
         text = text.split("#[cfg(test)]")[0]
         names.update(ACCESSOR.findall(text))
+        names.update(SETTING_CONST.findall(text))
     return names
 
 

@@ -8,11 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use webpubsub_control::webpubsub::{
-    AccessKey, ApiRequest, ClientAccessIssuer, ClientAccessRequest, ConnectionString, Message,
-    RestClient, RestOptions, SendOptions, ServiceKeys, signature,
+    AccessKey, ApiRequest, ClientAccessIssuer, ClientAccessRequest, ConnectionString, Message, RestClient, RestOptions,
+    SendOptions, ServiceKeys, signature,
 };
 
-const CONNECTION_STRING: &str = "Endpoint=https://contoso.webpubsub.azure.com;AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;";
+const CONNECTION_STRING: &str =
+    "Endpoint=https://contoso.webpubsub.azure.com;AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;";
 
 fn now() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000)
@@ -31,11 +32,7 @@ fn client_token(c: &mut Criterion) {
         ..ClientAccessRequest::default()
     };
     c.bench_function("client_token/issue", |b| {
-        b.iter(|| {
-            issuer
-                .issue_at(black_box("chat"), black_box(&request), now())
-                .unwrap()
-        })
+        b.iter(|| issuer.issue_at(black_box("chat"), black_box(&request), now()).unwrap())
     });
 }
 
@@ -49,10 +46,7 @@ fn rest_request(c: &mut Criterion) {
         ..SendOptions::default()
     };
     c.bench_function("rest_request/build", |b| {
-        b.iter(|| {
-            ApiRequest::send_to_group(black_box("chat"), black_box("room 1"), &message, &options)
-                .unwrap()
-        })
+        b.iter(|| ApiRequest::send_to_group(black_box("chat"), black_box("room 1"), &message, &options).unwrap())
     });
     let request = ApiRequest::send_to_group("chat", "room 1", &message, &options).unwrap();
     c.bench_function("rest_request/sign", |b| {
@@ -60,32 +54,19 @@ fn rest_request(c: &mut Criterion) {
     });
     c.bench_function("rest_request/build_and_sign", |b| {
         b.iter(|| {
-            let request = ApiRequest::send_to_group(
-                black_box("chat"),
-                black_box("room 1"),
-                &message,
-                &options,
-            )
-            .unwrap();
+            let request =
+                ApiRequest::send_to_group(black_box("chat"), black_box("room 1"), &message, &options).unwrap();
             client.prepare(&request, now()).unwrap()
         })
     });
 }
 
 fn upstream_signature(c: &mut Criterion) {
-    let keys =
-        ServiceKeys::new(AccessKey::new("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH").unwrap())
-            .with_secondary(AccessKey::new("ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvu").unwrap());
+    let keys = ServiceKeys::new(AccessKey::new("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH").unwrap())
+        .with_secondary(AccessKey::new("ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvu").unwrap());
     let header = signature::signature_header(&keys, "0f3c1f1e2d4b4a6c8e9d7b5a3c1e2f40");
     c.bench_function("signature/verify_two_keys", |b| {
-        b.iter(|| {
-            signature::verify(
-                &keys,
-                black_box("0f3c1f1e2d4b4a6c8e9d7b5a3c1e2f40"),
-                black_box(&header),
-            )
-            .unwrap()
-        })
+        b.iter(|| signature::verify(&keys, black_box("0f3c1f1e2d4b4a6c8e9d7b5a3c1e2f40"), black_box(&header)).unwrap())
     });
 }
 

@@ -20,6 +20,8 @@
 
 pub mod auth;
 pub mod config;
+#[cfg(feature = "dev")]
+pub mod dev;
 pub mod error;
 pub mod functions;
 pub mod request;

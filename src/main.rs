@@ -25,6 +25,8 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
+        #[cfg(feature = "dev")]
+        Some("dev") => dev(args.into_iter().skip(1)),
         Some("-V" | "--version") => {
             println!("handler {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -71,6 +73,52 @@ fn serve() -> ExitCode {
         };
         tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "handler listening");
         server::run(listener, app, server::shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// `handler dev`: the handler and the embedded emulator together until ctrl-c (see `webpubsub_control::dev`).
+#[cfg(feature = "dev")]
+fn dev(args: impl Iterator<Item = String>) -> ExitCode {
+    use webpubsub_control::dev::{self, DevCommand};
+
+    let mut options = match dev::parse_args(args) {
+        Ok(DevCommand::Run(options)) => options,
+        Ok(DevCommand::Help) => {
+            println!("{}", dev::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("handler dev: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    options.env = Env::from_process();
+    match telemetry::LogSettings::from_env(&options.env) {
+        Ok(log) => telemetry::init(&log),
+        Err(error) => {
+            eprintln!("handler dev: configuration error: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("handler dev: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let running = match dev::start(options).await {
+            Ok(running) => running,
+            Err(error) => {
+                eprintln!("handler dev: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("{}", running.banner());
+        server::shutdown_signal().await;
+        running.shutdown().await;
         ExitCode::SUCCESS
     })
 }

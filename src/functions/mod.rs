@@ -7,9 +7,7 @@ pub mod events;
 pub mod negotiate;
 pub mod publish;
 
-use warp::http::{Method, StatusCode};
-
-use crate::error::ApiError;
+use warp::http::Method;
 
 /// A function this binary serves: its name (the `function.json` folder and its route under `/api/`) and the
 /// methods it accepts. The route consistency test holds this table, the files and the server in step.
@@ -25,8 +23,3 @@ pub const FUNCTIONS: &[FunctionRoute] = &[
     FunctionRoute { name: "negotiate", methods: &[Method::GET, Method::POST] },
     FunctionRoute { name: "publish", methods: &[Method::POST] },
 ];
-
-/// Placeholder answer of a function whose behaviour has not landed yet.
-pub(crate) fn not_implemented(function: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_IMPLEMENTED, "NotImplemented", format!("{function} is not implemented yet"))
-}

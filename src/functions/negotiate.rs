@@ -43,7 +43,7 @@ use crate::config::{self, ConfigError, Env};
 use crate::error::{self, ApiError};
 use crate::request::bounded_body;
 use crate::webpubsub::validate;
-use crate::webpubsub::{ClientAccessIssuer, ClientAccessRequest, ClientType, ConnectionString};
+use crate::webpubsub::{ClientAccessIssuer, ClientAccessRequest, ClientType};
 
 pub const IDENTITY_SETTING: &str = "NegotiateIdentity";
 pub const DEFAULT_ROLES_SETTING: &str = "NegotiateDefaultRoles";
@@ -51,7 +51,6 @@ pub const ALLOWED_GROUPS_SETTING: &str = "NegotiateAllowedGroups";
 pub const ALLOWED_ROLES_SETTING: &str = "NegotiateAllowedRoles";
 pub const TOKEN_TTL_SETTING: &str = "NegotiateTokenTtlMinutes";
 pub const MAX_TOKEN_TTL_SETTING: &str = "NegotiateMaxTokenTtlMinutes";
-pub const ALLOWED_HUBS_SETTING: &str = "NegotiateAllowedHubs";
 pub const RATE_LIMIT_SETTING: &str = "NegotiateRateLimitPerMinute";
 
 /// Token lifetime when the caller asks for none.
@@ -80,12 +79,8 @@ pub struct Settings {
     pub allowed_roles: Vec<Template>,
     pub token_ttl_minutes: u32,
     pub max_token_ttl_minutes: u32,
-    /// Hubs selectable besides the default one.
-    pub allowed_hubs: Vec<String>,
     /// `None`: no rate limit.
     pub rate_limit_per_minute: Option<NonZeroU32>,
-    // Adapter until `config::ServiceSettings` carries the parsed connection string.
-    connection: ConnectionString,
 }
 
 impl Settings {
@@ -115,13 +110,7 @@ impl Settings {
             );
             return Err(ConfigError::new(MAX_TOKEN_TTL_SETTING, problem));
         }
-        let allowed_hubs = env.list(ALLOWED_HUBS_SETTING);
-        if let Some(bad) = allowed_hubs.iter().find(|hub| validate::hub(hub).is_err()) {
-            return Err(ConfigError::new(ALLOWED_HUBS_SETTING, format!("{bad:?} is not a valid hub name")));
-        }
         let rate_limit_per_minute = NonZeroU32::new(env.parse_or(RATE_LIMIT_SETTING, 0u32)?);
-        let connection = ConnectionString::parse(env.require("WebPubSubConnectionString")?)
-            .map_err(|e| ConfigError::new("WebPubSubConnectionString", e.to_string()))?;
         Ok(Self {
             identity,
             default_roles,
@@ -129,9 +118,7 @@ impl Settings {
             allowed_roles,
             token_ttl_minutes,
             max_token_ttl_minutes,
-            allowed_hubs,
             rate_limit_per_minute,
-            connection,
         })
     }
 }
@@ -181,14 +168,13 @@ pub struct State {
 
 impl State {
     pub fn new(settings: &config::Settings) -> anyhow::Result<Self> {
-        Self::build(&settings.negotiate, &settings.service.hub)
+        Self::build(&settings.negotiate, &settings.service)
     }
 
-    /// The state for `own` settings with `default_hub` (`WebPubSubHub`).
-    fn build(own: &Settings, default_hub: &str) -> anyhow::Result<Self> {
-        let (endpoint, key) = own.connection.clone().into_parts();
-        // Checked here so a bad default hub fails start-up instead of every request.
-        validate::hub(default_hub).map_err(|e| anyhow::anyhow!("setting WebPubSubHub: {e}"))?;
+    /// The state for `own` settings in front of `service` (tokens signed with its primary key; the hub is
+    /// `WebPubSubHub` unless the caller picks one of `WebPubSubAllowedHubs`).
+    fn build(own: &Settings, service: &config::ServiceSettings) -> anyhow::Result<Self> {
+        let primary = &service.primary;
         if matches!(own.identity, IdentityConfig::Anonymous) {
             tracing::warn!(
                 "negotiate issues tokens to unauthenticated callers ({IDENTITY_SETTING}=anonymous): for development only"
@@ -199,9 +185,9 @@ impl State {
         }
         Ok(Self {
             authenticator: Authenticator::new(&own.identity)?,
-            issuer: ClientAccessIssuer::new(endpoint, &key),
-            default_hub: default_hub.to_owned(),
-            allowed_hubs: own.allowed_hubs.clone(),
+            issuer: ClientAccessIssuer::new(primary.endpoint().clone(), primary.access_key()),
+            default_hub: service.hub().to_owned(),
+            allowed_hubs: service.hubs[1..].to_vec(),
             default_roles: own.default_roles.clone(),
             allowed_groups: own.allowed_groups.clone(),
             allowed_roles: own.allowed_roles.clone(),
@@ -508,12 +494,17 @@ mod tests {
     const JWT_SECRET: &str = "negotiate-test-secret-at-least-32-bytes!";
 
     fn env(mode: &str) -> Env {
-        Env::from_pairs([("WebPubSubConnectionString", CONNECTION_STRING), (IDENTITY_SETTING, mode)])
+        Env::from_pairs([
+            ("WebPubSubConnectionString", CONNECTION_STRING),
+            ("WebPubSubHub", "chat"),
+            (IDENTITY_SETTING, mode),
+        ])
     }
 
     fn route_for(env: &Env) -> BoxedFilter<(Response,)> {
         let settings = Settings::from_env(env).unwrap();
-        routes(Arc::new(State::build(&settings, "chat").unwrap()))
+        let service = config::ServiceSettings::from_env(env).unwrap();
+        routes(Arc::new(State::build(&settings, &service).unwrap()))
     }
 
     struct Reply {
@@ -570,7 +561,6 @@ mod tests {
                 && settings.allowed_groups.is_empty()
                 && settings.allowed_roles.is_empty()
         );
-        assert!(settings.allowed_hubs.is_empty());
         assert_eq!(settings.rate_limit_per_minute, None);
     }
 
@@ -621,7 +611,7 @@ mod tests {
 
     #[test]
     fn bad_templates_hubs_and_limits_name_their_setting() {
-        let cases = [(ALLOWED_GROUPS_SETTING, "room:**"), (ALLOWED_HUBS_SETTING, "9lives"), (RATE_LIMIT_SETTING, "-1")];
+        let cases = [(ALLOWED_GROUPS_SETTING, "room:**"), (RATE_LIMIT_SETTING, "-1")];
         for (setting, value) in cases {
             assert_eq!(
                 Settings::from_env(&env("anonymous").with(setting, value)).unwrap_err().setting,
@@ -629,19 +619,6 @@ mod tests {
                 "{value}"
             );
         }
-    }
-
-    #[test]
-    fn an_invalid_default_hub_fails_start_up() {
-        let settings = Settings::from_env(&env("anonymous")).unwrap();
-        let error = State::build(&settings, "not a hub").unwrap_err();
-        assert!(error.to_string().contains("WebPubSubHub"), "{error}");
-    }
-
-    #[test]
-    fn a_missing_connection_string_names_it() {
-        let env = Env::from_pairs([(IDENTITY_SETTING, "anonymous")]);
-        assert_eq!(Settings::from_env(&env).unwrap_err().setting, "WebPubSubConnectionString");
     }
 
     // ----- the reply -----
@@ -813,7 +790,7 @@ mod tests {
 
     #[tokio::test]
     async fn hubs_come_from_the_allow_list() {
-        let route = route_for(&env("anonymous").with(ALLOWED_HUBS_SETTING, "Lobby,game"));
+        let route = route_for(&env("anonymous").with("WebPubSubAllowedHubs", "Lobby,game"));
         let reply = post(&route, json!({"hub": "lobby"})).await;
         assert_eq!(reply.body["baseUrl"], "ws://localhost:8080/client/hubs/Lobby");
         claims(&reply, "/client/hubs/Lobby");

@@ -110,10 +110,7 @@ impl ConnectionString {
         let endpoint = Endpoint::build(endpoint, port)?;
         let access_key = AccessKey::new(access_key)
             .map_err(|_| ConnectionStringError::EmptyValue(ConnectionStringKey::AccessKey))?;
-        Ok(Self {
-            endpoint,
-            access_key,
-        })
+        Ok(Self { endpoint, access_key })
     }
 
     /// The service endpoint.
@@ -171,9 +168,7 @@ impl Endpoint {
     /// Parses a bare endpoint URL (as found in a connection string's `Endpoint`).
     pub fn parse(endpoint: &str) -> Result<Self, ConnectionStringError> {
         match endpoint.trim() {
-            "" => Err(ConnectionStringError::EmptyValue(
-                ConnectionStringKey::Endpoint,
-            )),
+            "" => Err(ConnectionStringError::EmptyValue(ConnectionStringKey::Endpoint)),
             trimmed => Self::build(trimmed, None),
         }
     }
@@ -188,11 +183,7 @@ impl Endpoint {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ConnectionStringError::UnsupportedScheme);
         }
-        if !url.username().is_empty()
-            || url.password().is_some()
-            || url.query().is_some()
-            || url.fragment().is_some()
-        {
+        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
             return Err(ConnectionStringError::EndpointHasExtras);
         }
         let host = match url.host_str() {
@@ -280,14 +271,8 @@ mod tests {
             "Endpoint=https://contoso.webpubsub.azure.com;AccessKey={KEY};Version=1.0;"
         ))
         .unwrap();
-        assert_eq!(
-            cs.endpoint().as_str(),
-            "https://contoso.webpubsub.azure.com"
-        );
-        assert_eq!(
-            cs.endpoint().websocket_base(),
-            "wss://contoso.webpubsub.azure.com"
-        );
+        assert_eq!(cs.endpoint().as_str(), "https://contoso.webpubsub.azure.com");
+        assert_eq!(cs.endpoint().websocket_base(), "wss://contoso.webpubsub.azure.com");
         assert_eq!(cs.endpoint().host(), "contoso.webpubsub.azure.com");
         assert_eq!(cs.endpoint().port(), 443);
         assert!(cs.endpoint().is_https());
@@ -296,10 +281,7 @@ mod tests {
 
     #[test]
     fn parses_the_emulator_default() {
-        let cs = parse(&format!(
-            "Endpoint=http://localhost:8080;AccessKey={KEY};Version=1.0;"
-        ))
-        .unwrap();
+        let cs = parse(&format!("Endpoint=http://localhost:8080;AccessKey={KEY};Version=1.0;")).unwrap();
         assert_eq!(cs.endpoint().as_str(), "http://localhost:8080");
         assert_eq!(cs.endpoint().websocket_base(), "ws://localhost:8080");
         assert_eq!(cs.endpoint().port(), 8080);
@@ -324,7 +306,8 @@ mod tests {
 
     #[test]
     fn empty_segments_unknown_keys_and_version_are_ignored() {
-        let cs = parse(";;Endpoint=https://a.example;; ;AuthType=aad;Version=1.0;ClientEndpoint=x;AccessKey=k;").unwrap();
+        let cs =
+            parse(";;Endpoint=https://a.example;; ;AuthType=aad;Version=1.0;ClientEndpoint=x;AccessKey=k;").unwrap();
         assert_eq!(cs.endpoint().as_str(), "https://a.example");
     }
 
@@ -349,10 +332,7 @@ mod tests {
     #[test]
     fn scheme_and_host_are_lowercased() {
         let cs = parse("Endpoint=HTTPS://Contoso.WebPubSub.Azure.com;AccessKey=k").unwrap();
-        assert_eq!(
-            cs.endpoint().as_str(),
-            "https://contoso.webpubsub.azure.com"
-        );
+        assert_eq!(cs.endpoint().as_str(), "https://contoso.webpubsub.azure.com");
     }
 
     #[test]
@@ -375,10 +355,7 @@ mod tests {
     #[test]
     fn scheme_less_endpoint_means_https() {
         let cs = parse("Endpoint=contoso.webpubsub.azure.com;AccessKey=k").unwrap();
-        assert_eq!(
-            cs.endpoint().as_str(),
-            "https://contoso.webpubsub.azure.com"
-        );
+        assert_eq!(cs.endpoint().as_str(), "https://contoso.webpubsub.azure.com");
         let cs = parse("Endpoint=localhost:8080;AccessKey=k").unwrap();
         assert_eq!(cs.endpoint().as_str(), "https://localhost:8080");
     }
@@ -476,11 +453,7 @@ mod tests {
 
     #[test]
     fn refuses_credentials_query_or_fragment_in_the_endpoint() {
-        for endpoint in [
-            "https://u:p@a.example",
-            "https://a.example?x=1",
-            "https://a.example/#f",
-        ] {
+        for endpoint in ["https://u:p@a.example", "https://a.example?x=1", "https://a.example/#f"] {
             assert_eq!(
                 parse(&format!("Endpoint={endpoint};AccessKey=k")).unwrap_err(),
                 ConnectionStringError::EndpointHasExtras,
@@ -493,10 +466,7 @@ mod tests {
     fn refuses_bad_ports() {
         for port in ["0", "65536", "-1", "+80", "80a", "", "1.5"] {
             assert_eq!(
-                parse(&format!(
-                    "Endpoint=https://a.example;AccessKey=k;Port={port}"
-                ))
-                .unwrap_err(),
+                parse(&format!("Endpoint=https://a.example;AccessKey=k;Port={port}")).unwrap_err(),
                 ConnectionStringError::InvalidPort,
                 "{port:?}"
             );
@@ -529,10 +499,7 @@ mod tests {
     fn debug_of_a_parsed_string_hides_the_key() {
         let cs = parse(&format!("Endpoint=https://a.example;AccessKey={KEY}")).unwrap();
         let shown = format!("{cs:?}");
-        assert!(
-            !shown.contains(KEY) && shown.contains("https://a.example"),
-            "{shown}"
-        );
+        assert!(!shown.contains(KEY) && shown.contains("https://a.example"), "{shown}");
     }
 
     #[test]

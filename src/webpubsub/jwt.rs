@@ -35,9 +35,8 @@ impl Hs256Signer {
     pub(crate) fn sign<C: Serialize>(&self, claims: &C) -> String {
         // Our claim structs hold only strings, integers and string lists: serialising them cannot fail.
         let payload = serde_json::to_vec(claims).expect("JWT claims serialise to JSON");
-        let mut token = String::with_capacity(
-            HEADER_SEGMENT.len() + 2 + payload.len().div_ceil(3) * 4 + SIGNATURE_SEGMENT_LEN,
-        );
+        let mut token =
+            String::with_capacity(HEADER_SEGMENT.len() + 2 + payload.len().div_ceil(3) * 4 + SIGNATURE_SEGMENT_LEN);
         token.push_str(HEADER_SEGMENT);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
@@ -79,12 +78,7 @@ mod tests {
         let token = signer.sign(&claims);
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&["https://a.example/x?y=1"]);
-        let decoded = decode::<Claims>(
-            &token,
-            &DecodingKey::from_secret(KEY.as_bytes()),
-            &validation,
-        )
-        .unwrap();
+        let decoded = decode::<Claims>(&token, &DecodingKey::from_secret(KEY.as_bytes()), &validation).unwrap();
         assert_eq!(decoded.claims, claims);
         assert_eq!(decoded.header.typ.as_deref(), Some("JWT"));
         assert!(decoded.header.kid.is_none());
@@ -98,21 +92,13 @@ mod tests {
         });
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_aud = false;
-        assert!(
-            decode::<Claims>(
-                &token,
-                &DecodingKey::from_secret(KEY.as_bytes()),
-                &validation
-            )
-            .is_err()
-        );
+        assert!(decode::<Claims>(&token, &DecodingKey::from_secret(KEY.as_bytes()), &validation).is_err());
     }
 
     #[test]
     fn known_answer_matches_pyjwt() {
         // Expected value from PyJWT: `jwt.encode({"sub": "1"}, "secret", algorithm="HS256")`.
-        let token = Hs256Signer::new(&AccessKey::new("secret").unwrap())
-            .sign(&serde_json::json!({"sub":"1"}));
+        let token = Hs256Signer::new(&AccessKey::new("secret").unwrap()).sign(&serde_json::json!({"sub":"1"}));
         assert_eq!(
             token,
             "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.8qZF8vbN3UpcanXFc-mPXJkOPN01-bRch8XX3rToP1U"

@@ -48,9 +48,7 @@ impl AccessKey {
 
 impl fmt::Debug for AccessKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("AccessKey")
-            .field(&format_args!("{REDACTED}"))
-            .finish()
+        f.debug_tuple("AccessKey").field(&format_args!("{REDACTED}")).finish()
     }
 }
 
@@ -140,18 +138,14 @@ mod tests {
     #[test]
     fn debug_and_display_never_show_the_key() {
         let key = AccessKey::new(KEY).unwrap();
-        let keys = ServiceKeys::new(key.clone())
-            .with_secondary(AccessKey::new("second-key-value").unwrap());
+        let keys = ServiceKeys::new(key.clone()).with_secondary(AccessKey::new("second-key-value").unwrap());
         for text in [
             format!("{key:?}"),
             format!("{key}"),
             format!("{keys:?}"),
             format!("{keys:#?}"),
         ] {
-            assert!(
-                !text.contains(KEY) && !text.contains("second-key-value"),
-                "{text}"
-            );
+            assert!(!text.contains(KEY) && !text.contains("second-key-value"), "{text}");
             assert!(text.contains("<redacted>"), "{text}");
         }
         assert_eq!(format!("{key:?}"), "AccessKey(<redacted>)");
@@ -174,10 +168,7 @@ mod tests {
         assert_eq!(keys.prepared().count(), 1);
         assert!(keys.secondary().is_none());
         let keys = keys.with_secondary(AccessKey::new("two").unwrap());
-        let names: Vec<_> = keys
-            .prepared()
-            .map(|k| k.key().expose_secret().to_owned())
-            .collect();
+        let names: Vec<_> = keys.prepared().map(|k| k.key().expose_secret().to_owned()).collect();
         assert_eq!(names, ["one", "two"]);
     }
 
@@ -188,9 +179,6 @@ mod tests {
         reused.update(b"message");
         let mut fresh = HmacSha256::new_from_slice(KEY.as_bytes()).unwrap();
         fresh.update(b"message");
-        assert_eq!(
-            reused.finalize().into_bytes(),
-            fresh.finalize().into_bytes()
-        );
+        assert_eq!(reused.finalize().into_bytes(), fresh.finalize().into_bytes());
     }
 }

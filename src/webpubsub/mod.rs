@@ -16,14 +16,12 @@ pub mod signature;
 pub mod token;
 pub mod validate;
 
-pub use connection_string::{
-    ConnectionString, ConnectionStringError, ConnectionStringKey, Endpoint,
-};
+pub use connection_string::{ConnectionString, ConnectionStringError, ConnectionStringKey, Endpoint};
 pub use keys::{AccessKey, EmptyAccessKey, ServiceKeys};
 pub use rest::{
-    ApiRequest, CloseOptions, ContentType, Delivery, GenerateTokenOptions, GroupConnectionsPage,
-    GroupMember, ListConnectionsOptions, Message, Operation, RestClient, RestClientInitError,
-    RestError, RestOptions, RetryPolicy, SendOptions, ServiceError,
+    ApiRequest, CloseOptions, ContentType, Delivery, GenerateTokenOptions, GroupConnectionsPage, GroupMember,
+    ListConnectionsOptions, Message, Operation, RestClient, RestClientInitError, RestError, RestOptions, RetryPolicy,
+    SendOptions, ServiceError,
 };
 pub use signature::SignatureError;
 pub use token::{ClientAccess, ClientAccessIssuer, ClientAccessRequest, ClientType};

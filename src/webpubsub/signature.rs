@@ -56,15 +56,8 @@ fn sign_prepared(key: &PreparedKey, connection_id: &str) -> String {
 /// Values are separated by `,` and/or spaces; the `sha256=` prefix and the hex digits are
 /// case-insensitive. Every well-formed value is checked against every key, without stopping early, so
 /// the time taken does not depend on which key or value matched.
-pub fn verify(
-    keys: &ServiceKeys,
-    connection_id: &str,
-    header_value: &str,
-) -> Result<(), SignatureError> {
-    let mut values = header_value
-        .split([',', ' '])
-        .filter(|v| !v.is_empty())
-        .peekable();
+pub fn verify(keys: &ServiceKeys, connection_id: &str, header_value: &str) -> Result<(), SignatureError> {
+    let mut values = header_value.split([',', ' ']).filter(|v| !v.is_empty()).peekable();
     if values.peek().is_none() {
         return Err(SignatureError::Missing);
     }
@@ -160,32 +153,19 @@ mod tests {
             format!("{other} {KNOWN}"),
             format!(" ,{KNOWN}, "),
         ] {
-            assert_eq!(
-                verify(&primary_only(), "conn-1", &header),
-                Ok(()),
-                "{header}"
-            );
+            assert_eq!(verify(&primary_only(), "conn-1", &header), Ok(()), "{header}");
         }
     }
 
     #[test]
     fn accepts_uppercase_hex_and_prefix() {
-        assert_eq!(
-            verify(&primary_only(), "conn-1", &KNOWN.to_uppercase()),
-            Ok(())
-        );
+        assert_eq!(verify(&primary_only(), "conn-1", &KNOWN.to_uppercase()), Ok(()));
     }
 
     #[test]
     fn rejects_a_missing_header() {
-        assert_eq!(
-            verify(&primary_only(), "conn-1", ""),
-            Err(SignatureError::Missing)
-        );
-        assert_eq!(
-            verify(&primary_only(), "conn-1", " , "),
-            Err(SignatureError::Missing)
-        );
+        assert_eq!(verify(&primary_only(), "conn-1", ""), Err(SignatureError::Missing));
+        assert_eq!(verify(&primary_only(), "conn-1", " , "), Err(SignatureError::Missing));
     }
 
     #[test]
@@ -209,10 +189,7 @@ mod tests {
 
     #[test]
     fn rejects_a_signature_for_another_connection() {
-        assert_eq!(
-            verify(&primary_only(), "conn-2", KNOWN),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify(&primary_only(), "conn-2", KNOWN), Err(SignatureError::Mismatch));
     }
 
     #[test]

@@ -105,12 +105,8 @@ impl ClientAccessRequest {
         if let Some(user_id) = &self.user_id {
             validate::user_id(user_id)?;
         }
-        self.roles
-            .iter()
-            .try_for_each(|role| validate::role(role))?;
-        self.groups
-            .iter()
-            .try_for_each(|group| validate::group(group))?;
+        self.roles.iter().try_for_each(|role| validate::role(role))?;
+        self.groups.iter().try_for_each(|group| validate::group(group))?;
         if self.ttl.as_secs() == 0 || self.ttl > MAX_CLIENT_TOKEN_TTL {
             return Err(ValidationError::TokenLifetimeOutOfRange);
         }
@@ -135,10 +131,7 @@ impl fmt::Debug for ClientAccess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientAccess")
             .field("base_url", &self.base_url)
-            .field(
-                "url",
-                &format_args!("{}?access_token=<redacted>", self.base_url),
-            )
+            .field("url", &format_args!("{}?access_token=<redacted>", self.base_url))
             .field("token", &format_args!("<redacted>"))
             .field("expires_at", &self.expires_at)
             .finish()
@@ -170,10 +163,7 @@ struct ClientClaims<'a> {
     sub: Option<&'a str>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     role: &'a [String],
-    #[serde(
-        rename = "webpubsub.group",
-        skip_serializing_if = "<[String]>::is_empty"
-    )]
+    #[serde(rename = "webpubsub.group", skip_serializing_if = "<[String]>::is_empty")]
     groups: &'a [String],
 }
 
@@ -192,11 +182,7 @@ impl ClientAccessIssuer {
     }
 
     /// Issues a URL and token for `hub`, valid from now.
-    pub fn issue(
-        &self,
-        hub: &str,
-        request: &ClientAccessRequest,
-    ) -> Result<ClientAccess, ValidationError> {
+    pub fn issue(&self, hub: &str, request: &ClientAccessRequest) -> Result<ClientAccess, ValidationError> {
         self.issue_at(hub, request, SystemTime::now())
     }
 
@@ -245,9 +231,7 @@ mod tests {
     const NOW: u64 = 1_700_000_000;
 
     fn issuer(connection_string: &str) -> ClientAccessIssuer {
-        let (endpoint, key) = ConnectionString::parse(connection_string)
-            .unwrap()
-            .into_parts();
+        let (endpoint, key) = ConnectionString::parse(connection_string).unwrap().into_parts();
         ClientAccessIssuer::new(endpoint, &key)
     }
 
@@ -259,13 +243,9 @@ mod tests {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_exp = false;
         validation.validate_aud = false;
-        decode::<Value>(
-            token,
-            &DecodingKey::from_secret(KEY.as_bytes()),
-            &validation,
-        )
-        .unwrap()
-        .claims
+        decode::<Value>(token, &DecodingKey::from_secret(KEY.as_bytes()), &validation)
+            .unwrap()
+            .claims
     }
 
     /// One recorded SDK call, translated into our request.
@@ -283,12 +263,7 @@ mod tests {
     fn string_list(args: &Value, key: &str) -> Vec<String> {
         args.get(key)
             .and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|v| v.as_str().unwrap().to_owned())
-                    .collect()
-            })
+            .map(|items| items.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
             .unwrap_or_default()
     }
 
@@ -307,9 +282,7 @@ mod tests {
                 let minutes = args
                     .get("minutes_to_expire")
                     .or_else(|| args.get("expirationTimeInMinutes"));
-                let protocol = args
-                    .get("client_protocol")
-                    .or_else(|| args.get("clientProtocol"));
+                let protocol = args.get("client_protocol").or_else(|| args.get("clientProtocol"));
                 Vector {
                     name: case["name"].as_str().unwrap().to_owned(),
                     connection_string: case["connection_string"].as_str().unwrap().to_owned(),
@@ -324,9 +297,7 @@ mod tests {
                         ttl: minutes.map_or(DEFAULT_CLIENT_TOKEN_TTL, |m| {
                             Duration::from_secs(m.as_u64().unwrap() * 60)
                         }),
-                        client_type: protocol.map_or(ClientType::Default, |p| {
-                            p.as_str().unwrap().parse().unwrap()
-                        }),
+                        client_type: protocol.map_or(ClientType::Default, |p| p.as_str().unwrap().parse().unwrap()),
                     },
                     base_url: case["baseUrl"].as_str().unwrap().to_owned(),
                     url: case["url"].as_str().unwrap().to_owned(),
@@ -378,33 +349,22 @@ mod tests {
                 "{}: fixture token verifies with the key",
                 vector.name
             );
-            assert_eq!(
-                vector.url,
-                format!("{}?access_token={}", vector.base_url, vector.token)
-            );
-            assert_eq!(
-                ours.url,
-                format!("{}?access_token={}", ours.base_url, ours.token)
-            );
+            assert_eq!(vector.url, format!("{}?access_token={}", vector.base_url, vector.token));
+            assert_eq!(ours.url, format!("{}?access_token={}", ours.base_url, ours.token));
         }
     }
 
     #[test]
     fn anonymous_token_has_only_aud_iat_exp() {
-        let access = issuer(&format!(
-            "Endpoint=https://contoso.webpubsub.azure.com;AccessKey={KEY}"
-        ))
-        .issue_at("chat", &ClientAccessRequest::default(), at(NOW))
-        .unwrap();
+        let access = issuer(&format!("Endpoint=https://contoso.webpubsub.azure.com;AccessKey={KEY}"))
+            .issue_at("chat", &ClientAccessRequest::default(), at(NOW))
+            .unwrap();
         assert_eq!(
             claims_of(&access.token),
             json!({"aud": "https://contoso.webpubsub.azure.com/client/hubs/chat", "iat": NOW, "exp": NOW + 3600})
         );
         assert_eq!(access.expires_at, NOW + 3600);
-        assert_eq!(
-            access.base_url,
-            "wss://contoso.webpubsub.azure.com/client/hubs/chat"
-        );
+        assert_eq!(access.base_url, "wss://contoso.webpubsub.azure.com/client/hubs/chat");
     }
 
     #[test]
@@ -421,10 +381,7 @@ mod tests {
             };
             let access = issuer.issue_at("h", &request, at(NOW)).unwrap();
             assert_eq!(access.base_url, format!("ws://localhost:8080{path}"));
-            assert_eq!(
-                claims_of(&access.token)["aud"],
-                format!("http://localhost:8080{path}")
-            );
+            assert_eq!(claims_of(&access.token)["aud"], format!("http://localhost:8080{path}"));
         }
     }
 
@@ -433,10 +390,7 @@ mod tests {
         assert_eq!("mqtt".parse::<ClientType>(), Ok(ClientType::Mqtt));
         assert_eq!("socketio".parse::<ClientType>(), Ok(ClientType::SocketIo));
         assert_eq!("DEFAULT".parse::<ClientType>(), Ok(ClientType::Default));
-        assert_eq!(
-            "ws".parse::<ClientType>(),
-            Err(ValidationError::UnknownClientType)
-        );
+        assert_eq!("ws".parse::<ClientType>(), Err(ValidationError::UnknownClientType));
     }
 
     #[test]

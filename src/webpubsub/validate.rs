@@ -23,9 +23,7 @@ pub const MAX_PAGE_SIZE: u32 = 200;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValidationError {
-    #[error(
-        "hub must start with an ASCII letter followed by at most 127 ASCII letters, digits or _`,.[] characters"
-    )]
+    #[error("hub must start with an ASCII letter followed by at most 127 ASCII letters, digits or _`,.[] characters")]
     InvalidHub,
     #[error("group must be 1 to 1024 characters and not only whitespace")]
     InvalidGroup,
@@ -58,10 +56,7 @@ pub enum ValidationError {
     #[error("top must be at least 1")]
     TopOutOfRange,
     #[error("{option} is not supported when sending to a {target}")]
-    UnsupportedOption {
-        option: &'static str,
-        target: &'static str,
-    },
+    UnsupportedOption { option: &'static str, target: &'static str },
     #[error("{field} cannot be \".\" or \"..\" because it is sent as a URL path segment")]
     DotPathSegment { field: &'static str },
 }
@@ -104,9 +99,7 @@ impl ValidationError {
             Self::UnknownPermission => "InvalidPermission",
             Self::UnknownClientType => "InvalidClientType",
             Self::EmptyFilter => "InvalidFilter",
-            Self::MinutesToExpireOutOfRange | Self::TokenLifetimeOutOfRange => {
-                "InvalidTokenLifetime"
-            }
+            Self::MinutesToExpireOutOfRange | Self::TokenLifetimeOutOfRange => "InvalidTokenLifetime",
             Self::PageSizeOutOfRange(_) | Self::TopOutOfRange => "InvalidPaging",
             Self::UnsupportedOption { .. } => "UnsupportedOption",
             Self::DotPathSegment { field: "group" } => "InvalidGroup",
@@ -119,13 +112,10 @@ impl ValidationError {
 /// Checks a hub name against `^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$`.
 pub fn hub(name: &str) -> Result<(), ValidationError> {
     let bytes = name.as_bytes();
-    let valid_rest =
-        |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'`' | b',' | b'.' | b'[' | b']');
+    let valid_rest = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'`' | b',' | b'.' | b'[' | b']');
     match bytes.split_first() {
         Some((first, rest))
-            if first.is_ascii_alphabetic()
-                && bytes.len() <= MAX_HUB_LEN
-                && rest.iter().all(valid_rest) =>
+            if first.is_ascii_alphabetic() && bytes.len() <= MAX_HUB_LEN && rest.iter().all(valid_rest) =>
         {
             Ok(())
         }
@@ -254,13 +244,7 @@ mod tests {
 
     #[test]
     fn hub_accepts_the_documented_alphabet() {
-        for name in [
-            "a",
-            "Chat",
-            "hub_1",
-            "a`,.[]",
-            &format!("h{}", "x".repeat(127)),
-        ] {
+        for name in ["a", "Chat", "hub_1", "a`,.[]", &format!("h{}", "x".repeat(127))] {
             assert_eq!(hub(name), Ok(()), "{name}");
         }
     }
@@ -268,16 +252,7 @@ mod tests {
     #[test]
     fn hub_rejects_everything_else() {
         let too_long = format!("h{}", "x".repeat(128));
-        for name in [
-            "",
-            "1hub",
-            "_hub",
-            "hub-1",
-            "hub 1",
-            "hüb",
-            "hub/x",
-            too_long.as_str(),
-        ] {
+        for name in ["", "1hub", "_hub", "hub-1", "hub 1", "hüb", "hub/x", too_long.as_str()] {
             assert_eq!(hub(name), Err(ValidationError::InvalidHub), "{name:?}");
         }
     }
@@ -311,11 +286,7 @@ mod tests {
         assert_eq!(user_id(""), Err(ValidationError::EmptyUserId));
         assert_eq!(role(""), Err(ValidationError::EmptyRole));
         assert_eq!(connection_id("c"), Ok(()));
-        assert_eq!(
-            user_id(" "),
-            Ok(()),
-            "user ids are opaque; only emptiness is refused"
-        );
+        assert_eq!(user_id(" "), Ok(()), "user ids are opaque; only emptiness is refused");
         assert_eq!(role("webpubsub.sendToGroup"), Ok(()));
     }
 
@@ -346,14 +317,8 @@ mod tests {
 
     #[test]
     fn permission_parses_case_insensitively_and_prints_canonically() {
-        assert_eq!(
-            "sendtogroup".parse::<Permission>(),
-            Ok(Permission::SendToGroup)
-        );
-        assert_eq!(
-            "JoinLeaveGroup".parse::<Permission>(),
-            Ok(Permission::JoinLeaveGroup)
-        );
+        assert_eq!("sendtogroup".parse::<Permission>(), Ok(Permission::SendToGroup));
+        assert_eq!("JoinLeaveGroup".parse::<Permission>(), Ok(Permission::JoinLeaveGroup));
         assert_eq!(
             "joinGroup".parse::<Permission>(),
             Err(ValidationError::UnknownPermission)
@@ -372,10 +337,7 @@ mod tests {
             unsupported.to_string(),
             "excluded is not supported when sending to a user"
         );
-        assert_eq!(
-            ValidationError::TtlOutOfRange(999).field(),
-            "messageTtlSeconds"
-        );
+        assert_eq!(ValidationError::TtlOutOfRange(999).field(), "messageTtlSeconds");
         assert_eq!(ValidationError::InvalidHub.code(), "InvalidHub");
     }
 

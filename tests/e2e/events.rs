@@ -48,7 +48,10 @@ impl System {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let emulator_addr = listener.local_addr().unwrap();
         let connection_string = webpubsub_emulator::connection_string(emulator_addr, DEV_ACCESS_KEY);
-        let handler = start_handler(configure(base_env().with("WebPubSubConnectionString", connection_string))).await;
+        let handler = start_handler(configure(
+            base_env().with("WebPubSubConnectionString", connection_string),
+        ))
+        .await;
 
         let config = EmulatorConfig {
             hubs: vec![HubConfig {
@@ -71,14 +74,21 @@ impl System {
             .await
             .expect("the emulator runs");
         });
-        System { handler, emulator_addr, stop_emulator: Some(stop) }
+        System {
+            handler,
+            emulator_addr,
+            stop_emulator: Some(stop),
+        }
     }
 
     /// A client URL for `user` signed with the emulator's key.
     fn client_url(&self, user: Option<&str>) -> String {
         let endpoint = Endpoint::parse(&format!("http://{}", self.emulator_addr)).unwrap();
         let issuer = ClientAccessIssuer::new(endpoint, &AccessKey::new(DEV_ACCESS_KEY).unwrap());
-        let request = ClientAccessRequest { user_id: user.map(str::to_owned), ..ClientAccessRequest::default() };
+        let request = ClientAccessRequest {
+            user_id: user.map(str::to_owned),
+            ..ClientAccessRequest::default()
+        };
         issuer.issue(HUB, &request).unwrap().url
     }
 
@@ -86,19 +96,33 @@ impl System {
     async fn connect(&self, user: Option<&str>, subprotocols: &[&str]) -> Result<(Socket, Option<String>), WsError> {
         let mut request = self.client_url(user).into_client_request().unwrap();
         if !subprotocols.is_empty() {
-            request.headers_mut().insert("sec-websocket-protocol", subprotocols.join(", ").parse().unwrap());
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", subprotocols.join(", ").parse().unwrap());
         }
-        let (socket, response) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request)).await.expect("handshake in time")?;
-        let chosen = response.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().to_owned());
+        let (socket, response) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("handshake in time")?;
+        let chosen = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap().to_owned());
         Ok((socket, chosen))
     }
 
     /// Connects a JSON client for `user` and returns it with its connection id.
     async fn connect_json(&self, user: &str) -> (Socket, String) {
-        let (mut socket, chosen) = self.connect(Some(user), &[JSON]).await.expect("the handler accepts the connect");
+        let (mut socket, chosen) = self
+            .connect(Some(user), &[JSON])
+            .await
+            .expect("the handler accepts the connect");
         assert_eq!(chosen.as_deref(), Some(JSON));
         let connected = next_json(&mut socket).await;
-        assert_eq!((connected["type"].as_str(), connected["event"].as_str()), (Some("system"), Some("connected")), "{connected}");
+        assert_eq!(
+            (connected["type"].as_str(), connected["event"].as_str()),
+            (Some("system"), Some("connected")),
+            "{connected}"
+        );
         (socket, connected["connectionId"].as_str().unwrap().to_owned())
     }
 }
@@ -164,22 +188,36 @@ impl Client {
 
     /// Sends a JSON user event and returns its ack.
     async fn send_event(&mut self, ack_id: u64, event: &str, data: Value) -> Value {
-        send_json(&mut self.socket, json!({"type": "event", "event": event, "ackId": ack_id, "dataType": "json", "data": data})).await;
-        self.next_where(|frame| frame["type"] == "ack" && frame["ackId"] == ack_id).await
+        send_json(
+            &mut self.socket,
+            json!({"type": "event", "event": event, "ackId": ack_id, "dataType": "json", "data": data}),
+        )
+        .await;
+        self.next_where(|frame| frame["type"] == "ack" && frame["ackId"] == ack_id)
+            .await
     }
 }
 
 #[tokio::test]
 async fn connect_picks_the_preferred_subprotocol_among_those_offered() {
     let system = System::start(|env| env).await;
-    let (mut socket, chosen) = system.connect(Some("alice"), &[JSON, RELIABLE_JSON]).await.expect("accepted");
+    let (mut socket, chosen) = system
+        .connect(Some("alice"), &[JSON, RELIABLE_JSON])
+        .await
+        .expect("accepted");
     assert_eq!(chosen.as_deref(), Some(RELIABLE_JSON));
     let connected = next_of_type(&mut socket, "system").await;
     assert_eq!(connected["userId"], "alice");
-    assert!(connected["reconnectionToken"].is_string(), "a reliable connection gets a reconnection token: {connected}");
+    assert!(
+        connected["reconnectionToken"].is_string(),
+        "a reliable connection gets a reconnection token: {connected}"
+    );
 
     let preferring_plain = System::start(|env| env.with("EventsSubprotocols", format!("{JSON},{RELIABLE_JSON}"))).await;
-    let (_socket, chosen) = preferring_plain.connect(Some("alice"), &[RELIABLE_JSON, JSON]).await.expect("accepted");
+    let (_socket, chosen) = preferring_plain
+        .connect(Some("alice"), &[RELIABLE_JSON, JSON])
+        .await
+        .expect("accepted");
     assert_eq!(chosen.as_deref(), Some(JSON));
 }
 
@@ -198,7 +236,10 @@ async fn connect_refusals_reach_the_client() {
         Err(other) => panic!("expected an HTTP refusal, got {other:?}"),
         Ok(_) => panic!("an anonymous client must be refused"),
     }
-    let (_socket, chosen) = system.connect(Some("alice"), &[JSON]).await.expect("a named client is accepted");
+    let (_socket, chosen) = system
+        .connect(Some("alice"), &[JSON])
+        .await
+        .expect("a named client is accepted");
     assert_eq!(chosen.as_deref(), Some(JSON));
 }
 
@@ -206,11 +247,22 @@ async fn connect_refusals_reach_the_client() {
 async fn a_user_events_reply_reaches_the_sender() {
     let system = System::start(|env| env.with("EventsUserEventBehavior", "echo")).await;
     let (mut socket, _) = system.connect_json("alice").await;
-    send_json(&mut socket, json!({"type": "event", "event": "message", "ackId": 1, "dataType": "text", "data": "hello"})).await;
+    send_json(
+        &mut socket,
+        json!({"type": "event", "event": "message", "ackId": 1, "dataType": "text", "data": "hello"}),
+    )
+    .await;
     let reply = next_of_type(&mut socket, "message").await;
-    assert_eq!(reply, json!({"type": "message", "from": "server", "dataType": "text", "data": "hello"}));
+    assert_eq!(
+        reply,
+        json!({"type": "message", "from": "server", "dataType": "text", "data": "hello"})
+    );
 
-    send_json(&mut socket, json!({"type": "event", "event": "custom", "dataType": "json", "data": {"n": [1, 2]}})).await;
+    send_json(
+        &mut socket,
+        json!({"type": "event", "event": "custom", "dataType": "json", "data": {"n": [1, 2]}}),
+    )
+    .await;
     let reply = next_of_type(&mut socket, "message").await;
     assert_eq!(reply["dataType"], "json");
     assert_eq!(reply["data"], json!({"n": [1, 2]}));
@@ -219,21 +271,37 @@ async fn a_user_events_reply_reaches_the_sender() {
 #[tokio::test]
 async fn broadcast_reaches_the_room_with_the_senders_user_id() {
     let system = System::start(|env| {
-        env.with("EventsUserEventBehavior", "broadcast").with("EventsJoinableRooms", "room-*").with("EventsDefaultGroups", "lobby")
+        env.with("EventsUserEventBehavior", "broadcast")
+            .with("EventsJoinableRooms", "room-*")
+            .with("EventsDefaultGroups", "lobby")
     })
     .await;
-    let mut alice = Client { socket: system.connect_json("alice").await.0, backlog: Vec::new() };
-    let mut bob = Client { socket: system.connect_json("bob").await.0, backlog: Vec::new() };
+    let mut alice = Client {
+        socket: system.connect_json("alice").await.0,
+        backlog: Vec::new(),
+    };
+    let mut bob = Client {
+        socket: system.connect_json("bob").await.0,
+        backlog: Vec::new(),
+    };
 
     // Joining: the REST call adds the connection; the reply and the new state come back through the emulator.
     for client in [&mut alice, &mut bob] {
-        assert_eq!(client.send_event(1, "join", json!({"room": "room-1"})).await["success"], true);
+        assert_eq!(
+            client.send_event(1, "join", json!({"room": "room-1"})).await["success"],
+            true
+        );
         let joined = client.next_message().await;
         assert_eq!(joined["from"], "server");
         assert_eq!(joined["data"], json!({"event": "joined", "room": "room-1"}));
     }
 
-    assert_eq!(alice.send_event(2, "message", json!({"room": "room-1", "text": "hi"})).await["success"], true);
+    assert_eq!(
+        alice
+            .send_event(2, "message", json!({"room": "room-1", "text": "hi"}))
+            .await["success"],
+        true
+    );
     for client in [&mut bob, &mut alice] {
         // A REST send reaches JSON clients as a server message; the envelope names the room and sender.
         let message = client.next_message().await;
@@ -246,17 +314,34 @@ async fn broadcast_reaches_the_room_with_the_senders_user_id() {
     }
 
     // The default group is a room too (recorded at connect)...
-    assert_eq!(bob.send_event(3, "message", json!({"room": "lobby", "text": "hello lobby"})).await["success"], true);
+    assert_eq!(
+        bob.send_event(3, "message", json!({"room": "lobby", "text": "hello lobby"}))
+            .await["success"],
+        true
+    );
     let message = alice.next_message().await;
-    assert_eq!((message["data"]["room"].as_str(), message["data"]["from"].as_str()), (Some("lobby"), Some("bob")));
+    assert_eq!(
+        (message["data"]["room"].as_str(), message["data"]["from"].as_str()),
+        (Some("lobby"), Some("bob"))
+    );
     // ...a room never joined is refused (the emulator turns the 403 into a failed ack)...
-    let refused = bob.send_event(4, "message", json!({"room": "room-2", "text": "nobody hears"})).await;
+    let refused = bob
+        .send_event(4, "message", json!({"room": "room-2", "text": "nobody hears"}))
+        .await;
     assert_eq!(refused["success"], false, "{refused}");
     // ...and after leaving, room-1 is refused too.
-    assert_eq!(bob.send_event(5, "leave", json!({"room": "room-1"})).await["success"], true);
-    let left = bob.next_where(|frame| frame["type"] == "message" && frame["data"]["event"] == "left").await;
+    assert_eq!(
+        bob.send_event(5, "leave", json!({"room": "room-1"})).await["success"],
+        true
+    );
+    let left = bob
+        .next_where(|frame| frame["type"] == "message" && frame["data"]["event"] == "left")
+        .await;
     assert_eq!(left["data"], json!({"event": "left", "room": "room-1"}));
-    assert_eq!(bob.send_event(6, "message", json!({"room": "room-1"})).await["success"], false);
+    assert_eq!(
+        bob.send_event(6, "message", json!({"room": "room-1"})).await["success"],
+        false
+    );
 }
 
 #[tokio::test]
@@ -264,11 +349,17 @@ async fn key_rotation_a_service_signing_with_the_secondary_key_only_is_accepted(
     // The handler's primary key is new; the emulator still signs with the old one, now the secondary.
     let system = System::start(|env| {
         let old = env.get("WebPubSubConnectionString").unwrap().to_owned();
-        env.with("WebPubSubConnectionString", old.replace(DEV_ACCESS_KEY, "rotated-primary-key-the-emulator-does-not-know"))
-            .with("WebPubSubSecondaryConnectionString", old)
+        env.with(
+            "WebPubSubConnectionString",
+            old.replace(DEV_ACCESS_KEY, "rotated-primary-key-the-emulator-does-not-know"),
+        )
+        .with("WebPubSubSecondaryConnectionString", old)
     })
     .await;
-    let (_socket, chosen) = system.connect(Some("alice"), &[JSON]).await.expect("signed with the secondary key only, accepted");
+    let (_socket, chosen) = system
+        .connect(Some("alice"), &[JSON])
+        .await
+        .expect("signed with the secondary key only, accepted");
     assert_eq!(chosen.as_deref(), Some(JSON));
 }
 
@@ -276,10 +367,20 @@ async fn key_rotation_a_service_signing_with_the_secondary_key_only_is_accepted(
 async fn abuse_protection_answers_only_the_service_origin() {
     let system = System::start(|env| env).await;
     let url = system.handler.url("/api/events");
-    let allowed = http().request(reqwest::Method::OPTIONS, &url).header("WebHook-Request-Origin", "127.0.0.1").send().await.unwrap();
+    let allowed = http()
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("WebHook-Request-Origin", "127.0.0.1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(allowed.status(), 200);
     assert_eq!(allowed.headers()["webhook-allowed-origin"], "127.0.0.1");
-    let refused = http().request(reqwest::Method::OPTIONS, &url).header("WebHook-Request-Origin", "evil.example.com").send().await.unwrap();
+    let refused = http()
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("WebHook-Request-Origin", "evil.example.com")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status(), 400);
     assert!(refused.headers().get("webhook-allowed-origin").is_none());
     let body: Value = refused.json().await.unwrap();
@@ -323,12 +424,50 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test]
-async fn disconnect_is_logged_with_the_event_metadata() {
+/// Records nothing; keeps every callsite "sometimes" interesting. `tracing` caches callsite interest
+/// process-wide, and with one registered dispatcher a sibling test thread without a subscriber would cache
+/// "never" for the handler's log line; with this second dispatcher alive, interest is the union, and each
+/// event is checked against the emitting thread's own subscriber.
+struct InterestAnchor;
+
+impl tracing::Subscriber for InterestAnchor {
+    fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Captures this thread's log lines until the guard drops.
+fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+    static ANCHOR: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    ANCHOR.get_or_init(|| tracing::Dispatch::new(InterestAnchor));
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    (captured, guard)
+}
+
+#[tokio::test]
+async fn disconnect_is_logged_with_the_event_metadata() {
+    let (captured, _guard) = capture_logs();
 
     let system = System::start(|env| env).await;
     let (mut socket, connection_id) = system.connect_json("alice").await;

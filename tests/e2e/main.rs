@@ -4,6 +4,7 @@ mod auth;
 mod events;
 mod host;
 mod negotiate;
+mod publish;
 mod rest_client;
 mod routes;
 mod standin;

@@ -12,9 +12,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use warp::Filter;
 use warp::http::{HeaderMap, Response, StatusCode};
 use webpubsub_control::webpubsub::{
-    ClientType, CloseOptions, ConnectionString, Delivery, GenerateTokenOptions, GroupMember,
-    ListConnectionsOptions, Message, Operation, Permission, RestClient, RestError, RestOptions,
-    RetryPolicy, SendOptions, ValidationError,
+    ClientType, CloseOptions, ConnectionString, Delivery, GenerateTokenOptions, GroupMember, ListConnectionsOptions,
+    Message, Operation, Permission, RestClient, RestError, RestOptions, RetryPolicy, SendOptions, ValidationError,
 };
 
 const KEY: &str = "rest-client-e2e-key-0123456789abcdefghijklmnop";
@@ -68,11 +67,7 @@ impl Reply {
                 body,
             } => {
                 headers.push((name, value.to_owned()));
-                Self::Status {
-                    status,
-                    headers,
-                    body,
-                }
+                Self::Status { status, headers, body }
             }
             Self::Stall => Self::Stall,
         }
@@ -101,28 +96,15 @@ impl Recorder {
     /// The single request made since the last `reply`.
     fn only_request(&self) -> Recorded {
         let requests = self.requests();
-        assert_eq!(
-            requests.len(),
-            1,
-            "expected exactly one request, got {requests:#?}"
-        );
+        assert_eq!(requests.len(), 1, "expected exactly one request, got {requests:#?}");
         requests.into_iter().next().unwrap()
     }
 
     async fn answer(&self, recorded: Recorded) -> Response<Bytes> {
         self.requests.lock().unwrap().push(recorded);
-        let next = self
-            .script
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or(Reply::status(200));
+        let next = self.script.lock().unwrap().pop_front().unwrap_or(Reply::status(200));
         let (status, headers, body) = match next {
-            Reply::Status {
-                status,
-                headers,
-                body,
-            } => (status, headers, body),
+            Reply::Status { status, headers, body } => (status, headers, body),
             Reply::Stall => {
                 tokio::time::sleep(STALL).await;
                 (200, Vec::new(), String::new())
@@ -144,11 +126,7 @@ impl Recorder {
             .and(warp::header::headers_cloned())
             .and(warp::body::bytes())
             .then(
-                move |method: warp::http::Method,
-                      path: warp::path::FullPath,
-                      query: String,
-                      headers,
-                      body| {
+                move |method: warp::http::Method, path: warp::path::FullPath, query: String, headers, body| {
                     let recorder = recorder.clone();
                     let recorded = Recorded {
                         method: method.to_string(),
@@ -187,10 +165,7 @@ fn options() -> RestOptions {
 }
 
 fn client_for(addr: SocketAddr, options: RestOptions) -> RestClient {
-    let connection = ConnectionString::parse(&format!(
-        "Endpoint=http://{addr};AccessKey={KEY};Version=1.0;"
-    ))
-    .unwrap();
+    let connection = ConnectionString::parse(&format!("Endpoint=http://{addr};AccessKey={KEY};Version=1.0;")).unwrap();
     RestClient::new(&connection, options).unwrap()
 }
 
@@ -221,10 +196,7 @@ fn check(addr: SocketAddr, request: &Recorded, expected: &Expected<'_>) {
     assert_eq!(request.path, expected.path);
     assert_eq!(request.query, query, "{}", expected.path);
     assert_eq!(request.body.as_ref(), expected.body, "{}", expected.path);
-    let content_type = request
-        .headers
-        .get("content-type")
-        .map(|v| v.to_str().unwrap());
+    let content_type = request.headers.get("content-type").map(|v| v.to_str().unwrap());
     assert_eq!(content_type, expected.content_type, "{}", expected.path);
     if matches!(expected.method, "POST" | "PUT") {
         let length = request
@@ -242,42 +214,19 @@ fn check(addr: SocketAddr, request: &Recorded, expected: &Expected<'_>) {
     assert!(user_agent.starts_with("webpubsub-control/"), "{user_agent}");
 
     let authorization = request.headers["authorization"].to_str().unwrap();
-    let token = authorization
-        .strip_prefix("Bearer ")
-        .expect("a bearer token");
+    let token = authorization.strip_prefix("Bearer ").expect("a bearer token");
     let audience = format!("http://{addr}{}?{query}", expected.path);
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_audience(&[&audience]);
     validation.set_required_spec_claims(&["aud", "exp", "iat"]);
-    let claims = decode::<serde_json::Value>(
-        token,
-        &DecodingKey::from_secret(KEY.as_bytes()),
-        &validation,
-    )
-    .unwrap_or_else(|e| {
-        panic!(
-            "{}: bearer does not verify for aud {audience}: {e}",
-            expected.path
-        )
-    })
-    .claims;
+    let claims = decode::<serde_json::Value>(token, &DecodingKey::from_secret(KEY.as_bytes()), &validation)
+        .unwrap_or_else(|e| panic!("{}: bearer does not verify for aud {audience}: {e}", expected.path))
+        .claims;
     let iat = claims["iat"].as_u64().unwrap();
-    assert_eq!(
-        claims["exp"].as_u64().unwrap(),
-        iat + 300,
-        "{}",
-        expected.path
-    );
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    assert_eq!(claims["exp"].as_u64().unwrap(), iat + 300, "{}", expected.path);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     assert!(iat.abs_diff(now) < 600, "iat {iat} is the current time");
-    assert_eq!(
-        claims.as_object().unwrap().len(),
-        3,
-        "only aud, iat, exp: {claims}"
-    );
+    assert_eq!(claims.as_object().unwrap().len(), 3, "only aud, iat, exp: {claims}");
 }
 
 #[tokio::test]
@@ -286,8 +235,7 @@ async fn every_operation_sends_the_documented_request() {
     let text = Message::text("héllo");
     let filter = "userId ne 'bob' and 'room 1' in groups";
     let encoded_filter = "userId%20ne%20%27bob%27%20and%20%27room%201%27%20in%20groups";
-    let full_query =
-        format!("&excluded=c-1&excluded=c%2F2&filter={encoded_filter}&messageTtlSeconds=30");
+    let full_query = format!("&excluded=c-1&excluded=c%2F2&filter={encoded_filter}&messageTtlSeconds=30");
     let user_query = format!("&filter={encoded_filter}&messageTtlSeconds=0");
     let full = SendOptions {
         excluded: strings(&["c-1", "c/2"]),
@@ -307,9 +255,7 @@ async fn every_operation_sends_the_documented_request() {
     macro_rules! expect {
         ($operation:expr, $reply:expr, $call:expr, $expected:expr) => {{
             server.reply([$reply]);
-            $call
-                .await
-                .unwrap_or_else(|e| panic!("{}: {e}", $operation));
+            $call.await.unwrap_or_else(|e| panic!("{}: {e}", $operation));
             check(addr, &server.only_request(), &$expected);
             checked.push($operation);
         }};
@@ -358,11 +304,7 @@ async fn every_operation_sends_the_documented_request() {
     expect!(
         Operation::SendToAll,
         Reply::status(202),
-        client.send_to_all(
-            "chat",
-            &Message::binary(vec![0u8, 1, 255]),
-            &SendOptions::default()
-        ),
+        client.send_to_all("chat", &Message::binary(vec![0u8, 1, 255]), &SendOptions::default()),
         Expected {
             method: "POST",
             path: "/api/hubs/chat/:send",
@@ -674,10 +616,7 @@ async fn every_operation_sends_the_documented_request() {
     );
 
     for operation in Operation::ALL {
-        assert!(
-            checked.contains(&operation),
-            "{operation} was not exercised"
-        );
+        assert!(checked.contains(&operation), "{operation} was not exercised");
     }
 }
 
@@ -699,24 +638,14 @@ async fn existence_checks_read_200_as_yes_and_404_as_no() {
             .await
             .unwrap()
     );
-    assert_eq!(
-        server.requests().len(),
-        4,
-        "a 404 answer is final, not retried"
-    );
+    assert_eq!(server.requests().len(), 4, "a 404 answer is final, not retried");
 }
 
 #[tokio::test]
 async fn a_404_elsewhere_is_an_error() {
     let (server, client, _) = setup().await;
-    server.reply([Reply::json(
-        404,
-        r#"{"code":"NotFound","message":"connection gone"}"#,
-    )]);
-    let error = client
-        .add_connection_to_group("chat", "g", "c")
-        .await
-        .unwrap_err();
+    server.reply([Reply::json(404, r#"{"code":"NotFound","message":"connection gone"}"#)]);
+    let error = client.add_connection_to_group("chat", "g", "c").await.unwrap_err();
     assert_eq!(error.status(), Some(404));
     assert_eq!(error.error_code(), Some("NotFound"));
     assert_eq!(error.delivery(), Delivery::Refused);
@@ -780,18 +709,12 @@ async fn list_connections_pages_through_next_links() {
     );
     assert_eq!(page.continuation_token.as_deref(), Some("next+1"));
 
-    server.reply([Reply::json(
-        200,
-        r#"{"value":[{"connectionId":"c3"}],"nextLink":null}"#,
-    )]);
+    server.reply([Reply::json(200, r#"{"value":[{"connectionId":"c3"}],"nextLink":null}"#)]);
     let options = ListConnectionsOptions {
         continuation_token: page.continuation_token,
         ..Default::default()
     };
-    let last = client
-        .list_group_connections("chat", "g", &options)
-        .await
-        .unwrap();
+    let last = client.list_group_connections("chat", "g", &options).await.unwrap();
     assert_eq!(
         server.only_request().query,
         "api-version=2024-12-01&continuationToken=next%2B1"
@@ -803,10 +726,7 @@ async fn list_connections_pages_through_next_links() {
 #[tokio::test]
 async fn a_send_is_retried_after_503_with_retry_after() {
     let (server, client, _) = setup().await;
-    server.reply([
-        Reply::status(503).with_header("retry-after", "0"),
-        Reply::status(202),
-    ]);
+    server.reply([Reply::status(503).with_header("retry-after", "0"), Reply::status(202)]);
     client
         .send_to_all("chat", &Message::text("once"), &SendOptions::default())
         .await
@@ -841,11 +761,7 @@ async fn a_send_is_not_retried_after_503_without_retry_after() {
         .await
         .unwrap_err();
     assert_eq!(error.status(), Some(503));
-    assert_eq!(
-        error.delivery(),
-        Delivery::Unknown,
-        "the message may have gone out"
-    );
+    assert_eq!(error.delivery(), Delivery::Unknown, "the message may have gone out");
     assert_eq!(error.attempts(), 1);
     assert!(error.is_retryable());
     assert_eq!(server.requests().len(), 1);
@@ -900,10 +816,7 @@ async fn an_idempotent_operation_is_retried_after_timeouts() {
 async fn an_idempotent_operation_gives_up_after_max_retries() {
     let (server, client, _) = setup().await;
     server.reply(std::iter::repeat_n(Reply::status(500), 10));
-    let error = client
-        .remove_user_from_group("chat", "g", "u")
-        .await
-        .unwrap_err();
+    let error = client.remove_user_from_group("chat", "g", "u").await.unwrap_err();
     assert_eq!(
         (error.status(), error.attempts(), error.delivery()),
         (Some(500), 4, Delivery::Unknown)
@@ -918,10 +831,7 @@ async fn an_earlier_unknown_outcome_sticks_to_the_final_error() {
         Reply::status(502),
         Reply::json(400, r#"{"error":{"code":"BadRequest","message":"no"}}"#),
     ]);
-    let error = client
-        .close_connection("chat", "c", None)
-        .await
-        .unwrap_err();
+    let error = client.close_connection("chat", "c", None).await.unwrap_err();
     assert_eq!(error.status(), Some(400));
     assert_eq!(
         error.delivery(),
@@ -960,15 +870,11 @@ async fn a_retry_after_beyond_the_time_budget_is_not_waited_for() {
 #[tokio::test]
 async fn client_errors_are_typed_and_never_retried() {
     let (server, client, _) = setup().await;
-    server.reply([Reply::json(
-        403,
-        r#"{"error":{"code":"BodyCode","message":"not allowed here"}}"#,
-    )
-    .with_header("x-ms-error-code", "Forbidden")]);
-    let error = client
-        .close_connection("chat", "c", None)
-        .await
-        .unwrap_err();
+    server.reply([
+        Reply::json(403, r#"{"error":{"code":"BodyCode","message":"not allowed here"}}"#)
+            .with_header("x-ms-error-code", "Forbidden"),
+    ]);
+    let error = client.close_connection("chat", "c", None).await.unwrap_err();
     match &error {
         RestError::Service {
             operation,
@@ -992,19 +898,12 @@ async fn client_errors_are_typed_and_never_retried() {
     assert_eq!(error.code(), "ServiceRejected");
     assert!(!error.to_string().contains(KEY));
 
-    server.reply([Reply::json(
-        400,
-        r#"{"code":"InvalidFilter","message":"bad filter"}"#,
-    )]);
+    server.reply([Reply::json(400, r#"{"code":"InvalidFilter","message":"bad filter"}"#)]);
     let error = client
         .send_to_all("chat", &Message::text("x"), &SendOptions::default())
         .await
         .unwrap_err();
-    assert_eq!(
-        error.error_code(),
-        Some("InvalidFilter"),
-        "the flat body shape"
-    );
+    assert_eq!(error.error_code(), Some("InvalidFilter"), "the flat body shape");
     assert!(error.to_string().contains("bad filter"), "{error}");
 
     server.reply([Reply::Status {
@@ -1012,10 +911,7 @@ async fn client_errors_are_typed_and_never_retried() {
         headers: Vec::new(),
         body: "token expired".into(),
     }]);
-    let error = client
-        .remove_user_from_all_groups("chat", "u")
-        .await
-        .unwrap_err();
+    let error = client.remove_user_from_all_groups("chat", "u").await.unwrap_err();
     assert!(
         error.to_string().contains("HTTP 401") && error.to_string().contains("token expired"),
         "{error}"
@@ -1026,12 +922,7 @@ async fn client_errors_are_typed_and_never_retried() {
     server.reply([Reply::status(403).with_header("x-ms-error-code", "Forbidden")]);
     let error = client.user_exists("chat", "u").await.unwrap_err();
     assert_eq!(error.error_code(), Some("Forbidden"));
-    assert!(
-        error
-            .to_string()
-            .contains("HTTP 403 (Forbidden): Forbidden"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("HTTP 403 (Forbidden): Forbidden"), "{error}");
     assert_eq!(server.requests().len(), 1);
 }
 
@@ -1168,11 +1059,7 @@ async fn a_send_succeeds_once_a_refusing_service_starts_listening() {
         .send_to_all("chat", &Message::text("late"), &SendOptions::default())
         .await
         .unwrap();
-    assert_eq!(
-        recorder.only_request().body.as_ref(),
-        b"late",
-        "delivered exactly once"
-    );
+    assert_eq!(recorder.only_request().body.as_ref(), b"late", "delivered exactly once");
 }
 
 #[tokio::test]
@@ -1196,4 +1083,253 @@ async fn clones_send_concurrently_from_spawned_tasks() {
     let mut bodies: Vec<_> = server.requests().into_iter().map(|r| r.body).collect();
     bodies.sort();
     assert_eq!(bodies, [Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+}
+
+/// Against the real local emulator: a WebSocket client connects with a token from our
+/// [`ClientAccessIssuer`](webpubsub_control::webpubsub::ClientAccessIssuer), then every REST operation
+/// goes through our client and its effect is observed on the service or the socket.
+#[cfg(feature = "dev")]
+mod against_the_emulator {
+    use std::time::Duration;
+
+    use futures_util::StreamExt as _;
+    use serde_json::{Value, json};
+    use tokio_tungstenite::tungstenite::Message as Frame;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    use webpubsub_control::webpubsub::{
+        ClientAccessIssuer, ClientAccessRequest, CloseOptions, ConnectionString, GenerateTokenOptions,
+        ListConnectionsOptions, Message, Permission, RestClient, RestOptions, SendOptions,
+    };
+
+    const KEY: &str = "rest-client-emulator-key-0123456789abcdefghij";
+    /// Longest wait for a frame.
+    const WAIT: Duration = Duration::from_secs(10);
+
+    type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+    async fn next_json(socket: &mut Socket) -> Value {
+        loop {
+            let frame = tokio::time::timeout(WAIT, socket.next())
+                .await
+                .expect("a frame within the wait")
+                .expect("the socket is open")
+                .expect("a valid frame");
+            match frame {
+                Frame::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Frame::Ping(_) | Frame::Pong(_) => continue,
+                other => panic!("expected a JSON text frame, got {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn every_operation_works_against_the_emulator() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = webpubsub_emulator::EmulatorConfig {
+            access_key: KEY.into(),
+            ..Default::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(webpubsub_emulator::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+
+        let connection = ConnectionString::parse(&webpubsub_emulator::connection_string(addr, KEY)).unwrap();
+        let client = RestClient::new(&connection, RestOptions::default()).unwrap();
+        let issuer = ClientAccessIssuer::new(connection.endpoint().clone(), connection.access_key());
+        let access = issuer
+            .issue(
+                "chat",
+                &ClientAccessRequest {
+                    user_id: Some("alice".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+
+        client.health().await.unwrap();
+        let mut request = access.url.as_str().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("json.webpubsub.azure.v1"),
+        );
+        let (mut socket, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("connects within the wait")
+            .expect("the emulator accepts our token");
+        let connected = next_json(&mut socket).await;
+        assert_eq!(
+            (connected["type"].as_str(), connected["event"].as_str()),
+            (Some("system"), Some("connected"))
+        );
+        assert_eq!(connected["userId"], "alice");
+        let id = connected["connectionId"].as_str().unwrap().to_owned();
+
+        assert!(client.connection_exists("chat", &id).await.unwrap());
+        assert!(!client.connection_exists("chat", "no-such-connection").await.unwrap());
+        assert!(client.user_exists("chat", "alice").await.unwrap());
+        assert!(!client.user_exists("chat", "bob").await.unwrap());
+
+        client.add_connection_to_group("chat", "room 1", &id).await.unwrap();
+        assert!(client.group_exists("chat", "room 1").await.unwrap());
+        let page = client
+            .list_group_connections("chat", "room 1", &ListConnectionsOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(page.members.len(), 1);
+        assert_eq!(page.members[0].connection_id, id);
+        assert_eq!(page.members[0].user_id.as_deref(), Some("alice"));
+
+        client
+            .send_to_group("chat", "room 1", &Message::text("to group"), &SendOptions::default())
+            .await
+            .unwrap();
+        let frame = next_json(&mut socket).await;
+        assert_eq!(
+            frame,
+            json!({"type": "message", "from": "server", "dataType": "text", "data": "to group"})
+        );
+
+        client
+            .send_to_user(
+                "chat",
+                "alice",
+                &Message::json(&json!({"n": 1})).unwrap(),
+                &SendOptions::default(),
+            )
+            .await
+            .unwrap();
+        let frame = next_json(&mut socket).await;
+        assert_eq!(
+            (frame["dataType"].as_str(), &frame["data"]),
+            (Some("json"), &json!({"n": 1}))
+        );
+
+        let ttl = SendOptions {
+            ttl_seconds: Some(60),
+            ..Default::default()
+        };
+        client
+            .send_to_connection("chat", &id, &Message::binary(vec![1u8, 2, 3]), &ttl)
+            .await
+            .unwrap();
+        let frame = next_json(&mut socket).await;
+        assert_eq!(
+            (frame["dataType"].as_str(), frame["data"].as_str()),
+            (Some("binary"), Some("AQID"))
+        );
+
+        let others_only = SendOptions {
+            excluded: vec![id.clone()],
+            ..Default::default()
+        };
+        client
+            .send_to_all("chat", &Message::text("not for alice"), &others_only)
+            .await
+            .unwrap();
+        let filtered = SendOptions {
+            filter: Some("userId eq 'alice'".into()),
+            ..Default::default()
+        };
+        client
+            .send_to_all("chat", &Message::text("for alice"), &filtered)
+            .await
+            .unwrap();
+        let frame = next_json(&mut socket).await;
+        assert_eq!(
+            frame["data"], "for alice",
+            "the excluded send never arrived; the filtered one did"
+        );
+
+        client
+            .remove_connection_from_group("chat", "room 1", &id)
+            .await
+            .unwrap();
+        assert!(!client.group_exists("chat", "room 1").await.unwrap());
+        client
+            .add_connections_to_groups("chat", &["g2".into(), "g3".into()], "userId eq 'alice'")
+            .await
+            .unwrap();
+        assert!(client.group_exists("chat", "g3").await.unwrap());
+        client
+            .remove_connections_from_groups("chat", &["g3".into()], "userId eq 'alice'")
+            .await
+            .unwrap();
+        assert!(!client.group_exists("chat", "g3").await.unwrap());
+        client.remove_connection_from_all_groups("chat", &id).await.unwrap();
+        assert!(!client.group_exists("chat", "g2").await.unwrap());
+        client.add_user_to_group("chat", "g4", "alice").await.unwrap();
+        assert!(client.group_exists("chat", "g4").await.unwrap());
+        client.remove_user_from_group("chat", "g4", "alice").await.unwrap();
+        assert!(!client.group_exists("chat", "g4").await.unwrap());
+        client.add_user_to_group("chat", "g5", "alice").await.unwrap();
+        client.remove_user_from_all_groups("chat", "alice").await.unwrap();
+        assert!(!client.group_exists("chat", "g5").await.unwrap());
+
+        client
+            .grant_permission("chat", Permission::SendToGroup, &id, Some("g6"))
+            .await
+            .unwrap();
+        assert!(
+            client
+                .check_permission("chat", Permission::SendToGroup, &id, Some("g6"))
+                .await
+                .unwrap()
+        );
+        client
+            .revoke_permission("chat", Permission::SendToGroup, &id, Some("g6"))
+            .await
+            .unwrap();
+        assert!(
+            !client
+                .check_permission("chat", Permission::SendToGroup, &id, Some("g6"))
+                .await
+                .unwrap()
+        );
+
+        let token = client
+            .generate_token(
+                "chat",
+                &GenerateTokenOptions {
+                    user_id: Some("bob".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(token.split('.').count(), 3, "a JWT");
+
+        client
+            .close_group_connections("chat", "nobody-here", &CloseOptions::default())
+            .await
+            .unwrap();
+        client
+            .close_user_connections("chat", "bob", &CloseOptions::default())
+            .await
+            .unwrap();
+        client
+            .close_all_connections(
+                "chat",
+                &CloseOptions {
+                    excluded: vec![id.clone()],
+                    reason: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            client.connection_exists("chat", &id).await.unwrap(),
+            "excluded from the close"
+        );
+        client.close_connection("chat", &id, Some("done")).await.unwrap();
+        let closing = next_json(&mut socket).await;
+        assert_eq!(
+            (closing["type"].as_str(), closing["event"].as_str()),
+            (Some("system"), Some("disconnected"))
+        );
+        assert!(!client.connection_exists("chat", &id).await.unwrap());
+        let _ = stop.send(());
+    }
 }

@@ -74,7 +74,11 @@ impl Builtin {
         if settings.user_event_behavior == UserEventBehavior::Broadcast && rest.is_none() {
             anyhow::bail!("EventsUserEventBehavior=broadcast needs the Web PubSub REST client");
         }
-        Ok(Self { behavior: settings.user_event_behavior, joinable_rooms: settings.joinable_rooms.clone(), rest })
+        Ok(Self {
+            behavior: settings.user_event_behavior,
+            joinable_rooms: settings.joinable_rooms.clone(),
+            rest,
+        })
     }
 
     /// The configured behaviour.
@@ -89,14 +93,24 @@ impl Builtin {
             JOIN_EVENT => {
                 let room = requested_room(&message)?.ok_or_else(missing_room)?;
                 let user_id = event.user_id().unwrap_or("");
-                if !self.joinable_rooms.iter().any(|template| template.matches(&room, user_id)) {
+                if !self
+                    .joinable_rooms
+                    .iter()
+                    .any(|template| template.matches(&room, user_id))
+                {
                     return Err(ApiError::forbidden("RoomNotJoinable", "this room cannot be joined"));
                 }
                 if !rooms.contains(&room) {
                     if rooms.len() >= MAX_ROOMS {
-                        return Err(ApiError::forbidden("TooManyRooms", format!("a connection may be in at most {MAX_ROOMS} rooms")));
+                        return Err(ApiError::forbidden(
+                            "TooManyRooms",
+                            format!("a connection may be in at most {MAX_ROOMS} rooms"),
+                        ));
                     }
-                    self.rest()?.add_connection_to_group(event.hub(), &room, event.connection_id()).await.map_err(rest_error)?;
+                    self.rest()?
+                        .add_connection_to_group(event.hub(), &room, event.connection_id())
+                        .await
+                        .map_err(rest_error)?;
                     rooms.insert(room.clone());
                 }
                 state.insert(ROOMS_STATE_KEY, &rooms);
@@ -107,7 +121,10 @@ impl Builtin {
                 if !rooms.remove(&room) {
                     return Err(not_in_room());
                 }
-                self.rest()?.remove_connection_from_group(event.hub(), &room, event.connection_id()).await.map_err(rest_error)?;
+                self.rest()?
+                    .remove_connection_from_group(event.hub(), &room, event.connection_id())
+                    .await
+                    .map_err(rest_error)?;
                 state.insert(ROOMS_STATE_KEY, &rooms);
                 Ok(UserEventReply::json(&serde_json::json!({"event": "left", "room": room}))?.with_state(state))
             }
@@ -139,7 +156,9 @@ impl Builtin {
     }
 
     fn rest(&self) -> Result<&RestClient, ApiError> {
-        self.rest.as_ref().ok_or_else(|| ApiError::internal("broadcast", "no REST client configured"))
+        self.rest
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("broadcast", "no REST client configured"))
     }
 }
 
@@ -158,7 +177,11 @@ impl EventHandler for Builtin {
         Box::pin(std::future::ready(Ok(response)))
     }
 
-    fn on_user_event<'a>(&'a self, event: &'a VerifiedEvent, message: UserMessage) -> HookFuture<'a, Result<UserEventReply, ApiError>> {
+    fn on_user_event<'a>(
+        &'a self,
+        event: &'a VerifiedEvent,
+        message: UserMessage,
+    ) -> HookFuture<'a, Result<UserEventReply, ApiError>> {
         match self.behavior {
             UserEventBehavior::None => Box::pin(std::future::ready(Ok(UserEventReply::none()))),
             UserEventBehavior::Echo => {
@@ -194,7 +217,10 @@ fn requested_room(message: &UserMessage) -> Result<Option<String>, ApiError> {
     };
     match room {
         Value::String(room) if validate::group(&room).is_ok() => Ok(Some(room)),
-        _ => Err(ApiError::bad_request("InvalidRoom", "room must be a string of 1 to 1024 characters, not blank")),
+        _ => Err(ApiError::bad_request(
+            "InvalidRoom",
+            "room must be a string of 1 to 1024 characters, not blank",
+        )),
     }
 }
 
@@ -206,7 +232,9 @@ fn payload_value(message: &UserMessage) -> Result<Value, ApiError> {
         DataType::Text => std::str::from_utf8(&message.data)
             .map(|text| Value::String(text.to_owned()))
             .map_err(|_| ApiError::bad_request("InvalidText", "the event data is not UTF-8 text")),
-        DataType::Binary => Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(&message.data))),
+        DataType::Binary => Ok(Value::String(
+            base64::engine::general_purpose::STANDARD.encode(&message.data),
+        )),
     }
 }
 
@@ -221,7 +249,11 @@ fn not_in_room() -> ApiError {
 /// A failed REST call while handling an event: the service or network failed, not the client.
 fn rest_error(error: RestError) -> ApiError {
     tracing::warn!(code = error.code(), error = %error, "Web PubSub REST call failed while handling a user event");
-    ApiError::new(StatusCode::BAD_GATEWAY, error.code(), "the Web PubSub service call failed")
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        error.code(),
+        "the Web PubSub service call failed",
+    )
 }
 
 #[cfg(test)]
@@ -230,7 +262,10 @@ mod tests {
     use bytes::Bytes;
 
     fn json(text: &'static str) -> UserMessage {
-        UserMessage { data_type: DataType::Json, data: Bytes::from_static(text.as_bytes()) }
+        UserMessage {
+            data_type: DataType::Json,
+            data: Bytes::from_static(text.as_bytes()),
+        }
     }
 
     #[test]
@@ -246,11 +281,19 @@ mod tests {
 
     #[test]
     fn requested_rooms() {
-        assert_eq!(requested_room(&json(r#"{"room":"r1","text":"hi"}"#)).unwrap().as_deref(), Some("r1"));
+        assert_eq!(
+            requested_room(&json(r#"{"room":"r1","text":"hi"}"#))
+                .unwrap()
+                .as_deref(),
+            Some("r1")
+        );
         assert_eq!(requested_room(&json(r#"{"text":"hi"}"#)).unwrap(), None);
         assert_eq!(requested_room(&json(r#"[1,2]"#)).unwrap(), None);
         assert_eq!(requested_room(&json(r#"not json"#)).unwrap(), None);
-        let text = UserMessage { data_type: DataType::Text, data: Bytes::from_static(br#"{"room":"r1"}"#) };
+        let text = UserMessage {
+            data_type: DataType::Text,
+            data: Bytes::from_static(br#"{"room":"r1"}"#),
+        };
         assert_eq!(requested_room(&text).unwrap(), None);
         for bad in [r#"{"room":5}"#, r#"{"room":"  "}"#, r#"{"room":""}"#] {
             assert_eq!(requested_room(&json(bad)).unwrap_err().code(), "InvalidRoom", "{bad}");
@@ -260,18 +303,30 @@ mod tests {
     #[test]
     fn payload_values_by_data_type() {
         assert_eq!(payload_value(&json(r#"{"a":1}"#)).unwrap(), serde_json::json!({"a": 1}));
-        let text = UserMessage { data_type: DataType::Text, data: Bytes::from_static(b"hi") };
+        let text = UserMessage {
+            data_type: DataType::Text,
+            data: Bytes::from_static(b"hi"),
+        };
         assert_eq!(payload_value(&text).unwrap(), Value::String("hi".into()));
-        let binary = UserMessage { data_type: DataType::Binary, data: Bytes::from_static(b"\x00\xff") };
+        let binary = UserMessage {
+            data_type: DataType::Binary,
+            data: Bytes::from_static(b"\x00\xff"),
+        };
         assert_eq!(payload_value(&binary).unwrap(), Value::String("AP8=".into()));
         assert_eq!(payload_value(&json("{")).unwrap_err().status(), StatusCode::BAD_REQUEST);
-        let bad_text = UserMessage { data_type: DataType::Text, data: Bytes::from_static(b"\xff") };
+        let bad_text = UserMessage {
+            data_type: DataType::Text,
+            data: Bytes::from_static(b"\xff"),
+        };
         assert_eq!(payload_value(&bad_text).unwrap_err().code(), "InvalidText");
     }
 
     #[test]
     fn broadcast_needs_a_rest_client() {
-        let settings = Settings { user_event_behavior: UserEventBehavior::Broadcast, ..Settings::default() };
+        let settings = Settings {
+            user_event_behavior: UserEventBehavior::Broadcast,
+            ..Settings::default()
+        };
         assert!(Builtin::new(&settings, None).is_err());
         assert!(Builtin::new(&Settings::default(), None).is_ok());
     }

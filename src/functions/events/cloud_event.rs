@@ -156,7 +156,11 @@ impl Signature {
 
 impl std::fmt::Debug for Signature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Signature(<redacted>)" } else { "Signature(None)" })
+        f.write_str(if self.0.is_some() {
+            "Signature(<redacted>)"
+        } else {
+            "Signature(None)"
+        })
     }
 }
 
@@ -323,7 +327,9 @@ fn optional<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<Option<&'h
     if values.next().is_some() {
         return Err(HeaderError::Invalid(name));
     }
-    let text = std::str::from_utf8(value.as_bytes()).map_err(|_| HeaderError::Invalid(name))?.trim();
+    let text = std::str::from_utf8(value.as_bytes())
+        .map_err(|_| HeaderError::Invalid(name))?
+        .trim();
     Ok((!text.is_empty()).then_some(text))
 }
 
@@ -354,7 +360,10 @@ pub(super) mod tests {
             ("ce-userId", "alice"),
             ("WebHook-Request-Origin", "contoso.webpubsub.azure.com"),
         ] {
-            map.insert(warp::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+            map.insert(
+                warp::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
         }
         map
     }
@@ -364,9 +373,21 @@ pub(super) mod tests {
         let cases = [
             ("azure.webpubsub.sys.connect", "connect", EventKind::Connect),
             ("azure.webpubsub.sys.connected", "connected", EventKind::Connected),
-            ("azure.webpubsub.sys.disconnected", "disconnected", EventKind::Disconnected),
-            ("azure.webpubsub.user.message", "message", EventKind::User("message".into())),
-            ("Azure.WebPubSub.User.Chat.Send", "chat.send", EventKind::User("Chat.Send".into())),
+            (
+                "azure.webpubsub.sys.disconnected",
+                "disconnected",
+                EventKind::Disconnected,
+            ),
+            (
+                "azure.webpubsub.user.message",
+                "message",
+                EventKind::User("message".into()),
+            ),
+            (
+                "Azure.WebPubSub.User.Chat.Send",
+                "chat.send",
+                EventKind::User("Chat.Send".into()),
+            ),
         ];
         for (event_type, name, kind) in cases {
             let event = CloudEvent::from_headers(&service_headers(event_type, name)).unwrap();
@@ -401,17 +422,31 @@ pub(super) mod tests {
         ] {
             let mut map = service_headers("azure.webpubsub.sys.connect", "connect");
             map.remove(name);
-            assert_eq!(CloudEvent::from_headers(&map).unwrap_err(), HeaderError::Missing(name), "{name}");
+            assert_eq!(
+                CloudEvent::from_headers(&map).unwrap_err(),
+                HeaderError::Missing(name),
+                "{name}"
+            );
             let mut blank = service_headers("azure.webpubsub.sys.connect", "connect");
             blank.insert(name, HeaderValue::from_static(" "));
-            assert_eq!(CloudEvent::from_headers(&blank).unwrap_err(), HeaderError::Missing(name), "blank {name}");
+            assert_eq!(
+                CloudEvent::from_headers(&blank).unwrap_err(),
+                HeaderError::Missing(name),
+                "blank {name}"
+            );
         }
     }
 
     #[test]
     fn optional_headers_may_be_missing() {
         let mut map = service_headers("azure.webpubsub.sys.connect", "connect");
-        for name in [headers::USER_ID, headers::TIME, headers::SIGNATURE, "ce-awpsversion", headers::WEBHOOK_REQUEST_ORIGIN] {
+        for name in [
+            headers::USER_ID,
+            headers::TIME,
+            headers::SIGNATURE,
+            "ce-awpsversion",
+            headers::WEBHOOK_REQUEST_ORIGIN,
+        ] {
             map.remove(name);
         }
         let event = CloudEvent::from_headers(&map).unwrap();
@@ -421,30 +456,47 @@ pub(super) mod tests {
 
     #[test]
     fn unknown_event_types_are_refused() {
-        for event_type in ["azure.webpubsub.sys.joined", "azure.webpubsub.user.", "com.example.thing", "azure.webpubsub.sys"] {
+        for event_type in [
+            "azure.webpubsub.sys.joined",
+            "azure.webpubsub.user.",
+            "com.example.thing",
+            "azure.webpubsub.sys",
+        ] {
             let map = service_headers(event_type, "joined");
-            assert!(matches!(CloudEvent::from_headers(&map), Err(HeaderError::UnknownEventType(_))), "{event_type}");
+            assert!(
+                matches!(CloudEvent::from_headers(&map), Err(HeaderError::UnknownEventType(_))),
+                "{event_type}"
+            );
         }
     }
 
     #[test]
     fn event_name_must_match_the_type() {
         let map = service_headers("azure.webpubsub.user.message", "other");
-        assert_eq!(CloudEvent::from_headers(&map).unwrap_err(), HeaderError::EventNameMismatch);
+        assert_eq!(
+            CloudEvent::from_headers(&map).unwrap_err(),
+            HeaderError::EventNameMismatch
+        );
     }
 
     #[test]
     fn spec_version_must_be_one() {
         let mut map = service_headers("azure.webpubsub.sys.connect", "connect");
         map.insert(headers::SPEC_VERSION, HeaderValue::from_static("0.3"));
-        assert_eq!(CloudEvent::from_headers(&map).unwrap_err(), HeaderError::Invalid(headers::SPEC_VERSION));
+        assert_eq!(
+            CloudEvent::from_headers(&map).unwrap_err(),
+            HeaderError::Invalid(headers::SPEC_VERSION)
+        );
     }
 
     #[test]
     fn repeated_attribute_headers_are_refused() {
         let mut map = service_headers("azure.webpubsub.sys.connect", "connect");
         map.append(headers::CONNECTION_ID, HeaderValue::from_static("conn-2"));
-        assert_eq!(CloudEvent::from_headers(&map).unwrap_err(), HeaderError::Invalid(headers::CONNECTION_ID));
+        assert_eq!(
+            CloudEvent::from_headers(&map).unwrap_err(),
+            HeaderError::Invalid(headers::CONNECTION_ID)
+        );
     }
 
     #[test]
@@ -453,7 +505,10 @@ pub(super) mod tests {
         map.insert(headers::USER_ID, HeaderValue::from_bytes("zoë".as_bytes()).unwrap());
         assert_eq!(CloudEvent::from_headers(&map).unwrap().user_id(), Some("zoë"));
         map.insert(headers::USER_ID, HeaderValue::from_bytes(&[0xff, 0xfe]).unwrap());
-        assert_eq!(CloudEvent::from_headers(&map).unwrap_err(), HeaderError::Invalid(headers::USER_ID));
+        assert_eq!(
+            CloudEvent::from_headers(&map).unwrap_err(),
+            HeaderError::Invalid(headers::USER_ID)
+        );
     }
 
     #[test]
@@ -472,7 +527,10 @@ pub(super) mod tests {
             }
             match expected {
                 Some(data_type) => assert_eq!(CloudEvent::from_headers(&map).unwrap().data_type(), Some(data_type)),
-                None => assert_eq!(CloudEvent::from_headers(&map).unwrap_err(), HeaderError::UnsupportedContentType),
+                None => assert_eq!(
+                    CloudEvent::from_headers(&map).unwrap_err(),
+                    HeaderError::UnsupportedContentType
+                ),
             }
         }
     }

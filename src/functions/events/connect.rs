@@ -63,7 +63,10 @@ impl<'a> ConnectBody<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ApiError> {
         // serde would also accept a JSON array for a struct; the protocol sends an object.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ApiError::bad_request("InvalidJson", "the connect event needs a JSON object body"));
+            return Err(ApiError::bad_request(
+                "InvalidJson",
+                "the connect event needs a JSON object body",
+            ));
         }
         serde_json::from_slice(bytes)
             .map_err(|e| ApiError::bad_request("InvalidJson", format!("the connect body is not valid: {e}")))
@@ -133,12 +136,18 @@ pub struct Multimap<'a>(Vec<(Cow<'a, str>, Values<'a>)>);
 impl<'a> Multimap<'a> {
     /// The values under exactly `name`.
     pub fn values(&self, name: &str) -> impl Iterator<Item = &str> + Clone {
-        self.0.iter().filter(move |(key, _)| key == name).flat_map(|(_, values)| values.iter())
+        self.0
+            .iter()
+            .filter(move |(key, _)| key == name)
+            .flat_map(|(_, values)| values.iter())
     }
 
     /// The values under `name`, ignoring ASCII case (for header names).
     pub fn values_ignore_case(&self, name: &str) -> impl Iterator<Item = &str> + Clone {
-        self.0.iter().filter(move |(key, _)| key.eq_ignore_ascii_case(name)).flat_map(|(_, values)| values.iter())
+        self.0
+            .iter()
+            .filter(move |(key, _)| key.eq_ignore_ascii_case(name))
+            .flat_map(|(_, values)| values.iter())
     }
 
     /// The first value under exactly `name`.
@@ -155,7 +164,9 @@ impl<'a> Multimap<'a> {
 impl fmt::Debug for Multimap<'_> {
     // Values may hold tokens or cookies: show names only.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Multimap").field(&self.names().collect::<Vec<_>>()).finish()
+        f.debug_tuple("Multimap")
+            .field(&self.names().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -359,7 +370,11 @@ pub fn draft(policy: &ConnectPolicy, request: &ConnectRequest<'_>) -> Result<Con
     let subprotocol = choose_subprotocol(policy, body)?;
     let user_id = resolve_user_id(&policy.user_id_source, request.event.user_id(), body)?;
 
-    let mut response = ConnectResponse { user_id, subprotocol, ..ConnectResponse::default() };
+    let mut response = ConnectResponse {
+        user_id,
+        subprotocol,
+        ..ConnectResponse::default()
+    };
     body.token_groups().for_each(|group| response.add_group(group));
     body.token_roles().for_each(|role| response.add_role(role));
     let user_id = response.user_id.clone();
@@ -400,7 +415,11 @@ fn choose_subprotocol(policy: &ConnectPolicy, body: &ConnectBody<'_>) -> Result<
     policy
         .subprotocols
         .iter()
-        .find(|preferred| body.subprotocols.iter().any(|offered| offered.eq_ignore_ascii_case(preferred)))
+        .find(|preferred| {
+            body.subprotocols
+                .iter()
+                .any(|offered| offered.eq_ignore_ascii_case(preferred))
+        })
         .map(|chosen| Some(chosen.clone()))
         .ok_or_else(|| {
             ApiError::bad_request("UnsupportedSubprotocol", "none of the offered subprotocols is accepted")
@@ -410,7 +429,11 @@ fn choose_subprotocol(policy: &ConnectPolicy, body: &ConnectBody<'_>) -> Result<
 
 /// The connection's user id per [`UserIdSource`]. A claim overrides the token's subject (both come from the
 /// signed token); the query, being client-supplied, is used only when the token names no user.
-fn resolve_user_id(source: &UserIdSource, token_user: Option<&str>, body: &ConnectBody<'_>) -> Result<Option<String>, ApiError> {
+fn resolve_user_id(
+    source: &UserIdSource,
+    token_user: Option<&str>,
+    body: &ConnectBody<'_>,
+) -> Result<Option<String>, ApiError> {
     let chosen = match source {
         UserIdSource::Token => token_user,
         UserIdSource::Claim(claim) => body.claims.first(claim).or(token_user),
@@ -440,21 +463,34 @@ fn check_user_id(user_id: &str) -> Result<(), ApiError> {
 
 /// Step 3: the checks no hook can skip, then the reply. Policy refusals are 401 (`UserIdRequired`);
 /// an answer the hook got wrong is the application's fault (500), never the client's.
-pub fn finish(policy: &ConnectPolicy, request: &ConnectRequest<'_>, response: ConnectResponse) -> Result<Response, ApiError> {
+pub fn finish(
+    policy: &ConnectPolicy,
+    request: &ConnectRequest<'_>,
+    response: ConnectResponse,
+) -> Result<Response, ApiError> {
     if policy.require_user_id && response.user_id.is_none() {
         return Err(ApiError::unauthorized("a user id is required to connect").with_detail("reason", "UserIdRequired"));
     }
-    if let Some(subprotocol) = &response.subprotocol {
-        if !request.body.subprotocols.iter().any(|offered| offered.eq_ignore_ascii_case(subprotocol)) {
-            return Err(ApiError::internal("connect hook", "chose a subprotocol the client did not offer"));
-        }
+    if let Some(subprotocol) = &response.subprotocol
+        && !request
+            .body
+            .subprotocols
+            .iter()
+            .any(|offered| offered.eq_ignore_ascii_case(subprotocol))
+    {
+        return Err(ApiError::internal(
+            "connect hook",
+            "chose a subprotocol the client did not offer",
+        ));
     }
-    if let Some(user_id) = &response.user_id {
-        if user_id.is_empty() {
-            return Err(ApiError::internal("connect hook", "set an empty user id"));
-        }
+    if response.user_id.as_deref() == Some("") {
+        return Err(ApiError::internal("connect hook", "set an empty user id"));
     }
-    if let Err(error) = response.groups.iter().try_for_each(|group| crate::webpubsub::validate::group(group)) {
+    if let Err(error) = response
+        .groups
+        .iter()
+        .try_for_each(|group| crate::webpubsub::validate::group(group))
+    {
         return Err(ApiError::internal("connect hook", error));
     }
     if response.roles.iter().any(String::is_empty) {
@@ -466,12 +502,22 @@ pub fn finish(policy: &ConnectPolicy, request: &ConnectRequest<'_>, response: Co
 /// 204 when the answer changes nothing the token said; otherwise 200 with only the fields that change.
 fn reply(request: &ConnectRequest<'_>, response: &ConnectResponse) -> Response {
     let body = &request.body;
-    let user_id = response.user_id.as_deref().filter(|user_id| Some(*user_id) != request.event.user_id());
+    let user_id = response
+        .user_id
+        .as_deref()
+        .filter(|user_id| Some(*user_id) != request.event.user_id());
     let groups = (!same_set(&response.groups, body.token_groups())).then_some(response.groups.as_slice());
     let roles = (!same_set(&response.roles, body.token_roles())).then_some(response.roles.as_slice());
-    let mqtt = (!response.mqtt_user_properties.is_empty())
-        .then_some(MqttReply { user_properties: &response.mqtt_user_properties });
-    let wire = ConnectReply { user_id, groups, roles, subprotocol: response.subprotocol.as_deref(), mqtt };
+    let mqtt = (!response.mqtt_user_properties.is_empty()).then_some(MqttReply {
+        user_properties: &response.mqtt_user_properties,
+    });
+    let wire = ConnectReply {
+        user_id,
+        groups,
+        roles,
+        subprotocol: response.subprotocol.as_deref(),
+        mqtt,
+    };
 
     let mut reply = if wire.is_empty() {
         StatusCode::NO_CONTENT.into_response()
@@ -479,13 +525,17 @@ fn reply(request: &ConnectRequest<'_>, response: &ConnectResponse) -> Response {
         // Serialising borrowed strings cannot fail.
         let json = serde_json::to_vec(&wire).unwrap_or_default();
         let mut reply = Response::new(Bytes::from(json).into());
-        reply.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        reply
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         reply
     };
-    if !response.state.is_empty() {
-        if let Ok(value) = HeaderValue::from_str(&response.state.encode()) {
-            reply.headers_mut().insert(super::cloud_event::headers::CONNECTION_STATE, value);
-        }
+    if !response.state.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&response.state.encode())
+    {
+        reply
+            .headers_mut()
+            .insert(super::cloud_event::headers::CONNECTION_STATE, value);
     }
     reply
 }
@@ -541,14 +591,38 @@ pub fn mqtt_code(protocol_version: u8, status: StatusCode) -> u8 {
     let v5 = protocol_version >= 5;
     match status {
         // Bad user name or password.
-        StatusCode::UNAUTHORIZED => if v5 { 0x86 } else { 4 },
+        StatusCode::UNAUTHORIZED => {
+            if v5 {
+                0x86
+            } else {
+                4
+            }
+        }
         // Not authorized.
-        StatusCode::FORBIDDEN => if v5 { 0x87 } else { 5 },
+        StatusCode::FORBIDDEN => {
+            if v5 {
+                0x87
+            } else {
+                5
+            }
+        }
         // Server unavailable.
-        status if status.is_server_error() => if v5 { 0x88 } else { 3 },
+        status if status.is_server_error() => {
+            if v5 {
+                0x88
+            } else {
+                3
+            }
+        }
         // Other refusals: v5 "implementation specific error" (valid CONNECT, not accepted); v3.1.1 has
         // nothing closer than "not authorized".
-        _ => if v5 { 0x83 } else { 5 },
+        _ => {
+            if v5 {
+                0x83
+            } else {
+                5
+            }
+        }
     }
 }
 
@@ -573,9 +647,15 @@ mod tests {
         assert_eq!(body.claims.first("nested"), None);
         assert_eq!(body.claims.first("name"), Some("Alice"));
         assert_eq!(body.query.values("room").collect::<Vec<_>>(), ["lobby", "other"]);
-        assert_eq!(body.headers.values_ignore_case("user-agent").collect::<Vec<_>>(), ["test"]);
+        assert_eq!(
+            body.headers.values_ignore_case("user-agent").collect::<Vec<_>>(),
+            ["test"]
+        );
         assert_eq!(body.subprotocols.iter().count(), 2);
-        assert_eq!(body.client_certificates.as_ref().unwrap()[0].thumbprint.as_deref(), Some("ABC"));
+        assert_eq!(
+            body.client_certificates.as_ref().unwrap()[0].thumbprint.as_deref(),
+            Some("ABC")
+        );
         assert!(!body.is_mqtt());
     }
 
@@ -596,9 +676,22 @@ mod tests {
 
     #[test]
     fn malformed_bodies_are_400() {
-        for json in [&b""[..], b"  ", b"{", b"[]", b"\"x\"", b"{\"claims\": 5}", b"{\"mqtt\": 5}"] {
+        for json in [
+            &b""[..],
+            b"  ",
+            b"{",
+            b"[]",
+            b"\"x\"",
+            b"{\"claims\": 5}",
+            b"{\"mqtt\": 5}",
+        ] {
             let error = ConnectBody::parse(json).unwrap_err();
-            assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{:?}", String::from_utf8_lossy(json));
+            assert_eq!(
+                error.status(),
+                StatusCode::BAD_REQUEST,
+                "{:?}",
+                String::from_utf8_lossy(json)
+            );
             assert_eq!(error.code(), "InvalidJson");
         }
     }
@@ -611,7 +704,10 @@ mod tests {
         .unwrap();
         let shown = format!("{body:?}");
         assert!(shown.contains("access_token"), "{shown}");
-        assert!(!shown.contains("tok-secret") && !shown.contains("cHctc2VjcmV0"), "{shown}");
+        assert!(
+            !shown.contains("tok-secret") && !shown.contains("cHctc2VjcmV0"),
+            "{shown}"
+        );
         assert!(body.is_mqtt());
     }
 

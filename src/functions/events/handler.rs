@@ -46,7 +46,11 @@ pub trait EventHandler: Send + Sync + 'static {
     /// A user event (blocking). The reply's body, if any, goes to the sending connection only. An error
     /// makes the service fail the client's message (the docs say it drops the connection), so refuse only
     /// what deserves it.
-    fn on_user_event<'a>(&'a self, event: &'a VerifiedEvent, message: UserMessage) -> HookFuture<'a, Result<UserEventReply, ApiError>> {
+    fn on_user_event<'a>(
+        &'a self,
+        event: &'a VerifiedEvent,
+        message: UserMessage,
+    ) -> HookFuture<'a, Result<UserEventReply, ApiError>> {
         let _ = (event, message);
         Box::pin(std::future::ready(Ok(UserEventReply::none())))
     }
@@ -77,7 +81,10 @@ impl UserMessage {
     /// The payload parsed as JSON into `T`; a 400 `InvalidJson` when it is not JSON data or not that shape.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         if self.data_type != DataType::Json {
-            return Err(ApiError::bad_request("InvalidJson", "the event data must be JSON (dataType json)"));
+            return Err(ApiError::bad_request(
+                "InvalidJson",
+                "the event data must be JSON (dataType json)",
+            ));
         }
         serde_json::from_slice(&self.data)
             .map_err(|e| ApiError::bad_request("InvalidJson", format!("the event data has the wrong shape: {e}")))
@@ -99,7 +106,10 @@ impl UserEventReply {
 
     /// A message of `data_type` back to the sender (200).
     pub fn data(data_type: DataType, data: impl Into<Bytes>) -> Self {
-        Self { body: Some((data_type, data.into())), state: None }
+        Self {
+            body: Some((data_type, data.into())),
+            state: None,
+        }
     }
 
     /// A text message back to the sender.
@@ -142,25 +152,42 @@ mod tests {
 
     #[test]
     fn text_and_json_views() {
-        let message = UserMessage { data_type: DataType::Json, data: Bytes::from_static(br#"{"room":"r1"}"#) };
+        let message = UserMessage {
+            data_type: DataType::Json,
+            data: Bytes::from_static(br#"{"room":"r1"}"#),
+        };
         assert_eq!(message.text(), Some(r#"{"room":"r1"}"#));
         let value: serde_json::Value = message.json().unwrap();
         assert_eq!(value["room"], "r1");
-        let binary = UserMessage { data_type: DataType::Binary, data: Bytes::from_static(b"\xff") };
+        let binary = UserMessage {
+            data_type: DataType::Binary,
+            data: Bytes::from_static(b"\xff"),
+        };
         assert_eq!(binary.text(), None);
         assert_eq!(binary.json::<serde_json::Value>().unwrap_err().code(), "InvalidJson");
-        let broken = UserMessage { data_type: DataType::Json, data: Bytes::from_static(b"{") };
-        assert_eq!(broken.json::<serde_json::Value>().unwrap_err().status(), warp::http::StatusCode::BAD_REQUEST);
+        let broken = UserMessage {
+            data_type: DataType::Json,
+            data: Bytes::from_static(b"{"),
+        };
+        assert_eq!(
+            broken.json::<serde_json::Value>().unwrap_err().status(),
+            warp::http::StatusCode::BAD_REQUEST
+        );
     }
 
     #[test]
     fn replies_carry_data_and_state() {
         assert_eq!(UserEventReply::none().body(), None);
         let reply = UserEventReply::text("hi");
-        assert_eq!(reply.body().map(|(t, d)| (t, d.clone())), Some((DataType::Text, Bytes::from_static(b"hi"))));
+        assert_eq!(
+            reply.body().map(|(t, d)| (t, d.clone())),
+            Some((DataType::Text, Bytes::from_static(b"hi")))
+        );
         let mut state = ConnectionState::new();
         state.insert("k", 1);
-        let reply = UserEventReply::json(&serde_json::json!({"a": 1})).unwrap().with_state(state.clone());
+        let reply = UserEventReply::json(&serde_json::json!({"a": 1}))
+            .unwrap()
+            .with_state(state.clone());
         assert_eq!(reply.body().unwrap().0, DataType::Json);
         assert_eq!(reply.state(), Some(&state));
     }

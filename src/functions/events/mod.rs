@@ -83,7 +83,9 @@ impl State {
     pub fn from_parts(events: &Settings, handler: Arc<dyn EventHandler>) -> anyhow::Result<Self> {
         let service = service_of(events)?;
         let origins = AllowedOrigins::new(
-            service.endpoints().map(|endpoint| (endpoint.host(), endpoint.port(), service::has_default_port(endpoint))),
+            service
+                .endpoints()
+                .map(|endpoint| (endpoint.host(), endpoint.port(), service::has_default_port(endpoint))),
             events.allowed_origins.iter().map(String::as_str),
         );
         Ok(Self {
@@ -106,7 +108,9 @@ impl Builtin {
     /// As [`Builtin::from_settings`], from this function's settings alone.
     pub fn from_events_settings(events: &Settings) -> anyhow::Result<Self> {
         let rest = match events.user_event_behavior {
-            UserEventBehavior::Broadcast => Some(RestClient::new(&service_of(events)?.primary, RestOptions::default())?),
+            UserEventBehavior::Broadcast => {
+                Some(RestClient::new(&service_of(events)?.primary, RestOptions::default())?)
+            }
             _ => None,
         };
         Builtin::new(events, rest)
@@ -114,7 +118,10 @@ impl Builtin {
 }
 
 fn service_of(events: &Settings) -> anyhow::Result<&service::Service> {
-    events.service.as_ref().ok_or_else(|| anyhow::anyhow!("events: the Web PubSub connection string is not configured"))
+    events
+        .service
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("events: the Web PubSub connection string is not configured"))
 }
 
 /// `OPTIONS|POST /api/events`.
@@ -130,7 +137,9 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .and(verified_event(state.clone()))
         .and(crate::request::bounded_body(max_body_bytes))
         .and(with_state(state))
-        .then(|event: VerifiedEvent, body: Bytes, state: Arc<State>| async move { dispatch(&state, event, body).await });
+        .then(
+            |event: VerifiedEvent, body: Bytes, state: Arc<State>| async move { dispatch(&state, event, body).await },
+        );
     validate.or(event).unify().boxed()
 }
 
@@ -147,17 +156,31 @@ fn abuse_protection(state: &State, requested: Option<&str>) -> Response {
             .with_detail("header", headers::WEBHOOK_REQUEST_ORIGIN)
             .into_response();
     };
-    match state.origins.pick(requested).and_then(|origin| HeaderValue::from_str(origin).ok()) {
+    match state
+        .origins
+        .pick(requested)
+        .and_then(|origin| HeaderValue::from_str(origin).ok())
+    {
         Some(origin) => {
             tracing::info!(origin = ?origin, "Accepted Web PubSub abuse-protection request");
             let mut response = StatusCode::OK.into_response();
             response.headers_mut().insert(headers::WEBHOOK_ALLOWED_ORIGIN, origin);
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("OPTIONS, POST"));
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("OPTIONS, POST"));
             response
         }
         None => {
-            tracing::warn!(origin = requested, reason = "OriginNotAllowed", "Refused Web PubSub abuse-protection request");
-            ApiError::bad_request("OriginNotAllowed", "this handler does not accept events from that origin").into_response()
+            tracing::warn!(
+                origin = requested,
+                reason = "OriginNotAllowed",
+                "Refused Web PubSub abuse-protection request"
+            );
+            ApiError::bad_request(
+                "OriginNotAllowed",
+                "this handler does not accept events from that origin",
+            )
+            .into_response()
         }
     }
 }
@@ -197,12 +220,20 @@ struct Handled {
 
 impl Handled {
     fn reply(response: Response) -> Self {
-        Self { response, user_id: None, reason: None }
+        Self {
+            response,
+            user_id: None,
+            reason: None,
+        }
     }
 
     fn error(error: ApiError) -> Self {
         let reason = Some(format!("{}: {}", error.code(), error.message()));
-        Self { response: error.into_response(), user_id: None, reason }
+        Self {
+            response: error.into_response(),
+            user_id: None,
+            reason,
+        }
     }
 }
 
@@ -245,10 +276,18 @@ async fn connect(state: &State, event: &VerifiedEvent, body: &[u8]) -> Handled {
     }
     .await;
     match decided {
-        Ok((response, user_id)) => Handled { response, user_id, reason: None },
+        Ok((response, user_id)) => Handled {
+            response,
+            user_id,
+            reason: None,
+        },
         Err(error) => {
             let reason = Some(format!("{}: {}", error.code(), error.message()));
-            Handled { response: connect::rejection(Some(&request.body), error), user_id: None, reason }
+            Handled {
+                response: connect::rejection(Some(&request.body), error),
+                user_id: None,
+                reason,
+            }
         }
     }
 }
@@ -266,17 +305,27 @@ async fn disconnected(state: &State, event: &VerifiedEvent, body: &[u8]) -> Hand
         match serde_json::from_slice::<DisconnectedBody>(body) {
             Ok(body) => body.reason.filter(|reason| !reason.is_empty()),
             Err(e) => {
-                return Handled::error(ApiError::bad_request("InvalidJson", format!("the disconnected body is not valid: {e}")));
+                return Handled::error(ApiError::bad_request(
+                    "InvalidJson",
+                    format!("the disconnected body is not valid: {e}"),
+                ));
             }
         }
     };
     state.handler.on_disconnected(event, reason.as_deref()).await;
-    Handled { response: StatusCode::NO_CONTENT.into_response(), user_id: None, reason }
+    Handled {
+        response: StatusCode::NO_CONTENT.into_response(),
+        user_id: None,
+        reason,
+    }
 }
 
 /// A user event: the hook's reply goes to the sender (200 with its data type) or nothing (204).
 async fn user_event(state: &State, event: &VerifiedEvent, body: Bytes) -> Handled {
-    let message = UserMessage { data_type: event.data_type().unwrap_or(DataType::Binary), data: body };
+    let message = UserMessage {
+        data_type: event.data_type().unwrap_or(DataType::Binary),
+        data: body,
+    };
     let reply = match state.handler.on_user_event(event, message).await {
         Ok(reply) => reply,
         Err(error) => return Handled::error(error),
@@ -284,15 +333,17 @@ async fn user_event(state: &State, event: &VerifiedEvent, body: Bytes) -> Handle
     let mut response = match reply.body() {
         Some((data_type, data)) => {
             let mut response = Response::new(data.clone().into());
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(data_type.content_type()));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(data_type.content_type()));
             response
         }
         None => StatusCode::NO_CONTENT.into_response(),
     };
-    if let Some(state) = reply.state() {
-        if let Ok(value) = HeaderValue::from_str(&state.encode()) {
-            response.headers_mut().insert(headers::CONNECTION_STATE, value);
-        }
+    if let Some(state) = reply.state()
+        && let Ok(value) = HeaderValue::from_str(&state.encode())
+    {
+        response.headers_mut().insert(headers::CONNECTION_STATE, value);
     }
     Handled::reply(response)
 }

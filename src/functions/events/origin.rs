@@ -73,8 +73,14 @@ mod tests {
     #[test]
     fn service_hosts_and_extras_are_allowed_in_any_case() {
         let origins = origins();
-        assert_eq!(origins.pick("contoso.webpubsub.azure.com"), Some("contoso.webpubsub.azure.com"));
-        assert_eq!(origins.pick("CONTOSO.webpubsub.azure.com"), Some("CONTOSO.webpubsub.azure.com"));
+        assert_eq!(
+            origins.pick("contoso.webpubsub.azure.com"),
+            Some("contoso.webpubsub.azure.com")
+        );
+        assert_eq!(
+            origins.pick("CONTOSO.webpubsub.azure.com"),
+            Some("CONTOSO.webpubsub.azure.com")
+        );
         assert_eq!(origins.pick("extra.example.com"), Some("extra.example.com"));
         assert_eq!(origins.pick("127.0.0.1"), Some("127.0.0.1"));
         assert_eq!(origins.pick("127.0.0.1:8080"), Some("127.0.0.1:8080"));
@@ -83,7 +89,15 @@ mod tests {
     #[test]
     fn other_origins_are_refused() {
         let origins = origins();
-        for origin in ["", " ", "evil.example.com", "contoso.webpubsub.azure.com.evil.com", "127.0.0.1:9", "*", "contoso"] {
+        for origin in [
+            "",
+            " ",
+            "evil.example.com",
+            "contoso.webpubsub.azure.com.evil.com",
+            "127.0.0.1:9",
+            "*",
+            "contoso",
+        ] {
             assert_eq!(origins.pick(origin), None, "{origin:?}");
         }
         // A default port is never listed explicitly.
@@ -93,8 +107,14 @@ mod tests {
     #[test]
     fn the_first_allowed_of_several_is_echoed() {
         let origins = origins();
-        assert_eq!(origins.pick("evil.example.com, contoso.webpubsub.azure.com"), Some("contoso.webpubsub.azure.com"));
-        assert_eq!(origins.pick("evil.example.com extra.example.com"), Some("extra.example.com"));
+        assert_eq!(
+            origins.pick("evil.example.com, contoso.webpubsub.azure.com"),
+            Some("contoso.webpubsub.azure.com")
+        );
+        assert_eq!(
+            origins.pick("evil.example.com extra.example.com"),
+            Some("extra.example.com")
+        );
     }
 
     #[test]

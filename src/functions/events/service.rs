@@ -25,11 +25,13 @@ pub struct Service {
 
 impl Service {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let parse = |name: &str, value: &str| {
-            ConnectionString::parse(value).map_err(|e| ConfigError::new(name, e.to_string()))
-        };
+        let parse =
+            |name: &str, value: &str| ConnectionString::parse(value).map_err(|e| ConfigError::new(name, e.to_string()));
         let primary = parse(CONNECTION_STRING, env.require(CONNECTION_STRING)?)?;
-        let secondary = env.get(SECONDARY_CONNECTION_STRING).map(|value| parse(SECONDARY_CONNECTION_STRING, value)).transpose()?;
+        let secondary = env
+            .get(SECONDARY_CONNECTION_STRING)
+            .map(|value| parse(SECONDARY_CONNECTION_STRING, value))
+            .transpose()?;
         let mut hubs = vec![env.require(HUB)?.to_owned()];
         for hub in env.list(ALLOWED_HUBS) {
             if !hubs.iter().any(|known| known.eq_ignore_ascii_case(&hub)) {
@@ -39,7 +41,11 @@ impl Service {
         for hub in &hubs {
             validate::hub(hub).map_err(|e| ConfigError::new(HUB, format!("{hub:?}: {e}")))?;
         }
-        Ok(Self { primary, secondary, hubs })
+        Ok(Self {
+            primary,
+            secondary,
+            hubs,
+        })
     }
 
     /// The primary key, plus the secondary connection string's key for rotation.
@@ -80,13 +86,25 @@ mod tests {
         let service = Service::from_env(&env).unwrap();
         assert_eq!(service.hubs, ["chat", "news"]);
         assert!(service.keys().secondary().is_some());
-        let endpoints: Vec<_> = service.endpoints().map(|e| (e.host().to_owned(), has_default_port(e))).collect();
-        assert_eq!(endpoints, [("contoso.webpubsub.azure.com".to_owned(), true), ("127.0.0.1".to_owned(), false)]);
+        let endpoints: Vec<_> = service
+            .endpoints()
+            .map(|e| (e.host().to_owned(), has_default_port(e)))
+            .collect();
+        assert_eq!(
+            endpoints,
+            [
+                ("contoso.webpubsub.azure.com".to_owned(), true),
+                ("127.0.0.1".to_owned(), false)
+            ]
+        );
     }
 
     #[test]
     fn failures_name_the_setting_without_the_value() {
-        let env = Env::from_pairs([(CONNECTION_STRING, "Endpoint=https://x;AccessKey=supersecret;"), (HUB, "chat")]);
+        let env = Env::from_pairs([
+            (CONNECTION_STRING, "Endpoint=https://x;AccessKey=supersecret;"),
+            (HUB, "chat"),
+        ]);
         assert!(Service::from_env(&env).is_ok());
         let env = env.with(SECONDARY_CONNECTION_STRING, "AccessKey=supersecret2");
         let error = Service::from_env(&env).unwrap_err();

@@ -107,7 +107,10 @@ impl Settings {
             list if list.is_empty() => DEFAULT_SUBPROTOCOLS.map(String::from).to_vec(),
             list => {
                 if let Some(bad) = list.iter().find(|name| !is_token(name)) {
-                    return Err(ConfigError::new(SUBPROTOCOLS, format!("{bad:?} is not a valid subprotocol name")));
+                    return Err(ConfigError::new(
+                        SUBPROTOCOLS,
+                        format!("{bad:?} is not a valid subprotocol name"),
+                    ));
                 }
                 list
             }
@@ -117,14 +120,21 @@ impl Settings {
         if !MAX_BODY_BYTES_RANGE.contains(&max_body_bytes) {
             return Err(ConfigError::new(
                 MAX_BODY_BYTES,
-                format!("must be from {} to {}", MAX_BODY_BYTES_RANGE.start(), MAX_BODY_BYTES_RANGE.end()),
+                format!(
+                    "must be from {} to {}",
+                    MAX_BODY_BYTES_RANGE.start(),
+                    MAX_BODY_BYTES_RANGE.end()
+                ),
             ));
         }
 
         let user_event_behavior: UserEventBehavior = env.parse_or(USER_EVENT_BEHAVIOR, UserEventBehavior::None)?;
         let joinable_rooms = templates(env, JOINABLE_ROOMS, Template::pattern)?;
         if !joinable_rooms.is_empty() && user_event_behavior != UserEventBehavior::Broadcast {
-            return Err(ConfigError::new(JOINABLE_ROOMS, format!("needs {USER_EVENT_BEHAVIOR}=broadcast")));
+            return Err(ConfigError::new(
+                JOINABLE_ROOMS,
+                format!("needs {USER_EVENT_BEHAVIOR}=broadcast"),
+            ));
         }
 
         Ok(Self {
@@ -149,23 +159,34 @@ fn templates<E: fmt::Display>(
     name: &str,
     parse: impl Fn(&str) -> Result<Template, E>,
 ) -> Result<Vec<Template>, ConfigError> {
-    env.list(name).iter().map(|text| parse(text).map_err(|e| ConfigError::new(name, e.to_string()))).collect()
+    env.list(name)
+        .iter()
+        .map(|text| parse(text).map_err(|e| ConfigError::new(name, e.to_string())))
+        .collect()
 }
 
 /// A bare host or `host:port`: no scheme, path, spaces or wildcards.
 fn check_host(host: &str) -> Result<(), ConfigError> {
     let valid = !host.is_empty()
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
     if valid {
         Ok(())
     } else {
-        Err(ConfigError::new(ALLOWED_ORIGINS, format!("{host:?} is not a host name (write hosts without scheme or path)")))
+        Err(ConfigError::new(
+            ALLOWED_ORIGINS,
+            format!("{host:?} is not a host name (write hosts without scheme or path)"),
+        ))
     }
 }
 
 /// An HTTP token (RFC 7230 `tchar`s), as subprotocol names must be.
 fn is_token(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Where a connection's user id comes from (`EventsUserIdSource`).
@@ -232,7 +253,10 @@ mod tests {
 
     fn service_env() -> Env {
         Env::from_pairs([
-            ("WebPubSubConnectionString", "Endpoint=https://x.example.com;AccessKey=k-0123456789"),
+            (
+                "WebPubSubConnectionString",
+                "Endpoint=https://x.example.com;AccessKey=k-0123456789",
+            ),
             ("WebPubSubHub", "chat"),
         ])
     }
@@ -252,7 +276,10 @@ mod tests {
     #[test]
     fn reads_every_setting() {
         let env = Env::from_pairs([
-            ("WebPubSubConnectionString", "Endpoint=https://x.example.com;AccessKey=k-0123456789"),
+            (
+                "WebPubSubConnectionString",
+                "Endpoint=https://x.example.com;AccessKey=k-0123456789",
+            ),
             ("WebPubSubHub", "chat"),
             (ALLOWED_ORIGINS, "Tunnel.Example.com, 127.0.0.1:8080"),
             (SUBPROTOCOLS, "json.webpubsub.azure.v1"),
@@ -279,8 +306,14 @@ mod tests {
     #[test]
     fn user_id_sources() {
         assert_eq!("TOKEN".parse::<UserIdSource>().unwrap(), UserIdSource::Token);
-        assert_eq!("query: name ".parse::<UserIdSource>().unwrap(), UserIdSource::Query("name".into()));
-        assert_eq!("Claim:http://x/y".parse::<UserIdSource>().unwrap(), UserIdSource::Claim("http://x/y".into()));
+        assert_eq!(
+            "query: name ".parse::<UserIdSource>().unwrap(),
+            UserIdSource::Query("name".into())
+        );
+        assert_eq!(
+            "Claim:http://x/y".parse::<UserIdSource>().unwrap(),
+            UserIdSource::Claim("http://x/y".into())
+        );
         for bad in ["", "claim", "claim:", "header:x", "sub"] {
             assert!(bad.parse::<UserIdSource>().is_err(), "{bad:?}");
         }
@@ -302,7 +335,9 @@ mod tests {
             let error = Settings::from_env(&service_env().with(name, value)).unwrap_err();
             assert_eq!(error.setting, name, "{value:?}");
         }
-        let env = service_env().with(USER_EVENT_BEHAVIOR, "broadcast").with(JOINABLE_ROOMS, "room-**");
+        let env = service_env()
+            .with(USER_EVENT_BEHAVIOR, "broadcast")
+            .with(JOINABLE_ROOMS, "room-**");
         assert_eq!(Settings::from_env(&env).unwrap_err().setting, JOINABLE_ROOMS);
     }
 }

@@ -81,7 +81,8 @@ impl ConnectionState {
 
     /// Sets `key` to `value` (serialised to JSON; a value that cannot be serialised is stored as `null`).
     pub fn insert(&mut self, key: impl Into<String>, value: impl Serialize) {
-        self.0.insert(key.into(), serde_json::to_value(value).unwrap_or(Value::Null));
+        self.0
+            .insert(key.into(), serde_json::to_value(value).unwrap_or(Value::Null));
     }
 
     /// Removes `key`, returning its value.
@@ -106,7 +107,10 @@ mod tests {
         let mut state = ConnectionState::new();
         state.insert("groups", ["lobby", "user-alice"]);
         assert_eq!(state.encode(), "eyJncm91cHMiOlsibG9iYnkiLCJ1c2VyLWFsaWNlIl19");
-        assert_eq!(ConnectionState::decode("eyJncm91cHMiOlsibG9iYnkiLCJ1c2VyLWFsaWNlIl19").unwrap(), state);
+        assert_eq!(
+            ConnectionState::decode("eyJncm91cHMiOlsibG9iYnkiLCJ1c2VyLWFsaWNlIl19").unwrap(),
+            state
+        );
     }
 
     #[test]
@@ -123,8 +127,14 @@ mod tests {
     #[test]
     fn padding_is_optional_when_reading() {
         // base64 of {"a":1} is eyJhIjoxfQ== ; the same without padding must decode too.
-        assert_eq!(ConnectionState::decode("eyJhIjoxfQ").unwrap().get_as::<u8>("a"), Some(1));
-        assert_eq!(ConnectionState::decode("eyJhIjoxfQ==").unwrap().get_as::<u8>("a"), Some(1));
+        assert_eq!(
+            ConnectionState::decode("eyJhIjoxfQ").unwrap().get_as::<u8>("a"),
+            Some(1)
+        );
+        assert_eq!(
+            ConnectionState::decode("eyJhIjoxfQ==").unwrap().get_as::<u8>("a"),
+            Some(1)
+        );
     }
 
     #[test]

@@ -21,8 +21,14 @@ const SECONDARY_SIGNATURE: &str = "sha256=6b1abdc7c29b31556296c96e070519dead1d7f
 
 fn env() -> Env {
     Env::from_pairs([
-        ("WebPubSubConnectionString", format!("Endpoint=https://contoso.webpubsub.azure.com;AccessKey={PRIMARY_KEY};Version=1.0;")),
-        ("WebPubSubSecondaryConnectionString", format!("Endpoint=http://127.0.0.1;Port=8080;AccessKey={SECONDARY_KEY};")),
+        (
+            "WebPubSubConnectionString",
+            format!("Endpoint=https://contoso.webpubsub.azure.com;AccessKey={PRIMARY_KEY};Version=1.0;"),
+        ),
+        (
+            "WebPubSubSecondaryConnectionString",
+            format!("Endpoint=http://127.0.0.1;Port=8080;AccessKey={SECONDARY_KEY};"),
+        ),
         ("WebPubSubHub", "chat".to_owned()),
     ])
 }
@@ -70,7 +76,10 @@ fn event_without(event_type: &str, skip: &[&str]) -> RequestBuilder {
     service_headers(event_type)
         .into_iter()
         .filter(|(name, _)| !skip.contains(name))
-        .fold(warp::test::request().method("POST").path("/api/events"), |request, (name, value)| request.header(name, value))
+        .fold(
+            warp::test::request().method("POST").path("/api/events"),
+            |request, (name, value)| request.header(name, value),
+        )
 }
 
 /// A POST as the service sends it for `event_type`.
@@ -79,7 +88,9 @@ fn event(event_type: &str) -> RequestBuilder {
 }
 
 fn connect_event(body: Value) -> RequestBuilder {
-    event("azure.webpubsub.sys.connect").header("content-type", "application/json; charset=utf-8").body(body.to_string())
+    event("azure.webpubsub.sys.connect")
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body.to_string())
 }
 
 fn json_of(response: &warp::http::Response<Bytes>) -> Value {
@@ -89,7 +100,10 @@ fn json_of(response: &warp::http::Response<Bytes>) -> Value {
 // ---- abuse protection ----
 
 fn options(origin: Option<&str>) -> RequestBuilder {
-    let request = warp::test::request().method("OPTIONS").path("/api/events").header("ce-awpsversion", "1.0");
+    let request = warp::test::request()
+        .method("OPTIONS")
+        .path("/api/events")
+        .header("ce-awpsversion", "1.0");
     match origin {
         Some(origin) => request.header("WebHook-Request-Origin", origin),
         None => request,
@@ -99,7 +113,12 @@ fn options(origin: Option<&str>) -> RequestBuilder {
 #[tokio::test]
 async fn abuse_protection_allows_the_service_hosts() {
     let route = route_with(env());
-    for origin in ["contoso.webpubsub.azure.com", "Contoso.WebPubSub.Azure.com", "127.0.0.1", "127.0.0.1:8080"] {
+    for origin in [
+        "contoso.webpubsub.azure.com",
+        "Contoso.WebPubSub.Azure.com",
+        "127.0.0.1",
+        "127.0.0.1:8080",
+    ] {
         let response = options(Some(origin)).reply(&route).await;
         assert_eq!(response.status(), StatusCode::OK, "{origin}");
         assert_eq!(response.headers()["webhook-allowed-origin"], origin);
@@ -114,14 +133,19 @@ async fn abuse_protection_refuses_other_or_missing_origins() {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{origin:?}");
         assert!(response.headers().get("webhook-allowed-origin").is_none());
         let body = json_of(&response);
-        assert!(["OriginNotAllowed", "MissingHeader"].contains(&body["code"].as_str().unwrap()), "{body}");
+        assert!(
+            ["OriginNotAllowed", "MissingHeader"].contains(&body["code"].as_str().unwrap()),
+            "{body}"
+        );
     }
 }
 
 #[tokio::test]
 async fn abuse_protection_accepts_configured_extra_origins() {
     let route = route_with(env().with("EventsAllowedOrigins", "tunnel.example.com"));
-    let response = options(Some("evil.example.com, tunnel.example.com")).reply(&route).await;
+    let response = options(Some("evil.example.com, tunnel.example.com"))
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["webhook-allowed-origin"], "tunnel.example.com");
 }
@@ -131,7 +155,15 @@ async fn abuse_protection_accepts_configured_extra_origins() {
 #[tokio::test]
 async fn each_required_header_missing_is_a_400_naming_it() {
     let route = route_with(env());
-    for header in ["ce-specversion", "ce-type", "ce-eventName", "ce-id", "ce-source", "ce-hub", "ce-connectionId"] {
+    for header in [
+        "ce-specversion",
+        "ce-type",
+        "ce-eventName",
+        "ce-id",
+        "ce-source",
+        "ce-hub",
+        "ce-connectionId",
+    ] {
         let request = event_without("azure.webpubsub.sys.connected", &[header]).body("{}");
         let response = request.reply(&route).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{header}");
@@ -144,10 +176,17 @@ async fn each_required_header_missing_is_a_400_naming_it() {
 #[tokio::test]
 async fn a_missing_signature_is_401() {
     let route = route_with(env());
-    let response = event_without("azure.webpubsub.sys.connected", &["ce-signature"]).body("{}").reply(&route).await;
+    let response = event_without("azure.webpubsub.sys.connected", &["ce-signature"])
+        .body("{}")
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(json_of(&response)["code"], "MissingSignature");
-    let blank = event("azure.webpubsub.sys.connected").header("ce-signature", " ").body("{}").reply(&route).await;
+    let blank = event("azure.webpubsub.sys.connected")
+        .header("ce-signature", " ")
+        .body("{}")
+        .reply(&route)
+        .await;
     assert_eq!(blank.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -155,33 +194,54 @@ async fn a_missing_signature_is_401() {
 async fn a_wrong_signature_is_401() {
     let route = route_with(env());
     let forged = signature::sign(&AccessKey::new("not-the-key-0123456789").unwrap(), CONNECTION_ID);
-    let response = event("azure.webpubsub.sys.connected").header("ce-signature", forged).body("{}").reply(&route).await;
+    let response = event("azure.webpubsub.sys.connected")
+        .header("ce-signature", forged)
+        .body("{}")
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(json_of(&response)["code"], "InvalidSignature");
     // A valid signature for another connection does not transfer.
-    let response = event("azure.webpubsub.sys.connected").header("ce-connectionId", "other").body("{}").reply(&route).await;
+    let response = event("azure.webpubsub.sys.connected")
+        .header("ce-connectionId", "other")
+        .body("{}")
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn key_rotation_accepts_a_request_signed_only_with_the_secondary_key() {
     let route = route_with(env());
-    let response =
-        event("azure.webpubsub.sys.connected").header("ce-signature", SECONDARY_SIGNATURE).body("{}").reply(&route).await;
+    let response = event("azure.webpubsub.sys.connected")
+        .header("ce-signature", SECONDARY_SIGNATURE)
+        .body("{}")
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let both = format!("{PRIMARY_SIGNATURE},{SECONDARY_SIGNATURE}");
-    let response = event("azure.webpubsub.sys.connected").header("ce-signature", both).body("{}").reply(&route).await;
+    let response = event("azure.webpubsub.sys.connected")
+        .header("ce-signature", both)
+        .body("{}")
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]
 async fn without_a_secondary_key_its_signature_is_refused() {
     let env = Env::from_pairs([
-        ("WebPubSubConnectionString", format!("Endpoint=https://contoso.webpubsub.azure.com;AccessKey={PRIMARY_KEY};")),
+        (
+            "WebPubSubConnectionString",
+            format!("Endpoint=https://contoso.webpubsub.azure.com;AccessKey={PRIMARY_KEY};"),
+        ),
         ("WebPubSubHub", "chat".to_owned()),
     ]);
-    let response =
-        event("azure.webpubsub.sys.connected").header("ce-signature", SECONDARY_SIGNATURE).body("{}").reply(&route_with(env)).await;
+    let response = event("azure.webpubsub.sys.connected")
+        .header("ce-signature", SECONDARY_SIGNATURE)
+        .body("{}")
+        .reply(&route_with(env))
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -189,10 +249,18 @@ async fn without_a_secondary_key_its_signature_is_refused() {
 async fn hubs_are_checked_case_insensitively() {
     let route = route_with(env().with("WebPubSubAllowedHubs", "news"));
     for hub in ["CHAT", "News"] {
-        let response = event("azure.webpubsub.sys.connected").header("ce-hub", hub).body("{}").reply(&route).await;
+        let response = event("azure.webpubsub.sys.connected")
+            .header("ce-hub", hub)
+            .body("{}")
+            .reply(&route)
+            .await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT, "{hub}");
     }
-    let response = event("azure.webpubsub.sys.connected").header("ce-hub", "other").body("{}").reply(&route).await;
+    let response = event("azure.webpubsub.sys.connected")
+        .header("ce-hub", "other")
+        .body("{}")
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(json_of(&response)["code"], "HubNotServed");
 }
@@ -209,7 +277,11 @@ async fn unknown_event_types_are_400() {
 async fn the_signature_is_checked_before_the_body_is_read() {
     let route = route_with(env().with("EventsMaxBodyBytes", "4096"));
     let big = "x".repeat(10_000);
-    let unsigned = event("azure.webpubsub.user.message").header("ce-signature", "sha256=00").body(big.clone()).reply(&route).await;
+    let unsigned = event("azure.webpubsub.user.message")
+        .header("ce-signature", "sha256=00")
+        .body(big.clone())
+        .reply(&route)
+        .await;
     assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
     let signed = event("azure.webpubsub.user.message").body(big).reply(&route).await;
     assert_eq!(signed.status(), StatusCode::PAYLOAD_TOO_LARGE);
@@ -219,7 +291,11 @@ async fn the_signature_is_checked_before_the_body_is_read() {
 #[tokio::test]
 async fn other_methods_are_refused() {
     let route = route_with(env());
-    let response = warp::test::request().method("GET").path("/api/events").reply(&route).await;
+    let response = warp::test::request()
+        .method("GET")
+        .path("/api/events")
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -232,12 +308,18 @@ async fn connect_prefers_the_reliable_json_subprotocol() {
     let response = connect_event(offered).reply(&route).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/json");
-    assert_eq!(json_of(&response), json!({"subprotocol": "json.reliable.webpubsub.azure.v1"}));
+    assert_eq!(
+        json_of(&response),
+        json!({"subprotocol": "json.reliable.webpubsub.azure.v1"})
+    );
 }
 
 #[tokio::test]
 async fn connect_follows_a_configured_preference_list() {
-    let route = route_with(env().with("EventsSubprotocols", "json.webpubsub.azure.v1,json.reliable.webpubsub.azure.v1"));
+    let route = route_with(env().with(
+        "EventsSubprotocols",
+        "json.webpubsub.azure.v1,json.reliable.webpubsub.azure.v1",
+    ));
     let offered = json!({"subprotocols": ["json.reliable.webpubsub.azure.v1", "json.webpubsub.azure.v1"]});
     let response = connect_event(offered).reply(&route).await;
     assert_eq!(json_of(&response)["subprotocol"], "json.webpubsub.azure.v1");
@@ -246,7 +328,9 @@ async fn connect_follows_a_configured_preference_list() {
 #[tokio::test]
 async fn connect_with_nothing_to_change_is_204() {
     let route = route_with(env());
-    let response = connect_event(json!({"claims": {"sub": ["alice"]}, "query": {}, "headers": {}, "subprotocols": []})).reply(&route).await;
+    let response = connect_event(json!({"claims": {"sub": ["alice"]}, "query": {}, "headers": {}, "subprotocols": []}))
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(response.body().is_empty());
 }
@@ -254,7 +338,9 @@ async fn connect_with_nothing_to_change_is_204() {
 #[tokio::test]
 async fn connect_refuses_offers_it_does_not_speak() {
     let route = route_with(env());
-    let response = connect_event(json!({"subprotocols": ["protobuf.webpubsub.azure.v1"]})).reply(&route).await;
+    let response = connect_event(json!({"subprotocols": ["protobuf.webpubsub.azure.v1"]}))
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(json_of(&response)["code"], "UnsupportedSubprotocol");
 }
@@ -271,11 +357,10 @@ async fn malformed_connect_bodies_are_400_json() {
 
 #[tokio::test]
 async fn connect_adds_default_groups_and_roles_to_the_tokens() {
-    let route = route_with(
-        env()
-            .with("EventsDefaultGroups", "lobby,user-{userId}")
-            .with("EventsDefaultRoles", "webpubsub.sendToGroup.user-{userId},webpubsub.joinLeaveGroups.{userId}.*"),
-    );
+    let route = route_with(env().with("EventsDefaultGroups", "lobby,user-{userId}").with(
+        "EventsDefaultRoles",
+        "webpubsub.sendToGroup.user-{userId},webpubsub.joinLeaveGroups.{userId}.*",
+    ));
     let response = connect_event(json!({
         "claims": {"sub": ["alice"], "role": ["webpubsub.joinLeaveGroup.lobby"], "webpubsub.group": ["news"]},
     }))
@@ -293,7 +378,11 @@ async fn connect_adds_default_groups_and_roles_to_the_tokens() {
 
 #[tokio::test]
 async fn user_ids_are_escaped_inside_wildcard_roles() {
-    let route = route_with(env().with("EventsUserIdSource", "query:name").with("EventsDefaultRoles", "webpubsub.sendToGroups.{userId}.*"));
+    let route = route_with(
+        env()
+            .with("EventsUserIdSource", "query:name")
+            .with("EventsDefaultRoles", "webpubsub.sendToGroups.{userId}.*"),
+    );
     let response = event_without("azure.webpubsub.sys.connect", &["ce-userId"])
         .body(json!({"query": {"name": ["a*b"]}}).to_string())
         .reply(&route)
@@ -306,7 +395,9 @@ async fn user_ids_are_escaped_inside_wildcard_roles() {
 #[tokio::test]
 async fn a_configured_claim_overrides_the_token_subject() {
     let route = route_with(env().with("EventsUserIdSource", "claim:email"));
-    let response = connect_event(json!({"claims": {"sub": ["alice"], "email": ["alice@example.com"]}})).reply(&route).await;
+    let response = connect_event(json!({"claims": {"sub": ["alice"], "email": ["alice@example.com"]}}))
+        .reply(&route)
+        .await;
     assert_eq!(json_of(&response), json!({"userId": "alice@example.com"}));
     // Without the claim, the token's user stays (nothing to change → 204).
     let response = connect_event(json!({"claims": {"sub": ["alice"]}})).reply(&route).await;
@@ -316,7 +407,9 @@ async fn a_configured_claim_overrides_the_token_subject() {
 #[tokio::test]
 async fn a_query_user_id_never_overrides_the_token() {
     let route = route_with(env().with("EventsUserIdSource", "query:user"));
-    let response = connect_event(json!({"query": {"user": ["mallory"]}})).reply(&route).await;
+    let response = connect_event(json!({"query": {"user": ["mallory"]}}))
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT, "the token's alice stays");
     let anonymous = event_without("azure.webpubsub.sys.connect", &["ce-userId"])
         .body(json!({"query": {"user": ["bob"]}}).to_string())
@@ -334,7 +427,10 @@ async fn a_query_user_id_never_overrides_the_token() {
 #[tokio::test]
 async fn a_required_user_id_is_enforced_with_401_and_a_reason() {
     let route = route_with(env().with("EventsRequireUserId", "true"));
-    let response = event_without("azure.webpubsub.sys.connect", &["ce-userId"]).body("{}").reply(&route).await;
+    let response = event_without("azure.webpubsub.sys.connect", &["ce-userId"])
+        .body("{}")
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let body = json_of(&response);
     assert_eq!(body["code"], "Unauthorized");
@@ -362,8 +458,9 @@ async fn mqtt_connect_rejections_use_mqtt_reason_codes() {
 #[tokio::test]
 async fn mqtt_clients_keep_their_subprotocol() {
     let route = route_with(env());
-    let response =
-        connect_event(json!({"subprotocols": ["mqtt"], "mqtt": {"protocolVersion": 5, "username": "u"}})).reply(&route).await;
+    let response = connect_event(json!({"subprotocols": ["mqtt"], "mqtt": {"protocolVersion": 5, "username": "u"}}))
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
 
@@ -372,16 +469,32 @@ async fn mqtt_clients_keep_their_subprotocol() {
 #[tokio::test]
 async fn connected_and_disconnected_are_204() {
     let route = route_with(env());
-    assert_eq!(event("azure.webpubsub.sys.connected").body("{}").reply(&route).await.status(), StatusCode::NO_CONTENT);
-    assert_eq!(event("azure.webpubsub.sys.connected").reply(&route).await.status(), StatusCode::NO_CONTENT);
-    let disconnected = event("azure.webpubsub.sys.disconnected").body(r#"{"reason":"closed by client"}"#).reply(&route).await;
+    assert_eq!(
+        event("azure.webpubsub.sys.connected")
+            .body("{}")
+            .reply(&route)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        event("azure.webpubsub.sys.connected").reply(&route).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let disconnected = event("azure.webpubsub.sys.disconnected")
+        .body(r#"{"reason":"closed by client"}"#)
+        .reply(&route)
+        .await;
     assert_eq!(disconnected.status(), StatusCode::NO_CONTENT);
-    assert_eq!(event("azure.webpubsub.sys.disconnected").reply(&route).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        event("azure.webpubsub.sys.disconnected").reply(&route).await.status(),
+        StatusCode::NO_CONTENT
+    );
     let malformed = event("azure.webpubsub.sys.disconnected").body("{").reply(&route).await;
     assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
 }
 
-/// Captures log output of the current thread (tests run on a current-thread runtime).
+/// Log output captured on the current thread (tests run on a current-thread runtime).
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
@@ -401,21 +514,74 @@ impl Captured {
     }
 }
 
-#[tokio::test]
-async fn each_event_leaves_one_structured_log_line_without_secrets() {
+/// A subscriber that records nothing but keeps every callsite "sometimes" interesting.
+///
+/// `tracing` caches each callsite's interest process-wide, computed by whichever thread reaches it first;
+/// with a single registered dispatcher a sibling test thread without a subscriber would cache "never" and
+/// blind this thread's capture. While this second dispatcher lives, interest is the union over dispatchers,
+/// so each event is checked against the emitting thread's own subscriber.
+struct InterestAnchor;
+
+impl tracing::Subscriber for InterestAnchor {
+    fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Captures this thread's log lines until the guard drops.
+fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+    static ANCHOR: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    ANCHOR.get_or_init(|| tracing::Dispatch::new(InterestAnchor));
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Repairs callsites a sibling cached as "never" before the anchor existed.
+    tracing::callsite::rebuild_interest_cache();
+    (captured, guard)
+}
+
+#[tokio::test]
+async fn each_event_leaves_one_structured_log_line_without_secrets() {
+    let (captured, _guard) = capture_logs();
     let route = route_with(env());
 
     event("azure.webpubsub.sys.connected").body("{}").reply(&route).await;
-    event("azure.webpubsub.sys.disconnected").body(r#"{"reason":"network lost"}"#).reply(&route).await;
+    event("azure.webpubsub.sys.disconnected")
+        .body(r#"{"reason":"network lost"}"#)
+        .reply(&route)
+        .await;
     let log = captured.text();
     let lines: Vec<&str> = log.lines().filter(|line| line.contains(LOG_MESSAGE)).collect();
     assert_eq!(lines.len(), 2, "{log}");
-    assert!(lines[0].contains("event_type=\"azure.webpubsub.sys.connected\"") || lines[0].contains("event_type=azure.webpubsub.sys.connected"), "{}", lines[0]);
-    assert!(lines[0].contains(CONNECTION_ID) && lines[0].contains("hub=\"chat\"") || lines[0].contains("hub=chat"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("event_type=\"azure.webpubsub.sys.connected\"")
+            || lines[0].contains("event_type=azure.webpubsub.sys.connected"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains(CONNECTION_ID) && lines[0].contains("hub=\"chat\"") || lines[0].contains("hub=chat"),
+        "{}",
+        lines[0]
+    );
     assert!(lines[0].contains("alice"), "{}", lines[0]);
     assert!(lines[1].contains("network lost"), "{}", lines[1]);
     assert!(!log.contains(&PRIMARY_SIGNATURE[7..]), "signatures are never logged");
@@ -426,7 +592,11 @@ async fn each_event_leaves_one_structured_log_line_without_secrets() {
 #[tokio::test]
 async fn user_events_default_to_204() {
     let route = route_with(env());
-    let response = event("azure.webpubsub.user.message").header("content-type", "text/plain").body("hi").reply(&route).await;
+    let response = event("azure.webpubsub.user.message")
+        .header("content-type", "text/plain")
+        .body("hi")
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
 
@@ -438,26 +608,41 @@ async fn echo_returns_the_payload_with_its_data_type() {
         ("application/json", "application/json", br#"{"a":1}"#),
         ("application/octet-stream", "application/octet-stream", b"\x00\x01\xff"),
     ] {
-        let response = event("azure.webpubsub.user.message").header("content-type", content_type).body(body).reply(&route).await;
+        let response = event("azure.webpubsub.user.message")
+            .header("content-type", content_type)
+            .body(body)
+            .reply(&route)
+            .await;
         assert_eq!(response.status(), StatusCode::OK, "{content_type}");
         assert_eq!(response.headers()["content-type"], expected);
         assert_eq!(response.body().as_ref(), body);
     }
-    let empty = event("azure.webpubsub.user.message").header("content-type", "text/plain").reply(&route).await;
+    let empty = event("azure.webpubsub.user.message")
+        .header("content-type", "text/plain")
+        .reply(&route)
+        .await;
     assert_eq!(empty.status(), StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]
 async fn unsupported_user_event_content_types_are_400() {
     let route = route_with(env().with("EventsUserEventBehavior", "echo"));
-    let response = event("azure.webpubsub.user.message").header("content-type", "image/png").body("x").reply(&route).await;
+    let response = event("azure.webpubsub.user.message")
+        .header("content-type", "image/png")
+        .body("x")
+        .reply(&route)
+        .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(json_of(&response)["code"], "UnsupportedContentType");
 }
 
 #[tokio::test]
 async fn broadcast_records_the_connection_groups_as_rooms() {
-    let route = route_with(env().with("EventsUserEventBehavior", "broadcast").with("EventsDefaultGroups", "lobby"));
+    let route = route_with(
+        env()
+            .with("EventsUserEventBehavior", "broadcast")
+            .with("EventsDefaultGroups", "lobby"),
+    );
     let response = connect_event(json!({"claims": {"sub": ["alice"]}})).reply(&route).await;
     assert_eq!(response.status(), StatusCode::OK);
     let state = ConnectionState::decode(response.headers()["ce-connectionstate"].to_str().unwrap()).unwrap();
@@ -510,27 +695,39 @@ impl EventHandler for App {
         })
     }
 
-    fn on_user_event<'a>(&'a self, event: &'a VerifiedEvent, message: UserMessage) -> HookFuture<'a, Result<UserEventReply, ApiError>> {
+    fn on_user_event<'a>(
+        &'a self,
+        event: &'a VerifiedEvent,
+        message: UserMessage,
+    ) -> HookFuture<'a, Result<UserEventReply, ApiError>> {
         Box::pin(async move {
             let mut state = ConnectionState::decode_lenient(event.connection_state_header());
             let count = state.get_as::<u64>("count").unwrap_or(0) + 1;
             state.insert("count", count);
-            Ok(UserEventReply::text(format!("{count}: {}", message.text().unwrap_or("")) ).with_state(state))
+            Ok(UserEventReply::text(format!("{count}: {}", message.text().unwrap_or(""))).with_state(state))
         })
     }
 
     fn on_disconnected<'a>(&'a self, event: &'a VerifiedEvent, reason: Option<&'a str>) -> HookFuture<'a, ()> {
-        self.disconnects.lock().unwrap().push((event.connection_id().to_owned(), reason.map(str::to_owned)));
+        self.disconnects
+            .lock()
+            .unwrap()
+            .push((event.connection_id().to_owned(), reason.map(str::to_owned)));
         Box::pin(std::future::ready(()))
     }
 }
 
 #[tokio::test]
 async fn an_application_handler_plugs_in_without_touching_the_plumbing() {
-    let app = Arc::new(App { disconnects: Mutex::new(Vec::new()) });
+    let app = Arc::new(App {
+        disconnects: Mutex::new(Vec::new()),
+    });
     let route = route_with_handler(env(), app.clone());
 
-    let refused = connect_event(json!({})).header("ce-userId", "mallory").reply(&route).await;
+    let refused = connect_event(json!({}))
+        .header("ce-userId", "mallory")
+        .reply(&route)
+        .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert_eq!(json_of(&refused)["code"], "Banned");
 
@@ -550,10 +747,19 @@ async fn an_application_handler_plugs_in_without_touching_the_plumbing() {
     assert_eq!(next.get_as::<u64>("count"), Some(1));
 
     // Plumbing still applies: an unsigned request never reaches the hooks.
-    let unsigned = event_without("azure.webpubsub.sys.disconnected", &["ce-signature"]).body("{}").reply(&route).await;
+    let unsigned = event_without("azure.webpubsub.sys.disconnected", &["ce-signature"])
+        .body("{}")
+        .reply(&route)
+        .await;
     assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
-    event("azure.webpubsub.sys.disconnected").body(r#"{"reason":"bye"}"#).reply(&route).await;
-    assert_eq!(*app.disconnects.lock().unwrap(), [(CONNECTION_ID.to_owned(), Some("bye".to_owned()))]);
+    event("azure.webpubsub.sys.disconnected")
+        .body(r#"{"reason":"bye"}"#)
+        .reply(&route)
+        .await;
+    assert_eq!(
+        *app.disconnects.lock().unwrap(),
+        [(CONNECTION_ID.to_owned(), Some("bye".to_owned()))]
+    );
 }
 
 #[tokio::test]
@@ -569,6 +775,8 @@ async fn a_hook_choosing_an_unoffered_subprotocol_is_the_applications_fault() {
             Box::pin(std::future::ready(Ok(response)))
         }
     }
-    let response = connect_event(json!({"subprotocols": ["json.webpubsub.azure.v1"]})).reply(&route_with_handler(env(), Arc::new(Wrong))).await;
+    let response = connect_event(json!({"subprotocols": ["json.webpubsub.azure.v1"]}))
+        .reply(&route_with_handler(env(), Arc::new(Wrong)))
+        .await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }

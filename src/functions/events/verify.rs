@@ -37,7 +37,10 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(keys: ServiceKeys, hubs: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
-        Self { keys, hubs: hubs.into_iter().map(|hub| hub.as_ref().into()).collect() }
+        Self {
+            keys,
+            hubs: hubs.into_iter().map(|hub| hub.as_ref().into()).collect(),
+        }
     }
 
     /// The served hubs, as configured.
@@ -68,8 +71,10 @@ impl Verifier {
         let header = event.signature().as_deref().unwrap_or("");
         signature::verify(&self.keys, event.connection_id(), header).map_err(signature_error)?;
         if !self.hubs.iter().any(|hub| hub.eq_ignore_ascii_case(event.hub())) {
-            return Err(ApiError::bad_request("HubNotServed", "this handler does not serve the event's hub")
-                .with_detail("header", super::cloud_event::headers::HUB));
+            return Err(
+                ApiError::bad_request("HubNotServed", "this handler does not serve the event's hub")
+                    .with_detail("header", super::cloud_event::headers::HUB),
+            );
         }
         Ok(())
     }
@@ -126,17 +131,25 @@ mod tests {
     #[test]
     fn key_rotation_accepts_a_secondary_only_signature() {
         assert!(verifier(true).verify(event(Some(SECONDARY_SIGNATURE), "chat")).is_ok());
-        let error = verifier(false).verify(event(Some(SECONDARY_SIGNATURE), "chat")).unwrap_err();
+        let error = verifier(false)
+            .verify(event(Some(SECONDARY_SIGNATURE), "chat"))
+            .unwrap_err();
         assert_eq!(error.status(), StatusCode::UNAUTHORIZED);
     }
 
     #[test]
     fn missing_or_wrong_signatures_are_401() {
         let missing = verifier(true).verify(event(None, "chat")).unwrap_err();
-        assert_eq!((missing.status(), missing.code()), (StatusCode::UNAUTHORIZED, "MissingSignature"));
+        assert_eq!(
+            (missing.status(), missing.code()),
+            (StatusCode::UNAUTHORIZED, "MissingSignature")
+        );
         let wrong = "sha256=0000000000000000000000000000000000000000000000000000000000000000";
         let error = verifier(true).verify(event(Some(wrong), "chat")).unwrap_err();
-        assert_eq!((error.status(), error.code()), (StatusCode::UNAUTHORIZED, "InvalidSignature"));
+        assert_eq!(
+            (error.status(), error.code()),
+            (StatusCode::UNAUTHORIZED, "InvalidSignature")
+        );
         let malformed = verifier(true).verify(event(Some("md5=abc"), "chat")).unwrap_err();
         assert_eq!(malformed.status(), StatusCode::UNAUTHORIZED);
     }
@@ -145,8 +158,13 @@ mod tests {
     fn hubs_compare_case_insensitively() {
         assert!(verifier(false).verify(event(Some(PRIMARY_SIGNATURE), "CHAT")).is_ok());
         assert!(verifier(false).verify(event(Some(PRIMARY_SIGNATURE), "other")).is_ok());
-        let error = verifier(false).verify(event(Some(PRIMARY_SIGNATURE), "elsewhere")).unwrap_err();
-        assert_eq!((error.status(), error.code()), (StatusCode::BAD_REQUEST, "HubNotServed"));
+        let error = verifier(false)
+            .verify(event(Some(PRIMARY_SIGNATURE), "elsewhere"))
+            .unwrap_err();
+        assert_eq!(
+            (error.status(), error.code()),
+            (StatusCode::BAD_REQUEST, "HubNotServed")
+        );
     }
 
     #[test]

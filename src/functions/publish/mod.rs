@@ -51,10 +51,10 @@ pub use outcome::Status;
 pub use parse::{ActionKind, MAX_ACTIONS};
 pub use trust::{FUNCTION_KEY_CALLER, REQUIRED_ROLE_SETTING, TRUST_SETTING, TrustSettings};
 
-use crate::config::{self, ConfigError, Env};
+use crate::config::{self, ConfigError, Env, ServiceSettings};
 use crate::error::{self, ApiError};
 use crate::request::bounded_body;
-use crate::webpubsub::{ConnectionString, RestClient, RestOptions, validate};
+use crate::webpubsub::{RestClient, RestOptions};
 
 pub const MAX_BODY_SETTING: &str = "PublishMaxBodyBytes";
 /// A 1 MiB binary message as base64 is about 1.4 MiB; the rest is room for the JSON envelope.
@@ -62,18 +62,11 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 2 * 1024 * 1024;
 /// Bounds for `PublishMaxBodyBytes` (the Functions host forwards at most 100 MiB).
 const MAX_BODY_RANGE: RangeInclusive<u64> = 4096..=100 * 1024 * 1024;
 
-// Interim adapter until `config::ServiceSettings` carries the parsed connection string and hub allow-list:
-// read here from the same names `events` reads.
-const CONNECTION_STRING_SETTING: &str = "WebPubSubConnectionString";
-const ALLOWED_HUBS_SETTING: &str = "WebPubSubAllowedHubs";
-
 /// Settings of `publish`.
 #[derive(Debug)]
 pub struct Settings {
     pub trust: TrustSettings,
     pub max_body_bytes: u64,
-    connection: ConnectionString,
-    allowed_hubs: Vec<String>,
 }
 
 impl Settings {
@@ -83,20 +76,19 @@ impl Settings {
         if !MAX_BODY_RANGE.contains(&max_body_bytes) {
             return Err(ConfigError::new(
                 MAX_BODY_SETTING,
-                format!("must be from {} to {} bytes", MAX_BODY_RANGE.start(), MAX_BODY_RANGE.end()),
+                format!(
+                    "must be from {} to {} bytes",
+                    MAX_BODY_RANGE.start(),
+                    MAX_BODY_RANGE.end()
+                ),
             ));
         }
-        let connection = ConnectionString::parse(env.require(CONNECTION_STRING_SETTING)?)
-            .map_err(|e| ConfigError::new(CONNECTION_STRING_SETTING, e.to_string()))?;
-        let allowed_hubs = env.list(ALLOWED_HUBS_SETTING);
-        if let Some(bad) = allowed_hubs.iter().find(|hub| validate::hub(hub).is_err()) {
-            return Err(ConfigError::new(ALLOWED_HUBS_SETTING, format!("{bad:?} is not a valid hub name")));
-        }
-        Ok(Self { trust, max_body_bytes, connection, allowed_hubs })
+        Ok(Self { trust, max_body_bytes })
     }
 }
 
-/// State of `publish`, built once at start-up: the trust check and one pooled REST client.
+/// State of `publish`, built once at start-up: the trust check and one pooled REST client for the primary
+/// connection string.
 #[derive(Debug)]
 pub struct State {
     trust: trust::Trust,
@@ -107,15 +99,15 @@ pub struct State {
 
 impl State {
     pub fn new(settings: &config::Settings) -> anyhow::Result<Self> {
-        Self::build(&settings.publish, &settings.service.hub, RestOptions::default())
+        Self::build(&settings.publish, &settings.service, RestOptions::default())
     }
 
-    /// The state for `own` settings, default hub `default_hub` and REST `options` (tests shorten timeouts).
-    fn build(own: &Settings, default_hub: &str, options: RestOptions) -> anyhow::Result<Self> {
+    /// The state for `own` settings, the `service` and REST `options` (tests shorten timeouts).
+    fn build(own: &Settings, service: &ServiceSettings, options: RestOptions) -> anyhow::Result<Self> {
         Ok(Self {
             trust: trust::Trust::new(&own.trust)?,
-            client: RestClient::new(&own.connection, options)?,
-            hubs: parse::Hubs::new(default_hub, own.allowed_hubs.clone()),
+            client: RestClient::new(&service.primary, options)?,
+            hubs: parse::Hubs::new(service.hubs.clone()),
             max_body_bytes: own.max_body_bytes,
         })
     }

@@ -70,7 +70,12 @@ pub async fn execute(client: &RestClient, plan: &[PlannedAction], caller: &str) 
     let mut failure: Option<(usize, RestError)> = None;
     for (index, action) in plan.iter().enumerate() {
         if failure.is_some() {
-            results.push(ActionResult { index, action: action.kind.name(), status: Status::NotAttempted, error: None });
+            results.push(ActionResult {
+                index,
+                action: action.kind.name(),
+                status: Status::NotAttempted,
+                error: None,
+            });
             continue;
         }
         let status = match client.execute(&action.request).await {
@@ -85,7 +90,12 @@ pub async fn execute(client: &RestClient, plan: &[PlannedAction], caller: &str) 
                         upstream_status: error.status(),
                         attempts: error.attempts(),
                     };
-                    results.push(ActionResult { index, action: action.kind.name(), status, error: Some(error_body) });
+                    results.push(ActionResult {
+                        index,
+                        action: action.kind.name(),
+                        status,
+                        error: Some(error_body),
+                    });
                     failure = Some((index, error));
                     continue;
                 }
@@ -93,7 +103,12 @@ pub async fn execute(client: &RestClient, plan: &[PlannedAction], caller: &str) 
             }
         };
         log_done(caller, action);
-        results.push(ActionResult { index, action: action.kind.name(), status, error: None });
+        results.push(ActionResult {
+            index,
+            action: action.kind.name(),
+            status,
+            error: None,
+        });
     }
     match failure {
         None => Ok(warp::reply::json(&Outcome { results: &results }).into_response()),
@@ -107,15 +122,26 @@ fn upstream_error(index: usize, kind: ActionKind, error: &RestError, results: Ve
     let (status, retry_after) = match error {
         RestError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, None),
         RestError::Service { error, .. } if matches!(error.status, 429 | 503) => {
-            let wait = error.retry_after.map_or(1, |wait| wait.as_secs_f64().ceil() as u64).max(1);
+            let wait = error
+                .retry_after
+                .map_or(1, |wait| wait.as_secs_f64().ceil() as u64)
+                .max(1);
             (StatusCode::SERVICE_UNAVAILABLE, Some(wait))
         }
         _ => (StatusCode::BAD_GATEWAY, None),
     };
     let done = results.iter().filter(|result| result.status == Status::Done).count();
-    let not_attempted = results.iter().filter(|result| result.status == Status::NotAttempted).count();
-    let what = if Status::of(error.delivery()) == Status::Unknown { "may or may not have taken effect" } else { "failed" };
-    let message = format!("action {index} ({kind}) {what}: {error}; {done} action(s) done, {not_attempted} not attempted");
+    let not_attempted = results
+        .iter()
+        .filter(|result| result.status == Status::NotAttempted)
+        .count();
+    let what = if Status::of(error.delivery()) == Status::Unknown {
+        "may or may not have taken effect"
+    } else {
+        "failed"
+    };
+    let message =
+        format!("action {index} ({kind}) {what}: {error}; {done} action(s) done, {not_attempted} not attempted");
     let reply = ApiError::new(status, error.code(), message).with_detail("results", results);
     match retry_after {
         Some(secs) => reply.with_retry_after(secs),

@@ -23,8 +23,10 @@ use crate::webpubsub::{ApiRequest, CloseOptions, ContentType, Message, Permissio
 pub const MAX_ACTIONS: usize = 100;
 
 /// Standard base64, padding optional (callers differ on it).
-const BASE64: GeneralPurpose =
-    GeneralPurpose::new(&alphabet::STANDARD, GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent));
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// Every field name some action (or the simple form) uses.
 const KNOWN_FIELDS: [&str; 15] = [
@@ -104,7 +106,9 @@ impl ActionKind {
 
     /// The action named `name`, ignoring ASCII case.
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.name().eq_ignore_ascii_case(name))
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -114,29 +118,33 @@ impl fmt::Display for ActionKind {
     }
 }
 
-/// The hubs a request may name: the default one (`WebPubSubHub`) and the allow-list.
+/// The hubs a request may name: the default one (`WebPubSubHub`) first, then `WebPubSubAllowedHubs`.
 #[derive(Debug, Clone)]
-pub struct Hubs {
-    default: String,
-    allowed: Vec<String>,
-}
+pub struct Hubs(Vec<String>);
 
 impl Hubs {
-    pub fn new(default: impl Into<String>, allowed: Vec<String>) -> Self {
-        Self { default: default.into(), allowed }
+    /// `hubs` must hold the default hub first.
+    pub fn new(hubs: Vec<String>) -> Self {
+        assert!(!hubs.is_empty(), "the default hub is always configured");
+        Self(hubs)
     }
 
     /// The default hub, or the configured spelling of the allowed hub the caller named (ASCII case ignored).
     fn resolve(&self, requested: Option<&str>) -> Result<&str, ApiError> {
-        let Some(requested) = requested else { return Ok(&self.default) };
-        std::iter::once(&self.default)
-            .chain(&self.allowed)
+        let Some(requested) = requested else {
+            return Ok(&self.0[0]);
+        };
+        self.0
+            .iter()
             .find(|hub| hub.eq_ignore_ascii_case(requested))
             .map(String::as_str)
             .ok_or_else(|| match validate::hub(requested) {
                 Err(e) => ApiError::bad_request(e.code(), e.to_string()).with_detail("field", "hub"),
-                Ok(()) => ApiError::forbidden("HubNotAllowed", format!("hub {requested:?} is not offered by this publish endpoint"))
-                    .with_detail("hub", requested),
+                Ok(()) => ApiError::forbidden(
+                    "HubNotAllowed",
+                    format!("hub {requested:?} is not offered by this publish endpoint"),
+                )
+                .with_detail("hub", requested),
             })
     }
 }
@@ -166,7 +174,10 @@ pub struct Target {
 /// action objects.
 pub fn parse(body: &[u8], hubs: &Hubs) -> Result<Vec<PlannedAction>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("EmptyBody", "the request body is empty: send a JSON object or an array of actions"));
+        return Err(ApiError::bad_request(
+            "EmptyBody",
+            "the request body is empty: send a JSON object or an array of actions",
+        ));
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("InvalidJson", format!("the request body is not valid JSON: {e}")))?;
@@ -186,7 +197,11 @@ pub fn parse(body: &[u8], hubs: &Hubs) -> Result<Vec<PlannedAction>, ApiError> {
                 .enumerate()
                 .map(|(index, item)| match item {
                     Value::Object(map) => parse_action(map, Some(index), hubs),
-                    _ => Err(At { index: Some(index), action: None }.error("InvalidAction", "actionName", "each action must be a JSON object")),
+                    _ => Err(At {
+                        index: Some(index),
+                        action: None,
+                    }
+                    .error("InvalidAction", "actionName", "each action must be a JSON object")),
                 })
                 .collect()
         }
@@ -198,19 +213,32 @@ pub fn parse(body: &[u8], hubs: &Hubs) -> Result<Vec<PlannedAction>, ApiError> {
             };
             Ok(vec![action])
         }
-        _ => Err(ApiError::bad_request("InvalidBody", "the request body must be a JSON object or an array of action objects")),
+        _ => Err(ApiError::bad_request(
+            "InvalidBody",
+            "the request body must be a JSON object or an array of action objects",
+        )),
     }
 }
 
 /// `{"group"|"room": "...", "message": ..., "dataType"?, "hub"?, "excluded"?, "filter"?, "messageTtlSeconds"?}`:
 /// a `sendToGroup`.
 fn parse_simple(map: &Map<String, Value>, hubs: &Hubs) -> Result<PlannedAction, ApiError> {
-    let mut fields = Fields::new(map, At { index: None, action: None })?;
+    let mut fields = Fields::new(
+        map,
+        At {
+            index: None,
+            action: None,
+        },
+    )?;
     let group = fields.string("group")?;
     let room = fields.string("room")?;
     let group = match (group, room) {
         (Some(group), Some(room)) if group != room => {
-            return Err(fields.at.error("ConflictingFields", "room", "group and room name the same thing; give one of them"));
+            return Err(fields.at.error(
+                "ConflictingFields",
+                "room",
+                "group and room name the same thing; give one of them",
+            ));
         }
         (Some(group), _) | (None, Some(group)) => group,
         (None, None) => return Err(fields.at.error("MissingField", "group", "group (or room) is required")),
@@ -225,7 +253,10 @@ fn parse_simple(map: &Map<String, Value>, hubs: &Hubs) -> Result<PlannedAction, 
         kind: ActionKind::SendToGroup,
         hub,
         request,
-        target: Target { group: Some(group.to_owned()), ..Target::default() },
+        target: Target {
+            group: Some(group.to_owned()),
+            ..Target::default()
+        },
         message: Some((message.content_type(), message.len())),
     })
 }
@@ -237,7 +268,11 @@ fn parse_action(map: &Map<String, Value>, index: Option<usize>, hubs: &Hubs) -> 
     let name = fields.required_string("actionName")?;
     let kind = ActionKind::parse(name).ok_or_else(|| {
         let names: Vec<&str> = ActionKind::ALL.iter().map(|kind| kind.name()).collect();
-        fields.at.error("UnknownAction", "actionName", format!("actionName {name:?} is not supported; use one of {}", names.join(", ")))
+        fields.at.error(
+            "UnknownAction",
+            "actionName",
+            format!("actionName {name:?} is not supported; use one of {}", names.join(", ")),
+        )
     })?;
     fields.at.action = Some(kind);
     let hub = hubs.resolve(fields.string("hub")?)?.to_owned();
@@ -263,7 +298,9 @@ fn parse_action(map: &Map<String, Value>, index: Option<usize>, hubs: &Hubs) -> 
                     ApiRequest::send_to_user(&hub, user_id, &payload, &options)
                 }
                 _ => {
-                    let connection_id = target.connection_id.insert(fields.required_string("connectionId")?.to_owned());
+                    let connection_id = target
+                        .connection_id
+                        .insert(fields.required_string("connectionId")?.to_owned());
                     let options = fields.send_options(false, false)?;
                     ApiRequest::send_to_connection(&hub, connection_id, &payload, &options)
                 }
@@ -283,7 +320,9 @@ fn parse_action(map: &Map<String, Value>, index: Option<usize>, hubs: &Hubs) -> 
             ApiRequest::remove_user_from_all_groups(&hub, user_id)
         }
         AddConnectionToGroup | RemoveConnectionFromGroup => {
-            let connection_id = target.connection_id.insert(fields.required_string("connectionId")?.to_owned());
+            let connection_id = target
+                .connection_id
+                .insert(fields.required_string("connectionId")?.to_owned());
             let group = target.group.insert(fields.required_string("group")?.to_owned());
             if kind == AddConnectionToGroup {
                 ApiRequest::add_connection_to_group(&hub, group, connection_id)
@@ -296,7 +335,9 @@ fn parse_action(map: &Map<String, Value>, index: Option<usize>, hubs: &Hubs) -> 
             ApiRequest::close_all_connections(&hub, &options)
         }
         CloseClientConnection => {
-            let connection_id = target.connection_id.insert(fields.required_string("connectionId")?.to_owned());
+            let connection_id = target
+                .connection_id
+                .insert(fields.required_string("connectionId")?.to_owned());
             let reason = fields.reason()?;
             ApiRequest::close_connection(&hub, connection_id, reason)
         }
@@ -306,7 +347,9 @@ fn parse_action(map: &Map<String, Value>, index: Option<usize>, hubs: &Hubs) -> 
             ApiRequest::close_group_connections(&hub, group, &options)
         }
         GrantPermission | RevokePermission => {
-            let connection_id = target.connection_id.insert(fields.required_string("connectionId")?.to_owned());
+            let connection_id = target
+                .connection_id
+                .insert(fields.required_string("connectionId")?.to_owned());
             let permission: Permission = fields
                 .required_string("permission")?
                 .parse()
@@ -323,7 +366,13 @@ fn parse_action(map: &Map<String, Value>, index: Option<usize>, hubs: &Hubs) -> 
     };
     let request = request.map_err(|e| fields.at.invalid(&e, field_of(&e, kind, "data")))?;
     fields.finish()?;
-    Ok(PlannedAction { kind, hub, request, target, message })
+    Ok(PlannedAction {
+        kind,
+        hub,
+        request,
+        target,
+        message,
+    })
 }
 
 /// The request field a core validation error is about (the core names REST parameters).
@@ -373,15 +422,25 @@ impl<'a> Fields<'a> {
         let mut seen = HashSet::with_capacity(map.len());
         for name in map.keys() {
             if !seen.insert(name.to_ascii_lowercase()) {
-                return Err(at.error("DuplicateField", name, format!("field {name} is given twice (names ignore case)")));
+                return Err(at.error(
+                    "DuplicateField",
+                    name,
+                    format!("field {name} is given twice (names ignore case)"),
+                ));
             }
         }
-        Ok(Self { entries: map.iter().map(|(name, value)| (name.as_str(), value, false)).collect(), at })
+        Ok(Self {
+            entries: map.iter().map(|(name, value)| (name.as_str(), value, false)).collect(),
+            at,
+        })
     }
 
     /// The value of `name`, marked used; `None` when absent or null.
     fn take(&mut self, name: &str) -> Option<&'a Value> {
-        let entry = self.entries.iter_mut().find(|(key, ..)| key.eq_ignore_ascii_case(name))?;
+        let entry = self
+            .entries
+            .iter_mut()
+            .find(|(key, ..)| key.eq_ignore_ascii_case(name))?;
         entry.2 = true;
         Some(entry.1).filter(|value| !value.is_null())
     }
@@ -395,12 +454,19 @@ impl<'a> Fields<'a> {
     }
 
     fn required_string(&mut self, name: &'static str) -> Result<&'a str, ApiError> {
-        self.string(name)?.ok_or_else(|| self.at.error("MissingField", name, format!("{name} is required")))
+        self.string(name)?
+            .ok_or_else(|| self.at.error("MissingField", name, format!("{name} is required")))
     }
 
     /// A list of connection ids (`excluded`), each non-empty.
     fn connection_ids(&mut self, name: &'static str) -> Result<Vec<String>, ApiError> {
-        let invalid = |at: At| at.error("InvalidField", name, format!("{name} must be an array of non-empty connection id strings"));
+        let invalid = |at: At| {
+            at.error(
+                "InvalidField",
+                name,
+                format!("{name} must be an array of non-empty connection id strings"),
+            )
+        };
         match self.take(name) {
             None => Ok(Vec::new()),
             Some(Value::Array(items)) => items
@@ -426,14 +492,21 @@ impl<'a> Fields<'a> {
         options.ttl_seconds = match self.take("messageTtlSeconds") {
             None => None,
             Some(value) => Some(value.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
-                self.at.error("InvalidMessageTtl", "messageTtlSeconds", "messageTtlSeconds must be a whole number from 0 to 300")
+                self.at.error(
+                    "InvalidMessageTtl",
+                    "messageTtlSeconds",
+                    "messageTtlSeconds must be a whole number from 0 to 300",
+                )
             })?),
         };
         Ok(options)
     }
 
     fn close_options(&mut self) -> Result<CloseOptions, ApiError> {
-        Ok(CloseOptions { excluded: self.connection_ids("excluded")?, reason: self.reason()?.map(str::to_owned) })
+        Ok(CloseOptions {
+            excluded: self.connection_ids("excluded")?,
+            reason: self.reason()?.map(str::to_owned),
+        })
     }
 
     /// The close reason; an empty one is none.
@@ -443,26 +516,42 @@ impl<'a> Fields<'a> {
 
     /// The payload in `data_field` with `dataType` (see [`message_of`]).
     fn message(&mut self, data_field: &'static str) -> Result<Message, ApiError> {
-        let data = self.take(data_field).ok_or_else(|| self.at.error("MissingField", data_field, format!("{data_field} is required")))?;
+        let data = self.take(data_field).ok_or_else(|| {
+            self.at
+                .error("MissingField", data_field, format!("{data_field} is required"))
+        })?;
         let declared = match self.string("dataType")? {
             None => None,
             Some(name) => Some(DataType::parse(name).ok_or_else(|| {
-                self.at.error("InvalidDataType", "dataType", "dataType must be text, json or binary")
+                self.at
+                    .error("InvalidDataType", "dataType", "dataType must be text, json or binary")
             })?),
         };
-        message_of(data, declared).map_err(|problem| self.at.error(problem.code(), data_field, problem.describe(data_field)))
+        message_of(data, declared)
+            .map_err(|problem| self.at.error(problem.code(), data_field, problem.describe(data_field)))
     }
 
     /// Fails on a field left unused, unless it is null, `""` or `[]`.
     fn finish(&self) -> Result<(), ApiError> {
         let leftover = self.entries.iter().find(|(_, value, used)| {
-            !used && !matches!(value, Value::Null) && value.as_str() != Some("") && value.as_array().is_none_or(|items| !items.is_empty())
+            !used
+                && !matches!(value, Value::Null)
+                && value.as_str() != Some("")
+                && value.as_array().is_none_or(|items| !items.is_empty())
         });
         let Some((name, ..)) = leftover else { return Ok(()) };
         let known = KNOWN_FIELDS.iter().any(|known| known.eq_ignore_ascii_case(name));
         Err(match (known, self.at.action) {
-            (true, Some(kind)) => self.at.error("FieldNotApplicable", name, format!("field {name} does not apply to {kind}")),
-            (true, None) => self.at.error("FieldNotApplicable", name, format!("field {name} does not apply to the simple form")),
+            (true, Some(kind)) => self.at.error(
+                "FieldNotApplicable",
+                name,
+                format!("field {name} does not apply to {kind}"),
+            ),
+            (true, None) => self.at.error(
+                "FieldNotApplicable",
+                name,
+                format!("field {name} does not apply to the simple form"),
+            ),
             (false, _) => self.at.error("UnknownField", name, format!("unknown field {name}")),
         })
     }
@@ -511,7 +600,9 @@ impl DataProblem {
                  to send a JSON string, quote it, or send the value itself"
             ),
             Self::BinaryInvalid => {
-                format!("{field} must be base64 text or a Node.js Buffer object ({{\"type\":\"Buffer\",\"data\":[bytes]}}) when dataType is binary")
+                format!(
+                    "{field} must be base64 text or a Node.js Buffer object ({{\"type\":\"Buffer\",\"data\":[bytes]}}) when dataType is binary"
+                )
             }
             Self::TooLarge => format!("{field} is larger than the service's {MAX_MESSAGE_BYTES}-byte message limit"),
         }
@@ -555,7 +646,11 @@ fn message_of(data: &Value, declared: Option<DataType>) -> Result<Message, DataP
 }
 
 fn check_size(size: usize) -> Result<(), DataProblem> {
-    if size > MAX_MESSAGE_BYTES { Err(DataProblem::TooLarge) } else { Ok(()) }
+    if size > MAX_MESSAGE_BYTES {
+        Err(DataProblem::TooLarge)
+    } else {
+        Ok(())
+    }
 }
 
 /// The bytes of a Node.js Buffer's JSON form `{"type":"Buffer","data":[0..255, ...]}`; `None` when `value`
@@ -583,8 +678,11 @@ fn buffer_bytes(value: &Value) -> Option<Result<Vec<u8>, DataProblem>> {
     Some(
         items
             .iter()
-            .map(|item| item.as_u64().and_then(|byte| u8::try_from(byte).ok()).ok_or(DataProblem::BinaryInvalid))
+            .map(|item| {
+                item.as_u64()
+                    .and_then(|byte| u8::try_from(byte).ok())
+                    .ok_or(DataProblem::BinaryInvalid)
+            })
             .collect(),
     )
 }
-

@@ -27,8 +27,13 @@ pub const FUNCTION_KEY_CALLER: &str = "function-key";
 /// The configured second check.
 #[derive(Debug, Clone)]
 pub enum TrustSettings {
-    Jwt { jwt: JwtSettings, required_roles: Vec<String> },
-    AppService { required_roles: Vec<String> },
+    Jwt {
+        jwt: JwtSettings,
+        required_roles: Vec<String>,
+    },
+    AppService {
+        required_roles: Vec<String>,
+    },
     FunctionKeyOnly,
 }
 
@@ -48,22 +53,37 @@ impl TrustSettings {
             if roles.is_empty() {
                 Err(ConfigError::new(
                     REQUIRED_ROLE_SETTING,
-                    format!("is required with {TRUST_SETTING}={mode}: name the app role or scope a publish caller must hold"),
+                    format!(
+                        "is required with {TRUST_SETTING}={mode}: name the app role or scope a publish caller must hold"
+                    ),
                 ))
             } else {
                 Ok(roles.clone())
             }
         };
         match mode.as_str() {
-            "jwt" => Ok(Self::Jwt { jwt: JwtSettings::from_env(env, &format!("{TRUST_SETTING}=jwt"))?, required_roles: required_roles()? }),
-            "appservice" => Ok(Self::AppService { required_roles: required_roles()? }),
+            "jwt" => {
+                let required_roles = required_roles()?;
+                Ok(Self::Jwt {
+                    jwt: JwtSettings::from_env(env, &format!("{TRUST_SETTING}=jwt"))?,
+                    required_roles,
+                })
+            }
+            "appservice" => Ok(Self::AppService {
+                required_roles: required_roles()?,
+            }),
             "functionkey" if roles.is_empty() => Ok(Self::FunctionKeyOnly),
             // A role nobody checks would look like protection.
             "functionkey" => Err(ConfigError::new(
                 REQUIRED_ROLE_SETTING,
-                format!("is set, but {TRUST_SETTING}=functionkey checks no role: remove it or choose jwt or appservice"),
+                format!(
+                    "is set, but {TRUST_SETTING}=functionkey checks no role: remove it or choose jwt or appservice"
+                ),
             )),
-            _ => Err(ConfigError::new(TRUST_SETTING, format!("expected jwt, appservice or functionkey, got {raw:?}"))),
+            _ => Err(ConfigError::new(
+                TRUST_SETTING,
+                format!("expected jwt, appservice or functionkey, got {raw:?}"),
+            )),
         }
     }
 
@@ -88,7 +108,9 @@ pub struct Trust {
 impl Trust {
     pub fn new(settings: &TrustSettings) -> anyhow::Result<Self> {
         let (identity, required_roles) = match settings {
-            TrustSettings::Jwt { jwt, required_roles } => (Some(IdentityConfig::Jwt(jwt.clone())), required_roles.clone()),
+            TrustSettings::Jwt { jwt, required_roles } => {
+                (Some(IdentityConfig::Jwt(jwt.clone())), required_roles.clone())
+            }
             TrustSettings::AppService { required_roles } => (Some(IdentityConfig::AppService), required_roles.clone()),
             TrustSettings::FunctionKeyOnly => {
                 tracing::warn!(
@@ -98,18 +120,26 @@ impl Trust {
                 (None, Vec::new())
             }
         };
-        Ok(Self { authenticator: identity.as_ref().map(Authenticator::new).transpose()?, required_roles })
+        Ok(Self {
+            authenticator: identity.as_ref().map(Authenticator::new).transpose()?,
+            required_roles,
+        })
     }
 
     /// The trusted caller's id (for logs), or the 401/403/503 to answer.
     pub async fn check(&self, headers: &HeaderMap) -> Result<String, ApiError> {
-        let Some(authenticator) = &self.authenticator else { return Ok(FUNCTION_KEY_CALLER.to_owned()) };
+        let Some(authenticator) = &self.authenticator else {
+            return Ok(FUNCTION_KEY_CALLER.to_owned());
+        };
         let caller = authenticator.authenticate(headers, None).await?;
         if !self.required_roles.iter().any(|role| caller.has_role(role)) {
             tracing::info!(user_id = %caller.user_id, "publish refused: the caller lacks the required role");
             return Err(ApiError::forbidden(
                 "MissingRole",
-                format!("publishing requires the app role or scope {}", self.required_roles.join(" or ")),
+                format!(
+                    "publishing requires the app role or scope {}",
+                    self.required_roles.join(" or ")
+                ),
             ));
         }
         Ok(caller.user_id)

@@ -100,9 +100,7 @@ pub enum RestError {
         error: ServiceError,
     },
     /// The service answered 2xx but the body was not what the API defines.
-    #[error(
-        "{operation}: unexpected response from the Web PubSub service (HTTP {status}): {detail}"
-    )]
+    #[error("{operation}: unexpected response from the Web PubSub service (HTTP {status}): {detail}")]
     InvalidResponse {
         operation: Operation,
         status: u16,
@@ -115,9 +113,9 @@ impl RestError {
     pub fn delivery(&self) -> Delivery {
         match self {
             Self::Invalid(_) => Delivery::NotSent,
-            Self::Transport { delivery, .. }
-            | Self::Timeout { delivery, .. }
-            | Self::Service { delivery, .. } => *delivery,
+            Self::Transport { delivery, .. } | Self::Timeout { delivery, .. } | Self::Service { delivery, .. } => {
+                *delivery
+            }
             Self::InvalidResponse { .. } => Delivery::Performed,
         }
     }
@@ -127,9 +125,7 @@ impl RestError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Transport { .. } | Self::Timeout { .. } => true,
-            Self::Service { error, .. } => {
-                matches!(error.status, 408 | 429 | 500..=599) && error.status != 501
-            }
+            Self::Service { error, .. } => matches!(error.status, 408 | 429 | 500..=599) && error.status != 501,
             Self::Invalid(_) | Self::InvalidResponse { .. } => false,
         }
     }
@@ -166,9 +162,9 @@ impl RestError {
     pub fn attempts(&self) -> u32 {
         match self {
             Self::Invalid(_) => 0,
-            Self::Transport { attempts, .. }
-            | Self::Timeout { attempts, .. }
-            | Self::Service { attempts, .. } => *attempts,
+            Self::Transport { attempts, .. } | Self::Timeout { attempts, .. } | Self::Service { attempts, .. } => {
+                *attempts
+            }
             Self::InvalidResponse { .. } => 1,
         }
     }

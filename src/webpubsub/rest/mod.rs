@@ -22,8 +22,8 @@ use url::Url;
 
 pub use error::{Delivery, RestError, ServiceError};
 pub use request::{
-    ApiRequest, CloseOptions, ContentType, GenerateTokenOptions, ListConnectionsOptions, Message,
-    Operation, SendOptions,
+    ApiRequest, CloseOptions, ContentType, GenerateTokenOptions, ListConnectionsOptions, Message, Operation,
+    SendOptions,
 };
 pub use retry::RetryPolicy;
 
@@ -133,23 +133,12 @@ struct BearerClaims<'a> {
 
 impl RestClient {
     /// A client for the service in `connection`, signing with its access key.
-    pub fn new(
-        connection: &ConnectionString,
-        options: RestOptions,
-    ) -> Result<Self, RestClientInitError> {
-        Self::from_parts(
-            connection.endpoint().clone(),
-            connection.access_key(),
-            options,
-        )
+    pub fn new(connection: &ConnectionString, options: RestOptions) -> Result<Self, RestClientInitError> {
+        Self::from_parts(connection.endpoint().clone(), connection.access_key(), options)
     }
 
     /// A client for `endpoint`, signing with `key`.
-    pub fn from_parts(
-        endpoint: Endpoint,
-        key: &AccessKey,
-        options: RestOptions,
-    ) -> Result<Self, RestClientInitError> {
+    pub fn from_parts(endpoint: Endpoint, key: &AccessKey, options: RestOptions) -> Result<Self, RestClientInitError> {
         let http = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
@@ -181,20 +170,17 @@ impl RestClient {
     }
 
     /// Builds the signed HTTP request for `request` as if the clock read `now`, without sending it.
-    pub fn prepare(
-        &self,
-        request: &ApiRequest,
-        now: SystemTime,
-    ) -> Result<reqwest::Request, RestError> {
+    pub fn prepare(&self, request: &ApiRequest, now: SystemTime) -> Result<reqwest::Request, RestError> {
         let inner = &*self.inner;
         let operation = request.operation();
-        let url = Url::parse(&request.url(inner.endpoint.as_str(), &inner.options.api_version))
-            .map_err(|_| RestError::Transport {
+        let url = Url::parse(&request.url(inner.endpoint.as_str(), &inner.options.api_version)).map_err(|_| {
+            RestError::Transport {
                 operation,
                 delivery: Delivery::NotSent,
                 attempts: 0,
                 detail: "request URL is invalid".into(),
-            })?;
+            }
+        })?;
         let issued_at = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let token = inner.signer.sign(&BearerClaims {
             aud: url.as_str(),
@@ -207,9 +193,7 @@ impl RestClient {
 
         let method = request.method();
         let mut http_request = reqwest::Request::new(method.clone(), url);
-        http_request
-            .headers_mut()
-            .insert(AUTHORIZATION, authorization);
+        http_request.headers_mut().insert(AUTHORIZATION, authorization);
         match request.body() {
             Some((content_type, body)) => {
                 http_request
@@ -245,9 +229,7 @@ impl RestClient {
             let (failure, error) = match self.inner.http.execute(http_request).await {
                 Ok(response) => {
                     let status = response.status();
-                    if status.is_success()
-                        || (status == StatusCode::NOT_FOUND && operation.is_existence_check())
-                    {
+                    if status.is_success() || (status == StatusCode::NOT_FOUND && operation.is_existence_check()) {
                         tracing::debug!(
                             operation = operation.name(),
                             status = status.as_u16(),
@@ -278,10 +260,9 @@ impl RestClient {
                 Failed::Service(error) => error.retry_after,
                 Failed::Transport(_) => None,
             };
-            let wait = (attempts <= policy.max_retries
-                && retry::is_retryable(operation.is_idempotent(), failure))
-            .then(|| server_wait.unwrap_or_else(|| policy.backoff(attempts, rand::random::<f64>())))
-            .filter(|wait| started.elapsed() + *wait <= policy.max_elapsed);
+            let wait = (attempts <= policy.max_retries && retry::is_retryable(operation.is_idempotent(), failure))
+                .then(|| server_wait.unwrap_or_else(|| policy.backoff(attempts, rand::random::<f64>())))
+                .filter(|wait| started.elapsed() + *wait <= policy.max_elapsed);
             if let Some(wait) = wait {
                 tracing::warn!(
                     operation = operation.name(),
@@ -297,24 +278,15 @@ impl RestClient {
         }
     }
 
-    async fn run(
-        &self,
-        request: Result<ApiRequest, super::ValidationError>,
-    ) -> Result<ApiResponse, RestError> {
+    async fn run(&self, request: Result<ApiRequest, super::ValidationError>) -> Result<ApiResponse, RestError> {
         self.execute(&request?).await
     }
 
-    async fn run_unit(
-        &self,
-        request: Result<ApiRequest, super::ValidationError>,
-    ) -> Result<(), RestError> {
+    async fn run_unit(&self, request: Result<ApiRequest, super::ValidationError>) -> Result<(), RestError> {
         self.run(request).await.map(drop)
     }
 
-    async fn run_exists(
-        &self,
-        request: Result<ApiRequest, super::ValidationError>,
-    ) -> Result<bool, RestError> {
+    async fn run_exists(&self, request: Result<ApiRequest, super::ValidationError>) -> Result<bool, RestError> {
         Ok(self.run(request).await?.status.is_success())
     }
 
@@ -324,14 +296,8 @@ impl RestClient {
     }
 
     /// Broadcasts to every connection of `hub`.
-    pub async fn send_to_all(
-        &self,
-        hub: &str,
-        message: &Message,
-        options: &SendOptions,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::send_to_all(hub, message, options))
-            .await
+    pub async fn send_to_all(&self, hub: &str, message: &Message, options: &SendOptions) -> Result<(), RestError> {
+        self.run_unit(ApiRequest::send_to_all(hub, message, options)).await
     }
 
     /// Sends to every connection in `group`.
@@ -366,23 +332,13 @@ impl RestClient {
         message: &Message,
         options: &SendOptions,
     ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::send_to_connection(
-            hub,
-            connection_id,
-            message,
-            options,
-        ))
-        .await
+        self.run_unit(ApiRequest::send_to_connection(hub, connection_id, message, options))
+            .await
     }
 
     /// Closes every connection of `hub` except `options.excluded`.
-    pub async fn close_all_connections(
-        &self,
-        hub: &str,
-        options: &CloseOptions,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::close_all_connections(hub, options))
-            .await
+    pub async fn close_all_connections(&self, hub: &str, options: &CloseOptions) -> Result<(), RestError> {
+        self.run_unit(ApiRequest::close_all_connections(hub, options)).await
     }
 
     /// Closes every connection in `group`.
@@ -419,13 +375,8 @@ impl RestClient {
     }
 
     /// Whether the connection is connected.
-    pub async fn connection_exists(
-        &self,
-        hub: &str,
-        connection_id: &str,
-    ) -> Result<bool, RestError> {
-        self.run_exists(ApiRequest::connection_exists(hub, connection_id))
-            .await
+    pub async fn connection_exists(&self, hub: &str, connection_id: &str) -> Result<bool, RestError> {
+        self.run_exists(ApiRequest::connection_exists(hub, connection_id)).await
     }
 
     /// Whether the group has any connection.
@@ -439,12 +390,7 @@ impl RestClient {
     }
 
     /// Adds the connections matching `filter` to each of `groups`.
-    pub async fn add_connections_to_groups(
-        &self,
-        hub: &str,
-        groups: &[String],
-        filter: &str,
-    ) -> Result<(), RestError> {
+    pub async fn add_connections_to_groups(&self, hub: &str, groups: &[String], filter: &str) -> Result<(), RestError> {
         self.run_unit(ApiRequest::add_connections_to_groups(hub, groups, filter))
             .await
     }
@@ -456,25 +402,14 @@ impl RestClient {
         groups: &[String],
         filter: &str,
     ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::remove_connections_from_groups(
-            hub, groups, filter,
-        ))
-        .await
+        self.run_unit(ApiRequest::remove_connections_from_groups(hub, groups, filter))
+            .await
     }
 
     /// Adds one connection to a group (the service answers 404 if the connection does not exist).
-    pub async fn add_connection_to_group(
-        &self,
-        hub: &str,
-        group: &str,
-        connection_id: &str,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::add_connection_to_group(
-            hub,
-            group,
-            connection_id,
-        ))
-        .await
+    pub async fn add_connection_to_group(&self, hub: &str, group: &str, connection_id: &str) -> Result<(), RestError> {
+        self.run_unit(ApiRequest::add_connection_to_group(hub, group, connection_id))
+            .await
     }
 
     /// Removes one connection from a group.
@@ -484,55 +419,29 @@ impl RestClient {
         group: &str,
         connection_id: &str,
     ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::remove_connection_from_group(
-            hub,
-            group,
-            connection_id,
-        ))
-        .await
-    }
-
-    /// Removes one connection from every group.
-    pub async fn remove_connection_from_all_groups(
-        &self,
-        hub: &str,
-        connection_id: &str,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::remove_connection_from_all_groups(
-            hub,
-            connection_id,
-        ))
-        .await
-    }
-
-    /// Adds a user (all its current and future connections) to a group.
-    pub async fn add_user_to_group(
-        &self,
-        hub: &str,
-        group: &str,
-        user_id: &str,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::add_user_to_group(hub, group, user_id))
+        self.run_unit(ApiRequest::remove_connection_from_group(hub, group, connection_id))
             .await
     }
 
+    /// Removes one connection from every group.
+    pub async fn remove_connection_from_all_groups(&self, hub: &str, connection_id: &str) -> Result<(), RestError> {
+        self.run_unit(ApiRequest::remove_connection_from_all_groups(hub, connection_id))
+            .await
+    }
+
+    /// Adds a user (all its current and future connections) to a group.
+    pub async fn add_user_to_group(&self, hub: &str, group: &str, user_id: &str) -> Result<(), RestError> {
+        self.run_unit(ApiRequest::add_user_to_group(hub, group, user_id)).await
+    }
+
     /// Removes a user from a group.
-    pub async fn remove_user_from_group(
-        &self,
-        hub: &str,
-        group: &str,
-        user_id: &str,
-    ) -> Result<(), RestError> {
+    pub async fn remove_user_from_group(&self, hub: &str, group: &str, user_id: &str) -> Result<(), RestError> {
         self.run_unit(ApiRequest::remove_user_from_group(hub, group, user_id))
             .await
     }
 
     /// Removes a user from every group.
-    pub async fn remove_user_from_all_groups(
-        &self,
-        hub: &str,
-        user_id: &str,
-    ) -> Result<(), RestError> {
+    pub async fn remove_user_from_all_groups(&self, hub: &str, user_id: &str) -> Result<(), RestError> {
         self.run_unit(ApiRequest::remove_user_from_all_groups(hub, user_id))
             .await
     }
@@ -589,11 +498,7 @@ impl RestClient {
     }
 
     /// Asks the service to sign a client token (`:generateToken`); returns the token.
-    pub async fn generate_token(
-        &self,
-        hub: &str,
-        options: &GenerateTokenOptions,
-    ) -> Result<String, RestError> {
+    pub async fn generate_token(&self, hub: &str, options: &GenerateTokenOptions) -> Result<String, RestError> {
         #[derive(Deserialize)]
         struct TokenBody {
             token: String,
@@ -636,13 +541,10 @@ impl RestClient {
         })?;
         let continuation_token = match page.next_link.as_deref().filter(|link| !link.is_empty()) {
             None => None,
-            Some(link) => Some(continuation_token(self.endpoint(), link).ok_or_else(|| {
-                invalid_response(
-                    operation,
-                    response.status,
-                    "nextLink has no continuationToken",
-                )
-            })?),
+            Some(link) => Some(
+                continuation_token(self.endpoint(), link)
+                    .ok_or_else(|| invalid_response(operation, response.status, "nextLink has no continuationToken"))?,
+            ),
         };
         Ok(GroupConnectionsPage {
             members: page.value,
@@ -738,15 +640,9 @@ fn invalid_response(operation: Operation, status: StatusCode, detail: &str) -> R
     }
 }
 
-async fn read_success(
-    operation: Operation,
-    response: reqwest::Response,
-) -> Result<ApiResponse, RestError> {
+async fn read_success(operation: Operation, response: reqwest::Response) -> Result<ApiResponse, RestError> {
     let status = response.status();
-    if !matches!(
-        operation,
-        Operation::GenerateToken | Operation::ListGroupConnections
-    ) {
+    if !matches!(operation, Operation::GenerateToken | Operation::ListGroupConnections) {
         return Ok(ApiResponse {
             status,
             body: Bytes::new(),
@@ -754,24 +650,13 @@ async fn read_success(
     }
     match read_body(response, MAX_SUCCESS_BODY).await {
         Ok((body, false)) => Ok(ApiResponse { status, body }),
-        Ok((_, true)) => Err(invalid_response(
-            operation,
-            status,
-            "body is larger than 1 MiB",
-        )),
-        Err(_) => Err(invalid_response(
-            operation,
-            status,
-            "body could not be read",
-        )),
+        Ok((_, true)) => Err(invalid_response(operation, status, "body is larger than 1 MiB")),
+        Err(_) => Err(invalid_response(operation, status, "body could not be read")),
     }
 }
 
 /// Reads at most `limit` bytes; the flag says whether more were left unread.
-async fn read_body(
-    mut response: reqwest::Response,
-    limit: usize,
-) -> Result<(Bytes, bool), reqwest::Error> {
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<(Bytes, bool), reqwest::Error> {
     let mut body = BytesMut::new();
     while let Some(chunk) = response.chunk().await? {
         let room = limit - body.len();
@@ -830,10 +715,7 @@ fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
         .map(|wrapped| wrapped.error)
         .or_else(|_| serde_json::from_slice::<Detail>(body));
     match detail {
-        Ok(Detail { code, message }) => (
-            code.filter(|c| !c.is_empty()),
-            message.filter(|m| !m.is_empty()),
-        ),
+        Ok(Detail { code, message }) => (code.filter(|c| !c.is_empty()), message.filter(|m| !m.is_empty())),
         Err(_) => (None, None),
     }
 }
@@ -864,10 +746,8 @@ mod tests {
     const KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
 
     fn client() -> RestClient {
-        let connection = ConnectionString::parse(&format!(
-            "Endpoint=https://contoso.webpubsub.azure.com;AccessKey={KEY}"
-        ))
-        .unwrap();
+        let connection =
+            ConnectionString::parse(&format!("Endpoint=https://contoso.webpubsub.azure.com;AccessKey={KEY}")).unwrap();
         RestClient::new(&connection, RestOptions::default()).unwrap()
     }
 
@@ -901,13 +781,9 @@ mod tests {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_exp = false;
         validation.set_audience(&[expected_url]);
-        let claims = decode::<serde_json::Value>(
-            &bearer,
-            &DecodingKey::from_secret(KEY.as_bytes()),
-            &validation,
-        )
-        .unwrap()
-        .claims;
+        let claims = decode::<serde_json::Value>(&bearer, &DecodingKey::from_secret(KEY.as_bytes()), &validation)
+            .unwrap()
+            .claims;
         assert_eq!(
             claims,
             serde_json::json!({"aud": expected_url, "iat": 1_700_000_000u64, "exp": 1_700_000_300u64})
@@ -956,10 +832,7 @@ mod tests {
     #[test]
     fn messages_are_clipped_and_stripped_of_control_characters() {
         assert_eq!(clip("a\nb\u{7}"), "a b ");
-        assert_eq!(
-            clip(&"x".repeat(2000)).chars().count(),
-            MAX_ERROR_MESSAGE_CHARS
-        );
+        assert_eq!(clip(&"x".repeat(2000)).chars().count(), MAX_ERROR_MESSAGE_CHARS);
     }
 
     #[test]
@@ -1006,10 +879,7 @@ mod tests {
             Some("abc=".into())
         );
         assert_eq!(
-            continuation_token(
-                &endpoint,
-                "https://other.example/x?api-version=1&continuationToken=t"
-            ),
+            continuation_token(&endpoint, "https://other.example/x?api-version=1&continuationToken=t"),
             Some("t".into())
         );
         assert_eq!(continuation_token(&endpoint, "/x?api-version=1"), None);
@@ -1020,8 +890,6 @@ mod tests {
         let options = RestOptions::default();
         assert_eq!(options.api_version, "2024-12-01");
         assert_eq!(options.token_ttl, Duration::from_secs(300));
-        assert!(
-            options.retry.max_retries > 0 && options.retry.max_elapsed > options.retry.max_backoff
-        );
+        assert!(options.retry.max_retries > 0 && options.retry.max_elapsed > options.retry.max_backoff);
     }
 }

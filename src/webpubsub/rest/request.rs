@@ -17,11 +17,7 @@ use crate::webpubsub::token::ClientType;
 use crate::webpubsub::validate::{self, Permission, ValidationError};
 
 /// Everything except `A-Z a-z 0-9 - . _ ~`.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// One data-plane operation. The name is what logs and errors show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -117,15 +113,11 @@ impl Operation {
     /// The HTTP method.
     pub fn method(self) -> Method {
         match self {
-            Self::Health
-            | Self::ConnectionExists
-            | Self::GroupExists
-            | Self::CheckPermission
-            | Self::UserExists => Method::HEAD,
-            Self::ListGroupConnections => Method::GET,
-            Self::AddConnectionToGroup | Self::GrantPermission | Self::AddUserToGroup => {
-                Method::PUT
+            Self::Health | Self::ConnectionExists | Self::GroupExists | Self::CheckPermission | Self::UserExists => {
+                Method::HEAD
             }
+            Self::ListGroupConnections => Method::GET,
+            Self::AddConnectionToGroup | Self::GrantPermission | Self::AddUserToGroup => Method::PUT,
             Self::CloseConnection
             | Self::RemoveConnectionFromAllGroups
             | Self::RemoveConnectionFromGroup
@@ -220,8 +212,7 @@ impl Message {
     /// An `application/json` message from JSON text, which must parse.
     pub fn json_raw(json: impl Into<Bytes>) -> Result<Self, ValidationError> {
         let body = json.into();
-        serde_json::from_slice::<serde::de::IgnoredAny>(&body)
-            .map_err(|_| ValidationError::InvalidJson)?;
+        serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|_| ValidationError::InvalidJson)?;
         Ok(Self {
             content_type: ContentType::Json,
             body,
@@ -437,11 +428,7 @@ impl Builder {
         }
     }
 
-    fn send(
-        mut self,
-        message: &Message,
-        options: &SendOptions,
-    ) -> Result<ApiRequest, ValidationError> {
+    fn send(mut self, message: &Message, options: &SendOptions) -> Result<ApiRequest, ValidationError> {
         validate::message_size(message.len())?;
         self.excluded(&options.excluded)?;
         self.filter(options.filter.as_deref())?;
@@ -476,33 +463,22 @@ impl ApiRequest {
     }
 
     /// `POST /api/hubs/{hub}/:send` with `excluded`, `filter`, `messageTtlSeconds`.
-    pub fn send_to_all(
-        hub: &str,
-        message: &Message,
-        options: &SendOptions,
-    ) -> Result<Self, ValidationError> {
+    pub fn send_to_all(hub: &str, message: &Message, options: &SendOptions) -> Result<Self, ValidationError> {
         Builder::hub(Operation::SendToAll, hub)?
             .literal("/:send")
             .send(message, options)
     }
 
     /// `POST /api/hubs/{hub}/:closeConnections` with `excluded`, `reason`.
-    pub fn close_all_connections(
-        hub: &str,
-        options: &CloseOptions,
-    ) -> Result<Self, ValidationError> {
-        let mut builder =
-            Builder::hub(Operation::CloseAllConnections, hub)?.literal("/:closeConnections");
+    pub fn close_all_connections(hub: &str, options: &CloseOptions) -> Result<Self, ValidationError> {
+        let mut builder = Builder::hub(Operation::CloseAllConnections, hub)?.literal("/:closeConnections");
         builder.excluded(&options.excluded)?;
         builder.reason(options.reason.as_deref());
         Ok(builder.build())
     }
 
     /// `POST /api/hubs/{hub}/:generateToken` with `userId`, `role`, `minutesToExpire`, `group`, `clientType`.
-    pub fn generate_token(
-        hub: &str,
-        options: &GenerateTokenOptions,
-    ) -> Result<Self, ValidationError> {
+    pub fn generate_token(hub: &str, options: &GenerateTokenOptions) -> Result<Self, ValidationError> {
         let mut builder = Builder::hub(Operation::GenerateToken, hub)?.literal("/:generateToken");
         if let Some(user_id) = &options.user_id {
             validate::user_id(user_id)?;
@@ -529,26 +505,12 @@ impl ApiRequest {
     }
 
     /// `POST /api/hubs/{hub}/:addToGroups` with JSON `{"groups":[…],"filter":"…"}`.
-    pub fn add_connections_to_groups(
-        hub: &str,
-        groups: &[String],
-        filter: &str,
-    ) -> Result<Self, ValidationError> {
-        Self::groups_by_filter(
-            Operation::AddConnectionsToGroups,
-            "/:addToGroups",
-            hub,
-            groups,
-            filter,
-        )
+    pub fn add_connections_to_groups(hub: &str, groups: &[String], filter: &str) -> Result<Self, ValidationError> {
+        Self::groups_by_filter(Operation::AddConnectionsToGroups, "/:addToGroups", hub, groups, filter)
     }
 
     /// `POST /api/hubs/{hub}/:removeFromGroups` with JSON `{"groups":[…],"filter":"…"}`.
-    pub fn remove_connections_from_groups(
-        hub: &str,
-        groups: &[String],
-        filter: &str,
-    ) -> Result<Self, ValidationError> {
+    pub fn remove_connections_from_groups(hub: &str, groups: &[String], filter: &str) -> Result<Self, ValidationError> {
         Self::groups_by_filter(
             Operation::RemoveConnectionsFromGroups,
             "/:removeFromGroups",
@@ -568,17 +530,12 @@ impl ApiRequest {
         let builder = Builder::hub(operation, hub)?.literal(action);
         validate::groups(groups)?;
         validate::filter(filter)?;
-        let body = serde_json::to_vec(&GroupsBody { groups, filter })
-            .map_err(|_| ValidationError::InvalidJson)?;
+        let body = serde_json::to_vec(&GroupsBody { groups, filter }).map_err(|_| ValidationError::InvalidJson)?;
         Ok(builder.build_with_body(ContentType::Json, Bytes::from(body)))
     }
 
     /// `DELETE /api/hubs/{hub}/connections/{connectionId}` with `reason`.
-    pub fn close_connection(
-        hub: &str,
-        connection_id: &str,
-        reason: Option<&str>,
-    ) -> Result<Self, ValidationError> {
+    pub fn close_connection(hub: &str, connection_id: &str, reason: Option<&str>) -> Result<Self, ValidationError> {
         let mut builder = Self::connection(Operation::CloseConnection, hub, connection_id)?;
         builder.reason(reason);
         Ok(builder.build())
@@ -608,10 +565,7 @@ impl ApiRequest {
     }
 
     /// `DELETE /api/hubs/{hub}/connections/{connectionId}/groups`
-    pub fn remove_connection_from_all_groups(
-        hub: &str,
-        connection_id: &str,
-    ) -> Result<Self, ValidationError> {
+    pub fn remove_connection_from_all_groups(hub: &str, connection_id: &str) -> Result<Self, ValidationError> {
         Ok(
             Self::connection(Operation::RemoveConnectionFromAllGroups, hub, connection_id)?
                 .literal("/groups")
@@ -619,11 +573,7 @@ impl ApiRequest {
         )
     }
 
-    fn connection(
-        operation: Operation,
-        hub: &str,
-        connection_id: &str,
-    ) -> Result<Builder, ValidationError> {
+    fn connection(operation: Operation, hub: &str, connection_id: &str) -> Result<Builder, ValidationError> {
         validate::connection_id(connection_id)?;
         Builder::hub(operation, hub)?
             .literal("/connections")
@@ -636,13 +586,8 @@ impl ApiRequest {
     }
 
     /// `POST /api/hubs/{hub}/groups/{group}/:closeConnections` with `excluded`, `reason`.
-    pub fn close_group_connections(
-        hub: &str,
-        group: &str,
-        options: &CloseOptions,
-    ) -> Result<Self, ValidationError> {
-        let mut builder = Self::group(Operation::CloseGroupConnections, hub, group)?
-            .literal("/:closeConnections");
+    pub fn close_group_connections(hub: &str, group: &str, options: &CloseOptions) -> Result<Self, ValidationError> {
+        let mut builder = Self::group(Operation::CloseGroupConnections, hub, group)?.literal("/:closeConnections");
         builder.excluded(&options.excluded)?;
         builder.reason(options.reason.as_deref());
         Ok(builder.build())
@@ -666,8 +611,7 @@ impl ApiRequest {
         group: &str,
         options: &ListConnectionsOptions,
     ) -> Result<Self, ValidationError> {
-        let mut builder =
-            Self::group(Operation::ListGroupConnections, hub, group)?.literal("/connections");
+        let mut builder = Self::group(Operation::ListGroupConnections, hub, group)?.literal("/connections");
         if let Some(size) = options.max_page_size {
             if !(1..=validate::MAX_PAGE_SIZE).contains(&size) {
                 return Err(ValidationError::PageSizeOutOfRange(size));
@@ -687,30 +631,13 @@ impl ApiRequest {
     }
 
     /// `PUT /api/hubs/{hub}/groups/{group}/connections/{connectionId}`
-    pub fn add_connection_to_group(
-        hub: &str,
-        group: &str,
-        connection_id: &str,
-    ) -> Result<Self, ValidationError> {
-        Ok(
-            Self::group_connection(Operation::AddConnectionToGroup, hub, group, connection_id)?
-                .build(),
-        )
+    pub fn add_connection_to_group(hub: &str, group: &str, connection_id: &str) -> Result<Self, ValidationError> {
+        Ok(Self::group_connection(Operation::AddConnectionToGroup, hub, group, connection_id)?.build())
     }
 
     /// `DELETE /api/hubs/{hub}/groups/{group}/connections/{connectionId}`
-    pub fn remove_connection_from_group(
-        hub: &str,
-        group: &str,
-        connection_id: &str,
-    ) -> Result<Self, ValidationError> {
-        Ok(Self::group_connection(
-            Operation::RemoveConnectionFromGroup,
-            hub,
-            group,
-            connection_id,
-        )?
-        .build())
+    pub fn remove_connection_from_group(hub: &str, group: &str, connection_id: &str) -> Result<Self, ValidationError> {
+        Ok(Self::group_connection(Operation::RemoveConnectionFromGroup, hub, group, connection_id)?.build())
     }
 
     fn group(operation: Operation, hub: &str, group: &str) -> Result<Builder, ValidationError> {
@@ -740,13 +667,7 @@ impl ApiRequest {
         connection_id: &str,
         target_group: Option<&str>,
     ) -> Result<Self, ValidationError> {
-        Self::permission(
-            Operation::GrantPermission,
-            hub,
-            permission,
-            connection_id,
-            target_group,
-        )
+        Self::permission(Operation::GrantPermission, hub, permission, connection_id, target_group)
     }
 
     /// `DELETE /api/hubs/{hub}/permissions/{permission}/connections/{connectionId}` with `targetName`.
@@ -772,13 +693,7 @@ impl ApiRequest {
         connection_id: &str,
         target_group: Option<&str>,
     ) -> Result<Self, ValidationError> {
-        Self::permission(
-            Operation::CheckPermission,
-            hub,
-            permission,
-            connection_id,
-            target_group,
-        )
+        Self::permission(Operation::CheckPermission, hub, permission, connection_id, target_group)
     }
 
     fn permission(
@@ -804,13 +719,8 @@ impl ApiRequest {
     }
 
     /// `POST /api/hubs/{hub}/users/{userId}/:closeConnections` with `excluded`, `reason`.
-    pub fn close_user_connections(
-        hub: &str,
-        user_id: &str,
-        options: &CloseOptions,
-    ) -> Result<Self, ValidationError> {
-        let mut builder = Self::user(Operation::CloseUserConnections, hub, user_id)?
-            .literal("/:closeConnections");
+    pub fn close_user_connections(hub: &str, user_id: &str, options: &CloseOptions) -> Result<Self, ValidationError> {
+        let mut builder = Self::user(Operation::CloseUserConnections, hub, user_id)?.literal("/:closeConnections");
         builder.excluded(&options.excluded)?;
         builder.reason(options.reason.as_deref());
         Ok(builder.build())
@@ -833,28 +743,18 @@ impl ApiRequest {
 
     /// `DELETE /api/hubs/{hub}/users/{userId}/groups`
     pub fn remove_user_from_all_groups(hub: &str, user_id: &str) -> Result<Self, ValidationError> {
-        Ok(
-            Self::user(Operation::RemoveUserFromAllGroups, hub, user_id)?
-                .literal("/groups")
-                .build(),
-        )
+        Ok(Self::user(Operation::RemoveUserFromAllGroups, hub, user_id)?
+            .literal("/groups")
+            .build())
     }
 
     /// `PUT /api/hubs/{hub}/users/{userId}/groups/{group}`
-    pub fn add_user_to_group(
-        hub: &str,
-        group: &str,
-        user_id: &str,
-    ) -> Result<Self, ValidationError> {
+    pub fn add_user_to_group(hub: &str, group: &str, user_id: &str) -> Result<Self, ValidationError> {
         Ok(Self::user_group(Operation::AddUserToGroup, hub, group, user_id)?.build())
     }
 
     /// `DELETE /api/hubs/{hub}/users/{userId}/groups/{group}`
-    pub fn remove_user_from_group(
-        hub: &str,
-        group: &str,
-        user_id: &str,
-    ) -> Result<Self, ValidationError> {
+    pub fn remove_user_from_group(hub: &str, group: &str, user_id: &str) -> Result<Self, ValidationError> {
         Ok(Self::user_group(Operation::RemoveUserFromGroup, hub, group, user_id)?.build())
     }
 
@@ -865,12 +765,7 @@ impl ApiRequest {
             .with_segment(user_id, "userId")
     }
 
-    fn user_group(
-        operation: Operation,
-        hub: &str,
-        group: &str,
-        user_id: &str,
-    ) -> Result<Builder, ValidationError> {
+    fn user_group(operation: Operation, hub: &str, group: &str, user_id: &str) -> Result<Builder, ValidationError> {
         validate::group(group)?;
         Self::user(operation, hub, user_id)?
             .literal("/groups")
@@ -894,16 +789,13 @@ impl ApiRequest {
 
     /// The body and its content type, for operations that send one.
     pub fn body(&self) -> Option<(ContentType, &Bytes)> {
-        self.body
-            .as_ref()
-            .map(|(content_type, body)| (*content_type, body))
+        self.body.as_ref().map(|(content_type, body)| (*content_type, body))
     }
 
     /// The full request URL: `{endpoint}{path}?api-version={api_version}&…`.
     pub fn url(&self, endpoint: &str, api_version: &str) -> String {
-        let mut url = String::with_capacity(
-            endpoint.len() + self.path.len() + 13 + api_version.len() + self.query.len(),
-        );
+        let mut url =
+            String::with_capacity(endpoint.len() + self.path.len() + 13 + api_version.len() + self.query.len());
         url.push_str(endpoint);
         url.push_str(&self.path);
         url.push_str("?api-version=");
@@ -959,20 +851,14 @@ mod tests {
             "https://contoso.webpubsub.azure.com/api/hubs/chat/:send?api-version=2024-12-01\
              &excluded=conn-1&excluded=conn%2F2&filter=userId%20ne%20%27bob%27&messageTtlSeconds=30"
         );
-        assert_eq!(
-            request.body(),
-            Some((ContentType::Text, &Bytes::from_static(b"hi")))
-        );
+        assert_eq!(request.body(), Some((ContentType::Text, &Bytes::from_static(b"hi"))));
     }
 
     #[test]
     fn messages_carry_their_content_type() {
         assert_eq!(Message::text("t").content_type().mime(), "text/plain");
         assert_eq!(
-            Message::json(&serde_json::json!({"a": 1}))
-                .unwrap()
-                .body()
-                .as_ref(),
+            Message::json(&serde_json::json!({"a": 1})).unwrap().body().as_ref(),
             br#"{"a":1}"#
         );
         assert_eq!(Message::json("s").unwrap().body().as_ref(), br#""s""#);
@@ -988,14 +874,8 @@ mod tests {
 
     #[test]
     fn json_raw_refuses_invalid_json() {
-        assert_eq!(
-            Message::json_raw("{").unwrap_err(),
-            ValidationError::InvalidJson
-        );
-        assert_eq!(
-            Message::json_raw("").unwrap_err(),
-            ValidationError::InvalidJson
-        );
+        assert_eq!(Message::json_raw("{").unwrap_err(), ValidationError::InvalidJson);
+        assert_eq!(Message::json_raw("").unwrap_err(), ValidationError::InvalidJson);
     }
 
     #[test]
@@ -1098,8 +978,7 @@ mod tests {
     #[test]
     fn dot_segments_are_refused() {
         assert_eq!(
-            ApiRequest::send_to_group("h", "..", &Message::text("x"), &SendOptions::default())
-                .unwrap_err(),
+            ApiRequest::send_to_group("h", "..", &Message::text("x"), &SendOptions::default()).unwrap_err(),
             ValidationError::DotPathSegment { field: "group" }
         );
         assert_eq!(
@@ -1108,21 +987,14 @@ mod tests {
         );
         assert_eq!(
             ApiRequest::close_connection("h", "..", None).unwrap_err(),
-            ValidationError::DotPathSegment {
-                field: "connectionId"
-            }
+            ValidationError::DotPathSegment { field: "connectionId" }
         );
         assert!(ApiRequest::group_exists("h", "...").is_ok());
     }
 
     #[test]
     fn group_filter_operations_send_a_json_body() {
-        let request = ApiRequest::add_connections_to_groups(
-            "chat",
-            &strings(&["g1", "g 2"]),
-            "userId eq 'a'",
-        )
-        .unwrap();
+        let request = ApiRequest::add_connections_to_groups("chat", &strings(&["g1", "g 2"]), "userId eq 'a'").unwrap();
         assert_eq!(
             url(&request),
             "https://contoso.webpubsub.azure.com/api/hubs/chat/:addToGroups?api-version=2024-12-01"
@@ -1210,22 +1082,16 @@ mod tests {
 
     #[test]
     fn permissions_use_the_canonical_name_and_optional_target() {
-        let request =
-            ApiRequest::grant_permission("chat", Permission::JoinLeaveGroup, "c-1", Some("room 1"))
-                .unwrap();
+        let request = ApiRequest::grant_permission("chat", Permission::JoinLeaveGroup, "c-1", Some("room 1")).unwrap();
         assert_eq!(request.method(), Method::PUT);
         assert_eq!(
             url(&request),
             "https://contoso.webpubsub.azure.com/api/hubs/chat/permissions/joinLeaveGroup/connections/c-1\
              ?api-version=2024-12-01&targetName=room%201"
         );
-        let request =
-            ApiRequest::check_permission("chat", Permission::SendToGroup, "c-1", None).unwrap();
+        let request = ApiRequest::check_permission("chat", Permission::SendToGroup, "c-1", None).unwrap();
         assert_eq!(request.method(), Method::HEAD);
-        assert_eq!(
-            request.path(),
-            "/api/hubs/chat/permissions/sendToGroup/connections/c-1"
-        );
+        assert_eq!(request.path(), "/api/hubs/chat/permissions/sendToGroup/connections/c-1");
     }
 
     #[test]
@@ -1237,11 +1103,7 @@ mod tests {
             Operation::SendToUser,
         ];
         for operation in Operation::ALL {
-            assert_eq!(
-                operation.is_idempotent(),
-                !sends.contains(&operation),
-                "{operation}"
-            );
+            assert_eq!(operation.is_idempotent(), !sends.contains(&operation), "{operation}");
             if !operation.is_idempotent() {
                 assert_eq!(operation.method(), Method::POST);
             }
@@ -1305,11 +1167,9 @@ mod tests {
                 &Message::json(&serde_json::json!({"a": 1})).unwrap(),
                 &SendOptions::default(),
             ),
-            "send_to_all_binary" => ApiRequest::send_to_all(
-                "chat",
-                &Message::binary(vec![0u8, 1, 255]),
-                &SendOptions::default(),
-            ),
+            "send_to_all_binary" => {
+                ApiRequest::send_to_all("chat", &Message::binary(vec![0u8, 1, 255]), &SendOptions::default())
+            }
             "close_all_connections" => {
                 ApiRequest::close_all_connections("chat", &close(excluded, "maintenance window"))
             }
@@ -1323,16 +1183,12 @@ mod tests {
                     client_type: ClientType::Mqtt,
                 },
             ),
-            "add_connections_to_groups" => ApiRequest::add_connections_to_groups(
-                "chat",
-                &strings(&["g1", "g 2"]),
-                filter.as_deref().unwrap(),
-            ),
-            "remove_connections_from_groups" => ApiRequest::remove_connections_from_groups(
-                "chat",
-                &strings(&["g1"]),
-                "userId eq 'x'",
-            ),
+            "add_connections_to_groups" => {
+                ApiRequest::add_connections_to_groups("chat", &strings(&["g1", "g 2"]), filter.as_deref().unwrap())
+            }
+            "remove_connections_from_groups" => {
+                ApiRequest::remove_connections_from_groups("chat", &strings(&["g1"]), "userId eq 'x'")
+            }
             "close_connection" => ApiRequest::close_connection("chat", "conn 1", Some("bye")),
             "connection_exists" => ApiRequest::connection_exists("chat", "conn-1"),
             "send_to_connection" => ApiRequest::send_to_connection(
@@ -1344,13 +1200,9 @@ mod tests {
                     ..Default::default()
                 },
             ),
-            "remove_connection_from_all_groups" => {
-                ApiRequest::remove_connection_from_all_groups("chat", "conn-1")
-            }
+            "remove_connection_from_all_groups" => ApiRequest::remove_connection_from_all_groups("chat", "conn-1"),
             "group_exists" => ApiRequest::group_exists("chat", "room 1/a?b#c"),
-            "close_group_connections" => {
-                ApiRequest::close_group_connections("chat", "room1", &close(one(), "r"))
-            }
+            "close_group_connections" => ApiRequest::close_group_connections("chat", "room1", &close(one(), "r")),
             "send_to_group" => ApiRequest::send_to_group(
                 "chat",
                 "room 1",
@@ -1370,31 +1222,17 @@ mod tests {
                     continuation_token: None,
                 },
             ),
-            "add_connection_to_group" => {
-                ApiRequest::add_connection_to_group("chat", "room1", "conn-1")
+            "add_connection_to_group" => ApiRequest::add_connection_to_group("chat", "room1", "conn-1"),
+            "remove_connection_from_group" => ApiRequest::remove_connection_from_group("chat", "room1", "conn-1"),
+            "grant_permission" => {
+                ApiRequest::grant_permission("chat", Permission::JoinLeaveGroup, "conn-1", Some("room1"))
             }
-            "remove_connection_from_group" => {
-                ApiRequest::remove_connection_from_group("chat", "room1", "conn-1")
+            "revoke_permission" => {
+                ApiRequest::revoke_permission("chat", Permission::SendToGroup, "conn-1", Some("room1"))
             }
-            "grant_permission" => ApiRequest::grant_permission(
-                "chat",
-                Permission::JoinLeaveGroup,
-                "conn-1",
-                Some("room1"),
-            ),
-            "revoke_permission" => ApiRequest::revoke_permission(
-                "chat",
-                Permission::SendToGroup,
-                "conn-1",
-                Some("room1"),
-            ),
-            "has_permission" => {
-                ApiRequest::check_permission("chat", Permission::SendToGroup, "conn-1", None)
-            }
+            "has_permission" => ApiRequest::check_permission("chat", Permission::SendToGroup, "conn-1", None),
             "user_exists" => ApiRequest::user_exists("chat", "alice@example.com"),
-            "close_user_connections" => {
-                ApiRequest::close_user_connections("chat", "alice", &close(one(), "r"))
-            }
+            "close_user_connections" => ApiRequest::close_user_connections("chat", "alice", &close(one(), "r")),
             "send_to_user" => ApiRequest::send_to_user(
                 "chat",
                 "alice",
@@ -1405,13 +1243,9 @@ mod tests {
                     ..Default::default()
                 },
             ),
-            "remove_user_from_all_groups" => {
-                ApiRequest::remove_user_from_all_groups("chat", "alice")
-            }
+            "remove_user_from_all_groups" => ApiRequest::remove_user_from_all_groups("chat", "alice"),
             "add_user_to_group" => ApiRequest::add_user_to_group("chat", "room1", "alice"),
-            "remove_user_from_group" => {
-                ApiRequest::remove_user_from_group("chat", "room1", "alice")
-            }
+            "remove_user_from_group" => ApiRequest::remove_user_from_group("chat", "room1", "alice"),
             other => panic!("fixture has an operation this test does not know: {other}"),
         }
         .unwrap()
@@ -1442,12 +1276,7 @@ mod tests {
         }
         for vector in &vectors {
             let request = ours(&vector.operation, true);
-            assert_eq!(
-                request.method().as_str(),
-                vector.method,
-                "{}",
-                vector.operation
-            );
+            assert_eq!(request.method().as_str(), vector.method, "{}", vector.operation);
             assert_eq!(url(&request), vector.url, "{}", vector.operation);
             assert_eq!(
                 vector.aud, vector.url,
@@ -1474,12 +1303,7 @@ mod tests {
     fn every_python_operation_matches_path_query_and_body() {
         for vector in recorded(include_str!("../../../tests/interop/vectors/python.json")) {
             let request = ours(&vector.operation, false);
-            assert_eq!(
-                request.method().as_str(),
-                vector.method,
-                "{}",
-                vector.operation
-            );
+            assert_eq!(request.method().as_str(), vector.method, "{}", vector.operation);
             // Python orders the query differently; paths are byte-equal and the query pairs equal.
             assert_eq!(
                 sorted_query(&url(&request)),
@@ -1488,9 +1312,7 @@ mod tests {
                 vector.operation
             );
             assert!(
-                vector
-                    .url
-                    .starts_with(&format!("{ENDPOINT}{}?", request.path())),
+                vector.url.starts_with(&format!("{ENDPOINT}{}?", request.path())),
                 "{}",
                 vector.operation
             );
@@ -1507,12 +1329,7 @@ mod tests {
                     serde_json::from_slice::<serde_json::Value>(theirs).unwrap(),
                     serde_json::from_slice::<serde_json::Value>(body).unwrap()
                 ),
-                (theirs, ours) => assert_eq!(
-                    ours.map(|(_, b)| b.to_vec()),
-                    *theirs,
-                    "{}",
-                    vector.operation
-                ),
+                (theirs, ours) => assert_eq!(ours.map(|(_, b)| b.to_vec()), *theirs, "{}", vector.operation),
             }
         }
     }

@@ -54,10 +54,7 @@ impl RetryPolicy {
     /// The wait before retry number `retry` (1-based), given a jitter sample in `[0, 1]`.
     pub(crate) fn backoff(&self, retry: u32, jitter: f64) -> Duration {
         let exponent = retry.saturating_sub(1).min(30);
-        let base = self
-            .initial_backoff
-            .saturating_mul(1 << exponent)
-            .min(self.max_backoff);
+        let base = self.initial_backoff.saturating_mul(1 << exponent).min(self.max_backoff);
         let half = base / 2;
         half + half.mul_f64(jitter.clamp(0.0, 1.0))
     }
@@ -190,11 +187,7 @@ mod tests {
         assert_eq!(policy.backoff(3, 0.5), Duration::from_millis(300));
         assert_eq!(policy.backoff(5, 1.0), Duration::from_millis(1000));
         assert_eq!(policy.backoff(u32::MAX, 1.0), Duration::from_millis(1000));
-        assert_eq!(
-            policy.backoff(1, 7.0),
-            Duration::from_millis(100),
-            "jitter is clamped"
-        );
+        assert_eq!(policy.backoff(1, 7.0), Duration::from_millis(100), "jitter is clamped");
     }
 
     #[test]
@@ -212,10 +205,7 @@ mod tests {
     #[test]
     fn retry_after_ignores_dates_and_garbage() {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "retry-after",
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
+        headers.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&headers), None);
         headers.insert("retry-after", HeaderValue::from_static("-1"));
         assert_eq!(retry_after(&headers), None);

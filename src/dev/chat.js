@@ -1,0 +1,1 @@
+// json.webpubsub.azure.v1

@@ -28,6 +28,8 @@ use tokio::task::JoinHandle;
 use warp::Filter;
 
 use crate::config::{ConfigError, Env, Settings};
+use crate::functions::events::settings as events_settings;
+use crate::functions::{negotiate, publish};
 use crate::server::App;
 use crate::webpubsub::validate;
 
@@ -39,13 +41,15 @@ pub const DEFAULT_EMULATOR_PORT: u16 = 8080;
 pub const DEFAULT_HUB: &str = "chat";
 
 /// Settings the chat needs, applied only when the environment leaves them unset (so a developer can try
-/// other values). Dev mode gives connections no private groups, so every group may be a chat room.
-pub const CHAT_DEFAULTS: [(&str, &str); 4] = [
-    ("NegotiateIdentity", "anonymous"),
-    ("PublishTrust", "functionkey"),
-    ("EventsUserEventBehavior", "broadcast"),
-    ("EventsJoinableRooms", "*"),
+/// other values).
+pub const CHAT_DEFAULTS: [(&str, &str); 3] = [
+    (negotiate::IDENTITY_SETTING, "anonymous"),
+    (publish::TRUST_SETTING, "functionkey"),
+    (events_settings::USER_EVENT_BEHAVIOR, "broadcast"),
 ];
+/// The rooms the chat may join, when the behaviour is `broadcast` and the environment names none. Dev mode
+/// gives connections no private groups, so every group may be a chat room.
+pub const CHAT_JOINABLE_ROOMS: (&str, &str) = (events_settings::JOINABLE_ROOMS, "*");
 
 /// How long each server may take to stop before its task is abandoned.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -64,7 +68,7 @@ OPTIONS:
 
 Other settings come from the environment as in production (see README.md); dev mode sets the connection
 string and hub, and defaults NegotiateIdentity=anonymous, PublishTrust=functionkey,
-EventsUserEventBehavior=broadcast and EventsJoinableRooms=* when they are unset. Stop with ctrl-c.";
+EventsUserEventBehavior=broadcast (with EventsJoinableRooms=*) when they are unset. Stop with ctrl-c.";
 
 /// What to start. `env` is the environment snapshot the handler's settings are read from.
 #[derive(Debug, Clone)]
@@ -102,7 +106,12 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<DevCommand, 
             Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
             _ => (arg, None),
         };
-        let mut value = || inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value"));
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
         match flag.as_str() {
             "-h" | "--help" => return Ok(DevCommand::Help),
             "--port" => options.handler_port = port(&flag, &value()?)?,
@@ -112,14 +121,20 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<DevCommand, 
                 validate::hub(&hub).map_err(|e| format!("--hub {hub:?}: {e}"))?;
                 options.hub = hub;
             }
-            other => return Err(format!("unknown argument {other:?} for `handler dev`; see `handler dev --help`")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} for `handler dev`; see `handler dev --help`"
+                ));
+            }
         }
     }
     Ok(DevCommand::Run(options))
 }
 
 fn port(flag: &str, text: &str) -> Result<u16, String> {
-    text.trim().parse().map_err(|_| format!("{flag} must be a port number from 0 to 65535, got {text:?}"))
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{flag} must be a port number from 0 to 65535, got {text:?}"))
 }
 
 /// Why dev mode could not start.
@@ -129,7 +144,11 @@ pub enum DevError {
         "port {port} is already in use, so the {role} cannot listen on 127.0.0.1:{port}: stop what listens there, \
          or choose another port with {flag} (0 picks a free one)"
     )]
-    PortInUse { port: u16, role: &'static str, flag: &'static str },
+    PortInUse {
+        port: u16,
+        role: &'static str,
+        flag: &'static str,
+    },
     #[error("the {role} cannot listen on 127.0.0.1:{port} ({flag}): {source}")]
     Listen {
         port: u16,
@@ -164,6 +183,24 @@ struct Modes {
     negotiate: &'static str,
     publish: &'static str,
     user_events: String,
+}
+
+impl Modes {
+    /// One line saying who may do what, in plain words for the risky modes.
+    fn describe(&self) -> String {
+        let negotiate = match self.negotiate {
+            "anonymous" => "negotiate=anonymous (callers pick their own user id)".to_owned(),
+            other => format!("negotiate={other}"),
+        };
+        let publish = match self.publish {
+            "functionkey" => {
+                "publish=functionkey (no Functions host here checks a key: anyone on this machine may publish)"
+                    .to_owned()
+            }
+            other => format!("publish={other}"),
+        };
+        format!("{negotiate}; {publish}; user events={}", self.user_events)
+    }
 }
 
 /// Binds both ports, builds both configurations, and serves both until stopped.
@@ -236,7 +273,10 @@ pub async fn start(options: DevOptions) -> Result<RunningDev, DevError> {
 /// The handler's environment: the caller's, with the wiring forced and the chat's defaults filled in.
 fn handler_env(env: Env, hub: &str, handler: SocketAddr, emulator: SocketAddr, access_key: &str) -> Env {
     let mut env = env
-        .with("WebPubSubConnectionString", webpubsub_emulator::connection_string(emulator, access_key))
+        .with(
+            "WebPubSubConnectionString",
+            webpubsub_emulator::connection_string(emulator, access_key),
+        )
         // A blank value counts as unset: a secondary string from the shell would point at another service.
         .with("WebPubSubSecondaryConnectionString", "")
         .with("WebPubSubHub", hub)
@@ -246,17 +286,32 @@ fn handler_env(env: Env, hub: &str, handler: SocketAddr, emulator: SocketAddr, a
             env = env.with(name, value);
         }
     }
+    // Only `broadcast` accepts joinable rooms; another behaviour chosen by the developer must still start.
+    let (rooms, any_room) = CHAT_JOINABLE_ROOMS;
+    let broadcast = env
+        .get(events_settings::USER_EVENT_BEHAVIOR)
+        .is_some_and(|behavior| behavior.eq_ignore_ascii_case("broadcast"));
+    if broadcast && env.get(rooms).is_none() {
+        env = env.with(rooms, any_room);
+    }
     env
 }
 
 async fn bind(port: u16, role: &'static str, flag: &'static str) -> Result<TcpListener, DevError> {
-    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await.map_err(|source| {
-        if source.kind() == io::ErrorKind::AddrInUse {
-            DevError::PortInUse { port, role, flag }
-        } else {
-            DevError::Listen { port, role, flag, source }
-        }
-    })
+    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .await
+        .map_err(|source| {
+            if source.kind() == io::ErrorKind::AddrInUse {
+                DevError::PortInUse { port, role, flag }
+            } else {
+                DevError::Listen {
+                    port,
+                    role,
+                    flag,
+                    source,
+                }
+            }
+        })
 }
 
 fn local_addr(
@@ -265,7 +320,12 @@ fn local_addr(
     role: &'static str,
     flag: &'static str,
 ) -> Result<SocketAddr, DevError> {
-    listener.local_addr().map_err(|source| DevError::Listen { port, role, flag, source })
+    listener.local_addr().map_err(|source| DevError::Listen {
+        port,
+        role,
+        flag,
+        source,
+    })
 }
 
 impl RunningDev {
@@ -298,18 +358,18 @@ impl RunningDev {
     /// the `chat page` and `emulator` lines.
     pub fn banner(&self) -> String {
         let handler = self.url("");
-        let Modes { negotiate, publish, user_events } = &self.modes;
         format!(
             "\
-==================== DEVELOPMENT ONLY — never expose or deploy this ====================
-handler dev: local emulator, negotiate={negotiate}, publish trust={publish}, user events={user_events}
+==================== DEVELOPMENT ONLY: never expose or deploy this ====================
   chat page   {handler}/
   handler     {handler}/api/negotiate  {handler}/api/publish  {handler}/api/events
   emulator    http://{emulator}  hub {hub:?}, events -> {handler}/api/events
+  security    {security}
   publish     curl -X POST {handler}/api/publish -H 'Content-Type: application/json' -d '{{\"room\":\"lobby\",\"message\":\"hello\"}}'
 Stop with ctrl-c.",
             emulator = self.emulator_addr,
             hub = self.hub,
+            security = self.modes.describe(),
         )
     }
 
@@ -340,7 +400,10 @@ Stop with ctrl-c.",
 
 impl Drop for RunningDev {
     fn drop(&mut self) {
-        for stop in [self.stop_emulator.take(), self.stop_handler.take()].into_iter().flatten() {
+        for stop in [self.stop_emulator.take(), self.stop_handler.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = stop.send(());
         }
     }
@@ -364,13 +427,19 @@ mod tests {
     #[test]
     fn defaults_are_the_func_and_emulator_ports() {
         let options = run_options("");
-        assert_eq!((options.handler_port, options.emulator_port, options.hub.as_str()), (7071, 8080, "chat"));
+        assert_eq!(
+            (options.handler_port, options.emulator_port, options.hub.as_str()),
+            (7071, 8080, "chat")
+        );
     }
 
     #[test]
     fn flags_take_separate_or_inline_values() {
         let options = run_options("--port 0 --emulator-port=9000 --hub=lobby");
-        assert_eq!((options.handler_port, options.emulator_port, options.hub.as_str()), (0, 9000, "lobby"));
+        assert_eq!(
+            (options.handler_port, options.emulator_port, options.hub.as_str()),
+            (0, 9000, "lobby")
+        );
         assert!(matches!(parse_args(args("--port 1 --help")), Ok(DevCommand::Help)));
     }
 
@@ -394,15 +463,24 @@ mod tests {
         let handler: SocketAddr = "127.0.0.1:7071".parse().unwrap();
         let emulator: SocketAddr = "127.0.0.1:8080".parse().unwrap();
         let inherited = Env::from_pairs([
-            ("WebPubSubConnectionString", "Endpoint=https://prod.example.com;AccessKey=real-key"),
-            ("WebPubSubSecondaryConnectionString", "Endpoint=https://prod.example.com;AccessKey=old-key"),
+            (
+                "WebPubSubConnectionString",
+                "Endpoint=https://prod.example.com;AccessKey=real-key",
+            ),
+            (
+                "WebPubSubSecondaryConnectionString",
+                "Endpoint=https://prod.example.com;AccessKey=old-key",
+            ),
             ("WebPubSubHub", "prod"),
             ("EventsUserEventBehavior", "echo"),
             ("RUST_LOG", "debug"),
         ]);
         let env = handler_env(inherited, "chat", handler, emulator, "k".repeat(40).as_str());
         let connection = env.get("WebPubSubConnectionString").unwrap();
-        assert!(connection.starts_with("Endpoint=http://127.0.0.1;Port=8080;AccessKey=kkkk"), "{connection}");
+        assert!(
+            connection.starts_with("Endpoint=http://127.0.0.1;Port=8080;AccessKey=kkkk"),
+            "{connection}"
+        );
         assert_eq!(env.get("WebPubSubSecondaryConnectionString"), None);
         assert_eq!(env.get("WebPubSubHub"), Some("chat"));
         assert_eq!(env.get("FUNCTIONS_CUSTOMHANDLER_PORT"), Some("7071"));
@@ -412,7 +490,10 @@ mod tests {
         // Unset: the chat's defaults.
         assert_eq!(env.get("NegotiateIdentity"), Some("anonymous"));
         assert_eq!(env.get("PublishTrust"), Some("functionkey"));
-        assert_eq!(env.get("EventsJoinableRooms"), Some("*"));
+        // Not with a behaviour other than broadcast, which refuses joinable rooms.
+        assert_eq!(env.get("EventsJoinableRooms"), None);
+        let broadcast = handler_env(Env::default(), "chat", handler, emulator, "k".repeat(40).as_str());
+        assert_eq!(broadcast.get("EventsJoinableRooms"), Some("*"));
     }
 
     #[test]
@@ -423,12 +504,19 @@ mod tests {
         let settings = Settings::from_env(&env).expect("valid");
         assert_eq!(settings.negotiate.identity.mode_name(), "anonymous");
         assert_eq!(settings.publish.trust.mode_name(), "functionkey");
-        assert_eq!(settings.events.user_event_behavior, crate::functions::events::UserEventBehavior::Broadcast);
+        assert_eq!(
+            settings.events.user_event_behavior,
+            crate::functions::events::UserEventBehavior::Broadcast
+        );
     }
 
     #[tokio::test]
     async fn same_ports_are_refused_before_binding() {
-        let options = DevOptions { handler_port: 7, emulator_port: 7, ..DevOptions::default() };
+        let options = DevOptions {
+            handler_port: 7,
+            emulator_port: 7,
+            ..DevOptions::default()
+        };
         let error = start(options).await.err().expect("refused");
         assert!(matches!(error, DevError::SamePort(7)), "{error}");
     }

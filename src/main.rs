@@ -12,7 +12,8 @@ handler — Azure Functions custom handler in front of Azure Web PubSub
 
 USAGE:
     handler            serve negotiate, publish and events (started by the Functions host)
-    handler dev        run the handler with the embedded local Web PubSub emulator (development only)
+    handler dev        run the handler with the embedded local Web PubSub emulator and a chat page
+                       (development only; `handler dev --help` for its flags)
     handler --help     this text;  handler --version   the version
 
 Settings come from the environment (app settings; local.settings.json under `func start`); see README.md.";
@@ -27,6 +28,11 @@ fn main() -> ExitCode {
         }
         #[cfg(feature = "dev")]
         Some("dev") => dev(args.into_iter().skip(1)),
+        #[cfg(not(feature = "dev"))]
+        Some("dev") => {
+            eprintln!("handler: this build has no dev mode (built without the `dev` feature)");
+            ExitCode::from(2)
+        }
         Some("-V" | "--version") => {
             println!("handler {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -76,7 +76,10 @@ mod tests {
     async fn other_paths_and_methods_fall_through() {
         let filter = routes(POLICY);
         for path in ["/api/negotiate", "/chat.html", "/x/chat.js"] {
-            assert!(!warp::test::request().method("GET").path(path).matches(&filter).await, "{path}");
+            assert!(
+                !warp::test::request().method("GET").path(path).matches(&filter).await,
+                "{path}"
+            );
         }
         let post = warp::test::request().method("POST").path("/");
         assert!(!post.matches(&filter).await);

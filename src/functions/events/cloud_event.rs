@@ -5,8 +5,8 @@
 //! `CloudEvent` is *unverified*: only [`super::verify`] turns it into a [`super::VerifiedEvent`], the one
 //! type handlers receive.
 
-use warp::http::HeaderMap;
 use warp::http::header::CONTENT_TYPE;
+use warp::http::{HeaderMap, HeaderValue};
 
 use crate::error::ApiError;
 
@@ -124,33 +124,51 @@ impl DataType {
     }
 }
 
-/// The CloudEvents metadata of one request, not yet verified.
+/// The CloudEvents metadata of one request, not yet verified. Values share the request's header bytes
+/// (no copies); each was checked to be non-blank UTF-8 when parsed.
 #[derive(Debug, Clone)]
 pub struct CloudEvent {
-    event_type: String,
+    event_type: HeaderText,
     kind: EventKind,
-    id: String,
-    source: String,
-    time: Option<String>,
-    hub: String,
-    connection_id: String,
-    user_id: Option<String>,
-    subprotocol: Option<String>,
-    connection_state: Option<String>,
-    physical_connection_id: Option<String>,
-    session_id: Option<String>,
+    id: HeaderText,
+    source: HeaderText,
+    time: Option<HeaderText>,
+    hub: HeaderText,
+    connection_id: HeaderText,
+    user_id: Option<HeaderText>,
+    subprotocol: Option<HeaderText>,
+    connection_state: Option<HeaderText>,
+    physical_connection_id: Option<HeaderText>,
+    session_id: Option<HeaderText>,
     data_type: Option<DataType>,
     // Kept apart from the metadata above: only `verify` reads it, and `Debug` never shows it.
     signature: Signature,
 }
 
+/// A header value checked to be non-blank UTF-8 (trimmed when read).
+#[derive(Clone)]
+struct HeaderText(HeaderValue);
+
+impl HeaderText {
+    fn as_str(&self) -> &str {
+        // Checked when parsed (`optional`), so this never falls back.
+        std::str::from_utf8(self.0.as_bytes()).map_or("", str::trim)
+    }
+}
+
+impl std::fmt::Debug for HeaderText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// The raw `ce-signature` value. `Debug` hides it: signatures are never logged.
 #[derive(Clone, Default)]
-pub(super) struct Signature(Option<String>);
+pub(super) struct Signature(Option<HeaderText>);
 
 impl Signature {
     pub(super) fn as_deref(&self) -> Option<&str> {
-        self.0.as_deref()
+        self.0.as_ref().map(HeaderText::as_str)
     }
 }
 
@@ -211,43 +229,47 @@ impl CloudEvent {
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, HeaderError> {
         let spec_version = required(headers, headers::SPEC_VERSION)?;
         // CloudEvents 1.x; a different major version would change the attribute set.
-        if spec_version != "1" && !spec_version.starts_with("1.") {
+        if spec_version.as_str() != "1" && !spec_version.as_str().starts_with("1.") {
             return Err(HeaderError::Invalid(headers::SPEC_VERSION));
         }
         let event_type = required(headers, headers::TYPE)?;
-        let kind = EventKind::parse(event_type).ok_or_else(|| HeaderError::UnknownEventType(event_type.to_owned()))?;
+        let kind = EventKind::parse(event_type.as_str())
+            .ok_or_else(|| HeaderError::UnknownEventType(event_type.as_str().to_owned()))?;
         let event_name = required(headers, headers::EVENT_NAME)?;
-        if !event_name.eq_ignore_ascii_case(kind.name()) {
+        if !event_name.as_str().eq_ignore_ascii_case(kind.name()) {
             return Err(HeaderError::EventNameMismatch);
         }
         let data_type = match kind {
-            EventKind::User(_) => Some(
-                DataType::from_content_type(optional(headers, CONTENT_TYPE.as_str())?)
-                    .ok_or(HeaderError::UnsupportedContentType)?,
-            ),
+            EventKind::User(_) => {
+                let content_type = optional(headers, CONTENT_TYPE.as_str())?;
+                Some(
+                    DataType::from_content_type(content_type.as_ref().map(HeaderText::as_str))
+                        .ok_or(HeaderError::UnsupportedContentType)?,
+                )
+            }
             _ => None,
         };
         Ok(Self {
-            event_type: event_type.to_owned(),
+            event_type,
             kind,
-            id: required(headers, headers::ID)?.to_owned(),
-            source: required(headers, headers::SOURCE)?.to_owned(),
-            time: optional(headers, headers::TIME)?.map(str::to_owned),
-            hub: required(headers, headers::HUB)?.to_owned(),
-            connection_id: required(headers, headers::CONNECTION_ID)?.to_owned(),
-            user_id: optional(headers, headers::USER_ID)?.map(str::to_owned),
-            subprotocol: optional(headers, headers::SUBPROTOCOL)?.map(str::to_owned),
-            connection_state: optional(headers, headers::CONNECTION_STATE)?.map(str::to_owned),
-            physical_connection_id: optional(headers, headers::PHYSICAL_CONNECTION_ID)?.map(str::to_owned),
-            session_id: optional(headers, headers::SESSION_ID)?.map(str::to_owned),
+            id: required(headers, headers::ID)?,
+            source: required(headers, headers::SOURCE)?,
+            time: optional(headers, headers::TIME)?,
+            hub: required(headers, headers::HUB)?,
+            connection_id: required(headers, headers::CONNECTION_ID)?,
+            user_id: optional(headers, headers::USER_ID)?,
+            subprotocol: optional(headers, headers::SUBPROTOCOL)?,
+            connection_state: optional(headers, headers::CONNECTION_STATE)?,
+            physical_connection_id: optional(headers, headers::PHYSICAL_CONNECTION_ID)?,
+            session_id: optional(headers, headers::SESSION_ID)?,
             data_type,
-            signature: Signature(optional(headers, headers::SIGNATURE)?.map(str::to_owned)),
+            signature: Signature(optional(headers, headers::SIGNATURE)?),
         })
     }
 
     /// `ce-type` as received, e.g. `azure.webpubsub.sys.connected`.
     pub fn event_type(&self) -> &str {
-        &self.event_type
+        self.event_type.as_str()
     }
 
     /// The parsed event type.
@@ -257,52 +279,52 @@ impl CloudEvent {
 
     /// `ce-id`: the event id (retries repeat it).
     pub fn id(&self) -> &str {
-        &self.id
+        self.id.as_str()
     }
 
     /// `ce-source`, e.g. `/hubs/chat/client/<connectionId>`.
     pub fn source(&self) -> &str {
-        &self.source
+        self.source.as_str()
     }
 
     /// `ce-time`, RFC 3339, when sent.
     pub fn time(&self) -> Option<&str> {
-        self.time.as_deref()
+        self.time.as_ref().map(HeaderText::as_str)
     }
 
     /// `ce-hub`, as sent (compare case-insensitively).
     pub fn hub(&self) -> &str {
-        &self.hub
+        self.hub.as_str()
     }
 
     /// `ce-connectionId`.
     pub fn connection_id(&self) -> &str {
-        &self.connection_id
+        self.connection_id.as_str()
     }
 
     /// `ce-userId`: absent when the connection has no user.
     pub fn user_id(&self) -> Option<&str> {
-        self.user_id.as_deref()
+        self.user_id.as_ref().map(HeaderText::as_str)
     }
 
     /// `ce-subprotocol`: the connection's subprotocol, when one was chosen.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
+        self.subprotocol.as_ref().map(HeaderText::as_str)
     }
 
     /// `ce-connectionState` as sent (base64 JSON by convention); see [`super::ConnectionState`].
     pub fn connection_state_header(&self) -> Option<&str> {
-        self.connection_state.as_deref()
+        self.connection_state.as_ref().map(HeaderText::as_str)
     }
 
     /// `ce-physicalConnectionId` (MQTT).
     pub fn physical_connection_id(&self) -> Option<&str> {
-        self.physical_connection_id.as_deref()
+        self.physical_connection_id.as_ref().map(HeaderText::as_str)
     }
 
     /// `ce-sessionId` (MQTT, not on connect).
     pub fn session_id(&self) -> Option<&str> {
-        self.session_id.as_deref()
+        self.session_id.as_ref().map(HeaderText::as_str)
     }
 
     /// The payload encoding of a user event (`None` for system events).
@@ -315,22 +337,20 @@ impl CloudEvent {
     }
 }
 
-fn required<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, HeaderError> {
+fn required(headers: &HeaderMap, name: &'static str) -> Result<HeaderText, HeaderError> {
     optional(headers, name)?.ok_or(HeaderError::Missing(name))
 }
 
-/// A header value as UTF-8 text; an empty value counts as absent. Repeated headers are refused: each
+/// A header value as UTF-8 text; a blank value counts as absent. Repeated headers are refused: each
 /// attribute has exactly one value, and a second one would be ambiguous.
-fn optional<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<Option<&'h str>, HeaderError> {
+fn optional(headers: &HeaderMap, name: &'static str) -> Result<Option<HeaderText>, HeaderError> {
     let mut values = headers.get_all(name).iter();
     let Some(value) = values.next() else { return Ok(None) };
     if values.next().is_some() {
         return Err(HeaderError::Invalid(name));
     }
-    let text = std::str::from_utf8(value.as_bytes())
-        .map_err(|_| HeaderError::Invalid(name))?
-        .trim();
-    Ok((!text.is_empty()).then_some(text))
+    let text = std::str::from_utf8(value.as_bytes()).map_err(|_| HeaderError::Invalid(name))?;
+    Ok((!text.trim().is_empty()).then(|| HeaderText(value.clone())))
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -342,7 +362,6 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
 pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
-    use warp::http::HeaderValue;
 
     /// Headers of a well-formed event of `event_type`, as the service sends them (minus the signature).
     pub(crate) fn service_headers(event_type: &str, event_name: &str) -> HeaderMap {

@@ -194,17 +194,36 @@ impl<'de: 'a, 'a> Deserialize<'de> for Multimap<'a> {
     }
 }
 
-/// A lenient list of strings: one string, a list of scalars, or null.
+/// A lenient list of strings: one string, a list of scalars, or null. The first value is stored inline:
+/// nearly every claim, query parameter and header has exactly one, so most lists never allocate.
 #[derive(Default, Clone, PartialEq, Eq)]
-pub struct Values<'a>(Vec<Cow<'a, str>>);
+pub struct Values<'a> {
+    first: Option<Cow<'a, str>>,
+    rest: Vec<Cow<'a, str>>,
+}
 
-impl Values<'_> {
+impl<'a> Values<'a> {
+    fn one(value: Cow<'a, str>) -> Self {
+        Self {
+            first: Some(value),
+            rest: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, value: Cow<'a, str>) {
+        if self.first.is_none() {
+            self.first = Some(value);
+        } else {
+            self.rest.push(value);
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &str> + Clone {
-        self.0.iter().map(|value| &**value)
+        self.first.iter().chain(&self.rest).map(|value| &**value)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.first.is_none()
     }
 }
 
@@ -223,11 +242,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Values<'a> {
                 f.write_str("a string or a list of strings")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(64));
+                let mut values = Values::default();
                 while let Some(Scalar(value)) = seq.next_element()? {
-                    values.extend(value);
+                    if let Some(value) = value {
+                        values.push(value);
+                    }
                 }
-                Ok(Values(values))
+                Ok(values)
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 IgnoredAny.visit_map(map)?;
@@ -237,22 +258,22 @@ impl<'de: 'a, 'a> Deserialize<'de> for Values<'a> {
                 Ok(Values::default())
             }
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Values(vec![Cow::Borrowed(v)]))
+                Ok(Values::one(Cow::Borrowed(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Values(vec![Cow::Owned(v.to_owned())]))
+                Ok(Values::one(Cow::Owned(v.to_owned())))
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Values(vec![Cow::Owned(v.to_string())]))
+                Ok(Values::one(Cow::Owned(v.to_string())))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Values(vec![Cow::Owned(v.to_string())]))
+                Ok(Values::one(Cow::Owned(v.to_string())))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Values(vec![Cow::Owned(v.to_string())]))
+                Ok(Values::one(Cow::Owned(v.to_string())))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Values(vec![Cow::Owned(v.to_string())]))
+                Ok(Values::one(Cow::Owned(v.to_string())))
             }
         }
         deserializer.deserialize_any(ValuesVisitor)
@@ -370,38 +391,37 @@ pub fn draft(policy: &ConnectPolicy, request: &ConnectRequest<'_>) -> Result<Con
     let subprotocol = choose_subprotocol(policy, body)?;
     let user_id = resolve_user_id(&policy.user_id_source, request.event.user_id(), body)?;
 
-    let mut response = ConnectResponse {
+    let mut groups = Vec::new();
+    let mut roles = Vec::new();
+    body.token_groups()
+        .for_each(|group| push_unique(&mut groups, group.to_owned()));
+    body.token_roles()
+        .for_each(|role| push_unique(&mut roles, role.to_owned()));
+    // A template naming {userId} needs a user; the others apply to every connection.
+    let render = |template: &crate::auth::template::Template| match user_id.as_deref() {
+        Some(user_id) => Some(template.render(user_id)),
+        None if template.uses_user_id() => None,
+        None => Some(template.render("")),
+    };
+    for group in policy.default_groups.iter().filter_map(render) {
+        if crate::webpubsub::validate::group(&group).is_err() {
+            return Err(ApiError::bad_request(
+                "InvalidUserId",
+                "the user id does not fit in a group name (1 to 1024 characters)",
+            ));
+        }
+        push_unique(&mut groups, group);
+    }
+    for role in policy.default_roles.iter().filter_map(render) {
+        push_unique(&mut roles, role);
+    }
+    let response = ConnectResponse {
         user_id,
+        groups,
+        roles,
         subprotocol,
         ..ConnectResponse::default()
     };
-    body.token_groups().for_each(|group| response.add_group(group));
-    body.token_roles().for_each(|role| response.add_role(role));
-    let user_id = response.user_id.clone();
-    for template in &policy.default_groups {
-        match user_id.as_deref() {
-            Some(user_id) => {
-                let group = template.render(user_id);
-                if crate::webpubsub::validate::group(&group).is_err() {
-                    return Err(ApiError::bad_request(
-                        "InvalidUserId",
-                        "the user id does not fit in a group name (1 to 1024 characters)",
-                    ));
-                }
-                response.add_group(group);
-            }
-            // A per-user group needs a user.
-            None if template.uses_user_id() => {}
-            None => response.add_group(template.render("")),
-        }
-    }
-    for template in &policy.default_roles {
-        match user_id.as_deref() {
-            Some(user_id) => response.add_role(template.render(user_id)),
-            None if template.uses_user_id() => {}
-            None => response.add_role(template.render("")),
-        }
-    }
     Ok(response)
 }
 
@@ -642,7 +662,7 @@ mod tests {
         }"#;
         let body = ConnectBody::parse(json).unwrap();
         assert_eq!(body.claims.first("sub"), Some("alice"));
-        assert!(matches!(body.claims.0[0].1.0[0], Cow::Borrowed(_)));
+        assert!(matches!(body.claims.0[0].1.first, Some(Cow::Borrowed(_))));
         assert_eq!(body.claims.first("iat"), Some("1700000000"));
         assert_eq!(body.claims.first("nested"), None);
         assert_eq!(body.claims.first("name"), Some("Alice"));

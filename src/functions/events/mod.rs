@@ -44,7 +44,7 @@ use crate::error::ApiError;
 use crate::webpubsub::{RestClient, RestOptions};
 use cloud_event::headers;
 
-/// The message of the one log line each event leaves.
+/// The message of the one log line each event leaves (written literally in `dispatch`).
 const LOG_MESSAGE: &str = "Received Web PubSub upstream callback";
 
 /// State of `events`, built once at start-up: everything a request needs, pre-computed.
@@ -249,14 +249,16 @@ async fn dispatch(state: &State, event: VerifiedEvent, body: Bytes) -> Response 
         EventKind::User(_) => user_event(state, &event, body).await,
     };
     let status = handled.response.status().as_u16();
+    // Display (`%`) keeps values unquoted in text logs; the message is a literal equal to LOG_MESSAGE.
+    let user_id = handled.user_id.as_deref().or(event.user_id());
     tracing::info!(
-        event_type = event.event_type(),
-        hub = event.hub(),
-        connection_id = event.connection_id(),
-        user_id = handled.user_id.as_deref().or(event.user_id()),
-        reason = handled.reason.as_deref(),
+        event_type = %event.event_type(),
+        hub = %event.hub(),
+        connection_id = %event.connection_id(),
+        user_id = user_id.map(tracing::field::display),
+        reason = handled.reason.as_deref().map(tracing::field::display),
         status,
-        "{LOG_MESSAGE}"
+        "Received Web PubSub upstream callback"
     );
     handled.response
 }

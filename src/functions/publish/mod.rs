@@ -14,13 +14,13 @@
 //! `dataType` a string is text, a Buffer binary, anything else json. Every action may name a `hub` from
 //! the allow-list (`WebPubSubHub` plus `WebPubSubAllowedHubs`).
 //!
-//! Every field is validated against the service's limits before any call (see [`parse`]): a bad one is a
+//! Every field is validated against the service's limits before any call (see `parse`): a bad one is a
 //! 400 naming the `field` (and the `index` of the action in an array); nothing is sent. Actions then run one
 //! after another and execution stops at the first one not done; the reply lists each action's outcome
-//! (`done`, `failed`, `unknown`, `notAttempted`; see [`outcome`]). Upstream failures are 502 / 503 / 504,
+//! (`done`, `failed`, `unknown`, `notAttempted`; see `outcome`). Upstream failures are 502 / 503 / 504,
 //! so a 4xx always means nothing was attempted.
 //!
-//! Trust: the host's function key plus [`trust`]'s configured second check. Settings (read once at start-up):
+//! Trust: the host's function key plus `trust`'s configured second check. Settings (read once at start-up):
 //!
 //! | Setting | Default | Meaning |
 //! |---|---|---|
@@ -34,9 +34,6 @@
 mod outcome;
 mod parse;
 mod trust;
-
-#[cfg(test)]
-mod tests;
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -132,3 +129,6 @@ async fn publish(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<Resp
     let plan = parse::parse(body, &state.hubs)?;
     outcome::execute(&state.client, &plan, &caller).await
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,8 @@
+-- GET scenarios (calibration, anonymous negotiate): the path and query come from the URL on wrk's
+-- command line; an optional bearer token from BENCH_BEARER_TOKEN (negotiate with NegotiateIdentity=jwt).
+dofile(os.getenv("BENCH_DIR") .. "/report.lua")
+
+local token = os.getenv("BENCH_BEARER_TOKEN")
+if token and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end

@@ -1,0 +1,8 @@
+-- publish: a trusted backend sends a short text message to a group, authenticated with the HS256 bearer
+-- token in BENCH_BEARER_TOKEN (PublishTrust=jwt). The handler forwards it to the emulator's REST API.
+dofile(os.getenv("BENCH_DIR") .. "/report.lua")
+
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_BEARER_TOKEN")
+wrk.body = '{"group":"bench","message":"hello from the load benchmark"}'

@@ -1,0 +1,194 @@
+//! Micro-benchmarks of the per-request work of `events` and of the callers' credentials, plus whole routes
+//! run in-process (warp's test client: no sockets, no log subscriber), so `BENCHMARKS.md` can split a
+//! request's cost between the handler's own work and HTTP/syscalls/logging.
+//!
+//! `benches/core.rs` covers token issuing, REST request building and connection-string parsing; this file
+//! adds CloudEvents header parsing, the `connect` body, single-key signature checks, bearer-token
+//! validation and the `negotiate` / `events connect` routes end to end.
+//!
+//! Run with `cargo bench --bench hot_paths`; CI only compiles them (`cargo bench --no-run`).
+
+use std::hint::black_box;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::json;
+use warp::http::{HeaderMap, HeaderName, HeaderValue};
+
+use webpubsub_control::auth::{JwtSettings, JwtValidator};
+use webpubsub_control::config::{Env, Settings};
+use webpubsub_control::functions::events::{CloudEvent, ConnectBody};
+use webpubsub_control::server::App;
+use webpubsub_control::webpubsub::{AccessKey, ServiceKeys, signature};
+
+const ACCESS_KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
+const CONNECTION_STRING: &str =
+    "Endpoint=http://127.0.0.1;Port=8080;AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;";
+const CONNECTION_ID: &str = "0f9c97a2f0bf4706afe87a14e0797b11";
+const JWT_SECRET: &str = "bench-jwt-secret-0123456789-0123456789-abcdef";
+const JWT_ISSUER: &str = "https://issuer.bench.invalid/";
+const JWT_AUDIENCE: &str = "api://webpubsub-control-bench";
+
+/// The CloudEvents headers the service sends with a `connect`, signed with the primary key.
+fn connect_headers(keys: &ServiceKeys) -> Vec<(&'static str, String)> {
+    vec![
+        ("ce-specversion", "1.0".into()),
+        ("ce-awpsversion", "1.0".into()),
+        ("ce-type", "azure.webpubsub.sys.connect".into()),
+        ("ce-eventname", "connect".into()),
+        ("ce-id", "1".into()),
+        ("ce-source", format!("/hubs/chat/client/{CONNECTION_ID}")),
+        ("ce-time", "2025-01-01T00:00:00Z".into()),
+        ("ce-hub", "chat".into()),
+        ("ce-connectionid", CONNECTION_ID.into()),
+        ("ce-userid", "alice".into()),
+        ("ce-signature", signature::signature_header(keys, CONNECTION_ID)),
+        ("webhook-request-origin", "127.0.0.1".into()),
+        ("content-type", "application/json; charset=utf-8".into()),
+    ]
+}
+
+/// A `connect` body as a JSON-subprotocol client with a negotiated token produces it.
+fn connect_body() -> String {
+    json!({
+        "claims": {
+            "sub": ["alice"],
+            "iat": ["1735689600"],
+            "exp": ["1735693200"],
+            "aud": ["http://127.0.0.1:8080/client/hubs/chat"],
+            "role": ["webpubsub.joinLeaveGroup.room1", "webpubsub.sendToGroup.room1"],
+            "webpubsub.group": ["room1"]
+        },
+        "query": {"access_token": ["<redacted>"]},
+        "headers": {"User-Agent": ["bench"], "Sec-WebSocket-Version": ["13"]},
+        "subprotocols": ["json.webpubsub.azure.v1"],
+        "clientCertificates": []
+    })
+    .to_string()
+}
+
+fn header_map(pairs: &[(&'static str, String)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.insert(HeaderName::from_static(name), HeaderValue::from_str(value).unwrap());
+    }
+    map
+}
+
+fn cloud_events(c: &mut Criterion) {
+    let keys = ServiceKeys::new(AccessKey::new(ACCESS_KEY).unwrap());
+    let headers = header_map(&connect_headers(&keys));
+    c.bench_function("cloud_event/from_headers_connect", |b| {
+        b.iter(|| CloudEvent::from_headers(black_box(&headers)).unwrap())
+    });
+    let body = connect_body();
+    c.bench_function("cloud_event/connect_body_parse", |b| {
+        b.iter(|| {
+            ConnectBody::parse(black_box(body.as_bytes()))
+                .unwrap()
+                .subprotocols
+                .len()
+        })
+    });
+}
+
+fn signatures(c: &mut Criterion) {
+    let key = AccessKey::new(ACCESS_KEY).unwrap();
+    let keys = ServiceKeys::new(key.clone());
+    c.bench_function("signature/sign_one_key", |b| {
+        b.iter(|| signature::sign(black_box(&key), black_box(CONNECTION_ID)))
+    });
+    let header = signature::signature_header(&keys, CONNECTION_ID);
+    c.bench_function("signature/verify_one_key", |b| {
+        b.iter(|| signature::verify(&keys, black_box(CONNECTION_ID), black_box(&header)).unwrap())
+    });
+}
+
+fn jwt_env() -> Env {
+    Env::from_pairs([
+        ("AuthJwtIssuer", JWT_ISSUER),
+        ("AuthJwtAudience", JWT_AUDIENCE),
+        ("AuthJwtSecret", JWT_SECRET),
+    ])
+}
+
+/// An HS256 bearer token for the bench issuer/audience, valid for an hour from now.
+fn bearer_token() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let claims = json!({
+        "iss": JWT_ISSUER, "aud": JWT_AUDIENCE, "sub": "backend-service",
+        "iat": now, "exp": now + 3600, "roles": ["publisher"]
+    });
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn bearer_validation(c: &mut Criterion) {
+    let settings = JwtSettings::from_env(&jwt_env(), "bench").unwrap();
+    let validator = JwtValidator::new(&settings).unwrap();
+    let token = bearer_token();
+    let rt = runtime();
+    c.bench_function("auth/jwt_validate_hs256", |b| {
+        b.iter(|| rt.block_on(validator.validate(black_box(&token))).unwrap())
+    });
+}
+
+/// Whole routes through warp's filters in-process: what one request costs the handler without sockets,
+/// HTTP parsing of the wire format or log output.
+fn routes(c: &mut Criterion) {
+    let env = jwt_env()
+        .with("WebPubSubConnectionString", CONNECTION_STRING)
+        .with("WebPubSubHub", "chat")
+        .with("NegotiateIdentity", "anonymous")
+        .with("PublishTrust", "functionkey");
+    let app = App::new(Settings::from_env(&env).unwrap()).unwrap();
+    let routes = app.routes();
+    let rt = runtime();
+
+    c.bench_function("route/readiness", |b| {
+        b.iter(|| {
+            let response = rt.block_on(warp::test::request().method("GET").path("/").reply(&routes));
+            assert_eq!(response.status(), 200);
+        })
+    });
+    c.bench_function("route/negotiate_anonymous", |b| {
+        b.iter(|| {
+            let response = rt.block_on(
+                warp::test::request()
+                    .method("GET")
+                    .path("/api/negotiate?userId=alice")
+                    .reply(&routes),
+            );
+            assert_eq!(response.status(), 200);
+        })
+    });
+
+    let keys = ServiceKeys::new(AccessKey::new(ACCESS_KEY).unwrap());
+    let headers = connect_headers(&keys);
+    let body = connect_body();
+    c.bench_function("route/events_connect", |b| {
+        b.iter(|| {
+            let mut request = warp::test::request().method("POST").path("/api/events").body(&body);
+            for (name, value) in &headers {
+                request = request.header(*name, value.as_str());
+            }
+            let response = rt.block_on(request.reply(&routes));
+            assert_eq!(response.status(), 200);
+        })
+    });
+}
+
+criterion_group!(benches, cloud_events, signatures, bearer_validation, routes);
+criterion_main!(benches);

@@ -1,0 +1,300 @@
+//! `handler dev` end to end, in-process through `dev::start`: the page is served, negotiate hands out
+//! emulator URLs, real WebSocket clients join a room and talk through the handler's `events` function, a
+//! publish over HTTP reaches them, and shutdown closes them. Plus the busy-port errors.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use webpubsub_control::config::Env;
+use webpubsub_control::dev::{self, DevError, DevOptions, RunningDev};
+
+use crate::support::http;
+
+const JSON: &str = "json.webpubsub.azure.v1";
+/// Longest wait for one frame, handshake or shutdown.
+const WAIT: Duration = Duration::from_secs(10);
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+fn options() -> DevOptions {
+    DevOptions {
+        handler_port: 0,
+        emulator_port: 0,
+        hub: "chat".into(),
+        env: Env::default(),
+    }
+}
+
+async fn start() -> RunningDev {
+    dev::start(options()).await.expect("dev mode starts")
+}
+
+/// A chat client as the page is: negotiated anonymously, connected with the JSON subprotocol. Frames read
+/// while looking for another are kept (acks and messages arrive in either order).
+struct Client {
+    socket: Socket,
+    backlog: Vec<Value>,
+    next_ack_id: u64,
+}
+
+impl Client {
+    async fn connect(running: &RunningDev, user: &str) -> Self {
+        let reply = http()
+            .get(running.url(&format!("/api/negotiate?userId={user}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+        let body: Value = reply.json().await.unwrap();
+        let url = body["url"].as_str().expect("a url");
+        assert!(
+            url.starts_with(&format!("ws://{}/client/hubs/chat?", running.emulator_addr())),
+            "{url}"
+        );
+
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", JSON.parse().unwrap());
+        let (socket, response) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("handshake in time")
+            .expect("the handler accepts the connect");
+        assert_eq!(response.headers()["sec-websocket-protocol"], JSON);
+        let mut client = Self {
+            socket,
+            backlog: Vec::new(),
+            next_ack_id: 1,
+        };
+        let connected = client.next_where(|frame| frame["type"] == "system").await;
+        assert_eq!(
+            (connected["event"].as_str(), connected["userId"].as_str()),
+            (Some("connected"), Some(user))
+        );
+        client
+    }
+
+    /// The next text frame as JSON; `None` once the connection closed.
+    async fn next_frame(&mut self) -> Option<Value> {
+        for _ in 0..16 {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("a frame in time");
+            match frame {
+                Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(text.as_str()).unwrap()),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+        panic!("no text frame among 16 frames");
+    }
+
+    /// The first frame (backlog first, then at most 16 new ones) that satisfies `wanted`.
+    async fn next_where(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        if let Some(index) = self.backlog.iter().position(&wanted) {
+            return self.backlog.remove(index);
+        }
+        for _ in 0..16 {
+            let frame = self.next_frame().await.expect("the connection is open");
+            if wanted(&frame) {
+                return frame;
+            }
+            self.backlog.push(frame);
+        }
+        panic!("no wanted frame among 16; backlog: {:?}", self.backlog);
+    }
+
+    async fn next_message(&mut self) -> Value {
+        self.next_where(|frame| frame["type"] == "message").await
+    }
+
+    /// Sends `frame` with a fresh `ackId` and returns the ack.
+    async fn send_acked(&mut self, mut frame: Value) -> Value {
+        let ack_id = self.next_ack_id;
+        self.next_ack_id += 1;
+        frame["ackId"] = json!(ack_id);
+        self.socket.send(Message::text(frame.to_string())).await.unwrap();
+        self.next_where(|frame| frame["type"] == "ack" && frame["ackId"] == ack_id)
+            .await
+    }
+
+    async fn event(&mut self, event: &str, data: Value) -> Value {
+        self.send_acked(json!({"type": "event", "event": event, "dataType": "json", "data": data}))
+            .await
+    }
+}
+
+#[tokio::test]
+async fn dev_mode_serves_the_page_and_a_working_chat() {
+    let running = start().await;
+
+    // The page, with a policy allowing only this origin and the emulator's WebSocket endpoint.
+    let page = http().get(running.chat_url()).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(
+        policy.contains(&format!("connect-src 'self' ws://{}", running.emulator_addr())),
+        "{policy}"
+    );
+    assert!(page.text().await.unwrap().contains("chat.js"));
+
+    let mut alice = Client::connect(&running, "alice").await;
+    let mut bob = Client::connect(&running, "bob").await;
+
+    // Least privilege: the token carries no roles, so joining a group directly is refused...
+    let direct = alice.send_acked(json!({"type": "joinGroup", "group": "lobby"})).await;
+    assert_eq!(direct["success"], false, "{direct}");
+    // ...and rooms are joined through the handler's `join` event.
+    for client in [&mut alice, &mut bob] {
+        let ack = client.event("join", json!({"room": "lobby"})).await;
+        assert_eq!(ack["success"], true, "{ack}");
+        let joined = client.next_message().await;
+        assert_eq!(joined["data"], json!({"event": "joined", "room": "lobby"}));
+    }
+
+    // A chat line goes through the upstream and reaches the room, tagged with the verified sender.
+    let ack = alice.event("message", json!({"room": "lobby", "text": "hi bob"})).await;
+    assert_eq!(ack["success"], true, "{ack}");
+    for client in [&mut bob, &mut alice] {
+        let message = client.next_message().await;
+        assert_eq!(message["from"], "server");
+        assert_eq!(
+            message["data"],
+            json!({"from": "alice", "room": "lobby", "event": "message", "dataType": "json",
+                   "data": {"room": "lobby", "text": "hi bob"}})
+        );
+    }
+
+    // A publish over HTTP (the simple form) reaches both.
+    let published = http()
+        .post(running.url("/api/publish"))
+        .json(&json!({"room": "lobby", "message": "from the server"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), 200);
+    for client in [&mut alice, &mut bob] {
+        let message = client.next_message().await;
+        assert_eq!(
+            message,
+            json!({"type": "message", "from": "server", "dataType": "text", "data": "from the server"})
+        );
+    }
+
+    // Shutdown closes the clients and stops both servers.
+    let handler_addr = running.handler_addr();
+    tokio::time::timeout(WAIT * 3, running.shutdown())
+        .await
+        .expect("dev mode stops in time");
+    for client in [&mut alice, &mut bob] {
+        let mut closed = false;
+        for _ in 0..16 {
+            match client.next_frame().await {
+                None => {
+                    closed = true;
+                    break;
+                }
+                Some(_) => continue,
+            }
+        }
+        assert!(closed, "the client was disconnected");
+    }
+    assert!(
+        TcpStream::connect(handler_addr).await.is_err(),
+        "the handler no longer listens"
+    );
+}
+
+#[tokio::test]
+async fn the_banner_names_the_real_addresses_and_warns() {
+    let running = start().await;
+    let banner = running.banner();
+    assert!(banner.starts_with("==================== DEVELOPMENT ONLY"), "{banner}");
+    assert!(
+        banner.contains(&format!("chat page   http://{}/", running.handler_addr())),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!("emulator    http://{}", running.emulator_addr())),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("negotiate=anonymous") && banner.contains("publish=functionkey"),
+        "{banner}"
+    );
+    assert!(!banner.contains("AccessKey"), "no key in the banner: {banner}");
+}
+
+#[tokio::test]
+async fn the_environment_may_override_the_chat_defaults() {
+    let env = Env::default().with("EventsUserEventBehavior", "echo");
+    let running = dev::start(DevOptions { env, ..options() })
+        .await
+        .expect("dev mode starts");
+    assert!(running.banner().contains("user events=echo"), "{}", running.banner());
+    let mut alice = Client::connect(&running, "alice").await;
+    let ack = alice.event("message", json!({"text": "echo me"})).await;
+    assert_eq!(ack["success"], true, "{ack}");
+    let echoed = alice.next_message().await;
+    assert_eq!(echoed["data"], json!({"text": "echo me"}));
+}
+
+#[tokio::test]
+async fn a_busy_port_is_a_clear_error_naming_the_flag() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = taken.local_addr().unwrap().port();
+
+    let error = dev::start(DevOptions {
+        handler_port: port,
+        ..options()
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert!(
+        matches!(error, DevError::PortInUse { port: p, flag: "--port", .. } if p == port),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(&port.to_string()) && message.contains("--port") && message.contains("in use"),
+        "{message}"
+    );
+
+    let error = dev::start(DevOptions {
+        emulator_port: port,
+        ..options()
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert!(
+        matches!(
+            error,
+            DevError::PortInUse {
+                flag: "--emulator-port",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("--emulator-port"), "{error}");
+}
+
+#[tokio::test]
+async fn a_bad_setting_in_the_environment_is_a_configuration_error() {
+    let env = Env::default().with("EventsUserEventBehavior", "shout");
+    let error = dev::start(DevOptions { env, ..options() })
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(&error, DevError::Config(config) if config.setting == "EventsUserEventBehavior"),
+        "{error}"
+    );
+}

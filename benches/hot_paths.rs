@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
+use warp::Filter as _;
 use warp::http::{HeaderMap, HeaderName, HeaderValue};
 
 use webpubsub_control::auth::{JwtSettings, JwtValidator};
@@ -178,6 +179,21 @@ fn routes(c: &mut Criterion) {
     let keys = ServiceKeys::new(AccessKey::new(ACCESS_KEY).unwrap());
     let headers = connect_headers(&keys);
     let body = connect_body();
+    // The same request through a bare warp route that only reads the body: the harness's own cost
+    // (building the test request, warp's plumbing), to subtract from the row below.
+    let bare = warp::post()
+        .and(warp::body::bytes())
+        .map(|body: bytes::Bytes| body.len().to_string());
+    c.bench_function("route/bare_post_same_request", |b| {
+        b.iter(|| {
+            let mut request = warp::test::request().method("POST").path("/api/events").body(&body);
+            for (name, value) in &headers {
+                request = request.header(*name, value.as_str());
+            }
+            let response = rt.block_on(request.reply(&bare));
+            assert_eq!(response.status(), 200);
+        })
+    });
     c.bench_function("route/events_connect", |b| {
         b.iter(|| {
             let mut request = warp::test::request().method("POST").path("/api/events").body(&body);

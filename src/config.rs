@@ -29,7 +29,9 @@ impl Env {
 
     /// An environment made of explicit pairs (tests, `handler dev`).
     pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        Self {
+            vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        }
     }
 
     /// Adds or replaces one value, builder style.
@@ -45,7 +47,8 @@ impl Env {
 
     /// The value of a setting that must be present.
     pub fn require(&self, name: &str) -> Result<&str, ConfigError> {
-        self.get(name).ok_or_else(|| ConfigError::new(name, "is required but not set"))
+        self.get(name)
+            .ok_or_else(|| ConfigError::new(name, "is required but not set"))
     }
 
     /// Parses `name` with `FromStr`, or returns `default` when unset. Parse errors name the setting; the
@@ -76,7 +79,13 @@ impl Env {
     /// A list setting: items separated by commas, trimmed, blanks dropped.
     pub fn list(&self, name: &str) -> Vec<String> {
         self.get(name)
-            .map(|raw| raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -100,7 +109,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self { setting: setting.into(), problem: problem.into() }
+        Self {
+            setting: setting.into(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -145,9 +157,8 @@ pub struct ServiceSettings {
 
 impl ServiceSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let parse = |name: &str, value: &str| {
-            ConnectionString::parse(value).map_err(|e| ConfigError::new(name, e.to_string()))
-        };
+        let parse =
+            |name: &str, value: &str| ConnectionString::parse(value).map_err(|e| ConfigError::new(name, e.to_string()));
         let primary = parse("WebPubSubConnectionString", env.require("WebPubSubConnectionString")?)?;
         let secondary = env
             .get("WebPubSubSecondaryConnectionString")
@@ -160,10 +171,18 @@ impl ServiceSettings {
             }
         }
         for (index, hub) in hubs.iter().enumerate() {
-            let setting = if index == 0 { "WebPubSubHub" } else { "WebPubSubAllowedHubs" };
+            let setting = if index == 0 {
+                "WebPubSubHub"
+            } else {
+                "WebPubSubAllowedHubs"
+            };
             validate::hub(hub).map_err(|e| ConfigError::new(setting, format!("{hub:?}: {e}")))?;
         }
-        Ok(Self { primary, secondary, hubs })
+        Ok(Self {
+            primary,
+            secondary,
+            hubs,
+        })
     }
 
     /// The default hub.
@@ -173,7 +192,10 @@ impl ServiceSettings {
 
     /// The configured spelling of `hub` when this app serves it (hub names compare case-insensitively).
     pub fn served_hub(&self, hub: &str) -> Option<&str> {
-        self.hubs.iter().find(|known| known.eq_ignore_ascii_case(hub)).map(String::as_str)
+        self.hubs
+            .iter()
+            .find(|known| known.eq_ignore_ascii_case(hub))
+            .map(String::as_str)
     }
 
     /// The primary key, plus the secondary connection string's key for rotation.
@@ -259,17 +281,28 @@ mod tests {
 
     #[test]
     fn service_failures_name_the_setting_without_the_value() {
-        let env = Env::from_pairs([("WebPubSubConnectionString", "Endpoint=https://x;AccessKey=supersecret;"), ("WebPubSubHub", "chat")]);
+        let env = Env::from_pairs([
+            ("WebPubSubConnectionString", "Endpoint=https://x;AccessKey=supersecret;"),
+            ("WebPubSubHub", "chat"),
+        ]);
         assert!(ServiceSettings::from_env(&env).is_ok());
-        let bad_secondary = env.clone().with("WebPubSubSecondaryConnectionString", "AccessKey=supersecret2");
+        let bad_secondary = env
+            .clone()
+            .with("WebPubSubSecondaryConnectionString", "AccessKey=supersecret2");
         let error = ServiceSettings::from_env(&bad_secondary).unwrap_err();
         assert_eq!(error.setting, "WebPubSubSecondaryConnectionString");
         assert!(!error.to_string().contains("supersecret2"));
         let bad_hub = env.clone().with("WebPubSubHub", "1bad");
         assert_eq!(ServiceSettings::from_env(&bad_hub).unwrap_err().setting, "WebPubSubHub");
         let bad_allowed = env.with("WebPubSubAllowedHubs", "ok, no spaces");
-        assert_eq!(ServiceSettings::from_env(&bad_allowed).unwrap_err().setting, "WebPubSubAllowedHubs");
+        assert_eq!(
+            ServiceSettings::from_env(&bad_allowed).unwrap_err().setting,
+            "WebPubSubAllowedHubs"
+        );
         let missing = Env::from_pairs([("WebPubSubHub", "chat")]);
-        assert_eq!(ServiceSettings::from_env(&missing).unwrap_err().setting, "WebPubSubConnectionString");
+        assert_eq!(
+            ServiceSettings::from_env(&missing).unwrap_err().setting,
+            "WebPubSubConnectionString"
+        );
     }
 }

@@ -26,7 +26,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after_secs: None, details: Map::new() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+            details: Map::new(),
+        }
     }
 
     /// 400 with a specific code, e.g. `InvalidJson`, `InvalidField`.
@@ -46,7 +52,11 @@ impl ApiError {
 
     /// 413: the body exceeds `limit` bytes.
     pub fn payload_too_large(limit: u64) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", format!("request body exceeds {limit} bytes"))
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            format!("request body exceeds {limit} bytes"),
+        )
     }
 
     /// 429 with `Retry-After`.
@@ -113,7 +123,9 @@ impl Reply for ApiError {
         body.extend(self.details);
         let mut response = warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
         if let Some(secs) = self.retry_after_secs {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -139,9 +151,17 @@ fn rejection_to_error(rejection: &Rejection) -> ApiError {
     } else if let Some(error) = rejection.find::<ApiError>() {
         error.clone()
     } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "this function does not accept that method")
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "this function does not accept that method",
+        )
     } else if rejection.find::<reject::PayloadTooLarge>().is_some() {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "request body is too large")
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            "request body is too large",
+        )
     } else if rejection.find::<reject::InvalidQuery>().is_some() {
         ApiError::bad_request("InvalidQuery", "the query string could not be parsed")
     } else if let Some(missing) = rejection.find::<reject::MissingHeader>() {
@@ -149,7 +169,11 @@ fn rejection_to_error(rejection: &Rejection) -> ApiError {
     } else if let Some(invalid) = rejection.find::<reject::InvalidHeader>() {
         ApiError::bad_request("InvalidHeader", format!("header {} is invalid", invalid.name()))
     } else if rejection.find::<reject::UnsupportedMediaType>().is_some() {
-        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", "unsupported content type")
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "unsupported content type",
+        )
     } else {
         ApiError::internal("unhandled rejection", format!("{rejection:?}"))
     }
@@ -171,7 +195,11 @@ mod tests {
     async fn reply_of(error: ApiError) -> (StatusCode, warp::http::HeaderMap, Value) {
         let filter = warp::any().map(move || error.clone());
         let response = warp::test::request().reply(&filter).await;
-        (response.status(), response.headers().clone(), serde_json::from_slice(response.body()).unwrap())
+        (
+            response.status(),
+            response.headers().clone(),
+            serde_json::from_slice(response.body()).unwrap(),
+        )
     }
 
     #[tokio::test]

@@ -34,7 +34,8 @@ where
     let mut stream = std::pin::pin!(stream);
     let mut body = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let mut chunk = chunk.map_err(|e| ApiError::bad_request("InvalidBody", format!("could not read the request body: {e}")))?;
+        let mut chunk =
+            chunk.map_err(|e| ApiError::bad_request("InvalidBody", format!("could not read the request body: {e}")))?;
         if body.len() as u64 + chunk.remaining() as u64 > limit {
             return Err(ApiError::payload_too_large(limit));
         }
@@ -68,7 +69,11 @@ mod tests {
 
     #[tokio::test]
     async fn accepts_bodies_up_to_the_limit() {
-        let reply = warp::test::request().method("POST").body("12345").reply(&echo_len(5)).await;
+        let reply = warp::test::request()
+            .method("POST")
+            .body("12345")
+            .reply(&echo_len(5))
+            .await;
         assert_eq!(reply.body(), "5");
     }
 
@@ -80,8 +85,15 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_a_declared_length_over_the_limit() {
-        let reply = warp::test::request().method("POST").body("123456").reply(&echo_len(5)).await;
-        assert_eq!(reply.body().as_ref(), StatusCode::PAYLOAD_TOO_LARGE.to_string().as_bytes());
+        let reply = warp::test::request()
+            .method("POST")
+            .body("123456")
+            .reply(&echo_len(5))
+            .await;
+        assert_eq!(
+            reply.body().as_ref(),
+            StatusCode::PAYLOAD_TOO_LARGE.to_string().as_bytes()
+        );
     }
 
     #[test]

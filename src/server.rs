@@ -69,12 +69,18 @@ impl App {
 
 /// `GET /`: the Functions host polls this until it answers, then treats the handler as ready.
 fn readiness() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::path::end().and(warp::get().or(warp::head()).unify()).map(|| "ok".into_response())
+    warp::path::end()
+        .and(warp::get().or(warp::head()).unify())
+        .map(|| "ok".into_response())
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains open connections.
 pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output = ()> + Send + 'static) {
-    warp::serve(app.routes()).incoming(listener).graceful(shutdown).run().await;
+    warp::serve(app.routes())
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
 }
 
 /// Resolves on ctrl-c or SIGTERM (local runs; the Functions host itself kills the process).

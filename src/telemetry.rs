@@ -34,7 +34,12 @@ impl LogSettings {
         let format = match env.get("LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(ConfigError::new("LOG_FORMAT", format!("expected text or json, got {other:?}"))),
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("expected text or json, got {other:?}"),
+                ));
+            }
         };
         Ok(Self { filter, format })
     }
@@ -42,7 +47,10 @@ impl LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { filter: DEFAULT_FILTER.into(), format: LogFormat::Text }
+        Self {
+            filter: DEFAULT_FILTER.into(),
+            format: LogFormat::Text,
+        }
     }
 }
 

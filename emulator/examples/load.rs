@@ -49,16 +49,11 @@ fn parse_options() -> Result<Options, String> {
                 .ok_or_else(|| format!("{name} needs a number"))
         };
         match flag.as_str() {
-            "--connections" => {
-                options.connections = number("--connections")?.clamp(1, MAX_CONNECTIONS)
-            }
+            "--connections" => options.connections = number("--connections")?.clamp(1, MAX_CONNECTIONS),
             "--broadcasts" => options.broadcasts = number("--broadcasts")?.clamp(1, MAX_BROADCASTS),
-            "--payload-bytes" => {
-                options.payload_bytes = number("--payload-bytes")?.clamp(1, 512 * 1024)
-            }
+            "--payload-bytes" => options.payload_bytes = number("--payload-bytes")?.clamp(1, 512 * 1024),
             "--time-limit-secs" => {
-                options.time_limit =
-                    Duration::from_secs(number("--time-limit-secs")?.clamp(10, 3600) as u64)
+                options.time_limit = Duration::from_secs(number("--time-limit-secs")?.clamp(10, 3600) as u64)
             }
             other => {
                 return Err(format!(
@@ -109,9 +104,7 @@ fn serve_child() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         println!("PORT {}", listener.local_addr().expect("addr").port());
         let config = webpubsub_emulator::EmulatorConfig {
             access_key: KEY.into(),
@@ -119,8 +112,7 @@ fn serve_child() {
         };
         let shutdown = async {
             // The parent holds our stdin; its exit (or drop) ends the emulator.
-            let _ =
-                tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await;
+            let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await;
         };
         if let Err(error) = webpubsub_emulator::run(listener, config, shutdown).await {
             eprintln!("emulator error: {error}");
@@ -143,23 +135,18 @@ fn client_url(port: u16, user: &str, roles: &[&str], groups: &[&str]) -> String 
     format!("ws://127.0.0.1:{port}/client/hubs/{HUB}?access_token={token}")
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open_json(url: &str) -> Result<Socket, String> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let mut request = url.into_client_request().map_err(|e| e.to_string())?;
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "json.webpubsub.azure.v1".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio_tungstenite::connect_async(request),
-    )
-    .await
-    .map_err(|_| "handshake timed out".to_owned())?
-    .map_err(|e| e.to_string())?;
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "json.webpubsub.azure.v1".parse().unwrap());
+    let (mut socket, _) = tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::connect_async(request))
+        .await
+        .map_err(|_| "handshake timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
     // The `connected` system message.
     match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
         Ok(Some(Ok(Message::Text(_)))) => Ok(socket),
@@ -220,12 +207,7 @@ async fn measure(options: &Options, port: u16, child_pid: u32) -> Result<(), Str
     let mut tasks = Vec::with_capacity(options.connections);
     for i in 0..options.connections {
         let url = client_url(port, &format!("user{i}"), &[], &[GROUP]);
-        let (gate, opened, failed, arrivals) = (
-            gate.clone(),
-            opened.clone(),
-            failed.clone(),
-            arrivals_tx.clone(),
-        );
+        let (gate, opened, failed, arrivals) = (gate.clone(), opened.clone(), failed.clone(), arrivals_tx.clone());
         tasks.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await.ok();
             let socket = match open_json(&url).await {
@@ -284,7 +266,8 @@ async fn measure(options: &Options, port: u16, child_pid: u32) -> Result<(), Str
     let mut fan_out = Vec::with_capacity(options.broadcasts);
     let mut delivered = 0usize;
     for seq in 0..options.broadcasts {
-        let frame = serde_json::json!({"type":"sendToGroup","group":GROUP,"ackId":seq + 1,"data":{"seq":seq,"pad":padding}});
+        let frame =
+            serde_json::json!({"type":"sendToGroup","group":GROUP,"ackId":seq + 1,"data":{"seq":seq,"pad":padding}});
         sent_at.push(Instant::now());
         publisher
             .send(Message::text(frame.to_string()))
@@ -330,10 +313,7 @@ async fn measure(options: &Options, port: u16, child_pid: u32) -> Result<(), Str
         ms(percentile(&fan_out, 1.0))
     );
     if let Some(busy) = rss_kib(child_pid) {
-        println!(
-            "emulator RSS after broadcasts: {:.1} MiB",
-            busy as f64 / 1024.0
-        );
+        println!("emulator RSS after broadcasts: {:.1} MiB", busy as f64 / 1024.0);
     }
     for task in tasks {
         task.abort();

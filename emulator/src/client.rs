@@ -29,9 +29,7 @@ use warp::reply::{Reply as _, Response};
 
 use crate::connection::{Connection, Identity, SocketQueue, new_connection_id};
 use crate::names;
-use crate::protocol::{
-    self, AckError, ClientMessage, ContentKind, DataMessage, Frame, Payload, Protocol,
-};
+use crate::protocol::{self, AckError, ClientMessage, ContentKind, DataMessage, Frame, Payload, Protocol};
 use crate::roles::Permission;
 use crate::service::{Service, normalize_url_tail};
 use crate::token::{self, TokenError};
@@ -76,8 +74,7 @@ impl UpgradeRequest {
                 .flat_map(|v| v.split(','))
                 .any(|t| t.trim().eq_ignore_ascii_case(token))
         };
-        if !has_token(warp::http::header::CONNECTION, "upgrade")
-            || !has_token(warp::http::header::UPGRADE, "websocket")
+        if !has_token(warp::http::header::CONNECTION, "upgrade") || !has_token(warp::http::header::UPGRADE, "websocket")
         {
             return None;
         }
@@ -115,12 +112,8 @@ impl UpgradeRequest {
                         .write_buffer_size(WRITE_BUFFER_BYTES)
                         .max_message_size(Some(READER_LIMIT_BYTES))
                         .max_frame_size(Some(READER_LIMIT_BYTES));
-                    let socket = WebSocketStream::from_raw_socket(
-                        TokioIo::new(upgraded),
-                        Role::Server,
-                        Some(config),
-                    )
-                    .await;
+                    let socket =
+                        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
                     on_socket(socket).await;
                 }
                 Err(error) => tracing::debug!(%error, "WebSocket upgrade did not complete"),
@@ -129,16 +122,9 @@ impl UpgradeRequest {
         let mut response = warp::reply().into_response();
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
-        headers.insert(
-            warp::http::header::CONNECTION,
-            HeaderValue::from_static("upgrade"),
-        );
-        headers.insert(
-            warp::http::header::UPGRADE,
-            HeaderValue::from_static("websocket"),
-        );
-        let accept =
-            tokio_tungstenite::tungstenite::handshake::derive_accept_key(self.key.as_bytes());
+        headers.insert(warp::http::header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(warp::http::header::UPGRADE, HeaderValue::from_static("websocket"));
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(self.key.as_bytes());
         if let Ok(accept) = HeaderValue::from_str(&accept) {
             headers.insert(warp::http::header::SEC_WEBSOCKET_ACCEPT, accept);
         }
@@ -159,19 +145,14 @@ pub fn routes(service: Arc<Service>) -> warp::filters::BoxedFilter<(Response,)> 
         .and(raw_query)
         .and(warp::header::headers_cloned())
         .and_then(
-            move |tail: warp::path::Tail,
-                  on_upgrade: Option<OnUpgrade>,
-                  query: String,
-                  headers: HeaderMap| {
+            move |tail: warp::path::Tail, on_upgrade: Option<OnUpgrade>, query: String, headers: HeaderMap| {
                 let service = service.clone();
                 async move {
                     let query = parse_query(&query);
                     let Some(hub) = hub_of(tail.as_str(), &query) else {
                         return Err(warp::reject::not_found());
                     };
-                    Ok::<Response, warp::Rejection>(
-                        upgrade(service, hub, on_upgrade, query, headers).await,
-                    )
+                    Ok::<Response, warp::Rejection>(upgrade(service, hub, on_upgrade, query, headers).await)
                 }
             },
         )
@@ -179,16 +160,11 @@ pub fn routes(service: Arc<Service>) -> warp::filters::BoxedFilter<(Response,)> 
 }
 
 fn parse_query(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect()
+    url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
 fn query_value<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 /// The hub from `/client/hubs/{hub}` or from `/client?hub=`; `None` for other paths.
@@ -293,11 +269,7 @@ async fn upgrade(
             connection_id: connection_id.clone(),
             user_id: admission.user_id.clone(),
             claims,
-            query: query
-                .iter()
-                .filter(|(k, _)| k != "access_token")
-                .cloned()
-                .collect(),
+            query: query.iter().filter(|(k, _)| k != "access_token").cloned().collect(),
             headers: headers
                 .iter()
                 .filter(|(name, _)| *name != warp::http::header::AUTHORIZATION)
@@ -356,14 +328,9 @@ fn authenticate(
     headers: &HeaderMap,
 ) -> Result<Map<String, Value>, TokenError> {
     let from_header = || {
-        let value = headers
-            .get(warp::http::header::AUTHORIZATION)?
-            .to_str()
-            .ok()?;
+        let value = headers.get(warp::http::header::AUTHORIZATION)?.to_str().ok()?;
         let (scheme, token) = value.trim().split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_owned())
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
     };
     let token = query_value(query, "access_token")
         .map(str::to_owned)
@@ -430,11 +397,7 @@ struct Admission {
 /// Runs the blocking `connect` event and applies its answer (userId overrides, roles
 /// replace, a non-empty groups list replaces, subprotocol must be one offered). `Err` is the
 /// response refusing the upgrade.
-async fn connect_event(
-    service: &Service,
-    request: &ConnectRequest,
-    admission: &mut Admission,
-) -> Result<(), Response> {
+async fn connect_event(service: &Service, request: &ConnectRequest, admission: &mut Admission) -> Result<(), Response> {
     let (hub, connection_id) = (&request.hub, &request.connection_id);
     let decision: ConnectDecision = match service.upstream.connect(request).await {
         ConnectOutcome::NoHandler => ConnectDecision::default(),
@@ -474,10 +437,7 @@ async fn connect_event(
         admission.roles = roles;
     }
     if let Some(groups) = decision.groups.filter(|g| !g.is_empty()) {
-        admission.groups = groups
-            .into_iter()
-            .filter(|g| names::is_valid_group(g))
-            .collect();
+        admission.groups = groups.into_iter().filter(|g| names::is_valid_group(g)).collect();
     }
     admission.connection_state = decision.connection_state;
     Ok(())
@@ -492,10 +452,7 @@ fn close_message(code: u16, reason: &str) -> Message {
 
 /// Reads until the peer's close or `CLOSE_GRACE`, so the close handshake completes.
 async fn drain_until_closed(socket: &mut WebSocket) {
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while let Some(Ok(_)) = socket.next().await {}
-    })
-    .await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, async { while let Some(Ok(_)) = socket.next().await {} }).await;
 }
 
 /// Runs one socket of `connection` until it ends, then tells the service.
@@ -516,10 +473,7 @@ async fn run_socket(
     loop {
         let next = async {
             match deadline {
-                Some(at) => tokio::time::timeout_at(at, stream.next())
-                    .await
-                    .ok()
-                    .flatten(),
+                Some(at) => tokio::time::timeout_at(at, stream.next()).await.ok().flatten(),
                 None => stream.next().await,
             }
         };
@@ -593,9 +547,7 @@ fn schedule_expiry(service: Arc<Service>, connection: Arc<Connection>, generatio
     tracing::info!(hub = %connection.hub, connection_id = %connection.id, event_type = "awaiting_reconnect", "reliable client dropped; waiting for it to resume");
     tokio::spawn(async move {
         tokio::time::sleep(window).await;
-        if connection.is_waiting_for_resume(generation)
-            && connection.close(1008, "reconnect window expired", false)
-        {
+        if connection.is_waiting_for_resume(generation) && connection.close(1008, "reconnect window expired", false) {
             service.forget(&connection, "The client did not reconnect in time.");
         }
     });
@@ -683,23 +635,17 @@ fn truncate_reason(reason: &str) -> String {
 async fn handle_frame(service: &Arc<Service>, connection: &Arc<Connection>, message: Payload) {
     match connection.protocol {
         Protocol::Raw => handle_raw(service, connection, message).await,
-        Protocol::Json | Protocol::ReliableJson => {
-            match (message.kind, std::str::from_utf8(&message.data)) {
-                (ContentKind::Text, Ok(text)) => handle_json(service, connection, text).await,
-                _ => {
-                    tracing::warn!(hub = %connection.hub, connection_id = %connection.id, event_type = "invalid_message", "binary frame on a JSON subprotocol ignored")
-                }
+        Protocol::Json | Protocol::ReliableJson => match (message.kind, std::str::from_utf8(&message.data)) {
+            (ContentKind::Text, Ok(text)) => handle_json(service, connection, text).await,
+            _ => {
+                tracing::warn!(hub = %connection.hub, connection_id = %connection.id, event_type = "invalid_message", "binary frame on a JSON subprotocol ignored")
             }
-        }
+        },
     }
 }
 
 async fn handle_raw(service: &Arc<Service>, connection: &Arc<Connection>, payload: Payload) {
-    match service
-        .upstream
-        .user_event(connection, "message", &payload)
-        .await
-    {
+    match service.upstream.user_event(connection, "message", &payload).await {
         UserEventOutcome::NoHandler => {}
         UserEventOutcome::Replied {
             reply,
@@ -709,10 +655,7 @@ async fn handle_raw(service: &Arc<Service>, connection: &Arc<Connection>, payloa
                 connection.set_connection_state(state);
             }
             if let Some(reply) = reply {
-                service.deliver(
-                    std::slice::from_ref(connection),
-                    &DataMessage::from_server(&reply),
-                );
+                service.deliver(std::slice::from_ref(connection), &DataMessage::from_server(&reply));
             }
         }
         UserEventOutcome::Failed => {
@@ -730,12 +673,7 @@ fn reply(service: &Service, connection: &Arc<Connection>, frame: String) {
     }
 }
 
-fn ack(
-    service: &Service,
-    connection: &Arc<Connection>,
-    ack_id: Option<u64>,
-    result: Result<(), (AckError, &str)>,
-) {
+fn ack(service: &Service, connection: &Arc<Connection>, ack_id: Option<u64>, result: Result<(), (AckError, &str)>) {
     let Some(ack_id) = ack_id else { return };
     let frame = match result {
         Ok(()) => protocol::ack_ok(ack_id),
@@ -763,19 +701,13 @@ fn first_use(service: &Service, connection: &Arc<Connection>, ack_id: Option<u64
     }
 }
 
-fn check_group(
-    connection: &Connection,
-    permission: Permission,
-    group: &str,
-) -> Result<(), (AckError, &'static str)> {
+fn check_group(connection: &Connection, permission: Permission, group: &str) -> Result<(), (AckError, &'static str)> {
     if !names::is_valid_group(group) {
         return Err((AckError::BadRequest, "The group name is invalid."));
     }
     if !connection.is_allowed(permission, group) {
         let message = match permission {
-            Permission::JoinLeaveGroup => {
-                "The connection has no permission to join or leave this group."
-            }
+            Permission::JoinLeaveGroup => "The connection has no permission to join or leave this group.",
             Permission::SendToGroup => "The connection has no permission to send to this group.",
         };
         return Err((AckError::Forbidden, message));
@@ -827,11 +759,7 @@ async fn handle_json(service: &Arc<Service>, connection: &Arc<Connection>, text:
             }
             ack(service, connection, ack_id, result);
         }
-        ClientMessage::Event {
-            event,
-            ack_id,
-            payload,
-        } => {
+        ClientMessage::Event { event, ack_id, payload } => {
             if !names::is_valid_event_name(&event) {
                 ack(
                     service,
@@ -841,11 +769,7 @@ async fn handle_json(service: &Arc<Service>, connection: &Arc<Connection>, text:
                 );
                 return;
             }
-            match service
-                .upstream
-                .user_event(connection, &event, &payload)
-                .await
-            {
+            match service.upstream.user_event(connection, &event, &payload).await {
                 UserEventOutcome::NoHandler => ack(service, connection, ack_id, Ok(())),
                 UserEventOutcome::Replied {
                     reply: answer,
@@ -855,10 +779,7 @@ async fn handle_json(service: &Arc<Service>, connection: &Arc<Connection>, text:
                         connection.set_connection_state(state);
                     }
                     if let Some(answer) = answer {
-                        service.deliver(
-                            std::slice::from_ref(connection),
-                            &DataMessage::from_server(&answer),
-                        );
+                        service.deliver(std::slice::from_ref(connection), &DataMessage::from_server(&answer));
                     }
                     ack(service, connection, ack_id, Ok(()));
                 }
@@ -867,10 +788,7 @@ async fn handle_json(service: &Arc<Service>, connection: &Arc<Connection>, text:
                         service,
                         connection,
                         ack_id,
-                        Err((
-                            AckError::InternalServerError,
-                            "The upstream event handler failed.",
-                        )),
+                        Err((AckError::InternalServerError, "The upstream event handler failed.")),
                     );
                 }
             }

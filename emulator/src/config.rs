@@ -41,18 +41,12 @@ impl std::fmt::Debug for EmulatorConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmulatorConfig")
             .field("access_key", &"<redacted>")
-            .field(
-                "secondary_key",
-                &self.secondary_key.as_ref().map(|_| "<redacted>"),
-            )
+            .field("secondary_key", &self.secondary_key.as_ref().map(|_| "<redacted>"))
             .field("hubs", &self.hubs)
             .field("upstream_timeout", &self.upstream_timeout)
             .field("upstream_retry_delays", &self.upstream_retry_delays)
             .field("validation_retry_interval", &self.validation_retry_interval)
-            .field(
-                "validation_refresh_interval",
-                &self.validation_refresh_interval,
-            )
+            .field("validation_refresh_interval", &self.validation_refresh_interval)
             .field("reconnect_window", &self.reconnect_window)
             .field("webhook_origin", &self.webhook_origin)
             .finish()
@@ -66,11 +60,7 @@ impl Default for EmulatorConfig {
             secondary_key: None,
             hubs: Vec::new(),
             upstream_timeout: Duration::from_secs(100),
-            upstream_retry_delays: vec![
-                Duration::from_secs(1),
-                Duration::from_secs(3),
-                Duration::from_secs(5),
-            ],
+            upstream_retry_delays: vec![Duration::from_secs(1), Duration::from_secs(3), Duration::from_secs(5)],
             validation_retry_interval: Duration::from_secs(5),
             validation_refresh_interval: Duration::from_secs(60),
             reconnect_window: Duration::from_secs(30),
@@ -103,9 +93,7 @@ pub struct EventHandlerConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// The access key is shorter than [`MIN_ACCESS_KEY_BYTES`] or contains `;`.
-    #[error(
-        "the {which} access key must be at least {MIN_ACCESS_KEY_BYTES} bytes and contain no ';'"
-    )]
+    #[error("the {which} access key must be at least {MIN_ACCESS_KEY_BYTES} bytes and contain no ';'")]
     BadAccessKey {
         /// `primary` or `secondary`.
         which: &'static str,
@@ -117,9 +105,7 @@ pub enum ConfigError {
     #[error("unknown system event '{0}' (use connect, connected, disconnected)")]
     BadSystemEvent(String),
     /// The URL template is not an absolute http(s) URL.
-    #[error(
-        "event handler URL '{0}' must be an absolute http:// or https:// URL without placeholders in the host"
-    )]
+    #[error("event handler URL '{0}' must be an absolute http:// or https:// URL without placeholders in the host")]
     BadUrlTemplate(String),
 }
 
@@ -146,12 +132,9 @@ impl EmulatorConfig {
                         return Err(ConfigError::BadSystemEvent(event.clone()));
                     }
                 }
-                let probe = handler
-                    .url_template
-                    .replace("{hub}", "hub")
-                    .replace("{event}", "event");
-                let parsed = url::Url::parse(&probe)
-                    .map_err(|_| ConfigError::BadUrlTemplate(handler.url_template.clone()))?;
+                let probe = handler.url_template.replace("{hub}", "hub").replace("{event}", "event");
+                let parsed =
+                    url::Url::parse(&probe).map_err(|_| ConfigError::BadUrlTemplate(handler.url_template.clone()))?;
                 let host_has_placeholder = handler
                     .url_template
                     .split("://")
@@ -204,10 +187,7 @@ mod tests {
             access_key: "short".into(),
             ..Default::default()
         };
-        assert_eq!(
-            short.validate(),
-            Err(ConfigError::BadAccessKey { which: "primary" })
-        );
+        assert_eq!(short.validate(), Err(ConfigError::BadAccessKey { which: "primary" }));
         let semicolon = EmulatorConfig {
             secondary_key: Some(format!("{};", "k".repeat(40))),
             ..Default::default()

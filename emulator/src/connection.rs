@@ -202,10 +202,7 @@ pub fn new_connection_id() -> String {
 
 impl Connection {
     /// A connection with its first socket attached (generation 1).
-    pub fn new(
-        identity: Identity,
-        connection_state: Option<String>,
-    ) -> (Arc<Connection>, SocketQueue) {
+    pub fn new(identity: Identity, connection_state: Option<String>) -> (Arc<Connection>, SocketQueue) {
         let protocol = Protocol::of(identity.subprotocol.as_deref());
         let reconnection_token = (protocol == Protocol::ReliableJson).then(|| {
             use base64::Engine as _;
@@ -245,8 +242,7 @@ impl Connection {
     pub fn is_allowed(&self, permission: Permission, group: &str) -> bool {
         self.roles.allows(permission, group) || {
             let grants = lock(&self.grants);
-            grants.contains(&(permission, None))
-                || grants.contains(&(permission, Some(group.to_owned())))
+            grants.contains(&(permission, None)) || grants.contains(&(permission, Some(group.to_owned())))
         }
     }
 
@@ -277,8 +273,7 @@ impl Connection {
                     Permission::JoinLeaveGroup => "webpubsub.joinLeaveGroup",
                     Permission::SendToGroup => "webpubsub.sendToGroup",
                 };
-                self.roles().iter().any(|r| r == literal)
-                    || lock(&self.grants).contains(&(permission, None))
+                self.roles().iter().any(|r| r == literal) || lock(&self.grants).contains(&(permission, None))
             }
         }
     }
@@ -332,11 +327,7 @@ impl Connection {
         if self.protocol == Protocol::Raw {
             return Ok(());
         }
-        let frame = protocol::connected(
-            self.user_id.as_deref(),
-            &self.id,
-            self.reconnection_token.as_deref(),
-        );
+        let frame = protocol::connected(self.user_id.as_deref(), &self.id, self.reconnection_token.as_deref());
         self.send_control(frame)
     }
 
@@ -378,11 +369,7 @@ impl Connection {
     /// `sequenceAck`: forgets every buffered message up to `sequence_id`.
     pub fn ack_sequence(&self, sequence_id: u64) {
         let mut outbound = lock(&self.outbound);
-        while outbound
-            .unacked
-            .front()
-            .is_some_and(|(id, _)| *id <= sequence_id)
-        {
+        while outbound.unacked.front().is_some_and(|(id, _)| *id <= sequence_id) {
             if let Some((_, text)) = outbound.unacked.pop_front() {
                 outbound.unacked_bytes -= text.len();
             }
@@ -511,10 +498,7 @@ mod tests {
     fn connection_ids_are_32_hex() {
         let id = new_connection_id();
         assert_eq!(id.len(), 32);
-        assert!(
-            id.chars()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        );
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(id, new_connection_id());
     }
 
@@ -527,8 +511,7 @@ mod tests {
 
     #[test]
     fn reliable_sequence_ids_start_at_one_and_replay_after_attach() {
-        let (conn, mut first) =
-            Connection::new(identity(Some(protocol::RELIABLE_JSON_SUBPROTOCOL)), None);
+        let (conn, mut first) = Connection::new(identity(Some(protocol::RELIABLE_JSON_SUBPROTOCOL)), None);
         for i in 0..3 {
             conn.send_data(&message(&format!("m{i}"))).unwrap();
         }
@@ -546,17 +529,14 @@ mod tests {
         let replayed = drain(&mut second);
         assert_eq!(replayed.len(), 3);
         assert!(matches!(&replayed[0], Frame::Text(t) if t.contains("\"sequenceId\":2")));
-        assert!(
-            matches!(&replayed[2], Frame::Text(t) if t.contains("while away") && t.contains("\"sequenceId\":4"))
-        );
+        assert!(matches!(&replayed[2], Frame::Text(t) if t.contains("while away") && t.contains("\"sequenceId\":4")));
         // The old socket's end no longer matters.
         assert!(!conn.socket_ended(1, true));
     }
 
     #[test]
     fn reliable_buffer_is_bounded() {
-        let (conn, _queue) =
-            Connection::new(identity(Some(protocol::RELIABLE_JSON_SUBPROTOCOL)), None);
+        let (conn, _queue) = Connection::new(identity(Some(protocol::RELIABLE_JSON_SUBPROTOCOL)), None);
         assert!(!conn.socket_ended(1, false));
         for _ in 0..MAX_UNACKED_MESSAGES {
             conn.send_data(&message("x")).unwrap();
@@ -583,9 +563,7 @@ mod tests {
         assert!(conn.close(1000, "bye", true));
         assert!(!conn.close(1000, "bye", true));
         let frames = drain(&mut queue);
-        assert!(
-            matches!(&frames[0], Frame::Text(t) if t.contains("disconnected") && t.contains("bye"))
-        );
+        assert!(matches!(&frames[0], Frame::Text(t) if t.contains("disconnected") && t.contains("bye")));
         let request = queue.close.try_recv().unwrap();
         assert_eq!(request.code, 1000);
         assert!(request.flush_queued);

@@ -68,11 +68,7 @@ pub async fn serve(
         .or(not_found())
         .unify()
         .boxed();
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    warp::serve(routes).incoming(listener).graceful(shutdown).run().await;
     service.close_everything("The emulator is shutting down.");
 }
 
@@ -91,7 +87,10 @@ fn not_found() -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     warp::any()
         .map(|| {
             let body = serde_json::json!({"code": "NotFound", "message": "No such endpoint on the emulator."});
-            warp::reply::Reply::into_response(warp::reply::with_status(warp::reply::json(&body), warp::http::StatusCode::NOT_FOUND))
+            warp::reply::Reply::into_response(warp::reply::with_status(
+                warp::reply::json(&body),
+                warp::http::StatusCode::NOT_FOUND,
+            ))
         })
         .boxed()
 }

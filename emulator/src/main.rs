@@ -49,9 +49,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>, Str
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
             _ => (arg.clone(), None),
         };
         let mut value = |name: &str| {
@@ -69,9 +67,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>, Str
             }
             "--access-key" => cli.access_key = Some(value("--access-key")?),
             "--secondary-key" => cli.secondary_key = Some(value("--secondary-key")?),
-            "--event-handler" => cli
-                .handlers
-                .push(parse_handler(&value("--event-handler")?)?),
+            "--event-handler" => cli.handlers.push(parse_handler(&value("--event-handler")?)?),
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
@@ -103,9 +99,7 @@ fn parse_handler(spec: &str) -> Result<(String, EventHandlerConfig), String> {
                     .filter(|e| !e.is_empty())
                     .collect();
             }
-            "user" => {
-                handler.user_event_pattern = Some(value.trim().to_owned()).filter(|v| !v.is_empty())
-            }
+            "user" => handler.user_event_pattern = Some(value.trim().to_owned()).filter(|v| !v.is_empty()),
             other => {
                 return Err(format!(
                     "unknown key '{other}' in event handler '{spec}' (use events= or user=)"
@@ -123,11 +117,7 @@ fn build_config(cli: Cli, env_key: Option<String>) -> EmulatorConfig {
     }
     config.secondary_key = cli.secondary_key;
     for (hub, handler) in cli.handlers {
-        match config
-            .hubs
-            .iter_mut()
-            .find(|h| h.hub.eq_ignore_ascii_case(&hub))
-        {
+        match config.hubs.iter_mut().find(|h| h.hub.eq_ignore_ascii_case(&hub)) {
             Some(existing) => existing.event_handlers.push(handler),
             None => config.hubs.push(HubConfig {
                 hub,
@@ -163,14 +153,13 @@ async fn main() -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::from(2);
     }
-    let listener =
-        match tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await {
-            Ok(listener) => listener,
-            Err(error) => {
-                eprintln!("error: cannot listen on 127.0.0.1:{port}: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let listener = match tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("error: cannot listen on 127.0.0.1:{port}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));

@@ -16,8 +16,7 @@ pub fn is_valid_hub(hub: &str) -> bool {
     };
     first.is_ascii_alphabetic()
         && hub.len() <= 128
-        && chars
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '`' | ',' | '.' | '[' | ']'))
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '`' | ',' | '.' | '[' | ']'))
 }
 
 /// The form hubs are stored and compared in.

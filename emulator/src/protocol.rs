@@ -140,16 +140,10 @@ impl Payload {
     fn json_data(&self) -> (&'static str, Value) {
         match self.kind {
             ContentKind::Binary => ("binary", Value::String(STANDARD.encode(&self.data))),
-            ContentKind::Text => (
-                "text",
-                Value::String(String::from_utf8_lossy(&self.data).into_owned()),
-            ),
+            ContentKind::Text => ("text", Value::String(String::from_utf8_lossy(&self.data).into_owned())),
             ContentKind::Json => match serde_json::from_slice::<Value>(&self.data) {
                 Ok(value) => ("json", value),
-                Err(_) => (
-                    "text",
-                    Value::String(String::from_utf8_lossy(&self.data).into_owned()),
-                ),
+                Err(_) => ("text", Value::String(String::from_utf8_lossy(&self.data).into_owned())),
             },
         }
     }
@@ -158,9 +152,7 @@ impl Payload {
     fn raw_frame(&self) -> Frame {
         match self.kind {
             ContentKind::Binary => Frame::Binary(self.data.clone()),
-            ContentKind::Text | ContentKind::Json => {
-                Frame::Text(String::from_utf8_lossy(&self.data).into_owned())
-            }
+            ContentKind::Text | ContentKind::Json => Frame::Text(String::from_utf8_lossy(&self.data).into_owned()),
         }
     }
 }
@@ -202,8 +194,7 @@ impl DataMessage {
     /// `{"type":"message","from":"server",...}`: REST sends and upstream replies.
     pub fn from_server(payload: &Payload) -> DataMessage {
         let (data_type, data) = payload.json_data();
-        let json =
-            json!({"type": "message", "from": "server", "dataType": data_type, "data": data});
+        let json = json!({"type": "message", "from": "server", "dataType": data_type, "data": data});
         DataMessage {
             raw: payload.raw_frame(),
             json: json.to_string(),
@@ -275,13 +266,8 @@ pub fn pong() -> String {
 }
 
 /// `{"type":"system","event":"connected",...}` (with `reconnectionToken` when reliable).
-pub fn connected(
-    user_id: Option<&str>,
-    connection_id: &str,
-    reconnection_token: Option<&str>,
-) -> String {
-    let mut message =
-        json!({"type": "system", "event": "connected", "connectionId": connection_id});
+pub fn connected(user_id: Option<&str>, connection_id: &str, reconnection_token: Option<&str>) -> String {
+    let mut message = json!({"type": "system", "event": "connected", "connectionId": connection_id});
     if let Some(user) = user_id {
         message["userId"] = Value::String(user.to_owned());
     }
@@ -370,15 +356,8 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ClientMessageEr
         ack_id,
         message: message.to_owned(),
     };
-    let kind = raw
-        .kind
-        .as_deref()
-        .ok_or_else(|| fail("The message has no type."))?;
-    let group = || {
-        raw.group
-            .clone()
-            .ok_or_else(|| fail("The message has no group."))
-    };
+    let kind = raw.kind.as_deref().ok_or_else(|| fail("The message has no type."))?;
+    let group = || raw.group.clone().ok_or_else(|| fail("The message has no group."));
     match kind {
         "joinGroup" => Ok(ClientMessage::JoinGroup {
             group: group()?,
@@ -389,8 +368,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ClientMessageEr
             ack_id,
         }),
         "sendToGroup" => {
-            let payload =
-                payload_of(raw.data_type.as_deref(), raw.data.clone()).map_err(|m| fail(&m))?;
+            let payload = payload_of(raw.data_type.as_deref(), raw.data.clone()).map_err(|m| fail(&m))?;
             Ok(ClientMessage::SendToGroup {
                 group: group()?,
                 ack_id,
@@ -403,13 +381,8 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ClientMessageEr
                 .event
                 .clone()
                 .ok_or_else(|| fail("The event message has no event name."))?;
-            let payload =
-                payload_of(raw.data_type.as_deref(), raw.data.clone()).map_err(|m| fail(&m))?;
-            Ok(ClientMessage::Event {
-                event,
-                ack_id,
-                payload,
-            })
+            let payload = payload_of(raw.data_type.as_deref(), raw.data.clone()).map_err(|m| fail(&m))?;
+            Ok(ClientMessage::Event { event, ack_id, payload })
         }
         "ping" => Ok(ClientMessage::Ping),
         "sequenceAck" => {
@@ -418,18 +391,13 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ClientMessageEr
                 .ok_or_else(|| fail("The sequenceAck message has no sequenceId."))?;
             Ok(ClientMessage::SequenceAck { sequence_id })
         }
-        other => Err(fail(&format!(
-            "The message type '{other}' is not supported."
-        ))),
+        other => Err(fail(&format!("The message type '{other}' is not supported."))),
     }
 }
 
 /// Best effort `ackId` of a frame that did not parse as a whole.
 fn ack_id_of(text: &str) -> Option<u64> {
-    serde_json::from_str::<Value>(text)
-        .ok()?
-        .get("ackId")?
-        .as_u64()
+    serde_json::from_str::<Value>(text).ok()?.get("ackId")?.as_u64()
 }
 
 /// Turns `dataType` + `data` into bytes: json (default) is the JSON text of `data`, text
@@ -462,18 +430,12 @@ mod tests {
     #[test]
     fn protocols() {
         assert_eq!(Protocol::of(None), Protocol::Raw);
-        assert_eq!(
-            Protocol::of(Some("json.webpubsub.azure.v1")),
-            Protocol::Json
-        );
+        assert_eq!(Protocol::of(Some("json.webpubsub.azure.v1")), Protocol::Json);
         assert_eq!(
             Protocol::of(Some("json.reliable.webpubsub.azure.v1")),
             Protocol::ReliableJson
         );
-        assert_eq!(
-            Protocol::of(Some("protobuf.webpubsub.azure.v1")),
-            Protocol::Raw
-        );
+        assert_eq!(Protocol::of(Some("protobuf.webpubsub.azure.v1")), Protocol::Raw);
         assert!(!Protocol::is_supported("mqtt"));
     }
 
@@ -496,11 +458,7 @@ mod tests {
 
     #[test]
     fn payload_validation() {
-        assert!(
-            Payload::new(ContentKind::Json, "{\"a\":1}")
-                .validate()
-                .is_ok()
-        );
+        assert!(Payload::new(ContentKind::Json, "{\"a\":1}").validate().is_ok());
         assert_eq!(
             Payload::new(ContentKind::Json, "{").validate(),
             Err(PayloadError::NotJson)
@@ -509,11 +467,7 @@ mod tests {
             Payload::new(ContentKind::Text, vec![0xff]).validate(),
             Err(PayloadError::NotUtf8)
         );
-        assert!(
-            Payload::new(ContentKind::Binary, vec![0xff])
-                .validate()
-                .is_ok()
-        );
+        assert!(Payload::new(ContentKind::Binary, vec![0xff]).validate().is_ok());
     }
 
     #[test]
@@ -583,20 +537,15 @@ mod tests {
             }
         );
         assert_eq!(
-            parse_client_message(
-                r#"{"type":"event","event":"e","dataType":"binary","data":"AQID","ackId":2}"#
-            )
-            .unwrap(),
+            parse_client_message(r#"{"type":"event","event":"e","dataType":"binary","data":"AQID","ackId":2}"#)
+                .unwrap(),
             ClientMessage::Event {
                 event: "e".into(),
                 ack_id: Some(2),
                 payload: Payload::new(ContentKind::Binary, vec![1u8, 2, 3])
             }
         );
-        assert_eq!(
-            parse_client_message(r#"{"type":"ping"}"#).unwrap(),
-            ClientMessage::Ping
-        );
+        assert_eq!(parse_client_message(r#"{"type":"ping"}"#).unwrap(), ClientMessage::Ping);
         assert_eq!(
             parse_client_message(r#"{"type":"sequenceAck","sequenceId":9}"#).unwrap(),
             ClientMessage::SequenceAck { sequence_id: 9 }
@@ -605,19 +554,15 @@ mod tests {
 
     #[test]
     fn client_message_errors_keep_the_ack_id() {
-        let e = parse_client_message(
-            r#"{"type":"sendToGroup","group":"g","dataType":"text","data":1,"ackId":5}"#,
-        )
-        .unwrap_err();
+        let e = parse_client_message(r#"{"type":"sendToGroup","group":"g","dataType":"text","data":1,"ackId":5}"#)
+            .unwrap_err();
         assert_eq!(e.ack_id, Some(5));
         let e = parse_client_message(r#"{"type":"bogus","ackId":6}"#).unwrap_err();
         assert_eq!(e.ack_id, Some(6));
         let e = parse_client_message(r#"{"type":"joinGroup","ackId":"x"}"#).unwrap_err();
         assert_eq!(e.ack_id, None);
         assert!(parse_client_message("not json").is_err());
-        assert!(
-            parse_client_message(r#"{"type":"event","dataType":"binary","data":"%%"}"#).is_err()
-        );
+        assert!(parse_client_message(r#"{"type":"event","dataType":"binary","data":"%%"}"#).is_err());
     }
 
     proptest::proptest! {

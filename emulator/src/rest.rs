@@ -31,13 +31,7 @@ use crate::service::{ClientTokenRequest, ClientType, ConnectionFilter, GroupMemb
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Accepted `api-version` values: the current stable one and the older stable ones.
-pub const API_VERSIONS: &[&str] = &[
-    "2024-12-01",
-    "2024-01-01",
-    "2023-07-01",
-    "2022-11-01",
-    "2021-10-01",
-];
+pub const API_VERSIONS: &[&str] = &["2024-12-01", "2024-01-01", "2023-07-01", "2022-11-01", "2021-10-01"];
 
 /// Longest `messageTtlSeconds` (0 means no expiry).
 pub const MAX_MESSAGE_TTL_SECONDS: u32 = 300;
@@ -49,11 +43,7 @@ pub const MAX_PAGE_SIZE: usize = 200;
 pub const MAX_REASON_CHARS: usize = 1024;
 
 /// Characters left unescaped in the path segments and query values this module writes.
-const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
 
@@ -67,9 +57,7 @@ pub fn routes(service: Arc<Service>) -> BoxedFilter<(Response,)> {
         .and(query)
         .and(warp::header::headers_cloned())
         .and(body)
-        .then(move |method, path, query, headers, body| {
-            serve_call(service.clone(), method, path, query, headers, body)
-        })
+        .then(move |method, path, query, headers, body| serve_call(service.clone(), method, path, query, headers, body))
         .boxed()
 }
 
@@ -155,11 +143,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 fn exists_response(exists: bool) -> Response {
-    status_response(if exists {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
-    })
+    status_response(if exists { StatusCode::OK } else { StatusCode::NOT_FOUND })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,11 +154,7 @@ struct Query(Vec<(String, String)>);
 
 impl Query {
     fn parse(raw: &str) -> Query {
-        Query(
-            url::form_urlencoded::parse(raw.as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        Query(url::form_urlencoded::parse(raw.as_bytes()).into_owned().collect())
     }
 
     /// Every value of a repeatable parameter (`excluded=a&excluded=b`).
@@ -203,11 +183,7 @@ impl Query {
     }
 
     /// An optional integer parameter within `range`.
-    fn integer<T>(
-        &self,
-        name: &str,
-        range: std::ops::RangeInclusive<T>,
-    ) -> Result<Option<T>, ApiError>
+    fn integer<T>(&self, name: &str, range: std::ops::RangeInclusive<T>) -> Result<Option<T>, ApiError>
     where
         T: std::str::FromStr + PartialOrd + std::fmt::Display,
     {
@@ -217,11 +193,7 @@ impl Query {
         let invalid = || {
             ApiError::bad_request(
                 "InvalidQueryParameter",
-                format!(
-                    "'{name}' must be an integer from {} to {}",
-                    range.start(),
-                    range.end()
-                ),
+                format!("'{name}' must be an integer from {} to {}", range.start(), range.end()),
             )
         };
         let value: T = text.trim().parse().map_err(|_| invalid())?;
@@ -346,21 +318,13 @@ impl Route {
         let m = method;
         match segs.as_slice() {
             ["health"] => expect(m, &[Method::HEAD, Method::GET], || Route::Health),
-            ["hubs", hub, ":send"] => {
-                expect(m, &[Method::POST], || Route::SendToAll { hub: s(hub) })
+            ["hubs", hub, ":send"] => expect(m, &[Method::POST], || Route::SendToAll { hub: s(hub) }),
+            ["hubs", hub, ":closeConnections"] => expect(m, &[Method::POST], || Route::CloseAll { hub: s(hub) }),
+            ["hubs", hub, ":generateToken"] => expect(m, &[Method::POST], || Route::GenerateToken { hub: s(hub) }),
+            ["hubs", hub, ":addToGroups"] => expect(m, &[Method::POST], || Route::AddToGroups { hub: s(hub) }),
+            ["hubs", hub, ":removeFromGroups"] => {
+                expect(m, &[Method::POST], || Route::RemoveFromGroups { hub: s(hub) })
             }
-            ["hubs", hub, ":closeConnections"] => {
-                expect(m, &[Method::POST], || Route::CloseAll { hub: s(hub) })
-            }
-            ["hubs", hub, ":generateToken"] => {
-                expect(m, &[Method::POST], || Route::GenerateToken { hub: s(hub) })
-            }
-            ["hubs", hub, ":addToGroups"] => {
-                expect(m, &[Method::POST], || Route::AddToGroups { hub: s(hub) })
-            }
-            ["hubs", hub, ":removeFromGroups"] => expect(m, &[Method::POST], || {
-                Route::RemoveFromGroups { hub: s(hub) }
-            }),
             ["hubs", hub, "connections", id] => match *m {
                 Method::DELETE => Ok(Route::CloseConnection {
                     hub: s(hub),
@@ -372,34 +336,28 @@ impl Route {
                 }),
                 _ => Err(method_not_allowed(m)),
             },
-            ["hubs", hub, "connections", id, ":send"] => {
-                expect(m, &[Method::POST], || Route::SendToConnection {
+            ["hubs", hub, "connections", id, ":send"] => expect(m, &[Method::POST], || Route::SendToConnection {
+                hub: s(hub),
+                connection_id: s(id),
+            }),
+            ["hubs", hub, "connections", id, "groups"] => {
+                expect(m, &[Method::DELETE], || Route::RemoveConnectionFromAllGroups {
                     hub: s(hub),
                     connection_id: s(id),
                 })
             }
-            ["hubs", hub, "connections", id, "groups"] => expect(m, &[Method::DELETE], || {
-                Route::RemoveConnectionFromAllGroups {
-                    hub: s(hub),
-                    connection_id: s(id),
-                }
-            }),
             ["hubs", hub, "groups", group] => expect(m, &[Method::HEAD], || Route::GroupExists {
                 hub: s(hub),
                 group: s(group),
             }),
-            ["hubs", hub, "groups", group, ":closeConnections"] => {
-                expect(m, &[Method::POST], || Route::CloseGroup {
-                    hub: s(hub),
-                    group: s(group),
-                })
-            }
-            ["hubs", hub, "groups", group, ":send"] => {
-                expect(m, &[Method::POST], || Route::SendToGroup {
-                    hub: s(hub),
-                    group: s(group),
-                })
-            }
+            ["hubs", hub, "groups", group, ":closeConnections"] => expect(m, &[Method::POST], || Route::CloseGroup {
+                hub: s(hub),
+                group: s(group),
+            }),
+            ["hubs", hub, "groups", group, ":send"] => expect(m, &[Method::POST], || Route::SendToGroup {
+                hub: s(hub),
+                group: s(group),
+            }),
             ["hubs", hub, "groups", group, "connections"] => {
                 expect(m, &[Method::GET], || Route::ListGroupConnections {
                     hub: s(hub),
@@ -447,37 +405,23 @@ impl Route {
                 hub: s(hub),
                 user_id: s(user),
             }),
-            ["hubs", hub, "users", user, ":closeConnections"] => {
-                expect(m, &[Method::POST], || Route::CloseUser {
-                    hub: s(hub),
-                    user_id: s(user),
-                })
-            }
-            ["hubs", hub, "users", user, ":send"] => {
-                expect(m, &[Method::POST], || Route::SendToUser {
-                    hub: s(hub),
-                    user_id: s(user),
-                })
-            }
-            ["hubs", hub, "users", user, "groups"] => {
-                expect(m, &[Method::DELETE], || Route::RemoveUserFromAllGroups {
-                    hub: s(hub),
-                    user_id: s(user),
-                })
-            }
+            ["hubs", hub, "users", user, ":closeConnections"] => expect(m, &[Method::POST], || Route::CloseUser {
+                hub: s(hub),
+                user_id: s(user),
+            }),
+            ["hubs", hub, "users", user, ":send"] => expect(m, &[Method::POST], || Route::SendToUser {
+                hub: s(hub),
+                user_id: s(user),
+            }),
+            ["hubs", hub, "users", user, "groups"] => expect(m, &[Method::DELETE], || Route::RemoveUserFromAllGroups {
+                hub: s(hub),
+                user_id: s(user),
+            }),
             ["hubs", hub, "users", user, "groups", group] => {
                 let (hub, user_id, group) = (s(hub), s(user), s(group));
                 match *m {
-                    Method::PUT => Ok(Route::AddUserToGroup {
-                        hub,
-                        user_id,
-                        group,
-                    }),
-                    Method::DELETE => Ok(Route::RemoveUserFromGroup {
-                        hub,
-                        user_id,
-                        group,
-                    }),
+                    Method::PUT => Ok(Route::AddUserToGroup { hub, user_id, group }),
+                    Method::DELETE => Ok(Route::RemoveUserFromGroup { hub, user_id, group }),
                     _ => Err(method_not_allowed(m)),
                 }
             }
@@ -521,11 +465,7 @@ impl Route {
     }
 }
 
-fn expect(
-    method: &Method,
-    allowed: &[Method],
-    route: impl FnOnce() -> Route,
-) -> Result<Route, ApiError> {
+fn expect(method: &Method, allowed: &[Method], route: impl FnOnce() -> Route) -> Result<Route, ApiError> {
     if allowed.contains(method) {
         Ok(route())
     } else {
@@ -551,12 +491,7 @@ fn path_segments(path: &str) -> Result<Vec<String>, ApiError> {
             percent_decode_str(segment)
                 .decode_utf8()
                 .map(|s| s.into_owned())
-                .map_err(|_| {
-                    ApiError::bad_request(
-                        "InvalidPath",
-                        "path segments must be percent-encoded UTF-8",
-                    )
-                })
+                .map_err(|_| ApiError::bad_request("InvalidPath", "path segments must be percent-encoded UTF-8"))
         })
         .collect()
 }
@@ -627,10 +562,7 @@ impl Call {
 
     /// 401 unless the bearer token is signed with an access key and names this URL.
     fn authorize(&self) -> Result<(), ApiError> {
-        let authorization = self
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok());
+        let authorization = self.headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
         self.service
             .verify_rest_token(authorization, &self.request_url())
             .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", e.to_string()))
@@ -664,15 +596,9 @@ impl Call {
             Route::GenerateToken { hub } => self.generate_token(&hub),
             Route::AddToGroups { hub } => self.add_to_groups(&hub).await,
             Route::RemoveFromGroups { hub } => self.remove_from_groups(&hub).await,
-            Route::CloseConnection { hub, connection_id } => {
-                self.close_connection(&hub, &connection_id)
-            }
-            Route::ConnectionExists { hub, connection_id } => {
-                self.connection_exists(&hub, &connection_id)
-            }
-            Route::SendToConnection { hub, connection_id } => {
-                self.send_to_connection(&hub, &connection_id).await
-            }
+            Route::CloseConnection { hub, connection_id } => self.close_connection(&hub, &connection_id),
+            Route::ConnectionExists { hub, connection_id } => self.connection_exists(&hub, &connection_id),
+            Route::SendToConnection { hub, connection_id } => self.send_to_connection(&hub, &connection_id).await,
             Route::RemoveConnectionFromAllGroups { hub, connection_id } => {
                 self.remove_connection_from_all_groups(&hub, &connection_id)
             }
@@ -708,19 +634,9 @@ impl Call {
             Route::UserExists { hub, user_id } => self.user_exists(&hub, &user_id),
             Route::CloseUser { hub, user_id } => self.close_user(&hub, &user_id),
             Route::SendToUser { hub, user_id } => self.send_to_user(&hub, &user_id).await,
-            Route::RemoveUserFromAllGroups { hub, user_id } => {
-                self.remove_user_from_all_groups(&hub, &user_id)
-            }
-            Route::AddUserToGroup {
-                hub,
-                user_id,
-                group,
-            } => self.add_user_to_group(&hub, &user_id, &group),
-            Route::RemoveUserFromGroup {
-                hub,
-                user_id,
-                group,
-            } => self.remove_user_from_group(&hub, &user_id, &group),
+            Route::RemoveUserFromAllGroups { hub, user_id } => self.remove_user_from_all_groups(&hub, &user_id),
+            Route::AddUserToGroup { hub, user_id, group } => self.add_user_to_group(&hub, &user_id, &group),
+            Route::RemoveUserFromGroup { hub, user_id, group } => self.remove_user_from_group(&hub, &user_id, &group),
         }
     }
 
@@ -805,9 +721,8 @@ impl Call {
         };
         let mut body = BytesMut::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|_| {
-                ApiError::bad_request("InvalidBody", "the request body could not be read")
-            })?;
+            let chunk =
+                chunk.map_err(|_| ApiError::bad_request("InvalidBody", "the request body could not be read"))?;
             if body.len() + chunk.len() > MAX_BODY_BYTES {
                 return Err(too_large());
             }
@@ -855,8 +770,7 @@ impl Call {
 
     /// `POST /api/hubs/{hub}/:closeConnections` → 204.
     fn close_all(&self, hub: &str) -> Result<Response, ApiError> {
-        self.service
-            .close_all(hub, &self.excluded(), self.reason()?);
+        self.service.close_all(hub, &self.excluded(), self.reason()?);
         Ok(status_response(StatusCode::NO_CONTENT))
     }
 
@@ -873,17 +787,11 @@ impl Call {
         for group in &groups {
             check_group(group)?;
         }
-        let minutes_to_expire = self
-            .query
-            .integer("minutesToExpire", 1..=u32::MAX)?
-            .unwrap_or(60);
+        let minutes_to_expire = self.query.integer("minutesToExpire", 1..=u32::MAX)?.unwrap_or(60);
         let client_type = match self.query.one("clientType")? {
             None => ClientType::Default,
             Some(text) => ClientType::parse(text).ok_or_else(|| {
-                ApiError::bad_request(
-                    "InvalidQueryParameter",
-                    "'clientType' must be Default or MQTT",
-                )
+                ApiError::bad_request("InvalidQueryParameter", "'clientType' must be Default or MQTT")
             })?,
         };
         let request = ClientTokenRequest {
@@ -893,17 +801,14 @@ impl Call {
             minutes_to_expire,
             client_type,
         };
-        let token = self
-            .service
-            .generate_client_token(hub, &self.endpoint(), &request);
+        let token = self.service.generate_client_token(hub, &self.endpoint(), &request);
         Ok(json_response(StatusCode::OK, &json!({ "token": token })))
     }
 
     /// `POST /api/hubs/{hub}/:addToGroups` → 200.
     async fn add_to_groups(&mut self, hub: &str) -> Result<Response, ApiError> {
         let (groups, filter) = self.groups_body().await?;
-        self.service
-            .add_to_groups(hub, &groups, as_connection_filter(&filter));
+        self.service.add_to_groups(hub, &groups, as_connection_filter(&filter));
         Ok(status_response(StatusCode::OK))
     }
 
@@ -920,42 +825,29 @@ impl Call {
     /// `DELETE /api/hubs/{hub}/connections/{connectionId}` → 204 (also when already gone).
     fn close_connection(&self, hub: &str, connection_id: &str) -> Result<Response, ApiError> {
         check_connection_id(connection_id)?;
-        self.service
-            .close_connection(hub, connection_id, self.reason()?);
+        self.service.close_connection(hub, connection_id, self.reason()?);
         Ok(status_response(StatusCode::NO_CONTENT))
     }
 
     /// `HEAD /api/hubs/{hub}/connections/{connectionId}` → 200 or 404.
     fn connection_exists(&self, hub: &str, connection_id: &str) -> Result<Response, ApiError> {
         check_connection_id(connection_id)?;
-        Ok(exists_response(
-            self.service.connection_exists(hub, connection_id),
-        ))
+        Ok(exists_response(self.service.connection_exists(hub, connection_id)))
     }
 
     /// `POST /api/hubs/{hub}/connections/{connectionId}/:send` → 202 (fire-and-forget).
-    async fn send_to_connection(
-        &mut self,
-        hub: &str,
-        connection_id: &str,
-    ) -> Result<Response, ApiError> {
+    async fn send_to_connection(&mut self, hub: &str, connection_id: &str) -> Result<Response, ApiError> {
         check_connection_id(connection_id)?;
         self.check_message_ttl()?;
         let payload = self.payload().await?;
-        self.service
-            .send_to_connection(hub, connection_id, &payload);
+        self.service.send_to_connection(hub, connection_id, &payload);
         Ok(status_response(StatusCode::ACCEPTED))
     }
 
     /// `DELETE /api/hubs/{hub}/connections/{connectionId}/groups` → 204.
-    fn remove_connection_from_all_groups(
-        &self,
-        hub: &str,
-        connection_id: &str,
-    ) -> Result<Response, ApiError> {
+    fn remove_connection_from_all_groups(&self, hub: &str, connection_id: &str) -> Result<Response, ApiError> {
         check_connection_id(connection_id)?;
-        self.service
-            .remove_connection_from_all_groups(hub, connection_id);
+        self.service.remove_connection_from_all_groups(hub, connection_id);
         Ok(status_response(StatusCode::NO_CONTENT))
     }
 
@@ -970,8 +862,7 @@ impl Call {
     /// `POST /api/hubs/{hub}/groups/{group}/:closeConnections` → 204.
     fn close_group(&self, hub: &str, group: &str) -> Result<Response, ApiError> {
         check_group(group)?;
-        self.service
-            .close_group(hub, group, &self.excluded(), self.reason()?);
+        self.service.close_group(hub, group, &self.excluded(), self.reason()?);
         Ok(status_response(StatusCode::NO_CONTENT))
     }
 
@@ -981,13 +872,8 @@ impl Call {
         let (excluded, filter) = (self.excluded(), self.filter()?);
         self.check_message_ttl()?;
         let payload = self.payload().await?;
-        self.service.send_to_group(
-            hub,
-            group,
-            &payload,
-            &excluded,
-            as_connection_filter(&filter),
-        );
+        self.service
+            .send_to_group(hub, group, &payload, &excluded, as_connection_filter(&filter));
         Ok(status_response(StatusCode::ACCEPTED))
     }
 
@@ -1008,32 +894,17 @@ impl Call {
         let mut body = json!({ "value": page.items });
         if let Some(last) = page.next_after {
             let api_version = self.query.one("api-version")?.unwrap_or(API_VERSIONS[0]);
-            body["nextLink"] = json!(next_link(
-                hub,
-                group,
-                api_version,
-                page_size,
-                page.remaining_top,
-                last
-            ));
+            body["nextLink"] = json!(next_link(hub, group, api_version, page_size, page.remaining_top, last));
         }
         Ok(json_response(StatusCode::OK, &body))
     }
 
     /// `PUT /api/hubs/{hub}/groups/{group}/connections/{connectionId}` → 200; 404 when the
     /// connection does not exist.
-    fn add_connection_to_group(
-        &self,
-        hub: &str,
-        group: &str,
-        connection_id: &str,
-    ) -> Result<Response, ApiError> {
+    fn add_connection_to_group(&self, hub: &str, group: &str, connection_id: &str) -> Result<Response, ApiError> {
         check_group(group)?;
         check_connection_id(connection_id)?;
-        if self
-            .service
-            .add_connection_to_group(hub, group, connection_id)
-        {
+        if self.service.add_connection_to_group(hub, group, connection_id) {
             Ok(status_response(StatusCode::OK))
         } else {
             Err(connection_not_found(connection_id))
@@ -1041,16 +912,10 @@ impl Call {
     }
 
     /// `DELETE /api/hubs/{hub}/groups/{group}/connections/{connectionId}` → 204.
-    fn remove_connection_from_group(
-        &self,
-        hub: &str,
-        group: &str,
-        connection_id: &str,
-    ) -> Result<Response, ApiError> {
+    fn remove_connection_from_group(&self, hub: &str, group: &str, connection_id: &str) -> Result<Response, ApiError> {
         check_group(group)?;
         check_connection_id(connection_id)?;
-        self.service
-            .remove_connection_from_group(hub, group, connection_id);
+        self.service.remove_connection_from_group(hub, group, connection_id);
         Ok(status_response(StatusCode::NO_CONTENT))
     }
 
@@ -1061,7 +926,10 @@ impl Call {
         let target = self.query.one("targetName")?;
         if let Some(group) = target {
             check_group(group).map_err(|_| {
-                ApiError::bad_request("InvalidTargetName", "'targetName' must be a valid group name (1-1024 characters, not only whitespace)")
+                ApiError::bad_request(
+                    "InvalidTargetName",
+                    "'targetName' must be a valid group name (1-1024 characters, not only whitespace)",
+                )
             })?;
         }
         Ok(target)
@@ -1069,19 +937,11 @@ impl Call {
 
     /// `PUT /api/hubs/{hub}/permissions/{permission}/connections/{connectionId}` → 200; 404
     /// when the connection does not exist.
-    fn grant_permission(
-        &self,
-        hub: &str,
-        permission: &str,
-        connection_id: &str,
-    ) -> Result<Response, ApiError> {
+    fn grant_permission(&self, hub: &str, permission: &str, connection_id: &str) -> Result<Response, ApiError> {
         let permission = parse_permission(permission)?;
         check_connection_id(connection_id)?;
         let target = self.target_name()?;
-        if self
-            .service
-            .grant_permission(hub, connection_id, permission, target)
-        {
+        if self.service.grant_permission(hub, connection_id, permission, target) {
             Ok(status_response(StatusCode::OK))
         } else {
             Err(connection_not_found(connection_id))
@@ -1089,27 +949,16 @@ impl Call {
     }
 
     /// `DELETE /api/hubs/{hub}/permissions/{permission}/connections/{connectionId}` → 204.
-    fn revoke_permission(
-        &self,
-        hub: &str,
-        permission: &str,
-        connection_id: &str,
-    ) -> Result<Response, ApiError> {
+    fn revoke_permission(&self, hub: &str, permission: &str, connection_id: &str) -> Result<Response, ApiError> {
         let permission = parse_permission(permission)?;
         check_connection_id(connection_id)?;
         let target = self.target_name()?;
-        self.service
-            .revoke_permission(hub, connection_id, permission, target);
+        self.service.revoke_permission(hub, connection_id, permission, target);
         Ok(status_response(StatusCode::NO_CONTENT))
     }
 
     /// `HEAD /api/hubs/{hub}/permissions/{permission}/connections/{connectionId}` → 200 or 404.
-    fn check_permission(
-        &self,
-        hub: &str,
-        permission: &str,
-        connection_id: &str,
-    ) -> Result<Response, ApiError> {
+    fn check_permission(&self, hub: &str, permission: &str, connection_id: &str) -> Result<Response, ApiError> {
         let permission = parse_permission(permission)?;
         check_connection_id(connection_id)?;
         let target = self.target_name()?;
@@ -1132,8 +981,7 @@ impl Call {
     /// `POST /api/hubs/{hub}/users/{userId}/:closeConnections` → 204.
     fn close_user(&self, hub: &str, user_id: &str) -> Result<Response, ApiError> {
         check_user_id(user_id)?;
-        self.service
-            .close_user(hub, user_id, &self.excluded(), self.reason()?);
+        self.service.close_user(hub, user_id, &self.excluded(), self.reason()?);
         Ok(status_response(StatusCode::NO_CONTENT))
     }
 
@@ -1156,12 +1004,7 @@ impl Call {
     }
 
     /// `PUT /api/hubs/{hub}/users/{userId}/groups/{group}` → 200.
-    fn add_user_to_group(
-        &self,
-        hub: &str,
-        user_id: &str,
-        group: &str,
-    ) -> Result<Response, ApiError> {
+    fn add_user_to_group(&self, hub: &str, user_id: &str, group: &str) -> Result<Response, ApiError> {
         check_user_id(user_id)?;
         check_group(group)?;
         self.service.add_user_to_group(hub, group, user_id);
@@ -1169,12 +1012,7 @@ impl Call {
     }
 
     /// `DELETE /api/hubs/{hub}/users/{userId}/groups/{group}` → 204.
-    fn remove_user_from_group(
-        &self,
-        hub: &str,
-        user_id: &str,
-        group: &str,
-    ) -> Result<Response, ApiError> {
+    fn remove_user_from_group(&self, hub: &str, user_id: &str, group: &str) -> Result<Response, ApiError> {
         check_user_id(user_id)?;
         check_group(group)?;
         self.service.remove_user_from_group(hub, group, user_id);
@@ -1228,10 +1066,7 @@ fn check_connection_id(connection_id: &str) -> Result<(), ApiError> {
 
 fn check_user_id(user_id: &str) -> Result<(), ApiError> {
     if user_id.is_empty() {
-        Err(ApiError::bad_request(
-            "InvalidUserId",
-            "the user id must not be empty",
-        ))
+        Err(ApiError::bad_request("InvalidUserId", "the user id must not be empty"))
     } else {
         Ok(())
     }
@@ -1277,12 +1112,7 @@ struct GroupPage<'a> {
 
 impl<'a> GroupPage<'a> {
     /// Members after `after` (ids are sorted), at most `page_size` and at most `top`.
-    fn of(
-        members: &'a [GroupMember],
-        after: Option<&str>,
-        page_size: usize,
-        top: Option<usize>,
-    ) -> GroupPage<'a> {
+    fn of(members: &'a [GroupMember], after: Option<&str>, page_size: usize, top: Option<usize>) -> GroupPage<'a> {
         let start = after.map_or(0, |after| {
             members.partition_point(|m| m.connection_id.as_str() <= after)
         });
@@ -1306,14 +1136,7 @@ impl<'a> GroupPage<'a> {
 
 /// Relative link to the next page; the continuation token is hex so SDKs re-encoding query
 /// values cannot change it.
-fn next_link(
-    hub: &str,
-    group: &str,
-    api_version: &str,
-    page_size: usize,
-    top: Option<usize>,
-    after: &str,
-) -> String {
+fn next_link(hub: &str, group: &str, api_version: &str, page_size: usize, top: Option<usize>, after: &str) -> String {
     let mut link = format!(
         "/api/hubs/{}/groups/{}/connections?api-version={}&maxpagesize={page_size}",
         utf8_percent_encode(hub, URL_COMPONENT),
@@ -1393,11 +1216,9 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = warp::serve(routes(service.clone()))
-            .incoming(listener)
-            .graceful(async {
-                let _ = stopped.await;
-            });
+        let server = warp::serve(routes(service.clone())).incoming(listener).graceful(async {
+            let _ = stopped.await;
+        });
         tokio::spawn(server.run());
         Emulator {
             service,
@@ -1470,11 +1291,7 @@ mod tests {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await.unwrap_or_default();
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
     /// The error code, after checking body and header agree.
@@ -1486,11 +1303,7 @@ mod tests {
             .unwrap_or("")
             .to_owned();
         let body = response.json();
-        assert_eq!(
-            body["error"]["code"],
-            json!(header),
-            "body and header codes agree"
-        );
+        assert_eq!(body["error"]["code"], json!(header), "body and header codes agree");
         header
     }
 
@@ -1504,9 +1317,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_path_is_404_with_service_error_shape() {
         let emulator = emulator().await;
-        let response = emulator
-            .call("POST", &format!("/api/hubs/chat/:nope?{V}"))
-            .await;
+        let response = emulator.call("POST", &format!("/api/hubs/chat/:nope?{V}")).await;
         assert_eq!(response.status, 404);
         assert_eq!(error_code(&response), "NotFound");
         assert!(
@@ -1520,9 +1331,7 @@ mod tests {
     #[tokio::test]
     async fn wrong_method_is_405() {
         let emulator = emulator().await;
-        let response = emulator
-            .call("GET", &format!("/api/hubs/chat/:send?{V}"))
-            .await;
+        let response = emulator.call("GET", &format!("/api/hubs/chat/:send?{V}")).await;
         assert_eq!(response.status, 405);
         assert_eq!(error_code(&response), "MethodNotAllowed");
     }
@@ -1532,10 +1341,11 @@ mod tests {
         let emulator = emulator().await;
         let path = format!("/api/hubs/chat/users/u?{V}");
         let url = format!("{}{path}", emulator.base);
-        let no_token = reply(emulator.http.get(format!(
-            "{}/api/hubs/chat/groups/g/connections?{V}",
-            emulator.base
-        )))
+        let no_token = reply(
+            emulator
+                .http
+                .get(format!("{}/api/hubs/chat/groups/g/connections?{V}", emulator.base)),
+        )
         .await;
         assert_eq!(no_token.status, 401);
         assert_eq!(no_token.headers[header::WWW_AUTHENTICATE], "Bearer");
@@ -1552,13 +1362,7 @@ mod tests {
             "Bearer not-a-jwt".to_owned(),
         ];
         for authorization in cases {
-            let response = reply(
-                emulator
-                    .http
-                    .head(&url)
-                    .header("authorization", authorization),
-            )
-            .await;
+            let response = reply(emulator.http.head(&url).header("authorization", authorization)).await;
             assert_eq!(response.status, 401);
         }
         // Audience without the query, and in another case, are accepted.
@@ -1589,15 +1393,10 @@ mod tests {
         let emulator = emulator().await;
         let missing = emulator.call("HEAD", "/api/hubs/chat/users/u").await;
         assert_eq!(missing.status, 400);
-        let missing = emulator
-            .call("DELETE", "/api/hubs/chat/users/u/groups")
-            .await;
+        let missing = emulator.call("DELETE", "/api/hubs/chat/users/u/groups").await;
         assert_eq!(error_code(&missing), "MissingApiVersion");
         let unsupported = emulator
-            .call(
-                "DELETE",
-                "/api/hubs/chat/users/u/groups?api-version=2019-01-01",
-            )
+            .call("DELETE", "/api/hubs/chat/users/u/groups?api-version=2019-01-01")
             .await;
         assert_eq!(error_code(&unsupported), "UnsupportedApiVersion");
         assert!(
@@ -1620,9 +1419,7 @@ mod tests {
     #[tokio::test]
     async fn invalid_names_are_400() {
         let emulator = emulator().await;
-        let bad_hub = emulator
-            .call("HEAD", &format!("/api/hubs/1chat/users/u?{V}"))
-            .await;
+        let bad_hub = emulator.call("HEAD", &format!("/api/hubs/1chat/users/u?{V}")).await;
         assert_eq!(bad_hub.status, 400);
         let bad_hub = emulator
             .call("DELETE", &format!("/api/hubs/1chat/users/u/groups?{V}"))
@@ -1630,24 +1427,15 @@ mod tests {
         assert_eq!(error_code(&bad_hub), "InvalidHubName");
         let long_group = "g".repeat(1025);
         let bad_group = emulator
-            .call(
-                "DELETE",
-                &format!("/api/hubs/chat/users/u/groups/{long_group}?{V}"),
-            )
+            .call("DELETE", &format!("/api/hubs/chat/users/u/groups/{long_group}?{V}"))
             .await;
         assert_eq!(error_code(&bad_group), "InvalidGroupName");
         let blank_group = emulator
-            .call(
-                "DELETE",
-                &format!("/api/hubs/chat/users/u/groups/%20%20?{V}"),
-            )
+            .call("DELETE", &format!("/api/hubs/chat/users/u/groups/%20%20?{V}"))
             .await;
         assert_eq!(error_code(&blank_group), "InvalidGroupName");
         let bad_permission = emulator
-            .call(
-                "DELETE",
-                &format!("/api/hubs/chat/permissions/fly/connections/c?{V}"),
-            )
+            .call("DELETE", &format!("/api/hubs/chat/permissions/fly/connections/c?{V}"))
             .await;
         assert_eq!(error_code(&bad_permission), "InvalidPermission");
         let blank_connection = emulator
@@ -1662,19 +1450,10 @@ mod tests {
         let mut a = emulator.connect("chat", Some("alice"), &[]);
         let path = format!("/api/hubs/Chat/:send?{V}");
         assert_eq!(
-            emulator
-                .send(&path, "text/plain; charset=utf-8", "hello")
-                .await
-                .status,
+            emulator.send(&path, "text/plain; charset=utf-8", "hello").await.status,
             202
         );
-        assert_eq!(
-            emulator
-                .send(&path, "application/json", r#"{"a":1}"#)
-                .await
-                .status,
-            202
-        );
+        assert_eq!(emulator.send(&path, "application/json", r#"{"a":1}"#).await.status, 202);
         assert_eq!(
             emulator
                 .send(&path, "application/octet-stream", vec![0u8, 1, 255])
@@ -1706,11 +1485,7 @@ mod tests {
         let mut a = emulator.connect("chat", Some("alice"), &["g1"]);
         let mut b = emulator.connect("chat", Some("bob"), &[]);
         let mut c = emulator.connect("chat", None, &["g1"]);
-        let path = format!(
-            "/api/hubs/chat/:send?{V}&excluded={}&excluded={}",
-            a.id(),
-            b.id()
-        );
+        let path = format!("/api/hubs/chat/:send?{V}&excluded={}&excluded={}", a.id(), b.id());
         assert_eq!(emulator.send(&path, "text/plain", "1").await.status, 202);
         assert_eq!(
             (a.texts().len(), b.texts().len(), c.texts(),),
@@ -1733,26 +1508,14 @@ mod tests {
         let response = emulator.send(&path, "text/plain", "x").await;
         assert_eq!(response.status, 400);
         assert_eq!(error_code(&response), "InvalidFilter");
-        let message = response.json()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        assert!(
-            message.contains("position 7") && message.contains("eq"),
-            "{message}"
-        );
+        let message = response.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("position 7") && message.contains("eq"), "{message}");
     }
 
     #[tokio::test]
     async fn message_ttl_is_validated() {
         let emulator = emulator().await;
-        for (ttl, status) in [
-            ("0", 202),
-            ("300", 202),
-            ("301", 400),
-            ("-1", 400),
-            ("abc", 400),
-        ] {
+        for (ttl, status) in [("0", 202), ("300", 202), ("301", 400), ("-1", 400), ("abc", 400)] {
             let path = format!("/api/hubs/chat/:send?{V}&messageTtlSeconds={ttl}");
             assert_eq!(
                 emulator.send(&path, "text/plain", "x").await.status,
@@ -1780,11 +1543,7 @@ mod tests {
         assert_eq!(at_limit.status, 202);
         assert_eq!(a.frames().len(), 1);
         let too_big = emulator
-            .send(
-                &path,
-                "application/octet-stream",
-                vec![7u8; MAX_BODY_BYTES + 1],
-            )
+            .send(&path, "application/octet-stream", vec![7u8; MAX_BODY_BYTES + 1])
             .await;
         assert_eq!(too_big.status, 413);
         assert_eq!(error_code(&too_big), "PayloadTooLarge");
@@ -1830,37 +1589,15 @@ mod tests {
         let mut a = emulator.connect("chat", Some("alice"), &["room"]);
         let mut b = emulator.connect("chat", Some("bob"), &["room"]);
         let group = format!("/api/hubs/chat/groups/room/:send?{V}&excluded={}", b.id());
-        assert_eq!(
-            emulator.send(&group, "text/plain", "to-group").await.status,
-            202
-        );
+        assert_eq!(emulator.send(&group, "text/plain", "to-group").await.status, 202);
         let user = format!("/api/hubs/chat/users/bob/:send?{V}");
-        assert_eq!(
-            emulator.send(&user, "text/plain", "to-bob").await.status,
-            202
-        );
-        let user_filtered =
-            format!("/api/hubs/chat/users/bob/:send?{V}&filter=userId%20eq%20%27x%27");
-        assert_eq!(
-            emulator
-                .send(&user_filtered, "text/plain", "nobody")
-                .await
-                .status,
-            202
-        );
+        assert_eq!(emulator.send(&user, "text/plain", "to-bob").await.status, 202);
+        let user_filtered = format!("/api/hubs/chat/users/bob/:send?{V}&filter=userId%20eq%20%27x%27");
+        assert_eq!(emulator.send(&user_filtered, "text/plain", "nobody").await.status, 202);
         let connection = format!("/api/hubs/chat/connections/{}/:send?{V}", a.id());
-        assert_eq!(
-            emulator
-                .send(&connection, "text/plain", "to-a")
-                .await
-                .status,
-            202
-        );
+        assert_eq!(emulator.send(&connection, "text/plain", "to-a").await.status, 202);
         let missing = format!("/api/hubs/chat/connections/missing/:send?{V}");
-        assert_eq!(
-            emulator.send(&missing, "text/plain", "lost").await.status,
-            202
-        );
+        assert_eq!(emulator.send(&missing, "text/plain", "lost").await.status, 202);
         assert_eq!(a.texts(), vec!["to-group", "to-a"]);
         assert_eq!(b.texts(), vec!["to-bob"]);
     }
@@ -1900,10 +1637,7 @@ mod tests {
         assert_eq!(emulator.call("PUT", &member).await.status, 200);
         assert!(emulator.service.group_exists("chat", "room"));
         let missing = emulator
-            .call(
-                "PUT",
-                &format!("/api/hubs/chat/groups/room/connections/ghost?{V}"),
-            )
+            .call("PUT", &format!("/api/hubs/chat/groups/room/connections/ghost?{V}"))
             .await;
         assert_eq!(missing.status, 404);
         assert_eq!(error_code(&missing), "ConnectionNotFound");
@@ -1911,18 +1645,11 @@ mod tests {
         assert!(!emulator.service.group_exists("chat", "room"));
         assert_eq!(emulator.call("DELETE", &member).await.status, 204);
 
-        emulator
-            .service
-            .add_connection_to_group("chat", "x", a.id());
-        emulator
-            .service
-            .add_connection_to_group("chat", "y", a.id());
+        emulator.service.add_connection_to_group("chat", "x", a.id());
+        emulator.service.add_connection_to_group("chat", "y", a.id());
         let all = format!("/api/hubs/chat/connections/{}/groups?{V}", a.id());
         assert_eq!(emulator.call("DELETE", &all).await.status, 204);
-        assert!(
-            !emulator.service.group_exists("chat", "x")
-                && !emulator.service.group_exists("chat", "y")
-        );
+        assert!(!emulator.service.group_exists("chat", "x") && !emulator.service.group_exists("chat", "y"));
     }
 
     #[tokio::test]
@@ -1931,10 +1658,7 @@ mod tests {
         let _a = emulator.connect("chat", Some("alice"), &[]);
         assert_eq!(
             emulator
-                .call(
-                    "PUT",
-                    &format!("/api/hubs/chat/users/alice/groups/room?{V}")
-                )
+                .call("PUT", &format!("/api/hubs/chat/users/alice/groups/room?{V}"))
                 .await
                 .status,
             200
@@ -1942,10 +1666,7 @@ mod tests {
         assert!(emulator.service.group_exists("chat", "room"));
         assert_eq!(
             emulator
-                .call(
-                    "DELETE",
-                    &format!("/api/hubs/chat/users/alice/groups/room?{V}")
-                )
+                .call("DELETE", &format!("/api/hubs/chat/users/alice/groups/room?{V}"))
                 .await
                 .status,
             204
@@ -2066,12 +1787,7 @@ mod tests {
     async fn permissions_grant_check_revoke() {
         let emulator = emulator().await;
         let a = emulator.connect("chat", None, &[]);
-        let path = |p: &str, target: &str| {
-            format!(
-                "/api/hubs/chat/permissions/{p}/connections/{}?{V}{target}",
-                a.id()
-            )
-        };
+        let path = |p: &str, target: &str| format!("/api/hubs/chat/permissions/{p}/connections/{}?{V}{target}", a.id());
         assert_eq!(
             emulator
                 .call("HEAD", &path("sendToGroup", "&targetName=g"))
@@ -2080,10 +1796,7 @@ mod tests {
             404
         );
         assert_eq!(
-            emulator
-                .call("PUT", &path("sendToGroup", "&targetName=g"))
-                .await
-                .status,
+            emulator.call("PUT", &path("sendToGroup", "&targetName=g")).await.status,
             200
         );
         assert_eq!(
@@ -2121,13 +1834,7 @@ mod tests {
                 .status,
             404
         );
-        assert_eq!(
-            emulator
-                .call("PUT", &path("joinLeaveGroup", ""))
-                .await
-                .status,
-            200
-        );
+        assert_eq!(emulator.call("PUT", &path("joinLeaveGroup", "")).await.status, 200);
         assert_eq!(
             emulator
                 .call("HEAD", &path("joinLeaveGroup", "&targetName=any"))
@@ -2142,9 +1849,7 @@ mod tests {
             )
             .await;
         assert_eq!(error_code(&ghost), "ConnectionNotFound");
-        let bad_target = emulator
-            .call("PUT", &path("sendToGroup", "&targetName=%20"))
-            .await;
+        let bad_target = emulator.call("PUT", &path("sendToGroup", "&targetName=%20")).await;
         assert_eq!(error_code(&bad_target), "InvalidTargetName");
     }
 
@@ -2157,16 +1862,8 @@ mod tests {
         let response = emulator.call("POST", &path).await;
         assert_eq!(response.status, 200);
         let token = response.json()["token"].as_str().unwrap().to_owned();
-        let claims = token::verify(
-            &token,
-            &[&AccessKey::new(DEV_ACCESS_KEY)],
-            token::unix_now(),
-        )
-        .unwrap();
-        assert_eq!(
-            claims["aud"],
-            json!(format!("{}/client/hubs/chat", emulator.base))
-        );
+        let claims = token::verify(&token, &[&AccessKey::new(DEV_ACCESS_KEY)], token::unix_now()).unwrap();
+        assert_eq!(claims["aud"], json!(format!("{}/client/hubs/chat", emulator.base)));
         assert_eq!(claims["sub"], "alice");
         assert_eq!(claims["role"], json!(["webpubsub.joinLeaveGroup", "r2"]));
         assert_eq!(claims["webpubsub.group"], json!(["g1"]));
@@ -2174,18 +1871,10 @@ mod tests {
         assert_eq!(lifetime, 300);
 
         let mqtt = emulator
-            .call(
-                "POST",
-                &format!("/api/hubs/chat/:generateToken?{V}&clientType=mqtt"),
-            )
+            .call("POST", &format!("/api/hubs/chat/:generateToken?{V}&clientType=mqtt"))
             .await;
         let token = mqtt.json()["token"].as_str().unwrap().to_owned();
-        let claims = token::verify(
-            &token,
-            &[&AccessKey::new(DEV_ACCESS_KEY)],
-            token::unix_now(),
-        )
-        .unwrap();
+        let claims = token::verify(&token, &[&AccessKey::new(DEV_ACCESS_KEY)], token::unix_now()).unwrap();
         assert_eq!(
             claims["aud"],
             json!(format!("{}/clients/mqtt/hubs/chat", emulator.base))
@@ -2215,9 +1904,7 @@ mod tests {
         expected.sort();
 
         let mut seen = Vec::new();
-        let mut link = Some(format!(
-            "/api/hubs/chat/groups/room/connections?{V}&maxpagesize=2"
-        ));
+        let mut link = Some(format!("/api/hubs/chat/groups/room/connections?{V}&maxpagesize=2"));
         let mut pages = 0;
         while let Some(path) = link.take() {
             pages += 1;
@@ -2249,10 +1936,7 @@ mod tests {
         assert!(last.get("nextLink").is_none());
 
         let empty = emulator
-            .call(
-                "GET",
-                &format!("/api/hubs/chat/groups/none/connections?{V}"),
-            )
+            .call("GET", &format!("/api/hubs/chat/groups/none/connections?{V}"))
             .await
             .json();
         assert_eq!(empty, json!({"value": []}));
@@ -2309,9 +1993,6 @@ mod tests {
             path_segments("/api/hubs/h/groups/a%2Fb/").unwrap(),
             vec!["hubs", "h", "groups", "a/b"]
         );
-        assert_eq!(
-            path_segments("/api/hubs/%FF").unwrap_err().code,
-            "InvalidPath"
-        );
+        assert_eq!(path_segments("/api/hubs/%FF").unwrap_err().code, "InvalidPath");
     }
 }

@@ -30,9 +30,7 @@ impl Permission {
 
     fn role_prefixes(self) -> (&'static str, &'static str) {
         match self {
-            Permission::JoinLeaveGroup => {
-                ("webpubsub.joinLeaveGroup", "webpubsub.joinLeaveGroups.")
-            }
+            Permission::JoinLeaveGroup => ("webpubsub.joinLeaveGroup", "webpubsub.joinLeaveGroups."),
             Permission::SendToGroup => ("webpubsub.sendToGroup", "webpubsub.sendToGroups."),
         }
     }
@@ -205,9 +203,7 @@ mod tests {
     use super::*;
 
     fn matches(pattern: &str, group: &str) -> bool {
-        GroupPattern::parse(pattern)
-            .expect("valid pattern")
-            .matches(group)
+        GroupPattern::parse(pattern).expect("valid pattern").matches(group)
     }
 
     #[test]
@@ -276,30 +272,18 @@ mod tests {
         assert!(!roles.allows(Permission::SendToGroup, "public.a.b"));
         assert!(!roles.allows(Permission::JoinLeaveGroup, "public.a"));
 
-        let all = RoleSet::new(vec![
-            "webpubsub.joinLeaveGroup".into(),
-            "webpubsub.sendToGroup".into(),
-        ]);
+        let all = RoleSet::new(vec!["webpubsub.joinLeaveGroup".into(), "webpubsub.sendToGroup".into()]);
         assert!(all.allows(Permission::JoinLeaveGroup, "x.y"));
         assert!(all.allows(Permission::SendToGroup, "anything"));
         assert!(!RoleSet::new(vec![]).allows(Permission::SendToGroup, "g"));
         // "webpubsub.sendToGroupX" is neither the literal role nor a scoped one.
-        assert!(
-            !RoleSet::new(vec!["webpubsub.sendToGroupX".into()])
-                .allows(Permission::SendToGroup, "X")
-        );
+        assert!(!RoleSet::new(vec!["webpubsub.sendToGroupX".into()]).allows(Permission::SendToGroup, "X"));
     }
 
     #[test]
     fn permission_names() {
-        assert_eq!(
-            Permission::parse("sendToGroup"),
-            Some(Permission::SendToGroup)
-        );
-        assert_eq!(
-            Permission::parse("JOINLEAVEGROUP"),
-            Some(Permission::JoinLeaveGroup)
-        );
+        assert_eq!(Permission::parse("sendToGroup"), Some(Permission::SendToGroup));
+        assert_eq!(Permission::parse("JOINLEAVEGROUP"), Some(Permission::JoinLeaveGroup));
         assert_eq!(Permission::parse("admin"), None);
     }
 

@@ -236,11 +236,7 @@ impl Service {
     pub fn new(config: EmulatorConfig) -> Arc<Service> {
         let primary_key = AccessKey::new(config.access_key.clone());
         let secondary_key = config.secondary_key.clone().map(AccessKey::new);
-        let upstream = Arc::new(Upstream::new(
-            &config,
-            primary_key.clone(),
-            secondary_key.clone(),
-        ));
+        let upstream = Arc::new(Upstream::new(&config, primary_key.clone(), secondary_key.clone()));
         Arc::new(Service {
             primary_key,
             secondary_key,
@@ -310,13 +306,7 @@ impl Service {
     }
 
     /// `POST /api/hubs/{hub}/users/{user}/:send`.
-    pub fn send_to_user(
-        &self,
-        hub: &str,
-        user_id: &str,
-        payload: &Payload,
-        filter: Option<&dyn ConnectionFilter>,
-    ) {
+    pub fn send_to_user(&self, hub: &str, user_id: &str, payload: &Payload, filter: Option<&dyn ConnectionFilter>) {
         let targets = self.with_state(hub, Vec::new(), |s| match s.users.get(user_id) {
             Some(ids) => s.select(Some(ids), &[], filter),
             None => Vec::new(),
@@ -397,9 +387,7 @@ impl Service {
     }
 
     fn close_each(&self, targets: &[Arc<Connection>], reason: Option<&str>) {
-        let reason = reason
-            .filter(|r| !r.is_empty())
-            .unwrap_or(DEFAULT_CLOSE_REASON);
+        let reason = reason.filter(|r| !r.is_empty()).unwrap_or(DEFAULT_CLOSE_REASON);
         for connection in targets {
             self.close_connection_now(connection, 1000, reason);
         }
@@ -407,12 +395,7 @@ impl Service {
 
     /// Closes `connection` for good (a `disconnected` message first for JSON clients) and
     /// reports it upstream.
-    pub(crate) fn close_connection_now(
-        &self,
-        connection: &Arc<Connection>,
-        code: u16,
-        reason: &str,
-    ) {
+    pub(crate) fn close_connection_now(&self, connection: &Arc<Connection>, code: u16, reason: &str) {
         if connection.close(code, reason, true) {
             self.forget(connection, reason);
         }
@@ -482,12 +465,7 @@ impl Service {
 
     /// `DELETE /api/hubs/{hub}/groups/{group}/connections/{id}`; false when the connection
     /// is unknown.
-    pub fn remove_connection_from_group(
-        &self,
-        hub: &str,
-        group: &str,
-        connection_id: &str,
-    ) -> bool {
+    pub fn remove_connection_from_group(&self, hub: &str, group: &str, connection_id: &str) -> bool {
         self.with_state(hub, false, |s| {
             let known = s.members.contains_key(connection_id);
             s.remove_from_group(connection_id, group);
@@ -547,18 +525,9 @@ impl Service {
 
     /// `POST /api/hubs/{hub}/:addToGroups`: every connection matching `filter` (all when
     /// `None`) joins every group.
-    pub fn add_to_groups(
-        &self,
-        hub: &str,
-        groups: &[String],
-        filter: Option<&dyn ConnectionFilter>,
-    ) {
+    pub fn add_to_groups(&self, hub: &str, groups: &[String], filter: Option<&dyn ConnectionFilter>) {
         self.with_state(hub, (), |s| {
-            let ids: Vec<String> = s
-                .select(None, &[], filter)
-                .iter()
-                .map(|c| c.id.clone())
-                .collect();
+            let ids: Vec<String> = s.select(None, &[], filter).iter().map(|c| c.id.clone()).collect();
             for id in &ids {
                 for group in groups {
                     s.add_to_group(id, group);
@@ -569,18 +538,9 @@ impl Service {
 
     /// `POST /api/hubs/{hub}/:removeFromGroups`: every connection matching `filter` (all
     /// when `None`) leaves every group.
-    pub fn remove_from_groups(
-        &self,
-        hub: &str,
-        groups: &[String],
-        filter: Option<&dyn ConnectionFilter>,
-    ) {
+    pub fn remove_from_groups(&self, hub: &str, groups: &[String], filter: Option<&dyn ConnectionFilter>) {
         self.with_state(hub, (), |s| {
-            let ids: Vec<String> = s
-                .select(None, &[], filter)
-                .iter()
-                .map(|c| c.id.clone())
-                .collect();
+            let ids: Vec<String> = s.select(None, &[], filter).iter().map(|c| c.id.clone()).collect();
             for id in &ids {
                 for group in groups {
                     s.remove_from_group(id, group);
@@ -636,12 +596,7 @@ impl Service {
 
     /// `POST /api/hubs/{hub}/:generateToken`. `endpoint` is the emulator's base URL as the
     /// caller reached it, e.g. `http://127.0.0.1:8080`.
-    pub fn generate_client_token(
-        &self,
-        hub: &str,
-        endpoint: &str,
-        request: &ClientTokenRequest,
-    ) -> String {
+    pub fn generate_client_token(&self, hub: &str, endpoint: &str, request: &ClientTokenRequest) -> String {
         let now = token::unix_now();
         let path = match request.client_type {
             ClientType::Default => "client/hubs",
@@ -673,11 +628,7 @@ impl Service {
     /// key, not expired, whose `aud` is the request URL with or without its query (compared
     /// ignoring case, scheme and host, also after percent-decoding). `request_url` is the
     /// URL as received, e.g. `http://127.0.0.1:8080/api/hubs/chat/:send?api-version=2024-12-01`.
-    pub fn verify_rest_token(
-        &self,
-        authorization: Option<&str>,
-        request_url: &str,
-    ) -> Result<(), TokenError> {
+    pub fn verify_rest_token(&self, authorization: Option<&str>, request_url: &str) -> Result<(), TokenError> {
         let token = authorization
             .and_then(|h| {
                 let (scheme, rest) = h.trim().split_once(' ')?;
@@ -687,10 +638,7 @@ impl Service {
             .ok_or(TokenError::Missing)?;
         let claims = token::verify(token, &self.keys(), token::unix_now())?;
         let audiences = token::string_values(&claims, "aud");
-        if audiences
-            .iter()
-            .any(|aud| rest_audience_matches(aud, request_url))
-        {
+        if audiences.iter().any(|aud| rest_audience_matches(aud, request_url)) {
             Ok(())
         } else {
             Err(TokenError::AudienceMismatch)
@@ -700,11 +648,7 @@ impl Service {
     // ----- used by the WebSocket endpoint -----
 
     /// A live (or resumable) connection.
-    pub(crate) fn find_connection(
-        &self,
-        hub: &str,
-        connection_id: &str,
-    ) -> Option<Arc<Connection>> {
+    pub(crate) fn find_connection(&self, hub: &str, connection_id: &str) -> Option<Arc<Connection>> {
         self.with_state(hub, None, |s| {
             s.members.get(connection_id).map(|m| m.connection.clone())
         })
@@ -752,37 +696,22 @@ impl Service {
             reason,
             "client disconnected"
         );
-        self.upstream
-            .disconnected(connection.clone(), reason.to_owned());
+        self.upstream.disconnected(connection.clone(), reason.to_owned());
     }
 
     /// A client's `joinGroup`.
     pub(crate) fn join_group(&self, connection: &Connection, group: &str) {
-        self.with_state(&connection.hub, false, |s| {
-            s.add_to_group(&connection.id, group)
-        });
+        self.with_state(&connection.hub, false, |s| s.add_to_group(&connection.id, group));
     }
 
     /// A client's `leaveGroup`.
     pub(crate) fn leave_group(&self, connection: &Connection, group: &str) {
-        self.with_state(&connection.hub, (), |s| {
-            s.remove_from_group(&connection.id, group)
-        });
+        self.with_state(&connection.hub, (), |s| s.remove_from_group(&connection.id, group));
     }
 
     /// A client's `sendToGroup`.
-    pub(crate) fn publish_to_group(
-        &self,
-        sender: &Connection,
-        group: &str,
-        no_echo: bool,
-        payload: &Payload,
-    ) {
-        let excluded = if no_echo {
-            vec![sender.id.clone()]
-        } else {
-            Vec::new()
-        };
+    pub(crate) fn publish_to_group(&self, sender: &Connection, group: &str, no_echo: bool, payload: &Payload) {
+        let excluded = if no_echo { vec![sender.id.clone()] } else { Vec::new() };
         let targets = self.with_state(&sender.hub, Vec::new(), |s| match s.groups.get(group) {
             Some(ids) => s.select(Some(ids), &excluded, None),
             None => Vec::new(),
@@ -1009,30 +938,18 @@ mod tests {
         };
         assert_eq!(service.verify_rest_token(Some(&sign(url, 60)), url), Ok(()));
         let without_query = "http://127.0.0.1:8080/api/hubs/chat/:send";
-        assert_eq!(
-            service.verify_rest_token(Some(&sign(without_query, 60)), url),
-            Ok(())
-        );
+        assert_eq!(service.verify_rest_token(Some(&sign(without_query, 60)), url), Ok(()));
         let encoded = "HTTP://localhost:8080/api/hubs/Chat/%3Asend?api-version=2024-12-01";
+        assert_eq!(service.verify_rest_token(Some(&sign(encoded, 60)), url), Ok(()));
         assert_eq!(
-            service.verify_rest_token(Some(&sign(encoded, 60)), url),
-            Ok(())
-        );
-        assert_eq!(
-            service.verify_rest_token(
-                Some(&sign("http://127.0.0.1:8080/api/hubs/other/:send", 60)),
-                url
-            ),
+            service.verify_rest_token(Some(&sign("http://127.0.0.1:8080/api/hubs/other/:send", 60)), url),
             Err(TokenError::AudienceMismatch)
         );
         assert_eq!(
             service.verify_rest_token(Some(&sign(url, -3600)), url),
             Err(TokenError::Expired)
         );
-        assert_eq!(
-            service.verify_rest_token(None, url),
-            Err(TokenError::Missing)
-        );
+        assert_eq!(service.verify_rest_token(None, url), Err(TokenError::Missing));
         assert_eq!(
             service.verify_rest_token(Some("Basic abc"), url),
             Err(TokenError::Missing)

@@ -107,14 +107,9 @@ pub fn sign(claims: &Map<String, Value>, key: &AccessKey) -> String {
 
 /// Verifies signature (any of `keys`), `exp` (required) and `nbf` (if present) at time
 /// `now`; returns the claims. The audience is left to the caller.
-pub fn verify(
-    token: &str,
-    keys: &[&AccessKey],
-    now: u64,
-) -> Result<Map<String, Value>, TokenError> {
+pub fn verify(token: &str, keys: &[&AccessKey], now: u64) -> Result<Map<String, Value>, TokenError> {
     let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed);
     };
@@ -170,10 +165,7 @@ fn decode_json(part: &str) -> Result<Value, TokenError> {
 pub fn string_values(claims: &Map<String, Value>, name: &str) -> Vec<String> {
     match claims.get(name) {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
         _ => Vec::new(),
     }
 }
@@ -215,10 +207,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let token = sign(
-            &claims(json!({"sub": "alice", "exp": 2_000, "role": ["a"]})),
-            &key(),
-        );
+        let token = sign(&claims(json!({"sub": "alice", "exp": 2_000, "role": ["a"]})), &key());
         assert!(!token.contains("kid"));
         let got = verify(&token, &[&key()], 1_000).unwrap();
         assert_eq!(got["sub"], "alice");
@@ -230,35 +219,23 @@ mod tests {
         let secondary = AccessKey::new("secondary-key-secondary-key-secondary");
         let token = sign(&claims(json!({"exp": 2_000})), &secondary);
         assert!(verify(&token, &[&key(), &secondary], 1_000).is_ok());
-        assert_eq!(
-            verify(&token, &[&key()], 1_000),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(verify(&token, &[&key()], 1_000), Err(TokenError::BadSignature));
     }
 
     #[test]
     fn expiry_with_skew() {
         let token = sign(&claims(json!({"exp": 1_000})), &key());
         assert!(verify(&token, &[&key()], 1_000 + 299).is_ok());
-        assert_eq!(
-            verify(&token, &[&key()], 1_000 + 301),
-            Err(TokenError::Expired)
-        );
+        assert_eq!(verify(&token, &[&key()], 1_000 + 301), Err(TokenError::Expired));
         let no_exp = sign(&claims(json!({"sub": "a"})), &key());
-        assert_eq!(
-            verify(&no_exp, &[&key()], 0),
-            Err(TokenError::MissingExpiry)
-        );
+        assert_eq!(verify(&no_exp, &[&key()], 0), Err(TokenError::MissingExpiry));
     }
 
     #[test]
     fn not_before_with_skew() {
         let token = sign(&claims(json!({"exp": 10_000, "nbf": 5_000})), &key());
         assert!(verify(&token, &[&key()], 4_800).is_ok());
-        assert_eq!(
-            verify(&token, &[&key()], 4_000),
-            Err(TokenError::NotYetValid)
-        );
+        assert_eq!(verify(&token, &[&key()], 4_000), Err(TokenError::NotYetValid));
     }
 
     #[test]

@@ -71,19 +71,13 @@ impl Handler {
     fn new(config: &EventHandlerConfig) -> Handler {
         Handler {
             url_template: config.url_template.clone(),
-            system_events: config
-                .system_events
-                .iter()
-                .map(|e| e.to_ascii_lowercase())
-                .collect(),
+            system_events: config.system_events.iter().map(|e| e.to_ascii_lowercase()).collect(),
             user_events: UserEvents::parse(config.user_event_pattern.as_deref()),
         }
     }
 
     fn url(&self, hub: &str, event: &str) -> String {
-        self.url_template
-            .replace("{hub}", hub)
-            .replace("{event}", event)
+        self.url_template.replace("{hub}", hub).replace("{event}", event)
     }
 
     fn takes(&self, event: &Event<'_>) -> bool {
@@ -198,11 +192,7 @@ struct Reply {
 }
 
 impl Upstream {
-    pub(crate) fn new(
-        config: &EmulatorConfig,
-        primary_key: AccessKey,
-        secondary_key: Option<AccessKey>,
-    ) -> Upstream {
+    pub(crate) fn new(config: &EmulatorConfig, primary_key: AccessKey, secondary_key: Option<AccessKey>) -> Upstream {
         let mut hubs: HashMap<String, Vec<Handler>> = HashMap::new();
         for hub in &config.hubs {
             hubs.entry(names::normalize_hub(&hub.hub))
@@ -230,10 +220,9 @@ impl Upstream {
 
     /// True when some handler of `hub` takes `connect`.
     pub(crate) fn has_connect_handler(&self, hub: &str) -> bool {
-        self.hubs.get(hub).is_some_and(|hs| {
-            hs.iter()
-                .any(|h| h.system_events.iter().any(|e| e == "connect"))
-        })
+        self.hubs
+            .get(hub)
+            .is_some_and(|hs| hs.iter().any(|h| h.system_events.iter().any(|e| e == "connect")))
     }
 
     /// The blocking `connect` event.
@@ -241,10 +230,7 @@ impl Upstream {
         let to_arrays = |pairs: &[(String, String)]| {
             let mut map: Map<String, Value> = Map::new();
             for (k, v) in pairs {
-                if let Value::Array(values) = map
-                    .entry(k.clone())
-                    .or_insert_with(|| Value::Array(Vec::new()))
-                {
+                if let Value::Array(values) = map.entry(k.clone()).or_insert_with(|| Value::Array(Vec::new())) {
                     values.push(Value::String(v.clone()));
                 }
             }
@@ -255,9 +241,7 @@ impl Upstream {
             .iter()
             .map(|(k, v)| {
                 let values: Vec<Value> = match v {
-                    Value::Array(items) => {
-                        items.iter().map(|i| Value::String(claim_text(i))).collect()
-                    }
+                    Value::Array(items) => items.iter().map(|i| Value::String(claim_text(i))).collect(),
                     other => vec![Value::String(claim_text(other))],
                 };
                 (k.clone(), Value::Array(values))
@@ -309,12 +293,8 @@ impl Upstream {
             return ConnectOutcome::Failed;
         };
         let strings = |v: &Value| -> Option<Vec<String>> {
-            v.as_array().map(|items| {
-                items
-                    .iter()
-                    .filter_map(|i| i.as_str().map(str::to_owned))
-                    .collect()
-            })
+            v.as_array()
+                .map(|items| items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
         };
         decision.user_id = answer
             .get("userId")
@@ -360,12 +340,7 @@ impl Upstream {
     }
 
     /// A blocking user event (`event` message, or `message` for raw frames).
-    pub(crate) async fn user_event(
-        &self,
-        connection: &Connection,
-        name: &str,
-        payload: &Payload,
-    ) -> UserEventOutcome {
+    pub(crate) async fn user_event(&self, connection: &Connection, name: &str, payload: &Payload) -> UserEventOutcome {
         let event = Event {
             kind: EventKind::User,
             name,
@@ -387,24 +362,21 @@ impl Upstream {
             return UserEventOutcome::Failed;
         }
         let connection_state = connection_state_of(&reply.headers);
-        let reply_payload = (!reply.body.is_empty() && reply.status != StatusCode::NO_CONTENT)
-            .then(|| {
-                let kind = match reply
-                    .headers
-                    .get(reqwest::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                {
-                    Some(ct) => match ContentKind::from_content_type(ct) {
-                        Some(kind) => kind,
-                        None if ct.trim().to_ascii_lowercase().starts_with("text/") => {
-                            ContentKind::Text
-                        }
-                        None => ContentKind::Binary,
-                    },
+        let reply_payload = (!reply.body.is_empty() && reply.status != StatusCode::NO_CONTENT).then(|| {
+            let kind = match reply
+                .headers
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(ct) => match ContentKind::from_content_type(ct) {
+                    Some(kind) => kind,
+                    None if ct.trim().to_ascii_lowercase().starts_with("text/") => ContentKind::Text,
                     None => ContentKind::Binary,
-                };
-                Payload::new(kind, reply.body.clone())
-            });
+                },
+                None => ContentKind::Binary,
+            };
+            Payload::new(kind, reply.body.clone())
+        });
         UserEventOutcome::Replied {
             reply: reply_payload,
             connection_state,
@@ -444,10 +416,7 @@ impl Upstream {
                 None
             }
             Err(PostError::TooLarge) => {
-                log_event(
-                    event,
-                    "upstream event failed: the handler response exceeds 16 MiB",
-                );
+                log_event(event, "upstream event failed: the handler response exceeds 16 MiB");
                 None
             }
             Err(PostError::Transport(error)) => {
@@ -459,16 +428,15 @@ impl Upstream {
 
     fn event_headers(&self, event: &Event<'_>) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        let mut put =
-            |name: &'static str, value: &str| match HeaderValue::from_bytes(value.as_bytes()) {
-                Ok(value) => {
-                    headers.insert(HeaderName::from_static(name), value);
-                }
-                Err(_) => tracing::warn!(
-                    header = name,
-                    "value not representable as an HTTP header; header omitted"
-                ),
-            };
+        let mut put = |name: &'static str, value: &str| match HeaderValue::from_bytes(value.as_bytes()) {
+            Ok(value) => {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+            Err(_) => tracing::warn!(
+                header = name,
+                "value not representable as an HTTP header; header omitted"
+            ),
+        };
         put("content-type", event.content_type);
         put("webhook-request-origin", &self.origin);
         put("ce-specversion", "1.0");
@@ -478,13 +446,7 @@ impl Upstream {
             "ce-source",
             &format!("/hubs/{}/client/{}", event.hub, event.connection_id),
         );
-        put(
-            "ce-id",
-            &self
-                .next_event_id
-                .fetch_add(1, Ordering::Relaxed)
-                .to_string(),
-        );
+        put("ce-id", &self.next_event_id.fetch_add(1, Ordering::Relaxed).to_string());
         put("ce-time", &rfc3339_utc(SystemTime::now()));
         put("ce-signature", &self.signature(event.connection_id));
         if let Some(user) = event.user_id {
@@ -528,8 +490,7 @@ impl Upstream {
             match result {
                 Ok(response) => {
                     let status = response.status();
-                    let retryable =
-                        status == StatusCode::REQUEST_TIMEOUT || status.is_server_error();
+                    let retryable = status == StatusCode::REQUEST_TIMEOUT || status.is_server_error();
                     if let (true, Some(delay)) = (retryable, delay) {
                         tracing::debug!(
                             url = %without_query(url),
@@ -558,10 +519,7 @@ impl Upstream {
     /// True when the handler's validation for `hub` is fresh or succeeds now.
     async fn ensure_validated(&self, handler: &Handler, hub: &str) -> bool {
         let url = handler.url(hub, "validate");
-        let slot = lock(&self.validations)
-            .entry(url.clone())
-            .or_default()
-            .clone();
+        let slot = lock(&self.validations).entry(url.clone()).or_default().clone();
         let mut state = slot.lock().await;
         match *state {
             Some(Validation::Valid(at)) if at.elapsed() < self.validation_refresh_interval => {
@@ -617,10 +575,7 @@ impl Upstream {
             .flat_map(|v| v.split(','))
             .map(|v| v.trim().to_owned())
             .collect();
-        if allowed
-            .iter()
-            .any(|o| o == "*" || o.eq_ignore_ascii_case(&self.origin))
-        {
+        if allowed.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(&self.origin)) {
             Ok(())
         } else if allowed.is_empty() {
             Err("the response has no WebHook-Allowed-Origin header".to_owned())
@@ -727,10 +682,7 @@ async fn read_reply(mut response: reqwest::Response) -> Result<Reply, PostError>
 
 /// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC).
 pub(crate) fn rfc3339_utc(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
     format!(
@@ -811,10 +763,7 @@ mod tests {
             system_events: vec!["Connect".into()],
             user_event_pattern: Some("*".into()),
         });
-        assert_eq!(
-            handler.url("chat", "validate"),
-            "http://h/api/chat/validate"
-        );
+        assert_eq!(handler.url("chat", "validate"), "http://h/api/chat/validate");
         assert!(handler.system_events.contains(&"connect".to_owned()));
     }
 }

@@ -59,8 +59,9 @@ impl AppServicePrincipal {
     /// Reads the principal from request headers. No `X-MS-CLIENT-PRINCIPAL-ID` → `MissingCredentials`; a
     /// malformed principal or an invalid id → `InvalidCredentials`.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, AuthError> {
-        let user_id = header_text(headers, PRINCIPAL_ID_HEADER)?
-            .ok_or(AuthError::MissingCredentials("App Service Authentication headers (X-MS-CLIENT-PRINCIPAL-ID)"))?;
+        let user_id = header_text(headers, PRINCIPAL_ID_HEADER)?.ok_or(AuthError::MissingCredentials(
+            "App Service Authentication headers (X-MS-CLIENT-PRINCIPAL-ID)",
+        ))?;
         validate_user_id(user_id).map_err(|e| {
             AuthError::InvalidCredentials(format!("X-MS-CLIENT-PRINCIPAL-ID is not a usable user id: {e}"))
         })?;
@@ -106,12 +107,19 @@ fn header_text<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<Option<
 fn decode_principal(encoded: &str) -> Result<PrincipalJson, AuthError> {
     let invalid =
         || AuthError::InvalidCredentials("header X-MS-CLIENT-PRINCIPAL is not base64-encoded principal JSON".into());
-    let bytes = STANDARD.decode(encoded).or_else(|_| STANDARD_NO_PAD.decode(encoded)).map_err(|_| invalid())?;
+    let bytes = STANDARD
+        .decode(encoded)
+        .or_else(|_| STANDARD_NO_PAD.decode(encoded))
+        .map_err(|_| invalid())?;
     serde_json::from_slice(&bytes).map_err(|_| invalid())
 }
 
 fn claim_values(claims: &[ClaimJson], wanted: impl Fn(&str) -> bool) -> Vec<String> {
-    claims.iter().filter(|c| wanted(&c.typ)).map(|c| c.val.clone()).collect()
+    claims
+        .iter()
+        .filter(|c| wanted(&c.typ))
+        .map(|c| c.val.clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -206,8 +214,14 @@ mod tests {
     #[test]
     fn non_ascii_header_is_invalid_credentials() {
         let mut map = HeaderMap::new();
-        map.insert(PRINCIPAL_ID_HEADER, warp::http::HeaderValue::from_bytes(b"\xffbad").unwrap());
-        assert!(matches!(AppServicePrincipal::from_headers(&map), Err(AuthError::InvalidCredentials(_))));
+        map.insert(
+            PRINCIPAL_ID_HEADER,
+            warp::http::HeaderValue::from_bytes(b"\xffbad").unwrap(),
+        );
+        assert!(matches!(
+            AppServicePrincipal::from_headers(&map),
+            Err(AuthError::InvalidCredentials(_))
+        ));
     }
 
     proptest! {

@@ -136,7 +136,9 @@ impl JwksCache {
         {
             return Ok(key.clone());
         }
-        let recently_tried = refresh.last_attempt.is_some_and(|at| at.elapsed() < self.options.min_refresh_interval);
+        let recently_tried = refresh
+            .last_attempt
+            .is_some_and(|at| at.elapsed() < self.options.min_refresh_interval);
         if recently_tried {
             return match found {
                 Some(key) => Ok(key),
@@ -163,7 +165,10 @@ impl JwksCache {
     }
 
     fn snapshot(&self) -> Arc<KeySet> {
-        self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     fn is_stale(&self, keys: &KeySet) -> bool {
@@ -171,7 +176,12 @@ impl JwksCache {
     }
 
     async fn fetch(&self) -> Result<KeySet, FetchError> {
-        let mut response = self.client.get(self.url.clone()).header("accept", "application/json").send().await?;
+        let mut response = self
+            .client
+            .get(self.url.clone())
+            .header("accept", "application/json")
+            .send()
+            .await?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
         }
@@ -197,7 +207,9 @@ impl JwksCache {
 
 impl std::fmt::Debug for JwksCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwksCache").field("url", &self.url.as_str()).finish_non_exhaustive()
+        f.debug_struct("JwksCache")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -217,7 +229,10 @@ impl KeySet {
 
 /// Keeps RSA signature keys usable with RS256, up to `max_keys`; skips (and logs) the rest.
 fn parse_keys(raw: Vec<serde_json::Value>, max_keys: usize, url: &Url) -> KeySet {
-    let mut keys = KeySet { fetched_at: Some(Instant::now()), ..KeySet::default() };
+    let mut keys = KeySet {
+        fetched_at: Some(Instant::now()),
+        ..KeySet::default()
+    };
     let mut skipped = 0usize;
     for value in raw {
         if keys.by_id.len() + keys.without_id.len() >= max_keys {
@@ -263,5 +278,7 @@ fn unknown_key(kid: Option<&str>) -> AuthError {
 }
 
 fn unavailable() -> AuthError {
-    AuthError::IdentityProviderUnavailable { retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS }
+    AuthError::IdentityProviderUnavailable {
+        retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS,
+    }
 }

@@ -36,8 +36,14 @@ pub const USER_ID_CLAIM_SETTING: &str = "AuthUserIdClaim";
 pub const LEEWAY_SETTING: &str = "AuthJwtLeewaySeconds";
 
 /// Every `Auth*` setting name, to tell whether bearer-token auth is configured at all.
-pub const SETTINGS: [&str; 6] =
-    [ISSUER_SETTING, AUDIENCE_SETTING, SECRET_SETTING, JWKS_URL_SETTING, USER_ID_CLAIM_SETTING, LEEWAY_SETTING];
+pub const SETTINGS: [&str; 6] = [
+    ISSUER_SETTING,
+    AUDIENCE_SETTING,
+    SECRET_SETTING,
+    JWKS_URL_SETTING,
+    USER_ID_CLAIM_SETTING,
+    LEEWAY_SETTING,
+];
 
 /// Shortest HS256 secret accepted: the hash size, as RFC 7518 §3.2 requires.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -124,9 +130,18 @@ impl JwtSettings {
         let user_id_claim = env.get(USER_ID_CLAIM_SETTING).unwrap_or("sub").to_owned();
         let leeway_secs = env.parse_or(LEEWAY_SETTING, DEFAULT_LEEWAY_SECS)?;
         if leeway_secs > MAX_LEEWAY_SECS {
-            return Err(ConfigError::new(LEEWAY_SETTING, format!("must be at most {MAX_LEEWAY_SECS} seconds")));
+            return Err(ConfigError::new(
+                LEEWAY_SETTING,
+                format!("must be at most {MAX_LEEWAY_SECS} seconds"),
+            ));
         }
-        Ok(Self { issuers, audiences, key, user_id_claim, leeway_secs })
+        Ok(Self {
+            issuers,
+            audiences,
+            key,
+            user_id_claim,
+            leeway_secs,
+        })
     }
 
     /// Whether any `Auth*` setting is present (a function where bearer auth is optional checks this first).
@@ -146,7 +161,10 @@ fn parse_jwks_url(raw: &str) -> Result<Url, ConfigError> {
     match url.scheme() {
         "https" => Ok(url),
         "http" if loopback => Ok(url),
-        _ => Err(ConfigError::new(JWKS_URL_SETTING, "must be an https URL (http is allowed only for localhost)")),
+        _ => Err(ConfigError::new(
+            JWKS_URL_SETTING,
+            "must be an https URL (http is allowed only for localhost)",
+        )),
     }
 }
 
@@ -163,8 +181,15 @@ impl VerifiedToken {
     /// App roles and scopes the token grants: the `roles` and `role` claims (string or array of strings)
     /// and the space-separated `scp` claim.
     pub fn roles(&self) -> impl Iterator<Item = &str> {
-        let listed = ["roles", "role"].into_iter().flat_map(|name| string_values(self.claims.get(name)));
-        let scopes = self.claims.get("scp").and_then(Value::as_str).into_iter().flat_map(str::split_whitespace);
+        let listed = ["roles", "role"]
+            .into_iter()
+            .flat_map(|name| string_values(self.claims.get(name)));
+        let scopes = self
+            .claims
+            .get("scp")
+            .and_then(Value::as_str)
+            .into_iter()
+            .flat_map(str::split_whitespace);
         listed.chain(scopes)
     }
 
@@ -214,10 +239,14 @@ impl JwtValidator {
     /// A validator with explicit JWKS cache tuning (tests shorten the refresh interval).
     pub fn with_jwks_options(settings: &JwtSettings, options: JwksOptions) -> anyhow::Result<Self> {
         let (algorithm, keys) = match &settings.key {
-            JwtKeySource::Secret(secret) => {
-                (Algorithm::HS256, Keys::Secret(DecodingKey::from_secret(secret.expose_secret().as_bytes())))
-            }
-            JwtKeySource::Jwks(url) => (Algorithm::RS256, Keys::Jwks(Box::new(JwksCache::new(url.clone(), options)?))),
+            JwtKeySource::Secret(secret) => (
+                Algorithm::HS256,
+                Keys::Secret(DecodingKey::from_secret(secret.expose_secret().as_bytes())),
+            ),
+            JwtKeySource::Jwks(url) => (
+                Algorithm::RS256,
+                Keys::Jwks(Box::new(JwksCache::new(url.clone(), options)?)),
+            ),
         };
         let mut validation = Validation::new(algorithm);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
@@ -225,7 +254,11 @@ impl JwtValidator {
         validation.set_audience(&settings.audiences);
         validation.validate_nbf = true;
         validation.leeway = settings.leeway_secs;
-        Ok(Self { validation, keys, user_id_claim: settings.user_id_claim.clone() })
+        Ok(Self {
+            validation,
+            keys,
+            user_id_claim: settings.user_id_claim.clone(),
+        })
     }
 
     /// Validates the `Authorization: Bearer` token of a request.
@@ -269,20 +302,27 @@ impl JwtValidator {
                 self.user_id_claim
             ))
         })?;
-        Ok(VerifiedToken { user_id: user_id.clone(), claims })
+        Ok(VerifiedToken {
+            user_id: user_id.clone(),
+            claims,
+        })
     }
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
-    let value = headers.get(AUTHORIZATION).ok_or(AuthError::MissingCredentials("an Authorization: Bearer token"))?;
+    let value = headers
+        .get(AUTHORIZATION)
+        .ok_or(AuthError::MissingCredentials("an Authorization: Bearer token"))?;
     let value = value
         .to_str()
         .map_err(|_| AuthError::InvalidCredentials("the Authorization header is not visible ASCII".into()))?;
     let value = value.trim();
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthError::InvalidCredentials("the Authorization header must use the Bearer scheme".into()));
+        return Err(AuthError::InvalidCredentials(
+            "the Authorization header must use the Bearer scheme".into(),
+        ));
     }
     let token = token.trim();
     if token.is_empty() {
@@ -337,8 +377,12 @@ mod tests {
     }
 
     fn hs_token(claims: Value) -> String {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes()))
-            .unwrap()
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
     }
 
     fn good_claims() -> Value {
@@ -372,13 +416,21 @@ mod tests {
         assert_eq!(settings.user_id_claim, "sub");
         assert_eq!(settings.leeway_secs, 60);
         assert!(matches!(settings.key, JwtKeySource::Secret(_)));
-        assert!(!format!("{settings:?}").contains(SECRET), "Debug must redact the secret");
+        assert!(
+            !format!("{settings:?}").contains(SECRET),
+            "Debug must redact the secret"
+        );
     }
 
     #[test]
     fn missing_issuer_or_audience_names_the_setting() {
         let env = hs_env().with(ISSUER_SETTING, "");
-        assert_eq!(JwtSettings::from_env(&env, "NegotiateIdentity=jwt").unwrap_err().setting, ISSUER_SETTING);
+        assert_eq!(
+            JwtSettings::from_env(&env, "NegotiateIdentity=jwt")
+                .unwrap_err()
+                .setting,
+            ISSUER_SETTING
+        );
         let env = hs_env().with(AUDIENCE_SETTING, " , ");
         let error = JwtSettings::from_env(&env, "NegotiateIdentity=jwt").unwrap_err();
         assert_eq!(error.setting, AUDIENCE_SETTING);
@@ -407,13 +459,23 @@ mod tests {
     fn jwks_url_must_be_https_except_on_loopback() {
         let jwks = |url: &str| hs_env().with(SECRET_SETTING, "").with(JWKS_URL_SETTING, url);
         assert!(matches!(
-            JwtSettings::from_env(&jwks("https://idp.example/keys"), "t").unwrap().key,
+            JwtSettings::from_env(&jwks("https://idp.example/keys"), "t")
+                .unwrap()
+                .key,
             JwtKeySource::Jwks(_)
         ));
         assert!(JwtSettings::from_env(&jwks("http://127.0.0.1:8080/keys"), "t").is_ok());
         assert!(JwtSettings::from_env(&jwks("http://localhost/keys"), "t").is_ok());
-        assert_eq!(JwtSettings::from_env(&jwks("http://idp.example/keys"), "t").unwrap_err().setting, JWKS_URL_SETTING);
-        assert_eq!(JwtSettings::from_env(&jwks("not a url"), "t").unwrap_err().setting, JWKS_URL_SETTING);
+        assert_eq!(
+            JwtSettings::from_env(&jwks("http://idp.example/keys"), "t")
+                .unwrap_err()
+                .setting,
+            JWKS_URL_SETTING
+        );
+        assert_eq!(
+            JwtSettings::from_env(&jwks("not a url"), "t").unwrap_err().setting,
+            JWKS_URL_SETTING
+        );
     }
 
     #[test]
@@ -428,7 +490,9 @@ mod tests {
     #[test]
     fn is_configured_sees_any_auth_setting() {
         assert!(!JwtSettings::is_configured(&Env::default()));
-        assert!(JwtSettings::is_configured(&Env::default().with(USER_ID_CLAIM_SETTING, "oid")));
+        assert!(JwtSettings::is_configured(
+            &Env::default().with(USER_ID_CLAIM_SETTING, "oid")
+        ));
     }
 
     // ----- bearer header -----
@@ -442,9 +506,18 @@ mod tests {
         };
         assert_eq!(bearer_token(&headers("Bearer abc")).unwrap(), "abc");
         assert_eq!(bearer_token(&headers("bearer  abc ")).unwrap(), "abc");
-        assert!(matches!(bearer_token(&HeaderMap::new()), Err(AuthError::MissingCredentials(_))));
-        assert!(matches!(bearer_token(&headers("Bearer ")), Err(AuthError::MissingCredentials(_))));
-        assert!(matches!(bearer_token(&headers("Basic YTpi")), Err(AuthError::InvalidCredentials(_))));
+        assert!(matches!(
+            bearer_token(&HeaderMap::new()),
+            Err(AuthError::MissingCredentials(_))
+        ));
+        assert!(matches!(
+            bearer_token(&headers("Bearer ")),
+            Err(AuthError::MissingCredentials(_))
+        ));
+        assert!(matches!(
+            bearer_token(&headers("Basic YTpi")),
+            Err(AuthError::InvalidCredentials(_))
+        ));
     }
 
     // ----- HS256 validation -----
@@ -499,9 +572,15 @@ mod tests {
         let validator = hs_validator();
         assert!(reason(&validator, "not-a-jwt").await.contains("well-formed"));
         // alg "none": header {"alg":"none","typ":"JWT"}.
-        let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", b64url(&good_claims().to_string()));
+        let unsigned = format!(
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
+            b64url(&good_claims().to_string())
+        );
         let reason = reason(&validator, &unsigned).await;
-        assert!(reason.contains("algorithm") || reason.contains("well-formed"), "{reason}");
+        assert!(
+            reason.contains("algorithm") || reason.contains("well-formed"),
+            "{reason}"
+        );
     }
 
     #[tokio::test]
@@ -514,15 +593,25 @@ mod tests {
     async fn the_user_id_comes_from_the_configured_claim() {
         let settings = JwtSettings::from_env(&hs_env().with(USER_ID_CLAIM_SETTING, "oid"), "t").unwrap();
         let validator = JwtValidator::new(&settings).unwrap();
-        let verified = validator.validate(&hs_token(with(good_claims(), "oid", json!("object-1")))).await.unwrap();
+        let verified = validator
+            .validate(&hs_token(with(good_claims(), "oid", json!("object-1"))))
+            .await
+            .unwrap();
         assert_eq!(verified.user_id, "object-1");
         assert!(reason(&validator, &hs_token(good_claims())).await.contains("oid"));
     }
 
     #[tokio::test]
     async fn roles_come_from_roles_role_and_scp() {
-        let claims = with(with(good_claims(), "roles", json!(["Publisher", 7])), "scp", json!("publish read"));
-        let verified = hs_validator().validate(&hs_token(with(claims, "role", json!("Solo")))).await.unwrap();
+        let claims = with(
+            with(good_claims(), "roles", json!(["Publisher", 7])),
+            "scp",
+            json!("publish read"),
+        );
+        let verified = hs_validator()
+            .validate(&hs_token(with(claims, "role", json!("Solo"))))
+            .await
+            .unwrap();
         let roles: Vec<_> = verified.roles().collect();
         assert_eq!(roles, ["Publisher", "Solo", "publish", "read"]);
         assert!(verified.has_role("publish"));
@@ -537,7 +626,10 @@ mod tests {
     }
 
     fn eager_refresh() -> JwksOptions {
-        JwksOptions { min_refresh_interval: Duration::ZERO, ..JwksOptions::default() }
+        JwksOptions {
+            min_refresh_interval: Duration::ZERO,
+            ..JwksOptions::default()
+        }
     }
 
     #[tokio::test]
@@ -545,7 +637,10 @@ mod tests {
         let server = JwksServer::start(jwks(&[TEST_KEY_1_JWK])).await;
         let validator = rs_validator(&server.url(), JwksOptions::default());
         for _ in 0..3 {
-            let verified = validator.validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims())).await.unwrap();
+            let verified = validator
+                .validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims()))
+                .await
+                .unwrap();
             assert_eq!(verified.user_id, "ada");
         }
         assert_eq!(server.fetches(), 1, "keys are fetched once and cached");
@@ -555,10 +650,16 @@ mod tests {
     async fn an_unknown_kid_refreshes_the_keys_once() {
         let server = JwksServer::start(jwks(&[TEST_KEY_1_JWK])).await;
         let validator = rs_validator(&server.url(), eager_refresh());
-        validator.validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims())).await.unwrap();
+        validator
+            .validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims()))
+            .await
+            .unwrap();
         // The provider rotates in key 2.
         server.set_document(jwks(&[TEST_KEY_1_JWK, TEST_KEY_2_JWK]));
-        let verified = validator.validate(&rs_token("test-key-2", TEST_KEY_2_PEM, good_claims())).await.unwrap();
+        let verified = validator
+            .validate(&rs_token("test-key-2", TEST_KEY_2_PEM, good_claims()))
+            .await
+            .unwrap();
         assert_eq!(verified.user_id, "ada");
         assert_eq!(server.fetches(), 2);
     }
@@ -567,12 +668,19 @@ mod tests {
     async fn refreshes_for_unknown_kids_are_rate_limited() {
         let server = JwksServer::start(jwks(&[TEST_KEY_1_JWK])).await;
         let validator = rs_validator(&server.url(), JwksOptions::default());
-        validator.validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims())).await.unwrap();
+        validator
+            .validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims()))
+            .await
+            .unwrap();
         for _ in 0..5 {
             let reason = reason(&validator, &rs_token("made-up-kid", TEST_KEY_2_PEM, good_claims())).await;
             assert!(reason.contains("does not publish"), "{reason}");
         }
-        assert_eq!(server.fetches(), 1, "unknown kids within the refresh interval cause no fetch");
+        assert_eq!(
+            server.fetches(),
+            1,
+            "unknown kids within the refresh interval cause no fetch"
+        );
     }
 
     #[tokio::test]
@@ -597,9 +705,12 @@ mod tests {
     async fn a_token_without_kid_is_refused_when_several_keys_exist() {
         let server = JwksServer::start(jwks(&[TEST_KEY_1_JWK, TEST_KEY_2_JWK])).await;
         let validator = rs_validator(&server.url(), JwksOptions::default());
-        let token =
-            jsonwebtoken::encode(&Header::new(Algorithm::RS256), &good_claims(), &rsa_encoding_key(TEST_KEY_1_PEM))
-                .unwrap();
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::RS256),
+            &good_claims(),
+            &rsa_encoding_key(TEST_KEY_1_PEM),
+        )
+        .unwrap();
         assert!(reason(&validator, &token).await.contains("kid"));
     }
 
@@ -627,21 +738,35 @@ mod tests {
         let validator = rs_validator(&url, JwksOptions::default());
         let token = rs_token("test-key-1", TEST_KEY_1_PEM, good_claims());
         let error = validator.validate(&token).await.unwrap_err();
-        assert!(matches!(error, AuthError::IdentityProviderUnavailable { .. }), "{error:?}");
+        assert!(
+            matches!(error, AuthError::IdentityProviderUnavailable { .. }),
+            "{error:?}"
+        );
         // Within the refresh interval the answer stays 503 without another attempt.
         let again = validator.validate(&token).await.unwrap_err();
-        assert!(matches!(again, AuthError::IdentityProviderUnavailable { .. }), "{again:?}");
+        assert!(
+            matches!(again, AuthError::IdentityProviderUnavailable { .. }),
+            "{again:?}"
+        );
     }
 
     #[tokio::test]
     async fn provider_errors_and_garbage_are_unavailable() {
-        for (status, body) in
-            [(500, jwks(&[TEST_KEY_1_JWK])), (200, "not json".to_owned()), (200, r#"{"keys":[]}"#.to_owned())]
-        {
+        for (status, body) in [
+            (500, jwks(&[TEST_KEY_1_JWK])),
+            (200, "not json".to_owned()),
+            (200, r#"{"keys":[]}"#.to_owned()),
+        ] {
             let server = JwksServer::start_with_status(status, body).await;
             let validator = rs_validator(&server.url(), JwksOptions::default());
-            let error = validator.validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims())).await.unwrap_err();
-            assert!(matches!(error, AuthError::IdentityProviderUnavailable { .. }), "{status}: {error:?}");
+            let error = validator
+                .validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims()))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, AuthError::IdentityProviderUnavailable { .. }),
+                "{status}: {error:?}"
+            );
         }
     }
 
@@ -649,31 +774,54 @@ mod tests {
     async fn an_oversized_jwks_is_refused() {
         let big = format!(r#"{{"keys":[],"padding":"{}"}}"#, "x".repeat(4096));
         let server = JwksServer::start(big).await;
-        let options = JwksOptions { max_document_bytes: 1024, ..JwksOptions::default() };
+        let options = JwksOptions {
+            max_document_bytes: 1024,
+            ..JwksOptions::default()
+        };
         let validator = rs_validator(&server.url(), options);
-        let error = validator.validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims())).await.unwrap_err();
-        assert!(matches!(error, AuthError::IdentityProviderUnavailable { .. }), "{error:?}");
+        let error = validator
+            .validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, AuthError::IdentityProviderUnavailable { .. }),
+            "{error:?}"
+        );
     }
 
     #[tokio::test]
     async fn stale_keys_are_used_while_the_provider_is_down() {
         let server = JwksServer::start(jwks(&[TEST_KEY_1_JWK])).await;
-        let options =
-            JwksOptions { max_age: Duration::ZERO, min_refresh_interval: Duration::ZERO, ..JwksOptions::default() };
+        let options = JwksOptions {
+            max_age: Duration::ZERO,
+            min_refresh_interval: Duration::ZERO,
+            ..JwksOptions::default()
+        };
         let validator = rs_validator(&server.url(), options);
         let token = rs_token("test-key-1", TEST_KEY_1_PEM, good_claims());
         validator.validate(&token).await.unwrap();
         server.set_status(503);
-        assert!(validator.validate(&token).await.is_ok(), "the cached key still verifies");
+        assert!(
+            validator.validate(&token).await.is_ok(),
+            "the cached key still verifies"
+        );
         assert_eq!(server.fetches(), 2, "the stale set was re-fetched");
     }
 
     #[tokio::test]
     async fn at_most_max_keys_are_kept() {
         let server = JwksServer::start(jwks(&[TEST_KEY_1_JWK, TEST_KEY_2_JWK])).await;
-        let options = JwksOptions { max_keys: 1, ..JwksOptions::default() };
+        let options = JwksOptions {
+            max_keys: 1,
+            ..JwksOptions::default()
+        };
         let validator = rs_validator(&server.url(), options);
-        assert!(validator.validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims())).await.is_ok());
+        assert!(
+            validator
+                .validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims()))
+                .await
+                .is_ok()
+        );
         assert!(
             reason(&validator, &rs_token("test-key-2", TEST_KEY_2_PEM, good_claims()))
                 .await

@@ -82,9 +82,16 @@ impl IdentityConfig {
     /// Reads the mode from `setting` (`appservice` | `jwt` | `anonymous`, any case), which must be set; `jwt`
     /// also reads the `Auth*` settings. `allow_anonymous` is false for functions that must never be anonymous.
     pub fn from_env(env: &Env, setting: &str, allow_anonymous: bool) -> Result<Self, ConfigError> {
-        let choices = if allow_anonymous { "appservice, jwt or anonymous" } else { "appservice or jwt" };
+        let choices = if allow_anonymous {
+            "appservice, jwt or anonymous"
+        } else {
+            "appservice or jwt"
+        };
         let raw = env.get(setting).ok_or_else(|| {
-            ConfigError::new(setting, format!("is required: set it to {choices} to choose how callers are identified"))
+            ConfigError::new(
+                setting,
+                format!("is required: set it to {choices} to choose how callers are identified"),
+            )
         })?;
         match raw.to_ascii_lowercase().as_str() {
             "appservice" => Ok(Self::AppService),
@@ -166,17 +173,26 @@ impl Authenticator {
         let caller = match self {
             Self::AppService => {
                 let principal = AppServicePrincipal::from_headers(headers)?;
-                Caller { user_id: principal.user_id.clone(), source: CallerSource::AppService(principal) }
+                Caller {
+                    user_id: principal.user_id.clone(),
+                    source: CallerSource::AppService(principal),
+                }
             }
             Self::Jwt(validator) => {
                 let token = validator.validate_request(headers).await?;
-                Caller { user_id: token.user_id.clone(), source: CallerSource::Jwt(token) }
+                Caller {
+                    user_id: token.user_id.clone(),
+                    source: CallerSource::Jwt(token),
+                }
             }
             Self::Anonymous => {
                 return match requested_user_id {
                     Some(id) => {
                         validate_user_id(id).map_err(AuthError::InvalidUserId)?;
-                        Ok(Caller { user_id: id.to_owned(), source: CallerSource::Anonymous { generated: false } })
+                        Ok(Caller {
+                            user_id: id.to_owned(),
+                            source: CallerSource::Anonymous { generated: false },
+                        })
                     }
                     None => Ok(Caller {
                         user_id: format!("{GENERATED_USER_ID_PREFIX}{:032x}", rand::random::<u128>()),
@@ -240,18 +256,35 @@ mod tests {
     #[test]
     fn modes_parse_case_insensitively() {
         let env = Env::from_pairs([("Mode", "AppService")]);
-        assert!(matches!(IdentityConfig::from_env(&env, "Mode", false).unwrap(), IdentityConfig::AppService));
-        assert!(matches!(IdentityConfig::from_env(&jwt_env(), "Mode", false).unwrap(), IdentityConfig::Jwt(_)));
+        assert!(matches!(
+            IdentityConfig::from_env(&env, "Mode", false).unwrap(),
+            IdentityConfig::AppService
+        ));
+        assert!(matches!(
+            IdentityConfig::from_env(&jwt_env(), "Mode", false).unwrap(),
+            IdentityConfig::Jwt(_)
+        ));
         let env = Env::from_pairs([("Mode", "anonymous")]);
-        assert_eq!(IdentityConfig::from_env(&env, "Mode", true).unwrap().mode_name(), "anonymous");
+        assert_eq!(
+            IdentityConfig::from_env(&env, "Mode", true).unwrap().mode_name(),
+            "anonymous"
+        );
     }
 
     #[test]
     fn anonymous_is_refused_where_not_allowed_and_unknown_modes_are_refused() {
         let env = Env::from_pairs([("Mode", "anonymous")]);
-        assert!(IdentityConfig::from_env(&env, "Mode", false).unwrap_err().problem.contains("appservice or jwt"));
+        assert!(
+            IdentityConfig::from_env(&env, "Mode", false)
+                .unwrap_err()
+                .problem
+                .contains("appservice or jwt")
+        );
         let env = Env::from_pairs([("Mode", "basic")]);
-        assert_eq!(IdentityConfig::from_env(&env, "Mode", true).unwrap_err().setting, "Mode");
+        assert_eq!(
+            IdentityConfig::from_env(&env, "Mode", true).unwrap_err().setting,
+            "Mode"
+        );
     }
 
     #[test]
@@ -269,7 +302,10 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(r#"{"claims":[{"typ":"roles","val":"Publisher"}]}"#);
         let caller = auth
             .authenticate(
-                &headers(&[("x-ms-client-principal-id", "ada".into()), ("x-ms-client-principal", principal)]),
+                &headers(&[
+                    ("x-ms-client-principal-id", "ada".into()),
+                    ("x-ms-client-principal", principal),
+                ]),
                 None,
             )
             .await
@@ -293,19 +329,26 @@ mod tests {
             panic!("jwt expected")
         };
         let auth = Authenticator::new(&IdentityConfig::Jwt(settings)).unwrap();
-        let caller = auth.authenticate(&headers(&[bearer("ada")]), Some("ada")).await.unwrap();
+        let caller = auth
+            .authenticate(&headers(&[bearer("ada")]), Some("ada"))
+            .await
+            .unwrap();
         assert_eq!(caller.user_id, "ada");
         assert!(caller.has_role("Publisher"));
-        let spoofed =
-            auth.authenticate(&headers(&[("x-ms-client-principal-id", "ada".into())]), None).await.unwrap_err();
+        let spoofed = auth
+            .authenticate(&headers(&[("x-ms-client-principal-id", "ada".into())]), None)
+            .await
+            .unwrap_err();
         assert!(matches!(spoofed, AuthError::MissingCredentials(_)));
     }
 
     #[tokio::test]
     async fn an_authenticated_caller_cannot_choose_another_user_id() {
         let auth = Authenticator::new(&IdentityConfig::AppService).unwrap();
-        let error =
-            auth.authenticate(&headers(&[("x-ms-client-principal-id", "ada".into())]), Some("bob")).await.unwrap_err();
+        let error = auth
+            .authenticate(&headers(&[("x-ms-client-principal-id", "ada".into())]), Some("bob"))
+            .await
+            .unwrap_err();
         assert_eq!(error, AuthError::UserIdMismatch);
         assert_eq!(ApiError::from(error).status(), StatusCode::FORBIDDEN);
     }
@@ -329,14 +372,25 @@ mod tests {
         let error = auth.authenticate(&HeaderMap::new(), Some("bad\nid")).await.unwrap_err();
         assert_eq!(error, AuthError::InvalidUserId(UserIdError::ControlCharacter));
         let reply = ApiError::from(error);
-        assert_eq!((reply.status(), reply.code()), (StatusCode::BAD_REQUEST, "InvalidUserId"));
+        assert_eq!(
+            (reply.status(), reply.code()),
+            (StatusCode::BAD_REQUEST, "InvalidUserId")
+        );
     }
 
     #[test]
     fn errors_map_to_statuses_and_stable_codes() {
         let cases = [
-            (AuthError::MissingCredentials("x"), StatusCode::UNAUTHORIZED, "MissingCredentials"),
-            (AuthError::InvalidCredentials("x".into()), StatusCode::UNAUTHORIZED, "InvalidCredentials"),
+            (
+                AuthError::MissingCredentials("x"),
+                StatusCode::UNAUTHORIZED,
+                "MissingCredentials",
+            ),
+            (
+                AuthError::InvalidCredentials("x".into()),
+                StatusCode::UNAUTHORIZED,
+                "InvalidCredentials",
+            ),
             (
                 AuthError::IdentityProviderUnavailable { retry_after_secs: 30 },
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -81,7 +81,10 @@ impl RateLimiter {
         if buckets.len() >= self.max_keys_per_shard {
             self.evict(&mut buckets, now);
         }
-        let mut bucket = Bucket { tokens: self.capacity, updated: now };
+        let mut bucket = Bucket {
+            tokens: self.capacity,
+            updated: now,
+        };
         let decision = self.take(&mut bucket, now);
         buckets.insert(key.into(), bucket);
         decision
@@ -89,7 +92,10 @@ impl RateLimiter {
 
     /// Number of keys currently tracked (all shards).
     pub fn tracked_keys(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
     }
 
     fn refill(&self, bucket: &Bucket, now: Instant) -> f64 {
@@ -107,14 +113,19 @@ impl RateLimiter {
             bucket.tokens = tokens;
             // Same as (1 - tokens) / tokens_per_sec, but exact for whole-second answers.
             let wait_secs = (1.0 - tokens) * 60.0 / self.capacity;
-            RateDecision::Limited { retry_after_secs: wait_secs.ceil().max(1.0) as u64 }
+            RateDecision::Limited {
+                retry_after_secs: wait_secs.ceil().max(1.0) as u64,
+            }
         }
     }
 
     fn evict(&self, buckets: &mut HashMap<Box<str>, Bucket>, now: Instant) {
         buckets.retain(|_, bucket| self.refill(bucket, now) < self.capacity);
         if buckets.len() >= self.max_keys_per_shard {
-            tracing::warn!(keys = buckets.len(), "rate limiter shard full of active identities; resetting it");
+            tracing::warn!(
+                keys = buckets.len(),
+                "rate limiter shard full of active identities; resetting it"
+            );
             buckets.clear();
         }
     }
@@ -134,7 +145,10 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(limiter.check_at("ada", now), RateDecision::Allowed);
         }
-        assert_eq!(limiter.check_at("ada", now), RateDecision::Limited { retry_after_secs: 20 });
+        assert_eq!(
+            limiter.check_at("ada", now),
+            RateDecision::Limited { retry_after_secs: 20 }
+        );
     }
 
     #[test]
@@ -153,9 +167,18 @@ mod tests {
         for _ in 0..60 {
             assert_eq!(limiter.check_at("ada", start), RateDecision::Allowed);
         }
-        assert_eq!(limiter.check_at("ada", start), RateDecision::Limited { retry_after_secs: 1 });
-        assert_eq!(limiter.check_at("ada", start + Duration::from_millis(1500)), RateDecision::Allowed);
-        assert!(matches!(limiter.check_at("ada", start + Duration::from_millis(1500)), RateDecision::Limited { .. }));
+        assert_eq!(
+            limiter.check_at("ada", start),
+            RateDecision::Limited { retry_after_secs: 1 }
+        );
+        assert_eq!(
+            limiter.check_at("ada", start + Duration::from_millis(1500)),
+            RateDecision::Allowed
+        );
+        assert!(matches!(
+            limiter.check_at("ada", start + Duration::from_millis(1500)),
+            RateDecision::Limited { .. }
+        ));
     }
 
     #[test]
@@ -163,7 +186,10 @@ mod tests {
         let limiter = RateLimiter::per_minute(1);
         let now = Instant::now();
         limiter.check_at("ada", now);
-        assert_eq!(limiter.check_at("ada", now), RateDecision::Limited { retry_after_secs: 60 });
+        assert_eq!(
+            limiter.check_at("ada", now),
+            RateDecision::Limited { retry_after_secs: 60 }
+        );
         assert_eq!(
             limiter.check_at("ada", now + Duration::from_millis(59_500)),
             RateDecision::Limited { retry_after_secs: 1 }
@@ -189,7 +215,10 @@ mod tests {
         let limiter = RateLimiter::per_minute(1);
         let now = Instant::now() + Duration::from_secs(10);
         assert_eq!(limiter.check_at("ada", now), RateDecision::Allowed);
-        assert!(matches!(limiter.check_at("ada", now - Duration::from_secs(5)), RateDecision::Limited { .. }));
+        assert!(matches!(
+            limiter.check_at("ada", now - Duration::from_secs(5)),
+            RateDecision::Limited { .. }
+        ));
     }
 
     proptest! {

@@ -105,7 +105,11 @@ impl Template {
                 rest = &rest[end..];
             }
         }
-        Ok(Self { source: text.to_owned(), runs, escape_user_id: is_wildcard_role(text) })
+        Ok(Self {
+            source: text.to_owned(),
+            runs,
+            escape_user_id: is_wildcard_role(text),
+        })
     }
 
     /// The text as written in settings.
@@ -162,7 +166,11 @@ impl Template {
     }
 
     fn user_id_text<'a>(&self, user_id: &'a str) -> Cow<'a, str> {
-        if self.escape_user_id { escape_wildcards(user_id) } else { Cow::Borrowed(user_id) }
+        if self.escape_user_id {
+            escape_wildcards(user_id)
+        } else {
+            Cow::Borrowed(user_id)
+        }
     }
 }
 
@@ -313,14 +321,23 @@ mod tests {
     #[test]
     fn bad_templates_are_refused() {
         assert_eq!(Template::pattern(""), Err(TemplateError::Empty));
-        assert!(matches!(Template::pattern("a**b"), Err(TemplateError::AdjacentWildcards(_))));
-        assert!(matches!(Template::pattern("*a*b*c*d*e*f*g*h*"), Err(TemplateError::TooManyWildcards(_))));
+        assert!(matches!(
+            Template::pattern("a**b"),
+            Err(TemplateError::AdjacentWildcards(_))
+        ));
+        assert!(matches!(
+            Template::pattern("*a*b*c*d*e*f*g*h*"),
+            Err(TemplateError::TooManyWildcards(_))
+        ));
         assert!(Template::pattern("*a*b*c*d*e*f*g*").is_ok());
     }
 
     #[test]
     fn display_shows_the_source_text() {
-        assert_eq!(Template::pattern("conversation:*").unwrap().to_string(), "conversation:*");
+        assert_eq!(
+            Template::pattern("conversation:*").unwrap().to_string(),
+            "conversation:*"
+        );
     }
 
     proptest! {

@@ -86,7 +86,12 @@ impl JwksServer {
                 })
                 .run(),
         );
-        Self { addr, served, fetches, _stop: stop }
+        Self {
+            addr,
+            served,
+            fetches,
+            _stop: stop,
+        }
     }
 
     pub fn url(&self) -> String {

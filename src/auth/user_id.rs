@@ -40,7 +40,13 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_ids() {
-        for id in ["ada", "ada@example.com", "00000000-0000-0000-0000-000000000001", "Zoë Ünal", "a b"] {
+        for id in [
+            "ada",
+            "ada@example.com",
+            "00000000-0000-0000-0000-000000000001",
+            "Zoë Ünal",
+            "a b",
+        ] {
             assert_eq!(validate_user_id(id), Ok(()), "{id}");
         }
         assert_eq!(validate_user_id(&"é".repeat(MAX_USER_ID_CHARS)), Ok(()));
@@ -54,12 +60,18 @@ mod tests {
 
     #[test]
     fn refuses_long_ids() {
-        assert_eq!(validate_user_id(&"a".repeat(MAX_USER_ID_CHARS + 1)), Err(UserIdError::TooLong));
+        assert_eq!(
+            validate_user_id(&"a".repeat(MAX_USER_ID_CHARS + 1)),
+            Err(UserIdError::TooLong)
+        );
     }
 
     #[test]
     fn refuses_control_characters() {
-        assert_eq!(validate_user_id("ada\nuser_id=root"), Err(UserIdError::ControlCharacter));
+        assert_eq!(
+            validate_user_id("ada\nuser_id=root"),
+            Err(UserIdError::ControlCharacter)
+        );
         assert_eq!(validate_user_id("a\u{7f}"), Err(UserIdError::ControlCharacter));
     }
 

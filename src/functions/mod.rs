@@ -19,7 +19,16 @@ pub struct FunctionRoute {
 
 /// Every function served, in the order of the app's folders.
 pub const FUNCTIONS: &[FunctionRoute] = &[
-    FunctionRoute { name: "events", methods: &[Method::OPTIONS, Method::POST] },
-    FunctionRoute { name: "negotiate", methods: &[Method::GET, Method::POST] },
-    FunctionRoute { name: "publish", methods: &[Method::POST] },
+    FunctionRoute {
+        name: "events",
+        methods: &[Method::OPTIONS, Method::POST],
+    },
+    FunctionRoute {
+        name: "negotiate",
+        methods: &[Method::GET, Method::POST],
+    },
+    FunctionRoute {
+        name: "publish",
+        methods: &[Method::POST],
+    },
 ];

@@ -64,8 +64,12 @@ pub const MAX_REQUESTED_ITEMS: usize = 100;
 
 /// Role names of the service: the group-wide roles and the prefixes of per-group and wildcard roles.
 const GROUP_WIDE_ROLES: [&str; 2] = ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"];
-const SCOPED_ROLE_PREFIXES: [&str; 4] =
-    ["webpubsub.joinLeaveGroup.", "webpubsub.sendToGroup.", "webpubsub.joinLeaveGroups.", "webpubsub.sendToGroups."];
+const SCOPED_ROLE_PREFIXES: [&str; 4] = [
+    "webpubsub.joinLeaveGroup.",
+    "webpubsub.sendToGroup.",
+    "webpubsub.joinLeaveGroups.",
+    "webpubsub.sendToGroups.",
+];
 
 /// Settings of `negotiate`.
 #[derive(Debug)]
@@ -148,7 +152,9 @@ fn role_templates(
 /// Whether `name` is a group-wide role or starts with a per-group / wildcard role prefix and names a group.
 fn is_service_role(name: &str) -> bool {
     GROUP_WIDE_ROLES.contains(&name)
-        || SCOPED_ROLE_PREFIXES.iter().any(|prefix| name.len() > prefix.len() && name.starts_with(prefix))
+        || SCOPED_ROLE_PREFIXES
+            .iter()
+            .any(|prefix| name.len() > prefix.len() && name.starts_with(prefix))
 }
 
 /// State of `negotiate`, built once at start-up.
@@ -193,7 +199,9 @@ impl State {
             allowed_roles: own.allowed_roles.clone(),
             token_ttl_minutes: own.token_ttl_minutes,
             max_token_ttl_minutes: own.max_token_ttl_minutes,
-            rate_limiter: own.rate_limit_per_minute.map(|limit| RateLimiter::per_minute(limit.get())),
+            rate_limiter: own
+                .rate_limit_per_minute
+                .map(|limit| RateLimiter::per_minute(limit.get())),
         })
     }
 }
@@ -202,9 +210,16 @@ impl State {
 pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let get = warp::get().and(query).map(|query: String| parse_query(&query));
-    let post = warp::post().and(query).and(bounded_body(MAX_BODY_BYTES)).map(|query: String, body: Bytes| {
-        if body.iter().all(u8::is_ascii_whitespace) { parse_query(&query) } else { parse_json(&body) }
-    });
+    let post = warp::post()
+        .and(query)
+        .and(bounded_body(MAX_BODY_BYTES))
+        .map(|query: String, body: Bytes| {
+            if body.iter().all(u8::is_ascii_whitespace) {
+                parse_query(&query)
+            } else {
+                parse_json(&body)
+            }
+        });
     warp::path!("api" / "negotiate")
         .and(get.or(post).unify())
         .and(warp::header::headers_cloned())
@@ -246,9 +261,10 @@ struct NegotiateResponse<'a> {
 
 fn parse_json(body: &[u8]) -> Result<NegotiateRequest, ApiError> {
     serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::bad_request("InvalidField", format!("the request body has a field of the wrong type: {e}"))
-        }
+        serde_json::error::Category::Data => ApiError::bad_request(
+            "InvalidField",
+            format!("the request body has a field of the wrong type: {e}"),
+        ),
         _ => ApiError::bad_request("InvalidJson", format!("the request body is not valid JSON: {e}")),
     })
 }
@@ -257,7 +273,9 @@ fn parse_query(query: &str) -> Result<NegotiateRequest, ApiError> {
     let mut request = NegotiateRequest::default();
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
         let list = |current: &mut Option<Vec<String>>| {
-            current.get_or_insert_with(Vec::new).extend(value.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
+            current
+                .get_or_insert_with(Vec::new)
+                .extend(value.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
         };
         match name.as_ref() {
             n if n.eq_ignore_ascii_case("userId") => request.user_id = Some(value.into_owned()),
@@ -295,7 +313,10 @@ fn too_many() -> ApiError {
 
 /// Identify, rate-limit, check the policy, sign, log, reply.
 async fn negotiate(state: &State, request: NegotiateRequest, headers: &HeaderMap) -> Result<Response, ApiError> {
-    let caller = state.authenticator.authenticate(headers, request.user_id.as_deref()).await?;
+    let caller = state
+        .authenticator
+        .authenticate(headers, request.user_id.as_deref())
+        .await?;
     let user_id = caller.user_id.as_str();
     if let Some(limiter) = &state.rate_limiter
         && let RateDecision::Limited { retry_after_secs } = limiter.check(user_id)
@@ -346,14 +367,18 @@ async fn negotiate(state: &State, request: NegotiateRequest, headers: &HeaderMap
     };
     let mut response = warp::reply::json(&body).into_response();
     // The body is a credential: no cache may keep it.
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
 impl State {
     /// The default hub, or an allowed one the caller picked (names compare ignoring ASCII case).
     fn hub<'a>(&'a self, requested: Option<&str>) -> Result<&'a str, ApiError> {
-        let Some(requested) = requested else { return Ok(&self.default_hub) };
+        let Some(requested) = requested else {
+            return Ok(&self.default_hub);
+        };
         std::iter::once(&self.default_hub)
             .chain(&self.allowed_hubs)
             .find(|hub| hub.eq_ignore_ascii_case(requested))
@@ -392,7 +417,11 @@ impl State {
             if let Err(e) = validate::group(&group) {
                 return Err(ApiError::bad_request(e.code(), e.to_string()).with_detail("field", "groups"));
             }
-            if !self.allowed_groups.iter().any(|template| template.matches(&group, user_id)) {
+            if !self
+                .allowed_groups
+                .iter()
+                .any(|template| template.matches(&group, user_id))
+            {
                 return Err(ApiError::forbidden(
                     "GroupNotAllowed",
                     format!("group {group:?} is not allowed for this caller"),
@@ -420,11 +449,16 @@ impl State {
         }
         for role in requested {
             if !is_service_role(&role) {
-                return Err(ApiError::bad_request("InvalidRole", format!("{role:?} is not a Web PubSub role"))
-                    .with_detail("field", "roles"));
+                return Err(
+                    ApiError::bad_request("InvalidRole", format!("{role:?} is not a Web PubSub role"))
+                        .with_detail("field", "roles"),
+                );
             }
             // A wildcard role only matches a template written exactly so (see `auth::template`).
-            let allowed = self.allowed_roles.iter().any(|template| template.matches(&role, user_id));
+            let allowed = self
+                .allowed_roles
+                .iter()
+                .any(|template| template.matches(&role, user_id));
             if !allowed {
                 return Err(ApiError::forbidden(
                     "RoleNotAllowed",
@@ -467,7 +501,11 @@ fn rfc3339(unix_secs: u64) -> String {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
@@ -514,18 +552,35 @@ mod tests {
     }
 
     async fn post(route: &BoxedFilter<(Response,)>, body: Value) -> Reply {
-        send(route, warp::test::request().method("POST").path("/api/negotiate").body(body.to_string())).await
+        send(
+            route,
+            warp::test::request()
+                .method("POST")
+                .path("/api/negotiate")
+                .body(body.to_string()),
+        )
+        .await
     }
 
     async fn get(route: &BoxedFilter<(Response,)>, query: &str) -> Reply {
-        send(route, warp::test::request().method("GET").path(&format!("/api/negotiate{query}"))).await
+        send(
+            route,
+            warp::test::request()
+                .method("GET")
+                .path(&format!("/api/negotiate{query}")),
+        )
+        .await
     }
 
     async fn send(route: &BoxedFilter<(Response,)>, request: warp::test::RequestBuilder) -> Reply {
         let recovered = route.clone().recover(error::recover);
         let response = request.reply(&recovered).await;
         let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
-        Reply { status: response.status(), headers: response.headers().clone(), body }
+        Reply {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body,
+        }
     }
 
     /// The token's claims, verified with the access key against the audience of `path_and_hub`.
@@ -533,7 +588,9 @@ mod tests {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[format!("http://localhost:8080{path_and_hub}")]);
         let token = reply.body["token"].as_str().expect("a token");
-        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_secret(KEY.as_bytes()), &validation).unwrap().claims
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_secret(KEY.as_bytes()), &validation)
+            .unwrap()
+            .claims
     }
 
     fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
@@ -571,24 +628,38 @@ mod tests {
 
     #[test]
     fn lifetimes_must_be_consistent() {
-        let error =
-            Settings::from_env(&env("anonymous").with(TOKEN_TTL_SETTING, "90").with(MAX_TOKEN_TTL_SETTING, "60"))
-                .unwrap_err();
-        assert_eq!(error.setting, MAX_TOKEN_TTL_SETTING, "a TTL above the maximum is a contradiction");
+        let error = Settings::from_env(
+            &env("anonymous")
+                .with(TOKEN_TTL_SETTING, "90")
+                .with(MAX_TOKEN_TTL_SETTING, "60"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.setting, MAX_TOKEN_TTL_SETTING,
+            "a TTL above the maximum is a contradiction"
+        );
         assert!(error.problem.contains(TOKEN_TTL_SETTING));
         let raised = Settings::from_env(&env("anonymous").with(TOKEN_TTL_SETTING, "90")).unwrap();
         assert_eq!(raised.max_token_ttl_minutes, 90, "the maximum defaults to the TTL");
-        let ok = Settings::from_env(&env("anonymous").with(TOKEN_TTL_SETTING, "90").with(MAX_TOKEN_TTL_SETTING, "120"))
-            .unwrap();
+        let ok = Settings::from_env(
+            &env("anonymous")
+                .with(TOKEN_TTL_SETTING, "90")
+                .with(MAX_TOKEN_TTL_SETTING, "120"),
+        )
+        .unwrap();
         assert_eq!((ok.token_ttl_minutes, ok.max_token_ttl_minutes), (90, 120));
         let error = Settings::from_env(&env("anonymous").with(MAX_TOKEN_TTL_SETTING, "1441")).unwrap_err();
         assert_eq!(error.setting, MAX_TOKEN_TTL_SETTING);
         assert_eq!(
-            Settings::from_env(&env("anonymous").with(TOKEN_TTL_SETTING, "0")).unwrap_err().setting,
+            Settings::from_env(&env("anonymous").with(TOKEN_TTL_SETTING, "0"))
+                .unwrap_err()
+                .setting,
             TOKEN_TTL_SETTING
         );
         assert_eq!(
-            Settings::from_env(&env("anonymous").with(TOKEN_TTL_SETTING, "soon")).unwrap_err().setting,
+            Settings::from_env(&env("anonymous").with(TOKEN_TTL_SETTING, "soon"))
+                .unwrap_err()
+                .setting,
             TOKEN_TTL_SETTING
         );
     }
@@ -596,14 +667,25 @@ mod tests {
     #[test]
     fn role_settings_must_name_service_roles() {
         for setting in [DEFAULT_ROLES_SETTING, ALLOWED_ROLES_SETTING] {
-            for bad in ["admin", "webpubsub.joinLeaveGroup*", "webpubsub.sendToGroup.", "webpubsub.joinLeaveGroups."] {
+            for bad in [
+                "admin",
+                "webpubsub.joinLeaveGroup*",
+                "webpubsub.sendToGroup.",
+                "webpubsub.joinLeaveGroups.",
+            ] {
                 let error = Settings::from_env(&env("anonymous").with(setting, bad)).unwrap_err();
                 assert_eq!(error.setting, setting, "{bad}");
             }
         }
         let env = env("anonymous")
-            .with(DEFAULT_ROLES_SETTING, "webpubsub.sendToGroup.user:{userId}, webpubsub.joinLeaveGroup")
-            .with(ALLOWED_ROLES_SETTING, "webpubsub.joinLeaveGroup.room:*,webpubsub.sendToGroups.team.*");
+            .with(
+                DEFAULT_ROLES_SETTING,
+                "webpubsub.sendToGroup.user:{userId}, webpubsub.joinLeaveGroup",
+            )
+            .with(
+                ALLOWED_ROLES_SETTING,
+                "webpubsub.joinLeaveGroup.room:*,webpubsub.sendToGroups.team.*",
+            );
         let settings = Settings::from_env(&env).unwrap();
         assert_eq!(settings.default_roles.len(), 2);
         assert_eq!(settings.allowed_roles.len(), 2);
@@ -614,7 +696,9 @@ mod tests {
         let cases = [(ALLOWED_GROUPS_SETTING, "room:**"), (RATE_LIMIT_SETTING, "-1")];
         for (setting, value) in cases {
             assert_eq!(
-                Settings::from_env(&env("anonymous").with(setting, value)).unwrap_err().setting,
+                Settings::from_env(&env("anonymous").with(setting, value))
+                    .unwrap_err()
+                    .setting,
                 setting,
                 "{value}"
             );
@@ -632,12 +716,18 @@ mod tests {
         let token = reply.body["token"].as_str().unwrap();
         assert_eq!(reply.body["accessToken"], token);
         assert_eq!(reply.body["baseUrl"], "ws://localhost:8080/client/hubs/chat");
-        assert_eq!(reply.body["url"], format!("ws://localhost:8080/client/hubs/chat?access_token={token}"));
+        assert_eq!(
+            reply.body["url"],
+            format!("ws://localhost:8080/client/hubs/chat?access_token={token}")
+        );
         assert_eq!(reply.body["userId"], "ada");
         let claims = claims(&reply, "/client/hubs/chat");
         assert_eq!(claims["sub"], "ada");
         assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 3600);
-        assert!(claims.get("role").is_none() && claims.get("webpubsub.group").is_none(), "{claims}");
+        assert!(
+            claims.get("role").is_none() && claims.get("webpubsub.group").is_none(),
+            "{claims}"
+        );
         assert_eq!(reply.body["expiresOn"], rfc3339(claims["exp"].as_u64().unwrap()));
     }
 
@@ -646,7 +736,10 @@ mod tests {
         let route = route_for(&env("anonymous"));
         let first = post(&route, json!({})).await;
         let second = get(&route, "").await;
-        let (a, b) = (first.body["userId"].as_str().unwrap(), second.body["userId"].as_str().unwrap());
+        let (a, b) = (
+            first.body["userId"].as_str().unwrap(),
+            second.body["userId"].as_str().unwrap(),
+        );
         assert!(a.starts_with("anonymous-") && b.starts_with("anonymous-"));
         assert_ne!(a, b);
         assert_eq!(claims(&first, "/client/hubs/chat")["sub"], a);
@@ -655,9 +748,21 @@ mod tests {
     #[tokio::test]
     async fn anonymous_user_ids_are_validated() {
         let route = route_for(&env("anonymous"));
-        assert_error(&post(&route, json!({"userId": ""})).await, StatusCode::BAD_REQUEST, "InvalidUserId");
-        assert_error(&post(&route, json!({"userId": "a\u{0}b"})).await, StatusCode::BAD_REQUEST, "InvalidUserId");
-        assert_error(&post(&route, json!({"userId": "x".repeat(300)})).await, StatusCode::BAD_REQUEST, "InvalidUserId");
+        assert_error(
+            &post(&route, json!({"userId": ""})).await,
+            StatusCode::BAD_REQUEST,
+            "InvalidUserId",
+        );
+        assert_error(
+            &post(&route, json!({"userId": "a\u{0}b"})).await,
+            StatusCode::BAD_REQUEST,
+            "InvalidUserId",
+        );
+        assert_error(
+            &post(&route, json!({"userId": "x".repeat(300)})).await,
+            StatusCode::BAD_REQUEST,
+            "InvalidUserId",
+        );
     }
 
     #[tokio::test]
@@ -682,7 +787,11 @@ mod tests {
     #[tokio::test]
     async fn a_post_without_body_reads_the_query() {
         let route = route_for(&env("anonymous"));
-        let reply = send(&route, warp::test::request().method("POST").path("/api/negotiate?userId=bob")).await;
+        let reply = send(
+            &route,
+            warp::test::request().method("POST").path("/api/negotiate?userId=bob"),
+        )
+        .await;
         assert_eq!(reply.body["userId"], "bob");
     }
 
@@ -690,7 +799,10 @@ mod tests {
 
     fn policy_env() -> Env {
         env("anonymous")
-            .with(DEFAULT_ROLES_SETTING, "webpubsub.sendToGroup.notifications:user:{userId}")
+            .with(
+                DEFAULT_ROLES_SETTING,
+                "webpubsub.sendToGroup.notifications:user:{userId}",
+            )
             .with(ALLOWED_GROUPS_SETTING, "notifications:user:{userId},conversation:*")
             .with(
                 ALLOWED_ROLES_SETTING,
@@ -712,7 +824,10 @@ mod tests {
         .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         let claims = claims(&reply, "/client/hubs/chat");
-        assert_eq!(claims["webpubsub.group"], json!(["notifications:user:ada", "conversation:42"]));
+        assert_eq!(
+            claims["webpubsub.group"],
+            json!(["notifications:user:ada", "conversation:42"])
+        );
         assert_eq!(
             claims["role"],
             json!([
@@ -753,34 +868,68 @@ mod tests {
     #[tokio::test]
     async fn a_user_id_with_wildcards_cannot_widen_a_wildcard_role() {
         let route = route_for(&policy_env());
-        let reply = post(&route, json!({"userId": "*", "roles": ["webpubsub.joinLeaveGroups.user.*.*"]})).await;
+        let reply = post(
+            &route,
+            json!({"userId": "*", "roles": ["webpubsub.joinLeaveGroups.user.*.*"]}),
+        )
+        .await;
         assert_error(&reply, StatusCode::FORBIDDEN, "RoleNotAllowed");
-        let reply = post(&route, json!({"userId": "*", "roles": [r"webpubsub.joinLeaveGroups.user.\*.*"]})).await;
+        let reply = post(
+            &route,
+            json!({"userId": "*", "roles": [r"webpubsub.joinLeaveGroups.user.\*.*"]}),
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     }
 
     #[tokio::test]
     async fn malformed_groups_and_roles_are_bad_requests() {
         let route = route_for(&policy_env());
-        assert_error(&post(&route, json!({"groups": ["  "]})).await, StatusCode::BAD_REQUEST, "InvalidGroup");
-        assert_error(&post(&route, json!({"roles": ["admin"]})).await, StatusCode::BAD_REQUEST, "InvalidRole");
+        assert_error(
+            &post(&route, json!({"groups": ["  "]})).await,
+            StatusCode::BAD_REQUEST,
+            "InvalidGroup",
+        );
+        assert_error(
+            &post(&route, json!({"roles": ["admin"]})).await,
+            StatusCode::BAD_REQUEST,
+            "InvalidRole",
+        );
         let many: Vec<String> = (0..101).map(|i| format!("conversation:{i}")).collect();
-        assert_error(&post(&route, json!({"groups": many})).await, StatusCode::BAD_REQUEST, "TooManyItems");
+        assert_error(
+            &post(&route, json!({"groups": many})).await,
+            StatusCode::BAD_REQUEST,
+            "TooManyItems",
+        );
         let query: String = (0..101).map(|i| format!("&groups=conversation:{i}")).collect();
-        assert_error(&get(&route, &format!("?userId=ada{query}")).await, StatusCode::BAD_REQUEST, "TooManyItems");
+        assert_error(
+            &get(&route, &format!("?userId=ada{query}")).await,
+            StatusCode::BAD_REQUEST,
+            "TooManyItems",
+        );
     }
 
     // ----- lifetime, hub, client type -----
 
     #[tokio::test]
     async fn callers_may_shorten_but_never_lengthen_the_lifetime() {
-        let route = route_for(&env("anonymous").with(TOKEN_TTL_SETTING, "30").with(MAX_TOKEN_TTL_SETTING, "45"));
+        let route = route_for(
+            &env("anonymous")
+                .with(TOKEN_TTL_SETTING, "30")
+                .with(MAX_TOKEN_TTL_SETTING, "45"),
+        );
         let default = post(&route, json!({})).await;
         let claims_default = claims(&default, "/client/hubs/chat");
-        assert_eq!(claims_default["exp"].as_u64().unwrap() - claims_default["iat"].as_u64().unwrap(), 30 * 60);
+        assert_eq!(
+            claims_default["exp"].as_u64().unwrap() - claims_default["iat"].as_u64().unwrap(),
+            30 * 60
+        );
         let longer = post(&route, json!({"minutesToExpire": 45})).await;
         let claims_longer = claims(&longer, "/client/hubs/chat");
-        assert_eq!(claims_longer["exp"].as_u64().unwrap() - claims_longer["iat"].as_u64().unwrap(), 45 * 60);
+        assert_eq!(
+            claims_longer["exp"].as_u64().unwrap() - claims_longer["iat"].as_u64().unwrap(),
+            45 * 60
+        );
         for minutes in [0, 46, 100_000] {
             let reply = post(&route, json!({"minutesToExpire": minutes})).await;
             assert_error(&reply, StatusCode::BAD_REQUEST, "InvalidTokenLifetime");
@@ -798,7 +947,11 @@ mod tests {
         let reply = post(&route, json!({"hub": "admin"})).await;
         assert_error(&reply, StatusCode::FORBIDDEN, "HubNotAllowed");
         assert_eq!(reply.body["hub"], "admin");
-        assert_error(&post(&route, json!({"hub": "no spaces"})).await, StatusCode::BAD_REQUEST, "InvalidHub");
+        assert_error(
+            &post(&route, json!({"hub": "no spaces"})).await,
+            StatusCode::BAD_REQUEST,
+            "InvalidHub",
+        );
     }
 
     #[tokio::test]
@@ -818,7 +971,11 @@ mod tests {
             StatusCode::BAD_REQUEST,
             "InvalidClientType",
         );
-        assert_error(&get(&route, "?clientType=x").await, StatusCode::BAD_REQUEST, "InvalidClientType");
+        assert_error(
+            &get(&route, "?clientType=x").await,
+            StatusCode::BAD_REQUEST,
+            "InvalidClientType",
+        );
     }
 
     // ----- bad input -----
@@ -827,19 +984,51 @@ mod tests {
     async fn bad_bodies_are_400s_with_stable_codes() {
         let route = route_for(&env("anonymous"));
         let raw = |body: &'static str| warp::test::request().method("POST").path("/api/negotiate").body(body);
-        assert_error(&send(&route, raw("{not json")).await, StatusCode::BAD_REQUEST, "InvalidJson");
-        assert_error(&send(&route, raw("[1,2]")).await, StatusCode::BAD_REQUEST, "InvalidField");
-        assert_error(&post(&route, json!({"groups": "room"})).await, StatusCode::BAD_REQUEST, "InvalidField");
-        assert_error(&post(&route, json!({"minutesToExpire": "5"})).await, StatusCode::BAD_REQUEST, "InvalidField");
-        assert_error(&post(&route, json!({"minutesToExpire": 1.5})).await, StatusCode::BAD_REQUEST, "InvalidField");
-        assert_error(&post(&route, json!({"userId": 7})).await, StatusCode::BAD_REQUEST, "InvalidField");
-        assert_error(&get(&route, "?minutesToExpire=soon").await, StatusCode::BAD_REQUEST, "InvalidField");
+        assert_error(
+            &send(&route, raw("{not json")).await,
+            StatusCode::BAD_REQUEST,
+            "InvalidJson",
+        );
+        assert_error(
+            &send(&route, raw("[1,2]")).await,
+            StatusCode::BAD_REQUEST,
+            "InvalidField",
+        );
+        assert_error(
+            &post(&route, json!({"groups": "room"})).await,
+            StatusCode::BAD_REQUEST,
+            "InvalidField",
+        );
+        assert_error(
+            &post(&route, json!({"minutesToExpire": "5"})).await,
+            StatusCode::BAD_REQUEST,
+            "InvalidField",
+        );
+        assert_error(
+            &post(&route, json!({"minutesToExpire": 1.5})).await,
+            StatusCode::BAD_REQUEST,
+            "InvalidField",
+        );
+        assert_error(
+            &post(&route, json!({"userId": 7})).await,
+            StatusCode::BAD_REQUEST,
+            "InvalidField",
+        );
+        assert_error(
+            &get(&route, "?minutesToExpire=soon").await,
+            StatusCode::BAD_REQUEST,
+            "InvalidField",
+        );
     }
 
     #[tokio::test]
     async fn unknown_fields_and_nulls_are_ignored() {
         let route = route_for(&env("anonymous"));
-        let reply = post(&route, json!({"userId": "ada", "color": "blue", "hub": null, "groups": null})).await;
+        let reply = post(
+            &route,
+            json!({"userId": "ada", "color": "blue", "hub": null, "groups": null}),
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     }
 
@@ -847,7 +1036,11 @@ mod tests {
     async fn an_oversized_body_is_refused() {
         let route = route_for(&env("anonymous"));
         let body = format!(r#"{{"userId":"{}"}}"#, "a".repeat(MAX_BODY_BYTES as usize));
-        let reply = send(&route, warp::test::request().method("POST").path("/api/negotiate").body(body)).await;
+        let reply = send(
+            &route,
+            warp::test::request().method("POST").path("/api/negotiate").body(body),
+        )
+        .await;
         assert_error(&reply, StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge");
     }
 
@@ -864,16 +1057,28 @@ mod tests {
     async fn appservice_mode_uses_the_principal_and_refuses_without_it() {
         let route = route_for(&env("appservice"));
         let request = || warp::test::request().method("POST").path("/api/negotiate");
-        assert_error(&send(&route, request()).await, StatusCode::UNAUTHORIZED, "MissingCredentials");
+        assert_error(
+            &send(&route, request()).await,
+            StatusCode::UNAUTHORIZED,
+            "MissingCredentials",
+        );
         let reply = send(&route, request().header("x-ms-client-principal-id", "ada-object-id")).await;
         assert_eq!(reply.body["userId"], "ada-object-id");
-        let mismatch =
-            send(&route, request().header("x-ms-client-principal-id", "ada-object-id").body(r#"{"userId":"bob"}"#))
-                .await;
+        let mismatch = send(
+            &route,
+            request()
+                .header("x-ms-client-principal-id", "ada-object-id")
+                .body(r#"{"userId":"bob"}"#),
+        )
+        .await;
         assert_error(&mismatch, StatusCode::FORBIDDEN, "UserIdMismatch");
-        let bad =
-            send(&route, request().header("x-ms-client-principal-id", "a").header("x-ms-client-principal", "%%%"))
-                .await;
+        let bad = send(
+            &route,
+            request()
+                .header("x-ms-client-principal-id", "a")
+                .header("x-ms-client-principal", "%%%"),
+        )
+        .await;
         assert_error(&bad, StatusCode::UNAUTHORIZED, "InvalidCredentials");
     }
 
@@ -898,7 +1103,10 @@ mod tests {
     }
 
     fn with_bearer(token: &str) -> warp::test::RequestBuilder {
-        warp::test::request().method("POST").path("/api/negotiate").header("authorization", format!("Bearer {token}"))
+        warp::test::request()
+            .method("POST")
+            .path("/api/negotiate")
+            .header("authorization", format!("Bearer {token}"))
     }
 
     #[tokio::test]
@@ -909,7 +1117,10 @@ mod tests {
         assert_eq!(reply.body["userId"], "ada");
         assert_eq!(claims(&reply, "/client/hubs/chat")["sub"], "ada");
         let oid_route = route_for(&jwt_env().with("AuthUserIdClaim", "oid"));
-        assert_eq!(send(&oid_route, with_bearer(&hs_token(idp_claims("ada")))).await.body["userId"], "object-1");
+        assert_eq!(
+            send(&oid_route, with_bearer(&hs_token(idp_claims("ada")))).await.body["userId"],
+            "object-1"
+        );
     }
 
     #[tokio::test]
@@ -932,9 +1143,17 @@ mod tests {
             StatusCode::UNAUTHORIZED,
             "InvalidCredentials",
         );
-        assert_error(&send(&route, with_bearer("garbage")).await, StatusCode::UNAUTHORIZED, "InvalidCredentials");
+        assert_error(
+            &send(&route, with_bearer("garbage")).await,
+            StatusCode::UNAUTHORIZED,
+            "InvalidCredentials",
+        );
         // A caller-chosen userId other than the token's is refused.
-        let mismatch = send(&route, with_bearer(&hs_token(idp_claims("ada"))).body(r#"{"userId":"bob"}"#)).await;
+        let mismatch = send(
+            &route,
+            with_bearer(&hs_token(idp_claims("ada"))).body(r#"{"userId":"bob"}"#),
+        )
+        .await;
         assert_error(&mismatch, StatusCode::FORBIDDEN, "UserIdMismatch");
     }
 
@@ -943,7 +1162,11 @@ mod tests {
         let server = JwksServer::start(jwks(&[TEST_KEY_1_JWK])).await;
         let env = jwt_env().with("AuthJwtSecret", "").with("AuthJwksUrl", server.url());
         let route = route_for(&env);
-        let reply = send(&route, with_bearer(&rs_token("test-key-1", TEST_KEY_1_PEM, idp_claims("ada")))).await;
+        let reply = send(
+            &route,
+            with_bearer(&rs_token("test-key-1", TEST_KEY_1_PEM, idp_claims("ada"))),
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         assert_eq!(reply.body["userId"], "ada");
     }
@@ -954,7 +1177,11 @@ mod tests {
         let url = format!("http://{}/keys", listener.local_addr().unwrap());
         drop(listener);
         let route = route_for(&jwt_env().with("AuthJwtSecret", "").with("AuthJwksUrl", url));
-        let reply = send(&route, with_bearer(&rs_token("test-key-1", TEST_KEY_1_PEM, idp_claims("ada")))).await;
+        let reply = send(
+            &route,
+            with_bearer(&rs_token("test-key-1", TEST_KEY_1_PEM, idp_claims("ada"))),
+        )
+        .await;
         assert_error(&reply, StatusCode::SERVICE_UNAVAILABLE, "IdentityProviderUnavailable");
         assert!(reply.headers.contains_key(header::RETRY_AFTER));
     }
@@ -1012,7 +1239,10 @@ mod tests {
         assert_eq!(reply.status, StatusCode::OK);
         let token = reply.body["token"].as_str().unwrap();
         let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        let line = logs.lines().find(|l| l.contains("Issued Web PubSub access token")).expect(&logs);
+        let line = logs
+            .lines()
+            .find(|l| l.contains("Issued Web PubSub access token"))
+            .expect(&logs);
         for field in [
             "user_id=\"ada\"",
             "hub=\"chat\"",

@@ -61,17 +61,23 @@ async fn rs256_tokens_are_verified_with_the_providers_published_keys() {
     let handler = start_handler(env).await;
     let negotiate = |token: String| http().post(handler.url("/api/negotiate")).bearer_auth(token).send();
 
-    let reply = negotiate(rs256_token(KEY_1_PEM, "test-key-1", claims("object-ada"))).await.unwrap();
+    let reply = negotiate(rs256_token(KEY_1_PEM, "test-key-1", claims("object-ada")))
+        .await
+        .unwrap();
     assert_eq!(reply.status(), StatusCode::OK);
     assert_eq!(reply.json::<Value>().await.unwrap()["userId"], "object-ada");
 
     // Signed with another key under the published kid: bad signature.
-    let forged = negotiate(rs256_token(KEY_2_PEM, "test-key-1", claims("object-ada"))).await.unwrap();
+    let forged = negotiate(rs256_token(KEY_2_PEM, "test-key-1", claims("object-ada")))
+        .await
+        .unwrap();
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(forged.json::<Value>().await.unwrap()["code"], "InvalidCredentials");
 
     // A kid the provider does not publish.
-    let unknown = negotiate(rs256_token(KEY_2_PEM, "test-key-2", claims("object-ada"))).await.unwrap();
+    let unknown = negotiate(rs256_token(KEY_2_PEM, "test-key-2", claims("object-ada")))
+        .await
+        .unwrap();
     assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
     let body: Value = unknown.json().await.unwrap();
     assert!(body["message"].as_str().unwrap().contains("does not publish"), "{body}");
@@ -92,10 +98,18 @@ async fn app_service_headers_identify_the_caller() {
         .await
         .unwrap();
     assert_eq!(reply.status(), StatusCode::OK);
-    assert_eq!(reply.json::<Value>().await.unwrap()["userId"], "00000000-0000-0000-0000-00000000ada0");
+    assert_eq!(
+        reply.json::<Value>().await.unwrap()["userId"],
+        "00000000-0000-0000-0000-00000000ada0"
+    );
 
     // A bearer token is no substitute in this mode.
-    let without = http().post(handler.url("/api/negotiate")).bearer_auth("anything").send().await.unwrap();
+    let without = http()
+        .post(handler.url("/api/negotiate"))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(without.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(without.json::<Value>().await.unwrap()["code"], "MissingCredentials");
 }

@@ -40,7 +40,12 @@ async fn binary_starts_on_the_host_port_and_serves_through_the_host() {
     // Each function is reachable through the host under its declared methods.
     let negotiate = client.get(format!("http://{host}/api/negotiate")).send().await.unwrap();
     assert_ne!(negotiate.status(), StatusCode::NOT_FOUND);
-    let publish = client.post(format!("http://{host}/api/publish")).body("{}").send().await.unwrap();
+    let publish = client
+        .post(format!("http://{host}/api/publish"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_ne!(publish.status(), StatusCode::NOT_FOUND);
     let events = client
         .request(reqwest::Method::OPTIONS, format!("http://{host}/api/events"))
@@ -53,8 +58,15 @@ async fn binary_starts_on_the_host_port_and_serves_through_the_host() {
 
     // Nothing was logged to stderr (the host records every stderr line as an error).
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(handler.stderr.lock().unwrap().is_empty(), "stderr: {:?}", handler.stderr.lock().unwrap());
-    assert!(!handler.stdout.lock().unwrap().is_empty(), "expected a start-up line on stdout");
+    assert!(
+        handler.stderr.lock().unwrap().is_empty(),
+        "stderr: {:?}",
+        handler.stderr.lock().unwrap()
+    );
+    assert!(
+        !handler.stdout.lock().unwrap().is_empty(),
+        "expected a start-up line on stdout"
+    );
 }
 
 #[tokio::test]
@@ -71,7 +83,10 @@ async fn missing_required_setting_is_one_clear_line_and_a_failure_exit() {
 
 #[tokio::test]
 async fn malformed_secret_setting_is_named_without_echoing_the_key() {
-    let values = example_values(&[("WebPubSubConnectionString", "Endpoint=not a url;AccessKey=SUPERSECRETKEYVALUE")]);
+    let values = example_values(&[(
+        "WebPubSubConnectionString",
+        "Endpoint=not a url;AccessKey=SUPERSECRETKEYVALUE",
+    )]);
     let mut handler = HandlerProcess::spawn(&values);
     let code = handler.wait_exit(Duration::from_secs(10)).expect("handler exits");
     assert_ne!(code, 0);

@@ -28,9 +28,12 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 fn bearer_for(user_id: &str) -> String {
     let now = jsonwebtoken::get_current_timestamp();
     let claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": user_id, "iat": now, "exp": now + 300});
-    let token =
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(JWT_SECRET.as_bytes()))
-            .unwrap();
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
     format!("Bearer {token}")
 }
 
@@ -42,13 +45,20 @@ fn jwt_env(connection_string: &str) -> Env {
         .with("AuthJwtAudience", AUDIENCE)
         .with("AuthJwtSecret", JWT_SECRET)
         .with("NegotiateAllowedGroups", "notifications:user:{userId},conversation:*")
-        .with("NegotiateAllowedRoles", "webpubsub.joinLeaveGroup.conversation:*,webpubsub.sendToGroup.conversation:*")
+        .with(
+            "NegotiateAllowedRoles",
+            "webpubsub.joinLeaveGroup.conversation:*,webpubsub.sendToGroup.conversation:*",
+        )
 }
 
 async fn connect(url: &str) -> Socket {
     let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert("sec-websocket-protocol", SUBPROTOCOL.parse().unwrap());
-    let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("the issued URL connects");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", SUBPROTOCOL.parse().unwrap());
+    let (socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the issued URL connects");
     assert_eq!(response.headers()["sec-websocket-protocol"], SUBPROTOCOL);
     socket
 }
@@ -112,12 +122,17 @@ async fn the_issued_url_connects_to_the_emulator_and_the_rights_hold() {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_audience(&[format!("http://127.0.0.1:{}/client/hubs/chat", emulator.addr.port())]);
     let key = DecodingKey::from_secret(emulator.access_key.as_bytes());
-    let claims = jsonwebtoken::decode::<Value>(body["token"].as_str().unwrap(), &key, &validation).unwrap().claims;
+    let claims = jsonwebtoken::decode::<Value>(body["token"].as_str().unwrap(), &key, &validation)
+        .unwrap()
+        .claims;
     assert_eq!(claims["sub"], "ada");
     assert_eq!(claims["webpubsub.group"], json!(["conversation:7"]));
     assert_eq!(
         claims["role"],
-        json!(["webpubsub.joinLeaveGroup.conversation:42", "webpubsub.sendToGroup.conversation:7"])
+        json!([
+            "webpubsub.joinLeaveGroup.conversation:42",
+            "webpubsub.sendToGroup.conversation:7"
+        ])
     );
     assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 300);
 
@@ -131,10 +146,18 @@ async fn the_issued_url_connects_to_the_emulator_and_the_rights_hold() {
     assert_eq!(connected["userId"], "ada");
 
     // Joining the group the token names succeeds; any other group is Forbidden.
-    send_json(&mut socket, json!({"type": "joinGroup", "group": "conversation:42", "ackId": 1})).await;
+    send_json(
+        &mut socket,
+        json!({"type": "joinGroup", "group": "conversation:42", "ackId": 1}),
+    )
+    .await;
     let allowed = ack(&mut socket, 1).await;
     assert_eq!(allowed["success"], true, "{allowed}");
-    send_json(&mut socket, json!({"type": "joinGroup", "group": "conversation:43", "ackId": 2})).await;
+    send_json(
+        &mut socket,
+        json!({"type": "joinGroup", "group": "conversation:43", "ackId": 2}),
+    )
+    .await;
     let refused = ack(&mut socket, 2).await;
     assert_eq!(refused["success"], false, "{refused}");
     assert_eq!(refused["error"]["name"], "Forbidden", "{refused}");
@@ -181,7 +204,10 @@ async fn a_disallowed_request_gets_no_token_at_all() {
 
     let no_credentials = client.post(handler.url("/api/negotiate")).send().await.unwrap();
     assert_eq!(no_credentials.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(no_credentials.json::<Value>().await.unwrap()["code"], "MissingCredentials");
+    assert_eq!(
+        no_credentials.json::<Value>().await.unwrap()["code"],
+        "MissingCredentials"
+    );
 
     let forged = client
         .post(handler.url("/api/negotiate"))
@@ -223,10 +249,16 @@ async fn get_with_query_parameters_serves_functions_style_clients() {
             .unwrap();
     assert_eq!(reply.status(), StatusCode::OK);
     let body: Value = reply.json().await.unwrap();
-    assert_eq!(body["baseUrl"], format!("ws://127.0.0.1:{}/clients/socketio/hubs/chat", emulator.addr.port()));
+    assert_eq!(
+        body["baseUrl"],
+        format!("ws://127.0.0.1:{}/clients/socketio/hubs/chat", emulator.addr.port())
+    );
     let token = body["token"].as_str().unwrap();
     let claims: Value = jsonwebtoken::dangerous::insecure_decode(token).unwrap().claims;
-    assert_eq!(claims["webpubsub.group"], json!(["notifications:user:ada", "conversation:1"]));
+    assert_eq!(
+        claims["webpubsub.group"],
+        json!(["notifications:user:ada", "conversation:1"])
+    );
 }
 
 #[tokio::test]
@@ -234,8 +266,12 @@ async fn the_rate_limit_answers_429_with_retry_after() {
     let emulator = start_emulator().await;
     let handler = start_handler(jwt_env(&emulator.connection_string).with("NegotiateRateLimitPerMinute", "3")).await;
     let client = http();
-    let negotiate =
-        |user: &str| client.post(handler.url("/api/negotiate")).header("authorization", bearer_for(user)).send();
+    let negotiate = |user: &str| {
+        client
+            .post(handler.url("/api/negotiate"))
+            .header("authorization", bearer_for(user))
+            .send()
+    };
     for _ in 0..3 {
         assert_eq!(negotiate("ada").await.unwrap().status(), StatusCode::OK);
     }
@@ -244,16 +280,22 @@ async fn the_rate_limit_answers_429_with_retry_after() {
     let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=20).contains(&retry_after), "{retry_after}");
     assert_eq!(limited.json::<Value>().await.unwrap()["code"], "TooManyRequests");
-    assert_eq!(negotiate("bob").await.unwrap().status(), StatusCode::OK, "other identities are unaffected");
+    assert_eq!(
+        negotiate("bob").await.unwrap().status(),
+        StatusCode::OK,
+        "other identities are unaffected"
+    );
 }
 
 #[tokio::test]
 async fn bad_input_is_a_400_with_a_stable_code() {
     let handler = start_handler(base_env()).await;
     let client = http();
-    for (body, code) in
-        [("{", "InvalidJson"), (r#"{"groups":"lobby"}"#, "InvalidField"), (r#"{"minutesToExpire":-1}"#, "InvalidField")]
-    {
+    for (body, code) in [
+        ("{", "InvalidJson"),
+        (r#"{"groups":"lobby"}"#, "InvalidField"),
+        (r#"{"minutesToExpire":-1}"#, "InvalidField"),
+    ] {
         let reply = client
             .post(handler.url("/api/negotiate"))
             .header("content-type", "application/json")
@@ -264,7 +306,12 @@ async fn bad_input_is_a_400_with_a_stable_code() {
         assert_eq!(reply.status(), StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(reply.json::<Value>().await.unwrap()["code"], code, "{body}");
     }
-    let oversized = client.post(handler.url("/api/negotiate")).body(vec![b' '; 64 * 1024]).send().await.unwrap();
+    let oversized = client
+        .post(handler.url("/api/negotiate"))
+        .body(vec![b' '; 64 * 1024])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(oversized.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(oversized.json::<Value>().await.unwrap()["code"], "PayloadTooLarge");
 }

@@ -29,8 +29,12 @@ fn declared_routes() -> BTreeMap<String, Vec<String>> {
             .expect("an httpTrigger binding");
         let folder = path.parent().unwrap().file_name().unwrap().to_str().unwrap().to_owned();
         let route = trigger["route"].as_str().map(str::to_owned).unwrap_or(folder);
-        let mut methods: Vec<String> =
-            trigger["methods"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_uppercase()).collect();
+        let mut methods: Vec<String> = trigger["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_uppercase())
+            .collect();
         methods.sort();
         routes.insert(route, methods);
     }
@@ -59,7 +63,11 @@ async fn server_answers_exactly_the_declared_routes_and_methods() {
     for (route, methods) in &declared {
         for method in ALL_METHODS {
             let url = handler.url(&format!("/api/{route}"));
-            let response = client.request(Method::from_bytes(method.as_bytes()).unwrap(), &url).send().await.unwrap();
+            let response = client
+                .request(Method::from_bytes(method.as_bytes()).unwrap(), &url)
+                .send()
+                .await
+                .unwrap();
             let status = response.status();
             let routed = status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED;
             if methods.iter().any(|m| m == method) {
@@ -75,7 +83,13 @@ async fn server_answers_exactly_the_declared_routes_and_methods() {
 async fn undeclared_paths_are_json_404s() {
     let handler = start_handler(base_env()).await;
     let client = http();
-    for path in ["/api/nope", "/api", "/negotiate", "/api/negotiate/extra", "/api/Publish2"] {
+    for path in [
+        "/api/nope",
+        "/api",
+        "/negotiate",
+        "/api/negotiate/extra",
+        "/api/Publish2",
+    ] {
         let response = client.post(handler.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
         let body: serde_json::Value = response.json().await.unwrap();

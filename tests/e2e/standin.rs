@@ -44,7 +44,10 @@ impl HandlerProcess {
             .envs(values)
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", port_value)
             .env("FUNCTIONS_HTTPWORKER_PORT", port_value)
-            .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", "00000000-0000-0000-0000-000000000001")
+            .env(
+                "FUNCTIONS_CUSTOMHANDLER_WORKER_ID",
+                "00000000-0000-0000-0000-000000000001",
+            )
             .env("FUNCTIONS_HTTPWORKER_ID", "00000000-0000-0000-0000-000000000001")
             .env("FUNCTIONS_APP_ROOT_PATH", env!("CARGO_MANIFEST_DIR"))
             .stdin(Stdio::null())
@@ -53,7 +56,12 @@ impl HandlerProcess {
         let mut child = command.spawn().expect("spawn handler");
         let stdout = capture_lines(child.stdout.take().unwrap());
         let stderr = capture_lines(child.stderr.take().unwrap());
-        Self { child, port, stdout, stderr }
+        Self {
+            child,
+            port,
+            stdout,
+            stderr,
+        }
     }
 
     /// Polls `GET /` every 25 ms like the host, for at most 30 s. Returns the time to the first answer.
@@ -62,9 +70,17 @@ impl HandlerProcess {
         let client = reqwest::Client::new();
         while started.elapsed() < Duration::from_secs(30) {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("handler exited during start-up with {status}; stderr: {:?}", self.stderr.lock().unwrap());
+                panic!(
+                    "handler exited during start-up with {status}; stderr: {:?}",
+                    self.stderr.lock().unwrap()
+                );
             }
-            if client.get(format!("http://127.0.0.1:{}/", self.port)).send().await.is_ok() {
+            if client
+                .get(format!("http://127.0.0.1:{}/", self.port))
+                .send()
+                .await
+                .is_ok()
+            {
                 return started.elapsed();
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -106,7 +122,11 @@ fn capture_lines(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<S
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// route → declared methods, from the app's `function.json` files.
@@ -137,28 +157,43 @@ fn function_routes() -> BTreeMap<String, Vec<Method>> {
 pub async fn start_host(handler_port: u16) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let routes = Arc::new(function_routes());
     let invocations = Arc::new(Mutex::new(Vec::new()));
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let log = invocations.clone();
     let front = warp::method()
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
         .and(warp::body::bytes())
-        .then(move |method: Method, path: warp::path::FullPath, query: String, headers: HeaderMap, body: Bytes| {
-            let routes = routes.clone();
-            let client = client.clone();
-            let log = log.clone();
-            async move {
-                let route = path.as_str().strip_prefix("/api/").unwrap_or("");
-                match routes.get(route) {
-                    Some(methods) if methods.contains(&method) => {}
-                    _ => return status_only(StatusCode::NOT_FOUND),
+        .then(
+            move |method: Method, path: warp::path::FullPath, query: String, headers: HeaderMap, body: Bytes| {
+                let routes = routes.clone();
+                let client = client.clone();
+                let log = log.clone();
+                async move {
+                    let route = path.as_str().strip_prefix("/api/").unwrap_or("");
+                    match routes.get(route) {
+                        Some(methods) if methods.contains(&method) => {}
+                        _ => return status_only(StatusCode::NOT_FOUND),
+                    }
+                    let invocation_id = format!("{:032x}", rand::random::<u128>());
+                    log.lock().unwrap().push(invocation_id.clone());
+                    forward(
+                        &client,
+                        handler_port,
+                        method,
+                        path.as_str(),
+                        &query,
+                        headers,
+                        body,
+                        &invocation_id,
+                    )
+                    .await
                 }
-                let invocation_id = format!("{:032x}", rand::random::<u128>());
-                log.lock().unwrap().push(invocation_id.clone());
-                forward(&client, handler_port, method, path.as_str(), &query, headers, body, &invocation_id).await
-            }
-        });
+            },
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(warp::serve(front).incoming(listener).run());
@@ -186,7 +221,13 @@ async fn forward(
     outgoing.remove("content-length");
     outgoing.remove("transfer-encoding");
     let agent = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("");
-    outgoing.insert("user-agent", format!("{agent} Azure-Functions-Host/{HOST_VERSION}").trim().parse().unwrap());
+    outgoing.insert(
+        "user-agent",
+        format!("{agent} Azure-Functions-Host/{HOST_VERSION}")
+            .trim()
+            .parse()
+            .unwrap(),
+    );
     outgoing.insert("x-azure-functions-hostversion", HOST_VERSION.parse().unwrap());
     outgoing.insert("x-azure-functions-invocationid", invocation_id.parse().unwrap());
     let mut request = client.request(method, url).headers(outgoing);
@@ -219,7 +260,11 @@ pub fn reencode_query(raw: &str) -> String {
         }
     }
     let encode = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
-    merged.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
+    merged
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn status_only(status: StatusCode) -> Response<Bytes> {

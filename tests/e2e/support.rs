@@ -46,7 +46,10 @@ pub async fn start_handler(env: Env) -> RunningHandler {
 /// A minimal valid environment: a connection string to nowhere (port 9 on loopback) and a hub.
 pub fn base_env() -> Env {
     Env::from_pairs([
-        ("WebPubSubConnectionString", "Endpoint=http://127.0.0.1;Port=9;AccessKey=test-access-key-0123456789abcdefghijklmnop;Version=1.0;"),
+        (
+            "WebPubSubConnectionString",
+            "Endpoint=http://127.0.0.1;Port=9;AccessKey=test-access-key-0123456789abcdefghijklmnop;Version=1.0;",
+        ),
         ("WebPubSubHub", "chat"),
         // negotiate refuses to start without an explicit identity mode.
         ("NegotiateIdentity", "anonymous"),
@@ -57,7 +60,10 @@ pub fn base_env() -> Env {
 
 /// One pooled HTTP client for tests.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap()
 }
 
 /// The local Web PubSub emulator served in-process; stopped when dropped.
@@ -90,5 +96,10 @@ pub async fn start_emulator() -> RunningEmulator {
         });
         served.await.expect("the emulator runs");
     });
-    RunningEmulator { addr, connection_string: webpubsub_emulator::connection_string(addr, &access_key), access_key, stop: Some(stop) }
+    RunningEmulator {
+        addr,
+        connection_string: webpubsub_emulator::connection_string(addr, &access_key),
+        access_key,
+        stop: Some(stop),
+    }
 }

@@ -20,58 +20,36 @@ async fn tokens_are_checked_before_the_upgrade() {
         &[],
         3600,
     );
-    assert_eq!(
-        refused_status(&emulator.url("chat", &wrong_key), None).await,
-        401
-    );
+    assert_eq!(refused_status(&emulator.url("chat", &wrong_key), None).await, 401);
 
     let other_hub = emulator.token("other", Some("u"), &[], &[]);
-    assert_eq!(
-        refused_status(&emulator.url("chat", &other_hub), None).await,
-        401
-    );
+    assert_eq!(refused_status(&emulator.url("chat", &other_hub), None).await, 401);
 
     // Expired well beyond the five-minute skew: exp = now - 10 min.
     let mut claims = webpubsub_emulator::service::client_token_claims(&aud, Some("u"), &[], &[], 0);
     let now = claims["exp"].as_u64().unwrap();
     claims.insert("exp".into(), json!(now - 600));
-    let expired =
-        webpubsub_emulator::token::sign(&claims, &webpubsub_emulator::token::AccessKey::new(KEY));
-    assert_eq!(
-        refused_status(&emulator.url("chat", &expired), None).await,
-        401
-    );
+    let expired = webpubsub_emulator::token::sign(&claims, &webpubsub_emulator::token::AccessKey::new(KEY));
+    assert_eq!(refused_status(&emulator.url("chat", &expired), None).await, 401);
 
     assert_eq!(
         refused_status(&format!("ws://{}/client/hubs/chat", emulator.addr), None).await,
         401
     );
-    assert_eq!(
-        refused_status(&emulator.url("chat", "not.a.jwt"), None).await,
-        401
-    );
+    assert_eq!(refused_status(&emulator.url("chat", "not.a.jwt"), None).await, 401);
 
     // Invalid hub names are a client mistake: 400.
     assert_eq!(
-        refused_status(
-            &emulator.url("1chat", &emulator.token("1chat", None, &[], &[])),
-            None
-        )
-        .await,
+        refused_status(&emulator.url("1chat", &emulator.token("1chat", None, &[], &[])), None).await,
         400
     );
 
     // A valid token works on both URL forms, with the hub in any case; the audience is
     // compared ignoring case.
     let token = emulator.token("Chat", Some("u"), &[], &[]);
-    open(&emulator.url("CHAT", &token), None)
-        .await
-        .expect("path form");
+    open(&emulator.url("CHAT", &token), None).await.expect("path form");
     open(
-        &format!(
-            "ws://{}/client?hub=chat&access_token={token}",
-            emulator.addr
-        ),
+        &format!("ws://{}/client?hub=chat&access_token={token}", emulator.addr),
         None,
     )
     .await
@@ -85,20 +63,12 @@ async fn bearer_header_and_secondary_key_are_accepted() {
         ..config()
     })
     .await;
-    let token = token_with_key(
-        SECONDARY_KEY,
-        &emulator.audience("chat"),
-        Some("u"),
-        &[],
-        &[],
-        3600,
-    );
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://{}/client/hubs/chat",
-            emulator.addr
-        ))
-        .unwrap();
+    let token = token_with_key(SECONDARY_KEY, &emulator.audience("chat"), Some("u"), &[], &[], 3600);
+    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+        "ws://{}/client/hubs/chat",
+        emulator.addr
+    ))
+    .unwrap();
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
@@ -115,25 +85,12 @@ async fn bearer_header_and_secondary_key_are_accepted() {
 async fn raw_clients_receive_payloads_as_raw_frames() {
     let emulator = start(config()).await;
     let mut raw = emulator.connect("chat", Some("alice"), &[], None).await;
-    eventually("alice to connect", || {
-        emulator.service.user_exists("chat", "alice")
-    })
-    .await;
+    eventually("alice to connect", || emulator.service.user_exists("chat", "alice")).await;
 
     let service = &emulator.service;
-    service.send_to_user(
-        "chat",
-        "alice",
-        &Payload::new(ContentKind::Text, "plain"),
-        None,
-    );
+    service.send_to_user("chat", "alice", &Payload::new(ContentKind::Text, "plain"), None);
     assert_eq!(next_message(&mut raw).await, Message::text("plain"));
-    service.send_to_all(
-        "chat",
-        &Payload::new(ContentKind::Json, "\"quoted\""),
-        &[],
-        None,
-    );
+    service.send_to_all("chat", &Payload::new(ContentKind::Json, "\"quoted\""), &[], None);
     assert_eq!(next_message(&mut raw).await, Message::text("\"quoted\""));
     service.send_to_user(
         "chat",
@@ -141,22 +98,14 @@ async fn raw_clients_receive_payloads_as_raw_frames() {
         &Payload::new(ContentKind::Binary, vec![0u8, 1, 255]),
         None,
     );
-    assert_eq!(
-        next_message(&mut raw).await,
-        Message::binary(vec![0u8, 1, 255])
-    );
+    assert_eq!(next_message(&mut raw).await, Message::binary(vec![0u8, 1, 255]));
 }
 
 #[tokio::test]
 async fn unrecognised_subprotocols_are_raw() {
     let emulator = start(config()).await;
-    let mut raw = emulator
-        .connect("chat", Some("alice"), &[], Some("custom.v1"))
-        .await;
-    eventually("alice to connect", || {
-        emulator.service.user_exists("chat", "alice")
-    })
-    .await;
+    let mut raw = emulator.connect("chat", Some("alice"), &[], Some("custom.v1")).await;
+    eventually("alice to connect", || emulator.service.user_exists("chat", "alice")).await;
     emulator
         .service
         .send_to_user("chat", "alice", &Payload::new(ContentKind::Text, "x"), None);
@@ -181,12 +130,9 @@ async fn json_clients_get_connected_and_server_messages() {
         next_json(&mut socket).await,
         json!({"type":"message","from":"server","dataType":"json","data":{"n":1}})
     );
-    emulator.service.send_to_all(
-        "chat",
-        &Payload::new(ContentKind::Binary, vec![1u8, 2, 3]),
-        &[],
-        None,
-    );
+    emulator
+        .service
+        .send_to_all("chat", &Payload::new(ContentKind::Binary, vec![1u8, 2, 3]), &[], None);
     assert_eq!(
         next_json(&mut socket).await,
         json!({"type":"message","from":"server","dataType":"binary","data":"AQID"})
@@ -208,11 +154,7 @@ async fn a_token_without_sub_connects_without_a_user() {
 async fn roles_gate_join_and_send() {
     let emulator = start(config()).await;
     let (mut nobody, _) = emulator.connect_json("chat", Some("nobody"), &[]).await;
-    send_json(
-        &mut nobody,
-        json!({"type":"joinGroup","group":"g","ackId":1}),
-    )
-    .await;
+    send_json(&mut nobody, json!({"type":"joinGroup","group":"g","ackId":1})).await;
     let ack = next_json(&mut nobody).await;
     assert_eq!(ack["ackId"], 1);
     assert_eq!(ack["success"], false);
@@ -231,11 +173,7 @@ async fn roles_gate_join_and_send() {
             &["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"],
         )
         .await;
-    send_json(
-        &mut member,
-        json!({"type":"joinGroup","group":"g","ackId":1}),
-    )
-    .await;
+    send_json(&mut member, json!({"type":"joinGroup","group":"g","ackId":1})).await;
     assert_eq!(
         next_json(&mut member).await,
         json!({"type":"ack","ackId":1,"success":true})
@@ -262,19 +200,11 @@ async fn roles_gate_join_and_send() {
     .await;
     assert_eq!(next_json(&mut sender).await["error"]["name"], "Forbidden");
     // Scoped send role does not allow joining.
-    send_json(
-        &mut sender,
-        json!({"type":"joinGroup","group":"g","ackId":9}),
-    )
-    .await;
+    send_json(&mut sender, json!({"type":"joinGroup","group":"g","ackId":9})).await;
     assert_eq!(next_json(&mut sender).await["error"]["name"], "Forbidden");
 
     // Event messages need no role (no handler configured: accepted and dropped).
-    send_json(
-        &mut nobody,
-        json!({"type":"event","event":"hello","ackId":3,"data":{}}),
-    )
-    .await;
+    send_json(&mut nobody, json!({"type":"event","event":"hello","ackId":3,"data":{}})).await;
     assert_eq!(
         next_json(&mut nobody).await,
         json!({"type":"ack","ackId":3,"success":true})
@@ -284,10 +214,7 @@ async fn roles_gate_join_and_send() {
 #[tokio::test]
 async fn wildcard_roles() {
     let emulator = start(config()).await;
-    let roles = [
-        "webpubsub.joinLeaveGroups.room.*",
-        "webpubsub.sendToGroups.team.**",
-    ];
+    let roles = ["webpubsub.joinLeaveGroups.room.*", "webpubsub.sendToGroups.team.**"];
     let (mut socket, _) = emulator.connect_json("chat", Some("u"), &roles).await;
     let cases = [
         ("joinGroup", "room.a", true),
@@ -318,33 +245,13 @@ async fn permissions_granted_through_the_service_apply() {
     let (mut socket, connected) = emulator.connect_json("chat", Some("u"), &[]).await;
     let id = connected["connectionId"].as_str().unwrap();
     let join = webpubsub_emulator::roles::Permission::JoinLeaveGroup;
-    assert!(
-        emulator
-            .service
-            .grant_permission("chat", id, join, Some("vip"))
-    );
-    send_json(
-        &mut socket,
-        json!({"type":"joinGroup","group":"vip","ackId":1}),
-    )
-    .await;
+    assert!(emulator.service.grant_permission("chat", id, join, Some("vip")));
+    send_json(&mut socket, json!({"type":"joinGroup","group":"vip","ackId":1})).await;
     assert_eq!(next_json(&mut socket).await["success"], true);
-    send_json(
-        &mut socket,
-        json!({"type":"joinGroup","group":"other","ackId":2}),
-    )
-    .await;
+    send_json(&mut socket, json!({"type":"joinGroup","group":"other","ackId":2})).await;
     assert_eq!(next_json(&mut socket).await["success"], false);
-    assert!(
-        emulator
-            .service
-            .revoke_permission("chat", id, join, Some("vip"))
-    );
-    send_json(
-        &mut socket,
-        json!({"type":"leaveGroup","group":"vip","ackId":3}),
-    )
-    .await;
+    assert!(emulator.service.revoke_permission("chat", id, join, Some("vip")));
+    send_json(&mut socket, json!({"type":"leaveGroup","group":"vip","ackId":3})).await;
     assert_eq!(next_json(&mut socket).await["error"]["name"], "Forbidden");
 }
 
@@ -354,17 +261,9 @@ async fn duplicate_ack_ids_and_bad_requests() {
     let (mut socket, _) = emulator
         .connect_json("chat", Some("u"), &["webpubsub.joinLeaveGroup"])
         .await;
-    send_json(
-        &mut socket,
-        json!({"type":"joinGroup","group":"g","ackId":5}),
-    )
-    .await;
+    send_json(&mut socket, json!({"type":"joinGroup","group":"g","ackId":5})).await;
     assert_eq!(next_json(&mut socket).await["success"], true);
-    send_json(
-        &mut socket,
-        json!({"type":"leaveGroup","group":"g","ackId":5}),
-    )
-    .await;
+    send_json(&mut socket, json!({"type":"leaveGroup","group":"g","ackId":5})).await;
     let duplicate = next_json(&mut socket).await;
     assert_eq!(duplicate["success"], false);
     assert_eq!(duplicate["error"]["name"], "Duplicate");
@@ -377,17 +276,9 @@ async fn duplicate_ack_ids_and_bad_requests() {
     )
     .await;
     assert_eq!(next_json(&mut socket).await["error"]["name"], "BadRequest");
-    send_json(
-        &mut socket,
-        json!({"type":"event","event":"1bad","ackId":7,"data":1}),
-    )
-    .await;
+    send_json(&mut socket, json!({"type":"event","event":"1bad","ackId":7,"data":1})).await;
     assert_eq!(next_json(&mut socket).await["error"]["name"], "BadRequest");
-    send_json(
-        &mut socket,
-        json!({"type":"joinGroup","group":"  ","ackId":8}),
-    )
-    .await;
+    send_json(&mut socket, json!({"type":"joinGroup","group":"  ","ackId":8})).await;
     assert_eq!(next_json(&mut socket).await["error"]["name"], "BadRequest");
 }
 
@@ -416,21 +307,14 @@ async fn no_echo_skips_the_sender() {
 async fn token_groups_are_joined_on_connect() {
     let emulator = start(config()).await;
     let token = emulator.token("chat", Some("u"), &[], &["news", "sports"]);
-    let mut socket = open(
-        &emulator.url("chat", &token),
-        Some("json.webpubsub.azure.v1"),
-    )
-    .await
-    .unwrap();
+    let mut socket = open(&emulator.url("chat", &token), Some("json.webpubsub.azure.v1"))
+        .await
+        .unwrap();
     next_json(&mut socket).await;
     assert!(emulator.service.group_exists("chat", "news"));
-    emulator.service.send_to_group(
-        "chat",
-        "sports",
-        &Payload::new(ContentKind::Text, "goal"),
-        &[],
-        None,
-    );
+    emulator
+        .service
+        .send_to_group("chat", "sports", &Payload::new(ContentKind::Text, "goal"), &[], None);
     assert_eq!(next_json(&mut socket).await["data"], "goal");
 }
 
@@ -439,19 +323,12 @@ async fn closing_from_the_service_sends_disconnected_first() {
     let emulator = start(config()).await;
     let (mut socket, connected) = emulator.connect_json("chat", Some("u"), &[]).await;
     let id = connected["connectionId"].as_str().unwrap();
-    assert!(
-        emulator
-            .service
-            .close_connection("chat", id, Some("maintenance"))
-    );
+    assert!(emulator.service.close_connection("chat", id, Some("maintenance")));
     assert_eq!(
         next_json(&mut socket).await,
         json!({"type":"system","event":"disconnected","message":"maintenance"})
     );
-    assert_eq!(
-        close_frame(&mut socket).await,
-        (1000, "maintenance".to_owned())
-    );
+    assert_eq!(close_frame(&mut socket).await, (1000, "maintenance".to_owned()));
     assert!(!emulator.service.connection_exists("chat", id));
 }
 
@@ -473,16 +350,10 @@ async fn frames_over_one_megabyte_close_with_1009() {
     let emulator = start(config()).await;
     let (mut socket, _) = emulator.connect_json("chat", Some("u"), &[]).await;
     // Exactly 1 MiB is accepted (raw JSON parse fails; no ackId, so nothing comes back).
-    socket
-        .send(Message::text("x".repeat(1024 * 1024)))
-        .await
-        .unwrap();
+    socket.send(Message::text("x".repeat(1024 * 1024))).await.unwrap();
     send_json(&mut socket, json!({"type":"ping"})).await;
     assert_eq!(next_json(&mut socket).await["type"], "pong");
-    socket
-        .send(Message::text("x".repeat(1024 * 1024 + 1)))
-        .await
-        .unwrap();
+    socket.send(Message::text("x".repeat(1024 * 1024 + 1))).await.unwrap();
     assert_eq!(close_frame(&mut socket).await.0, 1009);
     eventually("the connection to go", || {
         emulator.service.connection_count("chat") == 0
@@ -496,9 +367,7 @@ async fn huge_frames_drop_the_connection() {
     let (mut socket, _) = emulator.connect_json("chat", Some("u"), &[]).await;
     // 8 MiB: the emulator stops reading mid-frame, so the client's write may fail too.
     let sending = tokio::spawn(async move {
-        let _ = socket
-            .send(Message::binary(vec![0u8; 8 * 1024 * 1024]))
-            .await;
+        let _ = socket.send(Message::binary(vec![0u8; 8 * 1024 * 1024])).await;
         socket
     });
     eventually("the connection to go", || {
@@ -512,10 +381,7 @@ async fn huge_frames_drop_the_connection() {
 async fn a_client_that_does_not_read_is_dropped() {
     let emulator = start(config()).await;
     let _silent = emulator.connect("chat", Some("slow"), &[], None).await;
-    eventually("slow to connect", || {
-        emulator.service.user_exists("chat", "slow")
-    })
-    .await;
+    eventually("slow to connect", || emulator.service.user_exists("chat", "slow")).await;
     // 2000 × 64 KiB = 125 MiB: more than socket buffers plus the 16 MiB queue bound.
     let chunk = Payload::new(ContentKind::Binary, vec![7u8; 64 * 1024]);
     for _ in 0..2000 {

@@ -10,9 +10,7 @@ use crate::support::*;
 const RELIABLE: &str = "json.reliable.webpubsub.azure.v1";
 
 async fn connect_reliable(emulator: &Emulator) -> (Socket, String, String) {
-    let mut socket = emulator
-        .connect("chat", Some("u"), &[], Some(RELIABLE))
-        .await;
+    let mut socket = emulator.connect("chat", Some("u"), &[], Some(RELIABLE)).await;
     let connected = next_json(&mut socket).await;
     assert_eq!(connected["event"], "connected");
     let id = connected["connectionId"].as_str().unwrap().to_owned();
@@ -24,11 +22,11 @@ async fn connect_reliable(emulator: &Emulator) -> (Socket, String, String) {
 }
 
 fn send_text(emulator: &Emulator, id: &str, text: &str) {
-    assert!(emulator.service.send_to_connection(
-        "chat",
-        id,
-        &Payload::new(ContentKind::Text, text.to_owned())
-    ));
+    assert!(
+        emulator
+            .service
+            .send_to_connection("chat", id, &Payload::new(ContentKind::Text, text.to_owned()))
+    );
 }
 
 fn resume_url(emulator: &Emulator, id: &str, token: &str) -> String {
@@ -117,9 +115,7 @@ async fn an_unresumed_connection_expires() {
         !emulator.service.connection_exists("chat", &id)
     })
     .await;
-    let mut late = open(&resume_url(&emulator, &id, &token), Some(RELIABLE))
-        .await
-        .unwrap();
+    let mut late = open(&resume_url(&emulator, &id, &token), Some(RELIABLE)).await.unwrap();
     assert_eq!(close_frame(&mut late).await.0, 1008);
 }
 
@@ -154,23 +150,13 @@ async fn plain_json_connections_do_not_resume() {
 async fn group_messages_carry_sequence_ids() {
     let emulator = start(config()).await;
     let roles = ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"];
-    let mut socket = emulator
-        .connect("chat", Some("u"), &roles, Some(RELIABLE))
-        .await;
+    let mut socket = emulator.connect("chat", Some("u"), &roles, Some(RELIABLE)).await;
     next_json(&mut socket).await;
-    send_json(
-        &mut socket,
-        json!({"type":"joinGroup","group":"g","ackId":1}),
-    )
-    .await;
+    send_json(&mut socket, json!({"type":"joinGroup","group":"g","ackId":1})).await;
     let ack = next_json(&mut socket).await;
     assert_eq!(ack["success"], true);
     assert!(ack.get("sequenceId").is_none(), "acks are not sequenced");
-    send_json(
-        &mut socket,
-        json!({"type":"sendToGroup","group":"g","data":"x"}),
-    )
-    .await;
+    send_json(&mut socket, json!({"type":"sendToGroup","group":"g","data":"x"})).await;
     let message = next_json(&mut socket).await;
     assert_eq!(message["from"], "group");
     assert_eq!(message["sequenceId"], 1);

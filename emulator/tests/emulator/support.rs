@@ -50,13 +50,9 @@ pub async fn start(config: EmulatorConfig) -> Emulator {
     let addr = listener.local_addr().unwrap();
     let service = Service::new(config);
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(webpubsub_emulator::serve(
-        listener,
-        service.clone(),
-        async {
-            let _ = rx.await;
-        },
-    ));
+    tokio::spawn(webpubsub_emulator::serve(listener, service.clone(), async {
+        let _ = rx.await;
+    }));
     Emulator {
         addr,
         service,
@@ -79,13 +75,7 @@ impl Emulator {
     }
 
     /// Connects with `user` and `roles`, offering `subprotocol`.
-    pub async fn connect(
-        &self,
-        hub: &str,
-        user: Option<&str>,
-        roles: &[&str],
-        subprotocol: Option<&str>,
-    ) -> Socket {
+    pub async fn connect(&self, hub: &str, user: Option<&str>, roles: &[&str], subprotocol: Option<&str>) -> Socket {
         let token = self.token(hub, user, roles, &[]);
         open(&self.url(hub, &token), subprotocol)
             .await
@@ -93,15 +83,8 @@ impl Emulator {
     }
 
     /// Connects a JSON client and returns it with its `connected` system message.
-    pub async fn connect_json(
-        &self,
-        hub: &str,
-        user: Option<&str>,
-        roles: &[&str],
-    ) -> (Socket, Value) {
-        let mut socket = self
-            .connect(hub, user, roles, Some("json.webpubsub.azure.v1"))
-            .await;
+    pub async fn connect_json(&self, hub: &str, user: Option<&str>, roles: &[&str]) -> (Socket, Value) {
+        let mut socket = self.connect(hub, user, roles, Some("json.webpubsub.azure.v1")).await;
         let connected = next_json(&mut socket).await;
         assert_eq!(connected["type"], "system");
         assert_eq!(connected["event"], "connected");
@@ -125,17 +108,14 @@ pub fn token_with_key(
 pub async fn open(url: &str, subprotocol: Option<&str>) -> Result<Socket, WsError> {
     let mut request = url.into_client_request()?;
     if let Some(protocol) = subprotocol {
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_str(protocol).unwrap(),
-        );
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", HeaderValue::from_str(protocol).unwrap());
     }
     let (socket, response) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
         .await
         .expect("handshake in time")?;
-    if let Some(protocol) =
-        subprotocol.filter(|p| webpubsub_emulator::protocol::Protocol::is_supported(p))
-    {
+    if let Some(protocol) = subprotocol.filter(|p| webpubsub_emulator::protocol::Protocol::is_supported(p)) {
         assert_eq!(
             response
                 .headers()
@@ -191,10 +171,7 @@ pub async fn next_json_where(socket: &mut Socket, wanted: impl Fn(&Value) -> boo
 /// Reads until the close frame and returns it (code, reason).
 pub async fn close_frame(socket: &mut Socket) -> (u16, String) {
     for _ in 0..100 {
-        match tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("close in time")
-        {
+        match tokio::time::timeout(WAIT, socket.next()).await.expect("close in time") {
             Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
                 return (code.into(), reason.to_string());
             }
@@ -215,10 +192,7 @@ pub async fn send_json(socket: &mut Socket, value: Value) {
 pub async fn eventually(what: &str, condition: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -270,9 +244,7 @@ pub fn allow_origin() -> warp::http::Response<Bytes> {
 }
 
 impl Upstream {
-    pub async fn start(
-        respond: impl Fn(&Recorded) -> warp::http::Response<Bytes> + Send + Sync + 'static,
-    ) -> Upstream {
+    pub async fn start(respond: impl Fn(&Recorded) -> warp::http::Response<Bytes> + Send + Sync + 'static) -> Upstream {
         use warp::Filter as _;
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -283,10 +255,7 @@ impl Upstream {
             .and(warp::header::headers_cloned())
             .and(warp::body::bytes())
             .map(
-                move |method: warp::http::Method,
-                      path: warp::path::FullPath,
-                      headers,
-                      body: Bytes| {
+                move |method: warp::http::Method, path: warp::path::FullPath, headers, body: Bytes| {
                     let request = Recorded {
                         method: method.to_string(),
                         path: path.as_str().to_owned(),
@@ -342,11 +311,6 @@ impl Upstream {
     }
 
     pub fn count(&self, predicate: impl Fn(&Recorded) -> bool) -> usize {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| predicate(r))
-            .count()
+        self.requests.lock().unwrap().iter().filter(|r| predicate(r)).count()
     }
 }

@@ -31,11 +31,7 @@ fn expected_signature(key: &str, connection_id: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn respond_json(
-    status: u16,
-    body: serde_json::Value,
-    state: Option<&str>,
-) -> warp::http::Response<Bytes> {
+fn respond_json(status: u16, body: serde_json::Value, state: Option<&str>) -> warp::http::Response<Bytes> {
     let mut builder = warp::http::Response::builder()
         .status(status)
         .header("content-type", "application/json");
@@ -45,11 +41,7 @@ fn respond_json(
     builder.body(Bytes::from(body.to_string())).unwrap()
 }
 
-fn respond_body(
-    content_type: &str,
-    body: Vec<u8>,
-    state: Option<&str>,
-) -> warp::http::Response<Bytes> {
+fn respond_body(content_type: &str, body: Vec<u8>, state: Option<&str>) -> warp::http::Response<Bytes> {
     let mut builder = warp::http::Response::builder()
         .status(200)
         .header("content-type", content_type);
@@ -73,22 +65,15 @@ async fn connect_event_is_validated_signed_and_applied() {
     .await;
     let config = EmulatorConfig {
         secondary_key: Some(SECONDARY_KEY.into()),
-        hubs: hub_config(
-            &upstream,
-            &["connect", "connected", "disconnected"],
-            Some("*"),
-        ),
+        hubs: hub_config(&upstream, &["connect", "connected", "disconnected"], Some("*")),
         ..config()
     };
     let emulator = start(config).await;
     let token = emulator.token("chat", Some("token-user"), &[], &[]);
     let url = format!("{}&custom=1", emulator.url("chat", &token));
-    let mut socket = open(
-        &url,
-        Some("json.reliable.webpubsub.azure.v1, json.webpubsub.azure.v1"),
-    )
-    .await
-    .expect("connect accepted");
+    let mut socket = open(&url, Some("json.reliable.webpubsub.azure.v1, json.webpubsub.azure.v1"))
+        .await
+        .expect("connect accepted");
     let connected = next_json(&mut socket).await;
     assert_eq!(connected["event"], "connected");
     assert_eq!(connected["userId"], "from-handler");
@@ -103,16 +88,10 @@ async fn connect_event_is_validated_signed_and_applied() {
 
     let connect = upstream.next_event("connect").await;
     assert_eq!(connect.path, "/upstream/chat/connect");
-    assert_eq!(
-        connect.header("content-type"),
-        Some("application/json; charset=utf-8")
-    );
+    assert_eq!(connect.header("content-type"), Some("application/json; charset=utf-8"));
     assert_eq!(connect.header("ce-specversion"), Some("1.0"));
     assert_eq!(connect.header("ce-awpsversion"), Some("1.0"));
-    assert_eq!(
-        connect.header("ce-type"),
-        Some("azure.webpubsub.sys.connect")
-    );
+    assert_eq!(connect.header("ce-type"), Some("azure.webpubsub.sys.connect"));
     assert_eq!(
         connect.header("ce-source"),
         Some(format!("/hubs/chat/client/{id}").as_str())
@@ -142,10 +121,7 @@ async fn connect_event_is_validated_signed_and_applied() {
     assert!(body["headers"].get("authorization").is_none());
     assert_eq!(
         body["subprotocols"],
-        json!([
-            "json.reliable.webpubsub.azure.v1",
-            "json.webpubsub.azure.v1"
-        ])
+        json!(["json.reliable.webpubsub.azure.v1", "json.webpubsub.azure.v1"])
     );
     assert_eq!(body["clientCertificates"], json!([]));
 
@@ -161,27 +137,18 @@ async fn connect_event_is_validated_signed_and_applied() {
     assert_eq!(next_json(&mut socket).await["success"], true);
 
     let connected_event = upstream.next_event("connected").await;
-    assert_eq!(
-        connected_event.header("ce-type"),
-        Some("azure.webpubsub.sys.connected")
-    );
+    assert_eq!(connected_event.header("ce-type"), Some("azure.webpubsub.sys.connected"));
     assert_eq!(connected_event.header("ce-userid"), Some("from-handler"));
     assert_eq!(
         connected_event.header("ce-subprotocol"),
         Some("json.webpubsub.azure.v1")
     );
-    assert_eq!(
-        connected_event.header("ce-connectionstate"),
-        Some("c3RhdGU=")
-    );
+    assert_eq!(connected_event.header("ce-connectionstate"), Some("c3RhdGU="));
     assert_eq!(connected_event.json(), json!({}));
 
     socket.close(None).await.unwrap();
     let disconnected = upstream.next_event("disconnected").await;
-    assert_eq!(
-        disconnected.header("ce-type"),
-        Some("azure.webpubsub.sys.disconnected")
-    );
+    assert_eq!(disconnected.header("ce-type"), Some("azure.webpubsub.sys.disconnected"));
     assert_eq!(disconnected.header("ce-connectionid"), Some(id.as_str()));
     assert!(disconnected.json()["reason"].is_string());
 }
@@ -201,21 +168,11 @@ async fn connect_rejections_reach_the_upgrade() {
     })
     .await;
     let token = emulator.token("chat", Some("u"), &[], &[]);
-    assert_eq!(
-        refused_status(&emulator.url("chat", &token), None).await,
-        401
-    );
-    assert_eq!(
-        upstream.count(|r| r.method == "POST"),
-        1,
-        "4xx is not retried"
-    );
+    assert_eq!(refused_status(&emulator.url("chat", &token), None).await, 401);
+    assert_eq!(upstream.count(|r| r.method == "POST"), 1, "4xx is not retried");
 
     status.store(503, Ordering::SeqCst);
-    assert_eq!(
-        refused_status(&emulator.url("chat", &token), None).await,
-        500
-    );
+    assert_eq!(refused_status(&emulator.url("chat", &token), None).await, 500);
     // One try plus three retries.
     assert_eq!(upstream.count(|r| r.method == "POST"), 1 + 4);
     assert_eq!(emulator.service.connection_count("chat"), 0);
@@ -237,10 +194,7 @@ async fn a_handler_that_fails_validation_is_not_called() {
     })
     .await;
     let token = emulator.token("chat", Some("u"), &[], &[]);
-    assert_eq!(
-        refused_status(&emulator.url("chat", &token), None).await,
-        500
-    );
+    assert_eq!(refused_status(&emulator.url("chat", &token), None).await, 500);
     assert_eq!(upstream.count(|r| r.method == "OPTIONS"), 1);
     assert_eq!(upstream.count(|r| r.method == "POST"), 0);
 
@@ -255,8 +209,8 @@ async fn a_handler_that_fails_validation_is_not_called() {
 
 #[tokio::test]
 async fn user_event_replies_reach_the_sender_and_state_round_trips() {
-    let upstream = Upstream::start(|request| {
-        match (request.method.as_str(), request.header("ce-eventname")) {
+    let upstream = Upstream::start(
+        |request| match (request.method.as_str(), request.header("ce-eventname")) {
             ("OPTIONS", _) => allow_origin(),
             ("POST", Some("connect")) => respond_json(200, json!({}), Some("s1")),
             ("POST", Some("echo")) => {
@@ -264,13 +218,11 @@ async fn user_event_replies_reach_the_sender_and_state_round_trips() {
                 body.extend_from_slice(&request.body);
                 respond_body("text/plain; charset=utf-8", body, Some("s2"))
             }
-            ("POST", Some("bytes")) => {
-                respond_body("application/octet-stream", vec![9, 8, 7], None)
-            }
+            ("POST", Some("bytes")) => respond_body("application/octet-stream", vec![9, 8, 7], None),
             ("POST", Some("json")) => respond_json(200, json!({"ok": true}), None),
             _ => reply(204),
-        }
-    })
+        },
+    )
     .await;
     let emulator = start(EmulatorConfig {
         hubs: hub_config(&upstream, &["connect"], Some("*")),
@@ -295,10 +247,7 @@ async fn user_event_replies_reach_the_sender_and_state_round_trips() {
     let echo = upstream.next_event("echo").await;
     assert_eq!(echo.header("content-type"), Some("text/plain"));
     assert_eq!(echo.header("ce-type"), Some("azure.webpubsub.user.echo"));
-    assert_eq!(
-        echo.header("ce-subprotocol"),
-        Some("json.webpubsub.azure.v1")
-    );
+    assert_eq!(echo.header("ce-subprotocol"), Some("json.webpubsub.azure.v1"));
     assert_eq!(echo.header("ce-connectionstate"), Some("s1"));
     assert_eq!(&echo.body[..], b"hi");
 
@@ -313,10 +262,7 @@ async fn user_event_replies_reach_the_sender_and_state_round_trips() {
     );
     assert_eq!(next_json(&mut socket).await["ackId"], 2);
     let bytes = upstream.next_event("bytes").await;
-    assert_eq!(
-        bytes.header("content-type"),
-        Some("application/octet-stream")
-    );
+    assert_eq!(bytes.header("content-type"), Some("application/octet-stream"));
     assert_eq!(
         bytes.header("ce-connectionstate"),
         Some("s2"),
@@ -339,11 +285,7 @@ async fn user_event_replies_reach_the_sender_and_state_round_trips() {
     assert_eq!(json_event.json(), json!({"q":1}));
 
     // 204: nothing but the ack.
-    send_json(
-        &mut socket,
-        json!({"type":"event","event":"quiet","data":1,"ackId":4}),
-    )
-    .await;
+    send_json(&mut socket, json!({"type":"event","event":"quiet","data":1,"ackId":4})).await;
     assert_eq!(
         next_json(&mut socket).await,
         json!({"type":"ack","ackId":4,"success":true})
@@ -352,16 +294,14 @@ async fn user_event_replies_reach_the_sender_and_state_round_trips() {
 
 #[tokio::test]
 async fn raw_frames_are_message_events() {
-    let upstream = Upstream::start(|request| {
-        match (request.method.as_str(), request.header("content-type")) {
+    let upstream = Upstream::start(
+        |request| match (request.method.as_str(), request.header("content-type")) {
             ("OPTIONS", _) => allow_origin(),
             ("POST", Some("text/plain")) => respond_body("text/plain", b"got text".to_vec(), None),
-            ("POST", Some("application/octet-stream")) => {
-                respond_body("application/octet-stream", vec![1, 2], None)
-            }
+            ("POST", Some("application/octet-stream")) => respond_body("application/octet-stream", vec![1, 2], None),
             _ => reply(204),
-        }
-    })
+        },
+    )
     .await;
     let emulator = start(EmulatorConfig {
         hubs: hub_config(&upstream, &[], Some("message")),
@@ -373,18 +313,12 @@ async fn raw_frames_are_message_events() {
     socket.send(Message::text("hello")).await.unwrap();
     assert_eq!(next_message(&mut socket).await, Message::text("got text"));
     let event = upstream.next_event("message").await;
-    assert_eq!(
-        event.header("ce-type"),
-        Some("azure.webpubsub.user.message")
-    );
+    assert_eq!(event.header("ce-type"), Some("azure.webpubsub.user.message"));
     assert!(event.header("ce-subprotocol").is_none());
     assert_eq!(&event.body[..], b"hello");
 
     socket.send(Message::binary(vec![5u8, 6])).await.unwrap();
-    assert_eq!(
-        next_message(&mut socket).await,
-        Message::binary(vec![1u8, 2])
-    );
+    assert_eq!(next_message(&mut socket).await, Message::binary(vec![1u8, 2]));
     assert_eq!(&upstream.next_event("message").await.body[..], &[5, 6]);
 }
 
@@ -410,11 +344,7 @@ async fn failing_user_events() {
     let ack = next_json(&mut json_client).await;
     assert_eq!(ack["success"], false);
     assert_eq!(ack["error"]["name"], "InternalServerError");
-    assert_eq!(
-        upstream.count(|r| r.method == "POST"),
-        4,
-        "500 is retried three times"
-    );
+    assert_eq!(upstream.count(|r| r.method == "POST"), 4, "500 is retried three times");
 
     let mut raw = emulator.connect("chat", Some("r"), &[], None).await;
     raw.send(Message::text("x")).await.unwrap();

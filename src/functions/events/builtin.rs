@@ -16,7 +16,9 @@
 //!     user id as the handler saw it (clients cannot forge `from`).
 //!
 //! Joinable rooms are an allow-list on purpose: without one a client could `join` another user's private
-//! group (e.g. `user-{userId}`).
+//! group (e.g. `user-{userId}`). Refusals are 4xx answers, on which the service fails the client's message
+//! (the emulator acks it with an error; the service docs say the connection is dropped). The sender is in
+//! the room, so it receives its own broadcast too, as chat pages expect.
 
 use std::collections::BTreeSet;
 
@@ -89,69 +91,66 @@ impl Builtin {
     async fn broadcast_event(&self, event: &VerifiedEvent, message: UserMessage) -> Result<UserEventReply, ApiError> {
         let mut state = ConnectionState::decode_lenient(event.connection_state_header());
         let mut rooms = rooms_of(&state);
-        match event.kind().name() {
-            JOIN_EVENT => {
-                let room = requested_room(&message)?.ok_or_else(missing_room)?;
-                let user_id = event.user_id().unwrap_or("");
-                if !self
-                    .joinable_rooms
-                    .iter()
-                    .any(|template| template.matches(&room, user_id))
-                {
-                    return Err(ApiError::forbidden("RoomNotJoinable", "this room cannot be joined"));
-                }
-                if !rooms.contains(&room) {
-                    if rooms.len() >= MAX_ROOMS {
-                        return Err(ApiError::forbidden(
-                            "TooManyRooms",
-                            format!("a connection may be in at most {MAX_ROOMS} rooms"),
-                        ));
-                    }
-                    self.rest()?
-                        .add_connection_to_group(event.hub(), &room, event.connection_id())
-                        .await
-                        .map_err(rest_error)?;
-                    rooms.insert(room.clone());
-                }
-                state.insert(ROOMS_STATE_KEY, &rooms);
-                Ok(UserEventReply::json(&serde_json::json!({"event": "joined", "room": room}))?.with_state(state))
+        let name = event.kind().name();
+        if name.eq_ignore_ascii_case(JOIN_EVENT) {
+            let room = requested_room(&message)?.ok_or_else(missing_room)?;
+            let user_id = event.user_id().unwrap_or("");
+            if !self
+                .joinable_rooms
+                .iter()
+                .any(|template| template.matches(&room, user_id))
+            {
+                return Err(ApiError::forbidden("RoomNotJoinable", "this room cannot be joined"));
             }
-            LEAVE_EVENT => {
-                let room = requested_room(&message)?.ok_or_else(missing_room)?;
-                if !rooms.remove(&room) {
-                    return Err(not_in_room());
+            if !rooms.contains(&room) {
+                if rooms.len() >= MAX_ROOMS {
+                    return Err(ApiError::forbidden(
+                        "TooManyRooms",
+                        format!("a connection may be in at most {MAX_ROOMS} rooms"),
+                    ));
                 }
                 self.rest()?
-                    .remove_connection_from_group(event.hub(), &room, event.connection_id())
+                    .add_connection_to_group(event.hub(), &room, event.connection_id())
                     .await
                     .map_err(rest_error)?;
-                state.insert(ROOMS_STATE_KEY, &rooms);
-                Ok(UserEventReply::json(&serde_json::json!({"event": "left", "room": room}))?.with_state(state))
+                rooms.insert(room.clone());
             }
-            name => {
-                let targets = match requested_room(&message)? {
-                    Some(room) if rooms.contains(&room) => vec![room],
-                    Some(_) => return Err(not_in_room()),
-                    None if rooms.is_empty() => return Err(not_in_room()),
-                    None => rooms.into_iter().collect(),
+            state.insert(ROOMS_STATE_KEY, &rooms);
+            Ok(UserEventReply::json(&serde_json::json!({"event": "joined", "room": room}))?.with_state(state))
+        } else if name.eq_ignore_ascii_case(LEAVE_EVENT) {
+            let room = requested_room(&message)?.ok_or_else(missing_room)?;
+            if !rooms.remove(&room) {
+                return Err(not_in_room());
+            }
+            self.rest()?
+                .remove_connection_from_group(event.hub(), &room, event.connection_id())
+                .await
+                .map_err(rest_error)?;
+            state.insert(ROOMS_STATE_KEY, &rooms);
+            Ok(UserEventReply::json(&serde_json::json!({"event": "left", "room": room}))?.with_state(state))
+        } else {
+            let targets = match requested_room(&message)? {
+                Some(room) if rooms.contains(&room) => vec![room],
+                Some(_) => return Err(not_in_room()),
+                None if rooms.is_empty() => return Err(not_in_room()),
+                None => rooms.into_iter().collect(),
+            };
+            let rest = self.rest()?;
+            let data = payload_value(&message)?;
+            for room in targets {
+                let envelope = Broadcast {
+                    from: event.user_id().map(str::to_owned),
+                    room,
+                    event: name.to_owned(),
+                    data_type: message.data_type.as_str().to_owned(),
+                    data: data.clone(),
                 };
-                let rest = self.rest()?;
-                let data = payload_value(&message)?;
-                for room in targets {
-                    let envelope = Broadcast {
-                        from: event.user_id().map(str::to_owned),
-                        room,
-                        event: name.to_owned(),
-                        data_type: message.data_type.as_str().to_owned(),
-                        data: data.clone(),
-                    };
-                    let outgoing = Message::json(&envelope).map_err(|e| ApiError::internal("broadcast", e))?;
-                    rest.send_to_group(event.hub(), &envelope.room, &outgoing, &SendOptions::default())
-                        .await
-                        .map_err(rest_error)?;
-                }
-                Ok(UserEventReply::none())
+                let outgoing = Message::json(&envelope).map_err(|e| ApiError::internal("broadcast", e))?;
+                rest.send_to_group(event.hub(), &envelope.room, &outgoing, &SendOptions::default())
+                    .await
+                    .map_err(rest_error)?;
             }
+            Ok(UserEventReply::none())
         }
     }
 
@@ -170,8 +169,7 @@ impl EventHandler for Builtin {
         mut response: ConnectResponse,
     ) -> HookFuture<'a, Result<ConnectResponse, ApiError>> {
         if self.behavior == UserEventBehavior::Broadcast && !response.groups.is_empty() {
-            let rooms: Vec<&String> = response.groups.iter().take(MAX_ROOMS).collect();
-            let rooms = serde_json::to_value(rooms).unwrap_or(Value::Null);
+            let rooms = &response.groups[..response.groups.len().min(MAX_ROOMS)];
             response.state.insert(ROOMS_STATE_KEY, rooms);
         }
         Box::pin(std::future::ready(Ok(response)))

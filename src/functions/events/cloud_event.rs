@@ -6,7 +6,7 @@
 //! type handlers receive.
 
 use warp::http::header::CONTENT_TYPE;
-use warp::http::{HeaderMap, HeaderValue};
+use warp::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::ApiError;
 
@@ -227,21 +227,21 @@ impl CloudEvent {
     /// Parses the CloudEvents headers of a POST. `ce-signature` may be absent here (that is a 401, decided
     /// by verification); every other required attribute missing is a [`HeaderError`].
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, HeaderError> {
-        let spec_version = required(headers, headers::SPEC_VERSION)?;
+        let spec_version = required(headers, &names::SPEC_VERSION)?;
         // CloudEvents 1.x; a different major version would change the attribute set.
         if spec_version.as_str() != "1" && !spec_version.as_str().starts_with("1.") {
             return Err(HeaderError::Invalid(headers::SPEC_VERSION));
         }
-        let event_type = required(headers, headers::TYPE)?;
+        let event_type = required(headers, &names::TYPE)?;
         let kind = EventKind::parse(event_type.as_str())
             .ok_or_else(|| HeaderError::UnknownEventType(event_type.as_str().to_owned()))?;
-        let event_name = required(headers, headers::EVENT_NAME)?;
+        let event_name = required(headers, &names::EVENT_NAME)?;
         if !event_name.as_str().eq_ignore_ascii_case(kind.name()) {
             return Err(HeaderError::EventNameMismatch);
         }
         let data_type = match kind {
             EventKind::User(_) => {
-                let content_type = optional(headers, CONTENT_TYPE.as_str())?;
+                let content_type = optional(headers, &CONTENT_TYPE)?;
                 Some(
                     DataType::from_content_type(content_type.as_ref().map(HeaderText::as_str))
                         .ok_or(HeaderError::UnsupportedContentType)?,
@@ -252,18 +252,18 @@ impl CloudEvent {
         Ok(Self {
             event_type,
             kind,
-            id: required(headers, headers::ID)?,
-            source: required(headers, headers::SOURCE)?,
-            time: optional(headers, headers::TIME)?,
-            hub: required(headers, headers::HUB)?,
-            connection_id: required(headers, headers::CONNECTION_ID)?,
-            user_id: optional(headers, headers::USER_ID)?,
-            subprotocol: optional(headers, headers::SUBPROTOCOL)?,
-            connection_state: optional(headers, headers::CONNECTION_STATE)?,
-            physical_connection_id: optional(headers, headers::PHYSICAL_CONNECTION_ID)?,
-            session_id: optional(headers, headers::SESSION_ID)?,
+            id: required(headers, &names::ID)?,
+            source: required(headers, &names::SOURCE)?,
+            time: optional(headers, &names::TIME)?,
+            hub: required(headers, &names::HUB)?,
+            connection_id: required(headers, &names::CONNECTION_ID)?,
+            user_id: optional(headers, &names::USER_ID)?,
+            subprotocol: optional(headers, &names::SUBPROTOCOL)?,
+            connection_state: optional(headers, &names::CONNECTION_STATE)?,
+            physical_connection_id: optional(headers, &names::PHYSICAL_CONNECTION_ID)?,
+            session_id: optional(headers, &names::SESSION_ID)?,
             data_type,
-            signature: Signature(optional(headers, headers::SIGNATURE)?),
+            signature: Signature(optional(headers, &names::SIGNATURE)?),
         })
     }
 
@@ -337,20 +337,41 @@ impl CloudEvent {
     }
 }
 
-fn required(headers: &HeaderMap, name: &'static str) -> Result<HeaderText, HeaderError> {
-    optional(headers, name)?.ok_or(HeaderError::Missing(name))
+fn required(headers: &HeaderMap, name: &'static HeaderName) -> Result<HeaderText, HeaderError> {
+    optional(headers, name)?.ok_or(HeaderError::Missing(name.as_str()))
 }
 
 /// A header value as UTF-8 text; a blank value counts as absent. Repeated headers are refused: each
 /// attribute has exactly one value, and a second one would be ambiguous.
-fn optional(headers: &HeaderMap, name: &'static str) -> Result<Option<HeaderText>, HeaderError> {
+fn optional(headers: &HeaderMap, name: &'static HeaderName) -> Result<Option<HeaderText>, HeaderError> {
     let mut values = headers.get_all(name).iter();
     let Some(value) = values.next() else { return Ok(None) };
     if values.next().is_some() {
-        return Err(HeaderError::Invalid(name));
+        return Err(HeaderError::Invalid(name.as_str()));
     }
-    let text = std::str::from_utf8(value.as_bytes()).map_err(|_| HeaderError::Invalid(name))?;
+    let text = std::str::from_utf8(value.as_bytes()).map_err(|_| HeaderError::Invalid(name.as_str()))?;
     Ok((!text.trim().is_empty()).then(|| HeaderText(value.clone())))
+}
+
+/// The attribute names, parsed once: a lookup by `&str` would re-parse the name on every request.
+mod names {
+    use super::headers;
+    use warp::http::HeaderName;
+
+    pub static SPEC_VERSION: HeaderName = HeaderName::from_static(headers::SPEC_VERSION);
+    pub static TYPE: HeaderName = HeaderName::from_static(headers::TYPE);
+    pub static EVENT_NAME: HeaderName = HeaderName::from_static(headers::EVENT_NAME);
+    pub static ID: HeaderName = HeaderName::from_static(headers::ID);
+    pub static SOURCE: HeaderName = HeaderName::from_static(headers::SOURCE);
+    pub static TIME: HeaderName = HeaderName::from_static(headers::TIME);
+    pub static HUB: HeaderName = HeaderName::from_static(headers::HUB);
+    pub static CONNECTION_ID: HeaderName = HeaderName::from_static(headers::CONNECTION_ID);
+    pub static USER_ID: HeaderName = HeaderName::from_static(headers::USER_ID);
+    pub static SUBPROTOCOL: HeaderName = HeaderName::from_static(headers::SUBPROTOCOL);
+    pub static CONNECTION_STATE: HeaderName = HeaderName::from_static(headers::CONNECTION_STATE);
+    pub static PHYSICAL_CONNECTION_ID: HeaderName = HeaderName::from_static(headers::PHYSICAL_CONNECTION_ID);
+    pub static SESSION_ID: HeaderName = HeaderName::from_static(headers::SESSION_ID);
+    pub static SIGNATURE: HeaderName = HeaderName::from_static(headers::SIGNATURE);
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {

@@ -222,6 +222,10 @@ impl<'a> Values<'a> {
         self.first.iter().chain(&self.rest).map(|value| &**value)
     }
 
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.first.is_none()
     }
@@ -671,7 +675,11 @@ mod tests {
             body.headers.values_ignore_case("user-agent").collect::<Vec<_>>(),
             ["test"]
         );
-        assert_eq!(body.subprotocols.iter().count(), 2);
+        assert_eq!(body.subprotocols.len(), 2);
+        assert_eq!(
+            body.subprotocols.iter().collect::<Vec<_>>(),
+            ["json.webpubsub.azure.v1", "protobuf.webpubsub.azure.v1"]
+        );
         assert_eq!(
             body.client_certificates.as_ref().unwrap()[0].thumbprint.as_deref(),
             Some("ABC")

@@ -17,7 +17,6 @@ pub mod cloud_event;
 pub mod connect;
 pub mod handler;
 pub mod origin;
-pub mod service;
 pub mod settings;
 pub mod state;
 pub mod verify;
@@ -40,12 +39,10 @@ pub use settings::{ConnectPolicy, Settings, UserEventBehavior, UserIdSource};
 pub use state::ConnectionState;
 pub use verify::{VerifiedEvent, Verifier};
 
+use crate::config::ServiceSettings;
 use crate::error::ApiError;
-use crate::webpubsub::{RestClient, RestOptions};
+use crate::webpubsub::{Endpoint, RestClient, RestOptions};
 use cloud_event::headers;
-
-/// The message of the one log line each event leaves (written literally in `dispatch`).
-const LOG_MESSAGE: &str = "Received Web PubSub upstream callback";
 
 /// State of `events`, built once at start-up: everything a request needs, pre-computed.
 pub struct State {
@@ -76,25 +73,24 @@ impl State {
 
     /// An application's own handler; the plumbing (checks, policy, replies, logs) stays the same.
     pub fn with_handler(settings: &crate::config::Settings, handler: Arc<dyn EventHandler>) -> anyhow::Result<Self> {
-        Self::from_parts(&settings.events, handler)
+        Ok(Self::from_parts(&settings.service, &settings.events, handler))
     }
 
-    /// Built from this function's settings alone.
-    pub fn from_parts(events: &Settings, handler: Arc<dyn EventHandler>) -> anyhow::Result<Self> {
-        let service = service_of(events)?;
+    /// Built from the service settings and this function's own.
+    pub fn from_parts(service: &ServiceSettings, events: &Settings, handler: Arc<dyn EventHandler>) -> Self {
         let origins = AllowedOrigins::new(
             service
                 .endpoints()
-                .map(|endpoint| (endpoint.host(), endpoint.port(), service::has_default_port(endpoint))),
+                .map(|endpoint| (endpoint.host(), endpoint.port(), has_default_port(endpoint))),
             events.allowed_origins.iter().map(String::as_str),
         );
-        Ok(Self {
+        Self {
             verifier: Verifier::new(service.keys(), &service.hubs),
             origins,
             policy: events.connect.clone(),
             max_body_bytes: events.max_body_bytes,
             handler,
-        })
+        }
     }
 }
 
@@ -102,26 +98,22 @@ impl Builtin {
     /// The built-in behaviours as configured, with a REST client on the primary connection when
     /// `broadcast` needs one. Public so an application's handler can wrap it and delegate.
     pub fn from_settings(settings: &crate::config::Settings) -> anyhow::Result<Self> {
-        Self::from_events_settings(&settings.events)
+        Self::from_parts(&settings.service, &settings.events)
     }
 
-    /// As [`Builtin::from_settings`], from this function's settings alone.
-    pub fn from_events_settings(events: &Settings) -> anyhow::Result<Self> {
+    /// As [`Builtin::from_settings`], from the service settings and this function's own.
+    pub fn from_parts(service: &ServiceSettings, events: &Settings) -> anyhow::Result<Self> {
         let rest = match events.user_event_behavior {
-            UserEventBehavior::Broadcast => {
-                Some(RestClient::new(&service_of(events)?.primary, RestOptions::default())?)
-            }
+            UserEventBehavior::Broadcast => Some(RestClient::new(&service.primary, RestOptions::default())?),
             _ => None,
         };
         Builtin::new(events, rest)
     }
 }
 
-fn service_of(events: &Settings) -> anyhow::Result<&service::Service> {
-    events
-        .service
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("events: the Web PubSub connection string is not configured"))
+/// Whether an endpoint uses its scheme's default port (then its bare host is its origin).
+fn has_default_port(endpoint: &Endpoint) -> bool {
+    endpoint.port() == if endpoint.is_https() { 443 } else { 80 }
 }
 
 /// `OPTIONS|POST /api/events`.
@@ -162,7 +154,7 @@ fn abuse_protection(state: &State, requested: Option<&str>) -> Response {
         .and_then(|origin| HeaderValue::from_str(origin).ok())
     {
         Some(origin) => {
-            tracing::info!(origin = ?origin, "Accepted Web PubSub abuse-protection request");
+            tracing::info!(origin = %requested, "Accepted Web PubSub abuse-protection request");
             let mut response = StatusCode::OK.into_response();
             response.headers_mut().insert(headers::WEBHOOK_ALLOWED_ORIGIN, origin);
             response
@@ -172,7 +164,7 @@ fn abuse_protection(state: &State, requested: Option<&str>) -> Response {
         }
         None => {
             tracing::warn!(
-                origin = requested,
+                origin = %requested,
                 reason = "OriginNotAllowed",
                 "Refused Web PubSub abuse-protection request"
             );
@@ -193,9 +185,9 @@ fn verified_event(state: Arc<State>) -> impl Filter<Extract = (VerifiedEvent,), 
         async move {
             let event = CloudEvent::from_headers(&headers).map_err(|error| {
                 tracing::warn!(
-                    event_type = header_text(&headers, headers::TYPE),
-                    hub = header_text(&headers, headers::HUB),
-                    connection_id = header_text(&headers, headers::CONNECTION_ID),
+                    event_type = header_text(&headers, headers::TYPE).map(tracing::field::display),
+                    hub = header_text(&headers, headers::HUB).map(tracing::field::display),
+                    connection_id = header_text(&headers, headers::CONNECTION_ID).map(tracing::field::display),
                     reason = %error,
                     status = 400,
                     "Refused Web PubSub upstream callback"
@@ -249,7 +241,7 @@ async fn dispatch(state: &State, event: VerifiedEvent, body: Bytes) -> Response 
         EventKind::User(_) => user_event(state, &event, body).await,
     };
     let status = handled.response.status().as_u16();
-    // Display (`%`) keeps values unquoted in text logs; the message is a literal equal to LOG_MESSAGE.
+    // Display (`%`) keeps values unquoted in text logs.
     let user_id = handled.user_id.as_deref().or(event.user_id());
     tracing::info!(
         event_type = %event.event_type(),

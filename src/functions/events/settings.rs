@@ -16,7 +16,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::service::Service;
 use crate::auth::template::Template;
 use crate::config::{ConfigError, Env};
 
@@ -50,9 +49,6 @@ pub struct Settings {
     pub joinable_rooms: Vec<Template>,
     /// Largest body read (`EventsMaxBodyBytes`).
     pub max_body_bytes: u64,
-    /// The service (keys, endpoints, hubs). Interim: read here until `config::ServiceSettings` carries it;
-    /// `None` only in unit tests.
-    pub service: Option<Service>,
 }
 
 /// The configured answer to `connect`, applied before any application hook.
@@ -90,7 +86,6 @@ impl Default for Settings {
             user_event_behavior: UserEventBehavior::None,
             joinable_rooms: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            service: None,
         }
     }
 }
@@ -149,7 +144,6 @@ impl Settings {
             user_event_behavior,
             joinable_rooms,
             max_body_bytes,
-            service: Some(Service::from_env(env)?),
         })
     }
 }
@@ -251,19 +245,9 @@ impl FromStr for UserEventBehavior {
 mod tests {
     use super::*;
 
-    fn service_env() -> Env {
-        Env::from_pairs([
-            (
-                "WebPubSubConnectionString",
-                "Endpoint=https://x.example.com;AccessKey=k-0123456789",
-            ),
-            ("WebPubSubHub", "chat"),
-        ])
-    }
-
     #[test]
     fn defaults() {
-        let settings = Settings::from_env(&service_env()).unwrap();
+        let settings = Settings::from_env(&Env::default()).unwrap();
         assert_eq!(settings.connect.subprotocols, DEFAULT_SUBPROTOCOLS);
         assert_eq!(settings.connect.user_id_source, UserIdSource::Token);
         assert!(!settings.connect.require_user_id);
@@ -276,11 +260,6 @@ mod tests {
     #[test]
     fn reads_every_setting() {
         let env = Env::from_pairs([
-            (
-                "WebPubSubConnectionString",
-                "Endpoint=https://x.example.com;AccessKey=k-0123456789",
-            ),
-            ("WebPubSubHub", "chat"),
             (ALLOWED_ORIGINS, "Tunnel.Example.com, 127.0.0.1:8080"),
             (SUBPROTOCOLS, "json.webpubsub.azure.v1"),
             (USER_ID_SOURCE, "claim:email"),
@@ -332,10 +311,10 @@ mod tests {
             (MAX_BODY_BYTES, "lots"),
             (JOINABLE_ROOMS, "room-*"),
         ] {
-            let error = Settings::from_env(&service_env().with(name, value)).unwrap_err();
+            let error = Settings::from_env(&Env::default().with(name, value)).unwrap_err();
             assert_eq!(error.setting, name, "{value:?}");
         }
-        let env = service_env()
+        let env = Env::default()
             .with(USER_EVENT_BEHAVIOR, "broadcast")
             .with(JOINABLE_ROOMS, "room-**");
         assert_eq!(Settings::from_env(&env).unwrap_err().setting, JOINABLE_ROOMS);

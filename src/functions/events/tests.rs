@@ -13,6 +13,8 @@ use crate::webpubsub::{AccessKey, signature};
 
 const PRIMARY_KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
 const SECONDARY_KEY: &str = "secondary-key-ZYXWVUTSRQPONMLKJIHGFEDCBA987654";
+/// The message of the one log line each event leaves.
+const LOG_MESSAGE: &str = "Received Web PubSub upstream callback";
 const CONNECTION_ID: &str = "0f9c97a2f0bf4706afe87a14e0797b11";
 /// Known answer (Python `hmac`): HMAC-SHA256(PRIMARY_KEY, CONNECTION_ID).
 const PRIMARY_SIGNATURE: &str = "sha256=8805d739a12d46f22bcb15382a8c1c2bf38ae8f04566017bd613d5ef47cafe2c";
@@ -35,17 +37,23 @@ fn env() -> Env {
 
 /// The routes as the server mounts them: rejections recovered into JSON errors.
 fn route_with(env: Env) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
-    let settings = Settings::from_env(&env).expect("valid test settings");
-    let builtin = Builtin::from_events_settings(&settings).expect("built-in handler builds");
-    recovered(State::from_parts(&settings, Arc::new(builtin)).expect("state builds"))
+    let (service, settings) = settings_of(&env);
+    let builtin = Builtin::from_parts(&service, &settings).expect("built-in handler builds");
+    recovered(State::from_parts(&service, &settings, Arc::new(builtin)))
 }
 
 fn route_with_handler(
     env: Env,
     handler: Arc<dyn EventHandler>,
 ) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
-    let settings = Settings::from_env(&env).expect("valid test settings");
-    recovered(State::from_parts(&settings, handler).expect("state builds"))
+    let (service, settings) = settings_of(&env);
+    recovered(State::from_parts(&service, &settings, handler))
+}
+
+/// The service's and this function's settings only, so other functions' settings never matter here.
+fn settings_of(env: &Env) -> (ServiceSettings, Settings) {
+    let service = ServiceSettings::from_env(env).expect("valid service settings");
+    (service, Settings::from_env(env).expect("valid events settings"))
 }
 
 fn recovered(state: State) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
@@ -781,4 +789,38 @@ async fn a_hook_choosing_an_unoffered_subprotocol_is_the_applications_fault() {
         .reply(&route_with_handler(env(), Arc::new(Wrong)))
         .await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+// ---- robustness ----
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever a signed caller sends (any event type, content type and body), the answer is never a 5xx.
+    #[test]
+    fn client_input_never_causes_a_server_error(
+        event_type in proptest::sample::select(vec![
+            "azure.webpubsub.sys.connect",
+            "azure.webpubsub.sys.connected",
+            "azure.webpubsub.sys.disconnected",
+            "azure.webpubsub.user.message",
+            "azure.webpubsub.user.join",
+            "azure.webpubsub.sys.unknown",
+        ]),
+        content_type in proptest::sample::select(vec!["application/json", "text/plain", "application/octet-stream", "x/y"]),
+        behavior in proptest::sample::select(vec!["none", "echo", "broadcast"]),
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        json_body in r#"\{"(claims|query|subprotocols|mqtt|room|reason)": ?(null|\[\]|\{\}|"x"|\["json.webpubsub.azure.v1"\]|\{"protocolVersion": ?5\})\}"#,
+        use_json in proptest::prelude::any::<bool>(),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let mut env = env().with("EventsUserEventBehavior", behavior);
+        if behavior == "broadcast" {
+            env = env.with("EventsJoinableRooms", "room-*");
+        }
+        let route = route_with(env);
+        let body = if use_json { json_body.into_bytes() } else { body };
+        let response = runtime.block_on(event(event_type).header("content-type", content_type).body(body).reply(&route));
+        proptest::prop_assert!(response.status().as_u16() < 500, "status {} for {event_type}", response.status());
+    }
 }

@@ -55,9 +55,9 @@ impl Verifier {
             Ok(()) => Ok(VerifiedEvent { event }),
             Err(error) => {
                 tracing::warn!(
-                    event_type = event.event_type(),
-                    hub = event.hub(),
-                    connection_id = event.connection_id(),
+                    event_type = %event.event_type(),
+                    hub = %event.hub(),
+                    connection_id = %event.connection_id(),
                     reason = error.code(),
                     status = error.status().as_u16(),
                     "Refused Web PubSub upstream callback"

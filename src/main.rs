@@ -53,7 +53,7 @@ fn serve() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    telemetry::init(&settings.log);
+    let _log_guard = telemetry::init(&settings.log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -100,13 +100,13 @@ fn dev(args: impl Iterator<Item = String>) -> ExitCode {
         }
     };
     options.env = Env::from_process();
-    match telemetry::LogSettings::from_env(&options.env) {
+    let _log_guard = match telemetry::LogSettings::from_env(&options.env) {
         Ok(log) => telemetry::init(&log),
         Err(error) => {
             eprintln!("handler dev: configuration error: {error}");
             return ExitCode::FAILURE;
         }
-    }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -2,8 +2,12 @@
 //!
 //! The Functions host records every stderr line as an error, so nothing but fatal start-up errors goes there.
 //! The filter follows `RUST_LOG` syntax (default `info`); `LOG_FORMAT=json` emits one JSON object per line for
-//! Application Insights. No ANSI colours: the host captures the stream as plain text.
+//! Application Insights. No ANSI colours: the host captures the stream as plain text. A writer thread batches
+//! lines onto stdout (see [`init`]) so logging stays off the request path.
 
+use std::io::BufWriter;
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{ConfigError, Env};
@@ -54,18 +58,35 @@ impl Default for LogSettings {
     }
 }
 
+/// Keeps the log writer thread running; dropping it flushes what is still buffered. Hold it until exit.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard {
+    _writer: Option<WorkerGuard>,
+}
+
 /// Installs the global subscriber. Safe to call more than once (later calls are ignored).
-pub fn init(settings: &LogSettings) {
-    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+///
+/// Lines are handed to a writer thread that drains them in batches through one buffered stdout, so request
+/// threads never block on a write system call per line. It never drops a line: when the queue is full,
+/// logging waits. The lines of the last batch can be lost only if the process is killed outright.
+pub fn init(settings: &LogSettings) -> LogGuard {
+    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(BufWriter::new(std::io::stdout()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout)
+        .with_writer(writer)
         .with_ansi(false)
         .with_target(false);
-    let _ = match settings.format {
+    let installed = match settings.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
     };
+    LogGuard {
+        _writer: installed.ok().map(|()| guard),
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use warp::Filter;
 
-/// About the size and shape of a `negotiate` answer, serialised once: the route does no work per request.
+/// Shaped like a `negotiate` answer (606 bytes; a real one is a little longer), serialised once: the route does
+/// no work per request.
 const FIXED_JSON: &str = concat!(
     r#"{"baseUrl":"ws://127.0.0.1:8080/client/hubs/chat","#,
     r#""url":"ws://127.0.0.1:8080/client/hubs/chat?access_token=eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJodHRwOi8vMTI3LjAuMC4xOjgwODAvY2xpZW50L2h1YnMvY2hhdCIsImV4cCI6MTczNTY5MzIwMCwiaWF0IjoxNzM1Njg5NjAwLCJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXBsYWNlaG9sZGVyLTAxMjM0NTY3ODlhYmNkZWY","#,

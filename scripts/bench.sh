@@ -6,13 +6,15 @@
 #
 # Builds the release binaries, installs wrk (Debian) when missing, starts the emulator and the release
 # `handler` on 127.0.0.1 (free ports), then for each scenario runs `wrk -t2 -c32 -d10s --latency` against
-# a fresh handler process and records throughput, p50/p99 latency and the handler's peak RSS (VmHWM).
+# a fresh handler process and records throughput (also as a share of the calibration route), p50/p99
+# latency, CPU time per request (server, wrk) and the server's peak RSS (VmHWM).
 # Scenarios: a calibration route (bare warp, fixed JSON), negotiate (anonymous and jwt), events `connect`
 # (correctly signed), publish (jwt trust → emulator REST), each with info logs to /dev/null and, where it
 # matters, with logs off. Then cold start (median of spawn → first 200) and the emulator's 10 000-client
 # load program. Prints a Markdown table and writes everything to target/bench/.
 #
 # Tunables (environment): BENCH_THREADS (2), BENCH_CONNECTIONS (32), BENCH_DURATION (10s),
+# BENCH_ROUNDS (3: each scenario runs that often on a fresh server; the median round is reported),
 # BENCH_COLD_RUNS (21), BENCH_EMULATOR_CONNECTIONS (10000; 0 skips the emulator load program).
 # Loopback only; every wait is bounded; every process started here is stopped by PID on exit.
 set -euo pipefail
@@ -24,16 +26,18 @@ connections=${BENCH_CONNECTIONS:-32}
 duration=${BENCH_DURATION:-10s}
 cold_runs=${BENCH_COLD_RUNS:-21}
 emulator_connections=${BENCH_EMULATOR_CONNECTIONS:-10000}
+rounds=${BENCH_ROUNDS:-3}
 wait_quiet=false
 for arg in "$@"; do
   case "$arg" in
     --wait-quiet) wait_quiet=true ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
 
 out="$repo/target/bench"
+rm -rf "$out"
 mkdir -p "$out"
 work=$(mktemp -d)
 pids=()
@@ -52,6 +56,7 @@ if ! command -v wrk >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
 command -v python3 >/dev/null || die "python3 is needed for fixtures (free ports, signatures, tokens)"
+command -v curl >/dev/null || die "curl is needed for readiness and sanity checks"
 
 step "build (release)"
 cargo build --release -p webpubsub-control --bin handler --example calibration --example cold_start
@@ -151,9 +156,13 @@ start_handler() {
   wait_http "http://127.0.0.1:$handler_port/"
 }
 
+# Stops a process started here and forgets its PID (so the exit trap never signals a reused PID).
 stop() {
   kill "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
+  local kept=() pid
+  for pid in "${pids[@]}"; do [ "$pid" = "$1" ] || kept+=("$pid"); done
+  pids=("${kept[@]}")
 }
 
 peak_rss_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
@@ -163,27 +172,94 @@ clock_ticks=$(getconf CLK_TCK)
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 rows=()
-# run_wrk NAME LOGS URL SCRIPT PID: one wrk run; appends a table row. The CPU column is the server's
-# (user + system) CPU time per request during the run; for publish, the emulator's is added after a `+`.
+ceiling_get=1 ceiling_post=1
+# run_wrk KIND LABEL URL PID: one wrk run against the server PID; appends one line to $work/rounds:
+#   rps p50_ms p99_ms server_cpu wrk_cpu machine_budget peak_rss_mib
+# CPU figures are user + system µs per request during the run: the server's (for publish,
+# `handler + emulator`), wrk's, and the machine's budget (cores / throughput); the budget minus the others
+# is kernel work charged elsewhere, idle time and whatever else was running.
 run_wrk() {
-  local name=$1 logs=$2 url=$3 script=$4 pid=$5
-  echo "$name ($logs): wrk -t$threads -c$connections -d$duration --latency $url" >&2
-  local cpu_before emulator_cpu_before
+  local kind=$1 label=$2 url=$3 pid=$4 script=get.lua bearer="" path=""
+  case "$kind" in
+    calibration-post) script=connect.lua path=/api/calibration ;;
+    connect) script=connect.lua path=/api/events ;;
+    publish) script=publish.lua bearer=$bearer_token ;;
+    negotiate-jwt) bearer=$bearer_token ;;
+  esac
+  local cpu_before emulator_cpu_before report="$out/wrk-$label.txt" TIMEFORMAT='%U %S'
+  echo "$label: wrk -t$threads -c$connections -d$duration --latency -s bench/$script $url" >&2
   cpu_before=$(cpu_ticks "$pid")
   emulator_cpu_before=$(cpu_ticks "$emulator_pid")
-  wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$BENCH_DIR/$script" "$url" \
-    >"$out/wrk-${name// /_}-$logs.txt" 2>&1 || die "wrk failed; see $out/wrk-${name// /_}-$logs.txt"
+  { time BENCH_BEARER_TOKEN="$bearer" BENCH_CONNECT_PATH="$path" \
+      wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$BENCH_DIR/$script" "$url" \
+      >"$report" 2>&1 || die "wrk failed; see $report"; } 2>"$work/wrk-time"
   local result
-  result=$(grep '^RESULT ' "$out/wrk-${name// /_}-$logs.txt") || die "no RESULT line from wrk"
+  result=$(grep '^RESULT ' "$report") || die "no RESULT line from wrk; see $report"
   field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$result"; }
-  [ "$(field non2xx)" = 0 ] || die "$name: $(field non2xx) responses were errors (see $out)"
-  [ "$(field socket_errors)" = 0 ] || echo "warning: $name: $(field socket_errors) socket errors" >&2
-  local requests cpu emulator_cpu
+  [ "$(field non2xx)" = 0 ] || die "$label: $(field non2xx) responses were errors (see $report)"
+  [ "$(field socket_errors)" = 0 ] || echo "warning: $label: $(field socket_errors) socket errors" >&2
+  local requests server_us emulator_us wrk_us budget_us
   requests=$(field requests)
-  cpu=$(( ($(cpu_ticks "$pid") - cpu_before) * 1000000 / clock_ticks / requests ))
-  emulator_cpu=$(( ($(cpu_ticks "$emulator_pid") - emulator_cpu_before) * 1000000 / clock_ticks / requests ))
-  [ "$emulator_cpu" -gt 0 ] && cpu="$cpu + $emulator_cpu"
-  rows+=("| $name | $logs | $(printf '%.0f' "$(field rps)") | $(field p50_ms) | $(field p99_ms) | $cpu | $(peak_rss_mib "$pid") |")
+  server_us=$(( ($(cpu_ticks "$pid") - cpu_before) * 1000000 / clock_ticks / requests ))
+  emulator_us=$(( ($(cpu_ticks "$emulator_pid") - emulator_cpu_before) * 1000000 / clock_ticks / requests ))
+  [ "$kind" = publish ] && server_us="$server_us+$emulator_us"
+  wrk_us=$(awk -v n="$requests" '{ printf "%d", ($1 + $2) * 1000000 / n }' "$work/wrk-time")
+  budget_us=$(awk -v c="$(nproc)" -v r="$(field rps)" 'BEGIN { printf "%d", c * 1000000 / r }')
+  echo "$(field rps) $(field p50_ms) $(field p99_ms) $server_us $wrk_us $budget_us $(peak_rss_mib "$pid")" >>"$work/rounds"
+}
+
+# start_server KIND LOGS: a fresh server for one round; sets server_pid and server_url.
+start_server() {
+  local kind=$1 level=""
+  [ "$2" = off ] && level=warn
+  case "$kind" in
+    calibration-*)
+      local port
+      port=$(free_port)
+      "$bin/examples/calibration" --port "$port" >/dev/null 2>&1 &
+      server_pid=$!
+      pids+=("$server_pid")
+      server_url="http://127.0.0.1:$port/api/calibration"
+      wait_http "$server_url"
+      return ;;
+    negotiate-jwt) start_handler jwt "$level" ;;
+    *) start_handler anonymous "$level" ;;
+  esac
+  server_pid=$handler_pid
+  case "$kind" in
+    negotiate) server_url="http://127.0.0.1:$handler_port/api/negotiate?userId=alice" ;;
+    negotiate-jwt) server_url="http://127.0.0.1:$handler_port/api/negotiate" ;;
+    connect) server_url="http://127.0.0.1:$handler_port/api/events" ;;
+    publish) server_url="http://127.0.0.1:$handler_port/api/publish" ;;
+  esac
+}
+
+# scenario KIND LOGS NAME: $rounds rounds, each on a fresh server; the row shows the median round (by
+# throughput) with the range of throughput over all rounds and the largest peak RSS.
+scenario() {
+  local kind=$1 logs=$2 name=$3 round
+  : >"$work/rounds"
+  for round in $(seq 1 "$rounds"); do
+    start_server "$kind" "$logs"
+    run_wrk "$kind" "$kind-$logs-$round" "$server_url" "$server_pid"
+    stop "$server_pid"
+  done
+  local median low high rss
+  median=$(sort -n -k1,1 "$work/rounds" | sed -n "$(( (rounds + 1) / 2 ))p")
+  low=$(sort -n -k1,1 "$work/rounds" | head -1 | cut -d' ' -f1)
+  high=$(sort -n -k1,1 "$work/rounds" | tail -1 | cut -d' ' -f1)
+  rss=$(sort -n -k7,7 "$work/rounds" | tail -1 | cut -d' ' -f7)
+  read -r rps p50 p99 server_us wrk_us budget_us _ <<<"$median"
+  # Read against the calibration route of the same request method: GET for negotiate, POST otherwise.
+  local ceiling share
+  case "$kind" in
+    calibration-get) ceiling_get=$rps ceiling=$rps ;;
+    calibration-post) ceiling_post=$rps ceiling=$rps ;;
+    negotiate*) ceiling=$ceiling_get ;;
+    *) ceiling=$ceiling_post ;;
+  esac
+  share=$(awk -v r="$rps" -v c="$ceiling" 'BEGIN { printf "%.0f %%", 100 * r / c }')
+  rows+=("| $name | $logs | $(printf '%.0f' "$rps") | $(printf '%.0f–%.0f' "$low" "$high") | $share | $p50 | $p99 | $server_us | $wrk_us | $budget_us | $rss |")
 }
 
 step "sanity checks (one request each, bodies checked)"
@@ -208,37 +284,15 @@ status=$(curl -sS -o "$work/publish.json" -w '%{http_code}' -X POST "http://127.
 [ "$status" = 200 ] || die "publish answered $status: $(cat "$work/publish.json")"
 stop "$handler_pid"
 
-step "load scenarios ($(nproc) cores; load average before: $load_before)"
-calibration_port=$(free_port)
-"$bin/examples/calibration" --port "$calibration_port" >/dev/null 2>&1 &
-calibration_pid=$!
-pids+=("$calibration_pid")
-wait_http "http://127.0.0.1:$calibration_port/api/calibration"
-run_wrk "calibration GET (bare warp, fixed JSON)" "-" "http://127.0.0.1:$calibration_port/api/calibration" get.lua "$calibration_pid"
-BENCH_CONNECT_PATH=/api/calibration \
-  run_wrk "calibration POST (connect requests, body read)" "-" "http://127.0.0.1:$calibration_port/api/calibration" connect.lua "$calibration_pid"
-stop "$calibration_pid"
-
+step "load scenarios ($(nproc) cores, $rounds rounds each; load average before: $load_before)"
+scenario calibration-get - "calibration: bare warp GET, fixed JSON"
+scenario calibration-post - "calibration: bare warp POST, connect-shaped request"
 for logs in info off; do
-  level=""; [ "$logs" = off ] && level=warn
-  start_handler anonymous "$level"
-  run_wrk "negotiate (anonymous)" "$logs" "http://127.0.0.1:$handler_port/api/negotiate?userId=alice" get.lua "$handler_pid"
-  stop "$handler_pid"
-
-  start_handler anonymous "$level"
-  run_wrk "events connect (signed)" "$logs" "http://127.0.0.1:$handler_port/api/events" connect.lua "$handler_pid"
-  stop "$handler_pid"
-
-  start_handler anonymous "$level"
-  BENCH_BEARER_TOKEN="$bearer_token" \
-    run_wrk "publish → emulator" "$logs" "http://127.0.0.1:$handler_port/api/publish" publish.lua "$handler_pid"
-  stop "$handler_pid"
+  scenario negotiate "$logs" "negotiate (anonymous)"
+  scenario connect "$logs" "events connect (signed)"
+  scenario publish "$logs" "publish → emulator (jwt trust)"
 done
-
-start_handler jwt ""
-BENCH_BEARER_TOKEN="$bearer_token" \
-  run_wrk "negotiate (jwt bearer)" info "http://127.0.0.1:$handler_port/api/negotiate" get.lua "$handler_pid"
-stop "$handler_pid"
+scenario negotiate-jwt info "negotiate (jwt bearer)"
 emulator_rss=$(peak_rss_mib "$emulator_pid")
 
 step "cold start ($cold_runs spawns)"
@@ -262,10 +316,10 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "## Results $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
   echo "Machine: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr);"
-  echo "load average before $load_before, after $load_after. Load generator: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), -t$threads -c$connections -d$duration, sharing the cores."
+  echo "load average before $load_before, after $load_after. Load generator: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), -t$threads -c$connections -d$duration, sharing the cores; median of $rounds rounds."
   echo
-  echo "| scenario | logs | requests/s | p50 ms | p99 ms | server CPU µs/request | peak RSS MiB |"
-  echo "|---|---|---:|---:|---:|---:|---:|"
+  echo "| scenario | logs | requests/s | range | of ceiling | p50 ms | p99 ms | server CPU µs/req | wrk CPU µs/req | machine µs/req | peak RSS MiB |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
   echo
   echo "Cold start (spawn → first 200), $cold_runs runs, ms: readiness \`GET /\` $(cut -d' ' -f3- <<<"$cold_ready"); first negotiate $(cut -d' ' -f3- <<<"$cold_function")."

@@ -28,3 +28,6 @@ pub mod request;
 pub mod server;
 pub mod telemetry;
 pub mod webpubsub;
+
+#[cfg(test)]
+mod testing;

@@ -517,7 +517,6 @@ fn rfc3339(unix_secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
 
     use jsonwebtoken::{Algorithm, DecodingKey, Validation};
     use serde_json::{Value, json};
@@ -1211,34 +1210,14 @@ mod tests {
 
     // ----- logging -----
 
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[tokio::test]
     async fn each_issue_is_logged_without_the_token() {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (captured, _guard) = crate::testing::capture_logs();
         let route = route_for(&policy_env());
         let reply = post(&route, json!({"userId": "ada", "groups": ["conversation:7"]})).await;
         assert_eq!(reply.status, StatusCode::OK);
         let token = reply.body["token"].as_str().unwrap();
-        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let logs = captured.text();
         let line = logs
             .lines()
             .find(|l| l.contains("Issued Web PubSub access token"))

@@ -1116,29 +1116,9 @@ async fn trust_is_checked_before_the_body_is_judged() {
 
 // ----- logging -----
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn each_action_is_logged_with_caller_and_target_but_not_the_payload_or_token() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = crate::testing::capture_logs();
     let upstream = Upstream::start([]).await;
     let route = route_with(&jwt_env().with("AuthUserIdClaim", "sub"), upstream.port);
     let token = hs_token(service_claims(json!({"sub": "ada", "roles": [ROLE]})));
@@ -1152,7 +1132,7 @@ async fn each_action_is_logged_with_caller_and_target_but_not_the_payload_or_tok
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let forwarded = logs
         .lines()
         .find(|l| l.contains("Forwarded WebSocket message through Web PubSub"))

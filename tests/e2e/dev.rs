@@ -9,17 +9,15 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use webpubsub_control::config::Env;
 use webpubsub_control::dev::{self, DevError, DevOptions, RunningDev};
 
+use crate::support::Socket;
 use crate::support::http;
 
 const JSON: &str = "json.webpubsub.azure.v1";
 /// Longest wait for one frame, handshake or shutdown.
 const WAIT: Duration = Duration::from_secs(10);
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 fn options() -> DevOptions {
     DevOptions {

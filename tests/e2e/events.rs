@@ -6,25 +6,21 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use webpubsub_control::config::Env;
 use webpubsub_control::webpubsub::{AccessKey, ClientAccessIssuer, ClientAccessRequest, Endpoint};
 use webpubsub_emulator::{DEV_ACCESS_KEY, EmulatorConfig, EventHandlerConfig, HubConfig};
 
-use crate::support::{RunningHandler, base_env, http, start_handler};
+use crate::support::{RunningHandler, Socket, base_env, http, next_json, start_handler};
 
 const HUB: &str = "chat";
 const JSON: &str = "json.webpubsub.azure.v1";
 const RELIABLE_JSON: &str = "json.reliable.webpubsub.azure.v1";
 /// Longest wait for one frame or handshake.
 const WAIT: Duration = Duration::from_secs(10);
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// The emulator with `chat` wired to the handler's `/api/events`, and the handler pointing back at it.
 struct System {
@@ -125,23 +121,6 @@ impl System {
         );
         (socket, connected["connectionId"].as_str().unwrap().to_owned())
     }
-}
-
-/// The next JSON text frame (skipping at most 16 control frames).
-async fn next_json(socket: &mut Socket) -> Value {
-    for _ in 0..16 {
-        let frame = tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("a frame in time")
-            .expect("the connection is open")
-            .expect("a valid frame");
-        match frame {
-            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
-            Message::Close(close) => panic!("connection closed: {close:?}"),
-            _ => continue,
-        }
-    }
-    panic!("no text frame among 16 frames");
 }
 
 /// The next frame of `type`, skipping (at most 16) others.

@@ -2,28 +2,20 @@
 //! against the emulator, where the granted rights must hold (allowed group joins succeed, others are
 //! Forbidden).
 
-use std::time::Duration;
-
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use webpubsub_control::config::Env;
 
-use crate::support::{base_env, http, start_emulator, start_handler};
+use crate::support::{Socket, base_env, http, next_json, start_emulator, start_handler};
 
 const ISSUER: &str = "https://issuer.example";
 const AUDIENCE: &str = "api://webpubsub-control-tests";
 const JWT_SECRET: &str = "e2e-negotiate-secret-of-at-least-32-bytes";
 const SUBPROTOCOL: &str = "json.webpubsub.azure.v1";
-/// Longest wait for one WebSocket frame.
-const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 fn bearer_for(user_id: &str) -> String {
     let now = jsonwebtoken::get_current_timestamp();
@@ -61,23 +53,6 @@ async fn connect(url: &str) -> Socket {
         .expect("the issued URL connects");
     assert_eq!(response.headers()["sec-websocket-protocol"], SUBPROTOCOL);
     socket
-}
-
-/// The next JSON text frame (pings and other control frames skipped, at most 16 of them).
-async fn next_json(socket: &mut Socket) -> Value {
-    for _ in 0..16 {
-        let frame = tokio::time::timeout(FRAME_TIMEOUT, socket.next())
-            .await
-            .expect("a frame within the timeout")
-            .expect("the connection is open")
-            .expect("a valid frame");
-        match frame {
-            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
-            Message::Close(close) => panic!("connection closed: {close:?}"),
-            _ => continue,
-        }
-    }
-    panic!("no text frame among 16 frames");
 }
 
 async fn send_json(socket: &mut Socket, frame: Value) {

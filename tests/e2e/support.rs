@@ -103,3 +103,25 @@ pub async fn start_emulator() -> RunningEmulator {
         stop: Some(stop),
     }
 }
+
+/// A WebSocket client connection (tokio-tungstenite).
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next JSON text frame within 10 s (pings and other control frames skipped, at most 16 of them).
+pub async fn next_json(socket: &mut Socket) -> serde_json::Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    for _ in 0..16 {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection is open")
+            .expect("a valid frame");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Close(close) => panic!("connection closed: {close:?}"),
+            _ => continue,
+        }
+    }
+    panic!("no text frame among 16 frames");
+}

@@ -36,6 +36,8 @@ function init(args)
         ["ce-userId"] = "alice",
         ["ce-signature"] = signature,
         ["WebHook-Request-Origin"] = "127.0.0.1",
+        -- The Functions host adds an invocation id to every request; the handler's request span records it.
+        ["x-azure-functions-invocationid"] = string.format("6f9619ff-8b86-4011-b42d-%012d", id),
       }, body)
     end
   end

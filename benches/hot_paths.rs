@@ -4,7 +4,8 @@
 //!
 //! `benches/core.rs` covers token issuing, REST request building and connection-string parsing; this file
 //! adds CloudEvents header parsing, the `connect` body, single-key signature checks, bearer-token
-//! validation and the `negotiate` / `events connect` routes end to end.
+//! validation and the `negotiate` / `events connect` routes end to end, the last also with the real log
+//! subscriber.
 //!
 //! Run with `cargo bench --bench hot_paths`; CI only compiles them (`cargo bench --no-run`).
 
@@ -206,5 +207,45 @@ fn routes(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, cloud_events, signatures, bearer_validation, routes);
+/// The same `connect` as `route/events_connect`, now with the handler's real log subscriber (default
+/// filter, text, through the batch writer into `io::sink()`) and the host's invocation id: the difference
+/// is what logging costs one request on one thread. Runs last: the subscriber is global.
+fn logged_routes(c: &mut Criterion) {
+    let _log_guard = webpubsub_control::telemetry::init_with_sink(&Default::default(), std::io::sink());
+    let env = Env::from_pairs([
+        ("WebPubSubConnectionString", CONNECTION_STRING),
+        ("WebPubSubHub", "chat"),
+        ("NegotiateIdentity", "anonymous"),
+        ("PublishTrust", "functionkey"),
+    ]);
+    let app = App::new(Settings::from_env(&env).unwrap()).unwrap();
+    let routes = app.routes();
+    let rt = runtime();
+    let keys = ServiceKeys::new(AccessKey::new(ACCESS_KEY).unwrap());
+    let headers = connect_headers(&keys);
+    let body = connect_body();
+    c.bench_function("route/events_connect_logged", |b| {
+        b.iter(|| {
+            let mut request = warp::test::request()
+                .method("POST")
+                .path("/api/events")
+                .header("x-azure-functions-invocationid", "6f9619ff-8b86-4011-b42d-00000000002a")
+                .body(&body);
+            for (name, value) in &headers {
+                request = request.header(*name, value.as_str());
+            }
+            let response = rt.block_on(request.reply(&routes));
+            assert_eq!(response.status(), 200);
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    cloud_events,
+    signatures,
+    bearer_validation,
+    routes,
+    logged_routes
+);
 criterion_main!(benches);

@@ -71,8 +71,13 @@ pub struct LogGuard {
 /// at most [`batch::LINGER`] later. It never drops a line: past [`batch::MAX_PENDING_BYTES`] the logging
 /// thread writes the batch itself.
 pub fn init(settings: &LogSettings) -> LogGuard {
+    init_with_sink(settings, std::io::stdout())
+}
+
+/// [`init`] writing to `sink` instead of stdout (benchmarks measure logging's cost with `io::sink()`).
+pub fn init_with_sink(settings: &LogSettings, sink: impl std::io::Write + Send + 'static) -> LogGuard {
     let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let (writer, guard) = BatchWriter::spawn(std::io::stdout());
+    let (writer, guard) = BatchWriter::spawn(sink);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

@@ -59,6 +59,7 @@ pub(crate) fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
+        .fmt_fields(crate::telemetry::fields::TextFields)
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();

@@ -1223,8 +1223,8 @@ mod tests {
             .find(|l| l.contains("Issued Web PubSub access token"))
             .expect(&logs);
         for field in [
-            "user_id=\"ada\"",
-            "hub=\"chat\"",
+            "user_id=ada",
+            "hub=chat",
             "roles=webpubsub.sendToGroup.notifications:user:ada",
             "groups=conversation:7",
         ] {

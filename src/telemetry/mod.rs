@@ -1,15 +1,18 @@
 //! Logging: `tracing` to **stdout**, one line per event with structured fields.
 //!
 //! The Functions host records every stderr line as an error, so nothing but fatal start-up errors goes there.
+//! Text lines escape control characters in every value ([`fields`]), so one event is always one line.
 //! The filter follows `RUST_LOG` syntax (default `info`); `LOG_FORMAT=json` emits one JSON object per line for
 //! Application Insights. No ANSI colours: the host captures the stream as plain text. Lines are batched
 //! in memory and written by a flusher thread ([`batch`]) so logging stays off the request path.
 
 pub mod batch;
+pub mod fields;
 
 use tracing_subscriber::EnvFilter;
 
 use self::batch::{BatchGuard, BatchWriter};
+use self::fields::TextFields;
 
 use crate::config::{ConfigError, Env};
 
@@ -84,7 +87,7 @@ pub fn init_with_sink(settings: &LogSettings, sink: impl std::io::Write + Send +
         .with_ansi(false)
         .with_target(false);
     let installed = match settings.format {
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder.fmt_fields(TextFields).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
     };
     LogGuard {

@@ -436,6 +436,7 @@ fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
+        .fmt_fields(webpubsub_control::telemetry::fields::TextFields)
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();

@@ -1141,8 +1141,8 @@ async fn each_action_is_logged_with_caller_and_target_but_not_the_payload_or_tok
         "room=ops",
         "user_id=ada",
         "hub=chat",
-        "action=\"sendToGroup\"",
-        "data_type=\"text\"",
+        "action=sendToGroup",
+        "data_type=text",
         "bytes=14",
     ] {
         assert!(forwarded.contains(field), "{field} missing in {forwarded}");

@@ -18,6 +18,9 @@
 //!
 //! The binary (`src/main.rs`) only reads the environment, builds [`server::App`] and calls [`server::run`].
 
+// Lets `src/testing.rs` name this crate `webpubsub_control::…` both here and where the e2e tests include it.
+extern crate self as webpubsub_control;
+
 pub mod auth;
 pub mod config;
 #[cfg(feature = "dev")]

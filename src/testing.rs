@@ -1,4 +1,5 @@
-//! Test helpers shared by the unit tests of several modules (compiled only for tests).
+//! Test helpers shared by the unit tests of several modules (compiled only for tests) and, through
+//! `#[path]`, by the e2e tests, so both capture logs the same way.
 //!
 //! [`capture_logs`] records this thread's log lines, so a test can assert what a request logged (and that
 //! no secret was).
@@ -59,7 +60,7 @@ pub(crate) fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
-        .fmt_fields(crate::telemetry::fields::TextFields)
+        .fmt_fields(webpubsub_control::telemetry::fields::TextFields)
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();

@@ -2,8 +2,6 @@
 //! CloudEvents for clients that connect with a real WebSocket client. Covers subprotocol choice, echo,
 //! broadcast through the REST API, connect refusal, key rotation and the `disconnected` log line.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::SinkExt;
@@ -388,66 +386,10 @@ async fn an_unsigned_post_is_refused_over_http() {
     assert_eq!(body["code"], "MissingSignature");
 }
 
-/// Log output captured on this test's thread (the test runtime is single-threaded, so the handler and the
-/// emulator log here too).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Records nothing; keeps every callsite "sometimes" interesting. `tracing` caches callsite interest
-/// process-wide, and with one registered dispatcher a sibling test thread without a subscriber would cache
-/// "never" for the handler's log line; with this second dispatcher alive, interest is the union, and each
-/// event is checked against the emitting thread's own subscriber.
-struct InterestAnchor;
-
-impl tracing::Subscriber for InterestAnchor {
-    fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
-        tracing::subscriber::Interest::sometimes()
-    }
-    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        Some(tracing::level_filters::LevelFilter::TRACE)
-    }
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        false
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, _: &tracing::Event<'_>) {}
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-/// Captures this thread's log lines until the guard drops.
-fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
-    static ANCHOR: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
-    ANCHOR.get_or_init(|| tracing::Dispatch::new(InterestAnchor));
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .fmt_fields(webpubsub_control::telemetry::fields::TextFields)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    tracing::callsite::rebuild_interest_cache();
-    (captured, guard)
-}
-
 #[tokio::test]
 async fn disconnect_is_logged_with_the_event_metadata() {
-    let (captured, _guard) = capture_logs();
+    // The test runtime is single-threaded, so the handler and the emulator log on this thread too.
+    let (captured, _guard) = crate::testing::capture_logs();
 
     let system = System::start(|env| env).await;
     let (mut socket, connection_id) = system.connect_json("alice").await;
@@ -461,7 +403,7 @@ async fn disconnect_is_logged_with_the_event_metadata() {
     };
     let mut line = None;
     for _ in 0..200 {
-        let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+        let log = captured.text();
         if let Some(found) = log.lines().find(wanted) {
             line = Some(found.to_owned());
             break;
@@ -472,7 +414,7 @@ async fn disconnect_is_logged_with_the_event_metadata() {
     assert!(line.contains("hub=chat"), "{line}");
     assert!(line.contains("user_id=alice"), "{line}");
     assert!(line.contains("status=204"), "{line}");
-    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let log = captured.text();
     let connected = log
         .lines()
         .filter(|l| l.contains("Received Web PubSub upstream callback") && l.contains("azure.webpubsub.sys.connected"))

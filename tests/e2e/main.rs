@@ -10,3 +10,5 @@ mod rest_client;
 mod routes;
 mod standin;
 mod support;
+#[path = "../../src/testing.rs"]
+mod testing;

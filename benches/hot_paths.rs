@@ -150,12 +150,7 @@ fn bearer_validation(c: &mut Criterion) {
 /// Whole routes through warp's filters in-process: what one request costs the handler without sockets,
 /// HTTP parsing of the wire format or log output.
 fn routes(c: &mut Criterion) {
-    let env = jwt_env()
-        .with("WebPubSubConnectionString", CONNECTION_STRING)
-        .with("WebPubSubHub", "chat")
-        .with("NegotiateIdentity", "anonymous")
-        .with("PublishTrust", "functionkey");
-    let app = App::new(Settings::from_env(&env).unwrap()).unwrap();
+    let app = bench_app();
     let routes = app.routes();
     let rt = runtime();
 
@@ -187,21 +182,13 @@ fn routes(c: &mut Criterion) {
         .map(|body: bytes::Bytes| body.len().to_string());
     c.bench_function("route/bare_post_same_request", |b| {
         b.iter(|| {
-            let mut request = warp::test::request().method("POST").path("/api/events").body(&body);
-            for (name, value) in &headers {
-                request = request.header(*name, value.as_str());
-            }
-            let response = rt.block_on(request.reply(&bare));
+            let response = rt.block_on(connect_request(&headers, &body).reply(&bare));
             assert_eq!(response.status(), 200);
         })
     });
     c.bench_function("route/events_connect", |b| {
         b.iter(|| {
-            let mut request = warp::test::request().method("POST").path("/api/events").body(&body);
-            for (name, value) in &headers {
-                request = request.header(*name, value.as_str());
-            }
-            let response = rt.block_on(request.reply(&routes));
+            let response = rt.block_on(connect_request(&headers, &body).reply(&routes));
             assert_eq!(response.status(), 200);
         })
     });
@@ -212,13 +199,7 @@ fn routes(c: &mut Criterion) {
 /// is what logging costs one request on one thread. Runs last: the subscriber is global.
 fn logged_routes(c: &mut Criterion) {
     let _log_guard = webpubsub_control::telemetry::init_with_sink(&Default::default(), std::io::sink());
-    let env = Env::from_pairs([
-        ("WebPubSubConnectionString", CONNECTION_STRING),
-        ("WebPubSubHub", "chat"),
-        ("NegotiateIdentity", "anonymous"),
-        ("PublishTrust", "functionkey"),
-    ]);
-    let app = App::new(Settings::from_env(&env).unwrap()).unwrap();
+    let app = bench_app();
     let routes = app.routes();
     let rt = runtime();
     let keys = ServiceKeys::new(AccessKey::new(ACCESS_KEY).unwrap());
@@ -226,18 +207,31 @@ fn logged_routes(c: &mut Criterion) {
     let body = connect_body();
     c.bench_function("route/events_connect_logged", |b| {
         b.iter(|| {
-            let mut request = warp::test::request()
-                .method("POST")
-                .path("/api/events")
-                .header("x-azure-functions-invocationid", "6f9619ff-8b86-4011-b42d-00000000002a")
-                .body(&body);
-            for (name, value) in &headers {
-                request = request.header(*name, value.as_str());
-            }
+            let request = connect_request(&headers, &body)
+                .header("x-azure-functions-invocationid", "6f9619ff-8b86-4011-b42d-00000000002a");
             let response = rt.block_on(request.reply(&routes));
             assert_eq!(response.status(), 200);
         })
     });
+}
+
+/// The handler as the route benchmarks run it: anonymous negotiate, function-key publish, jwt settings.
+fn bench_app() -> App {
+    let env = jwt_env()
+        .with("WebPubSubConnectionString", CONNECTION_STRING)
+        .with("WebPubSubHub", "chat")
+        .with("NegotiateIdentity", "anonymous")
+        .with("PublishTrust", "functionkey");
+    App::new(Settings::from_env(&env).unwrap()).unwrap()
+}
+
+/// A `connect` as the service posts it to `/api/events`, for warp's in-process test client.
+fn connect_request(headers: &[(&'static str, String)], body: &str) -> warp::test::RequestBuilder {
+    let mut request = warp::test::request().method("POST").path("/api/events").body(body);
+    for (name, value) in headers {
+        request = request.header(*name, value.as_str());
+    }
+    request
 }
 
 criterion_group!(

@@ -184,11 +184,6 @@ impl Write for LineWriter<'_> {
         Ok(bytes.len())
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.writer.append(bytes);
-        Ok(())
-    }
-
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }

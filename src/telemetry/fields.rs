@@ -112,26 +112,13 @@ impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use crate::testing::Captured;
 
     use proptest::prelude::*;
 
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// What `log` writes through a text subscriber with [`TextFields`] (no time, level or target).
     fn line(log: impl FnOnce()) -> String {
-        let lines = Lines::default();
+        let lines = Captured::default();
         let writer = lines.clone();
         let subscriber = tracing_subscriber::fmt()
             .fmt_fields(TextFields)
@@ -142,7 +129,7 @@ mod tests {
             .with_target(false)
             .finish();
         tracing::subscriber::with_default(subscriber, log);
-        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+        lines.text()
     }
 
     fn escaped(text: &str) -> String {

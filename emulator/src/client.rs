@@ -28,12 +28,12 @@ use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::{Reply as _, Response};
 
 use crate::connection::{Connection, Identity, SocketQueue, new_connection_id};
-use crate::names;
 use crate::protocol::{self, AckError, ClientMessage, ContentKind, DataMessage, Frame, Payload, Protocol};
-use crate::roles::Permission;
 use crate::service::{Service, normalize_url_tail};
-use crate::token::{self, TokenError};
 use crate::upstream::{ConnectDecision, ConnectOutcome, ConnectRequest, UserEventOutcome};
+use webpubsub_protocol::jwt::{self as token, TokenError};
+use webpubsub_protocol::names;
+use webpubsub_protocol::roles::Permission;
 
 /// Largest message a client may send (the service's 1 MB limit); larger ones close the
 /// connection with 1009.
@@ -215,7 +215,7 @@ async fn upgrade(
             "This endpoint only accepts WebSocket upgrade requests.",
         );
     };
-    if !names::is_valid_hub(&raw_hub) {
+    if !names::hub(&raw_hub).is_ok() {
         return error_response(
             StatusCode::BAD_REQUEST,
             "InvalidHub",
@@ -238,7 +238,7 @@ async fn upgrade(
         }
     };
     let groups = token::string_values(&claims, "webpubsub.group");
-    if groups.iter().any(|g| !names::is_valid_group(g)) {
+    if groups.iter().any(|g| !names::group(g).is_ok()) {
         return error_response(
             StatusCode::BAD_REQUEST,
             "InvalidGroup",
@@ -337,7 +337,7 @@ fn authenticate(
         .or_else(from_header)
         .filter(|t| !t.is_empty())
         .ok_or(TokenError::Missing)?;
-    let claims = token::verify(&token, &service.keys(), token::unix_now())?;
+    let claims = token::verify(&token, service.keys(), token::unix_now())?;
     let expected = format!("/client/hubs/{hub}");
     if token::string_values(&claims, "aud")
         .iter()
@@ -437,7 +437,7 @@ async fn connect_event(service: &Service, request: &ConnectRequest, admission: &
         admission.roles = roles;
     }
     if let Some(groups) = decision.groups.filter(|g| !g.is_empty()) {
-        admission.groups = groups.into_iter().filter(|g| names::is_valid_group(g)).collect();
+        admission.groups = groups.into_iter().filter(|g| names::group(g).is_ok()).collect();
     }
     admission.connection_state = decision.connection_state;
     Ok(())
@@ -702,7 +702,7 @@ fn first_use(service: &Service, connection: &Arc<Connection>, ack_id: Option<u64
 }
 
 fn check_group(connection: &Connection, permission: Permission, group: &str) -> Result<(), (AckError, &'static str)> {
-    if !names::is_valid_group(group) {
+    if !names::group(group).is_ok() {
         return Err((AckError::BadRequest, "The group name is invalid."));
     }
     if !connection.is_allowed(permission, group) {

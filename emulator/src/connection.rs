@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::protocol::{self, DataMessage, Frame, Protocol};
-use crate::roles::{Permission, RoleSet};
+use webpubsub_protocol::roles::{Permission, RoleSet};
 
 /// Most unacked messages a reliable connection may hold (the service's figure).
 pub const MAX_UNACKED_MESSAGES: usize = 1000;

@@ -10,8 +10,9 @@
 //! - `service`: shared state and every operation on it (the REST layer's API).
 //! - `connection`: one client's identity, roles, bounded queue and reliable buffer.
 //! - `client`: the WebSocket endpoint (auth, connect event, frames).
-//! - `protocol`: JSON subprotocol frames. `roles`: role and wildcard checks.
-//! - `token`: HS256 tokens. `names`: hub/group/event name rules.
+//! - `protocol`: JSON subprotocol frames.
+//! - Tokens, `ce-signature`, name rules, roles and wildcards, client types and CloudEvents header
+//!   names come from the `webpubsub-protocol` crate, shared with the handler.
 //! - `upstream`: CloudEvents delivery to event handlers.
 //! - `filter`: OData filters; `rest`: the REST data plane.
 
@@ -19,12 +20,9 @@ pub mod client;
 pub mod config;
 pub mod connection;
 pub mod filter;
-pub mod names;
 pub mod protocol;
 pub mod rest;
-pub mod roles;
 pub mod service;
-pub mod token;
 pub mod upstream;
 
 use std::future::Future;

@@ -22,10 +22,11 @@ use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
 use crate::filter::Filter;
-use crate::names;
 use crate::protocol::{ContentKind, Payload};
-use crate::roles::Permission;
-use crate::service::{ClientTokenRequest, ClientType, ConnectionFilter, GroupMember, Service};
+use crate::service::{ClientTokenRequest, ConnectionFilter, GroupMember, Service};
+use webpubsub_protocol::ClientType;
+use webpubsub_protocol::names;
+use webpubsub_protocol::roles::Permission;
 
 /// Largest accepted message body: 1 MB, the service's message size limit.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -790,8 +791,11 @@ impl Call {
         let minutes_to_expire = self.query.integer("minutesToExpire", 1..=u32::MAX)?.unwrap_or(60);
         let client_type = match self.query.one("clientType")? {
             None => ClientType::Default,
-            Some(text) => ClientType::parse(text).ok_or_else(|| {
-                ApiError::bad_request("InvalidQueryParameter", "'clientType' must be Default or MQTT")
+            Some(text) => text.parse::<ClientType>().map_err(|_| {
+                ApiError::bad_request(
+                    "InvalidQueryParameter",
+                    "'clientType' must be Default, MQTT or SocketIO",
+                )
             })?,
         };
         let request = ClientTokenRequest {
@@ -1029,7 +1033,7 @@ fn health() -> Response {
 // Validation helpers
 
 fn check_hub(hub: &str) -> Result<(), ApiError> {
-    if names::is_valid_hub(hub) {
+    if names::hub(hub).is_ok() {
         Ok(())
     } else {
         Err(ApiError::bad_request(
@@ -1040,14 +1044,14 @@ fn check_hub(hub: &str) -> Result<(), ApiError> {
 }
 
 fn check_group(group: &str) -> Result<(), ApiError> {
-    if names::is_valid_group(group) {
+    if names::group(group).is_ok() {
         Ok(())
     } else {
         Err(ApiError::bad_request(
             "InvalidGroupName",
             format!(
                 "a group name must have 1 to {} characters and not be only whitespace",
-                names::MAX_GROUP_CHARS
+                names::MAX_GROUP_LEN
             ),
         ))
     }
@@ -1073,7 +1077,7 @@ fn check_user_id(user_id: &str) -> Result<(), ApiError> {
 }
 
 fn parse_permission(permission: &str) -> Result<Permission, ApiError> {
-    Permission::parse(permission).ok_or_else(|| {
+    permission.parse::<Permission>().map_err(|_| {
         ApiError::bad_request(
             "InvalidPermission",
             "the permission must be sendToGroup or joinLeaveGroup",
@@ -1168,8 +1172,9 @@ mod tests {
     use crate::config::{DEV_ACCESS_KEY, EmulatorConfig};
     use crate::connection::{Connection, Identity, SocketQueue, new_connection_id};
     use crate::protocol::Frame;
-    use crate::token::{self, AccessKey};
     use serde_json::Map;
+    use webpubsub_protocol::jwt as token;
+    use webpubsub_protocol::keys::{AccessKey, ServiceKeys};
 
     const V: &str = "api-version=2024-12-01";
 
@@ -1228,11 +1233,15 @@ mod tests {
         }
     }
 
+    fn dev_keys() -> ServiceKeys {
+        ServiceKeys::new(AccessKey::new(DEV_ACCESS_KEY).unwrap())
+    }
+
     fn bearer(aud: &str, key: &str, exp_offset: i64) -> String {
         let mut claims = Map::new();
         claims.insert("aud".into(), json!(aud));
         claims.insert("exp".into(), json!(token::unix_now() as i64 + exp_offset));
-        format!("Bearer {}", token::sign(&claims, &AccessKey::new(key)))
+        format!("Bearer {}", token::sign(&claims, &AccessKey::new(key).unwrap()))
     }
 
     struct Reply {
@@ -1862,7 +1871,7 @@ mod tests {
         let response = emulator.call("POST", &path).await;
         assert_eq!(response.status, 200);
         let token = response.json()["token"].as_str().unwrap().to_owned();
-        let claims = token::verify(&token, &[&AccessKey::new(DEV_ACCESS_KEY)], token::unix_now()).unwrap();
+        let claims = token::verify(&token, &dev_keys(), token::unix_now()).unwrap();
         assert_eq!(claims["aud"], json!(format!("{}/client/hubs/chat", emulator.base)));
         assert_eq!(claims["sub"], "alice");
         assert_eq!(claims["role"], json!(["webpubsub.joinLeaveGroup", "r2"]));
@@ -1874,19 +1883,27 @@ mod tests {
             .call("POST", &format!("/api/hubs/chat/:generateToken?{V}&clientType=mqtt"))
             .await;
         let token = mqtt.json()["token"].as_str().unwrap().to_owned();
-        let claims = token::verify(&token, &[&AccessKey::new(DEV_ACCESS_KEY)], token::unix_now()).unwrap();
+        let claims = token::verify(&token, &dev_keys(), token::unix_now()).unwrap();
         assert_eq!(
             claims["aud"],
             json!(format!("{}/clients/mqtt/hubs/chat", emulator.base))
         );
         assert!(claims.get("sub").is_none());
 
-        for bad in [
-            "clientType=socketio",
-            "minutesToExpire=0",
-            "minutesToExpire=x",
-            "group=%20",
-        ] {
+        let socketio = emulator
+            .call(
+                "POST",
+                &format!("/api/hubs/chat/:generateToken?{V}&clientType=SocketIO"),
+            )
+            .await;
+        let token = socketio.json()["token"].as_str().unwrap().to_owned();
+        let claims = token::verify(&token, &dev_keys(), token::unix_now()).unwrap();
+        assert_eq!(
+            claims["aud"],
+            json!(format!("{}/clients/socketio/hubs/chat", emulator.base))
+        );
+
+        for bad in ["clientType=ws", "minutesToExpire=0", "minutesToExpire=x", "group=%20"] {
             let response = emulator
                 .call("POST", &format!("/api/hubs/chat/:generateToken?{V}&{bad}"))
                 .await;

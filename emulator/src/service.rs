@@ -21,11 +21,15 @@ use serde_json::{Map, Value, json};
 
 use crate::config::EmulatorConfig;
 use crate::connection::{Connection, Overflow, lock};
-use crate::names;
 use crate::protocol::{DataMessage, Payload};
-use crate::roles::Permission;
-use crate::token::{self, AccessKey, TokenError};
 use crate::upstream::Upstream;
+/// What kind of client a generated token is for (the protocol crate's, re-exported).
+pub use webpubsub_protocol::ClientType;
+use webpubsub_protocol::clients;
+use webpubsub_protocol::jwt::{self as token, TokenError};
+use webpubsub_protocol::keys::{AccessKey, ServiceKeys};
+use webpubsub_protocol::names;
+use webpubsub_protocol::roles::Permission;
 
 /// An OData filter as the service evaluates it: one connection at a time.
 /// `crate::filter::Filter` implements it; pass `Some(&filter)`.
@@ -49,30 +53,6 @@ pub struct GroupMember {
     /// Its user, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-}
-
-/// What kind of client a generated token is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClientType {
-    /// WebSocket clients: audience `<endpoint>/client/hubs/{hub}`.
-    #[default]
-    Default,
-    /// MQTT clients: audience `<endpoint>/clients/mqtt/hubs/{hub}` (the emulator has no
-    /// MQTT endpoint; the token is still well-formed).
-    Mqtt,
-}
-
-impl ClientType {
-    /// Parses `Default` / `MQTT`, ignoring case.
-    pub fn parse(s: &str) -> Option<ClientType> {
-        if s.eq_ignore_ascii_case("default") {
-            Some(ClientType::Default)
-        } else if s.eq_ignore_ascii_case("mqtt") {
-            Some(ClientType::Mqtt)
-        } else {
-            None
-        }
-    }
 }
 
 /// Parameters of REST `:generateToken`.
@@ -217,8 +197,7 @@ const DEFAULT_CLOSE_REASON: &str = "The connection was closed by the server.";
 
 /// The emulator: all hubs, the access keys and the upstream dispatcher.
 pub struct Service {
-    primary_key: AccessKey,
-    secondary_key: Option<AccessKey>,
+    keys: ServiceKeys,
     hubs: Mutex<HashMap<String, Arc<Hub>>>,
     pub(crate) upstream: Arc<Upstream>,
     pub(crate) config: EmulatorConfig,
@@ -234,12 +213,15 @@ impl Service {
     /// A service with no connections. The configuration should have passed
     /// [`EmulatorConfig::validate`].
     pub fn new(config: EmulatorConfig) -> Arc<Service> {
-        let primary_key = AccessKey::new(config.access_key.clone());
-        let secondary_key = config.secondary_key.clone().map(AccessKey::new);
-        let upstream = Arc::new(Upstream::new(&config, primary_key.clone(), secondary_key.clone()));
+        // `validate` refuses keys shorter than 32 bytes, so these cannot be empty.
+        let key = |k: &str| AccessKey::new(k).expect("EmulatorConfig::validate refuses empty access keys");
+        let mut keys = ServiceKeys::new(key(&config.access_key));
+        if let Some(secondary) = &config.secondary_key {
+            keys = keys.with_secondary(key(secondary));
+        }
+        let upstream = Arc::new(Upstream::new(&config, keys.clone()));
         Arc::new(Service {
-            primary_key,
-            secondary_key,
+            keys,
             hubs: Mutex::new(HashMap::new()),
             upstream,
             config,
@@ -247,10 +229,8 @@ impl Service {
     }
 
     /// The keys tokens may be signed with (primary first).
-    pub(crate) fn keys(&self) -> Vec<&AccessKey> {
-        std::iter::once(&self.primary_key)
-            .chain(self.secondary_key.as_ref())
-            .collect()
+    pub(crate) fn keys(&self) -> &ServiceKeys {
+        &self.keys
     }
 
     fn hub(&self, hub: &str) -> Option<Arc<Hub>> {
@@ -598,15 +578,7 @@ impl Service {
     /// caller reached it, e.g. `http://127.0.0.1:8080`.
     pub fn generate_client_token(&self, hub: &str, endpoint: &str, request: &ClientTokenRequest) -> String {
         let now = token::unix_now();
-        let path = match request.client_type {
-            ClientType::Default => "client/hubs",
-            ClientType::Mqtt => "clients/mqtt/hubs",
-        };
-        let audience = format!(
-            "{}/{path}/{}",
-            endpoint.trim_end_matches('/'),
-            names::normalize_hub(hub)
-        );
+        let audience = clients::audience(endpoint, request.client_type, &names::normalize_hub(hub));
         let minutes = u64::from(request.minutes_to_expire.max(1));
         let mut claims = Map::new();
         claims.insert("aud".into(), json!(audience));
@@ -621,7 +593,7 @@ impl Service {
         if !request.groups.is_empty() {
             claims.insert("webpubsub.group".into(), json!(request.groups));
         }
-        token::sign(&claims, &self.primary_key)
+        token::sign(&claims, self.keys.primary())
     }
 
     /// Checks a REST call's `Authorization` header: a Bearer HS256 token signed with either
@@ -636,7 +608,7 @@ impl Service {
             })
             .filter(|t| !t.is_empty())
             .ok_or(TokenError::Missing)?;
-        let claims = token::verify(token, &self.keys(), token::unix_now())?;
+        let claims = token::verify(token, &self.keys, token::unix_now())?;
         let audiences = token::string_values(&claims, "aud");
         if audiences.iter().any(|aud| rest_audience_matches(aud, request_url)) {
             Ok(())
@@ -917,7 +889,7 @@ mod tests {
             ..Default::default()
         };
         let token = service.generate_client_token("Chat", "http://127.0.0.1:9/", &request);
-        let claims = token::verify(&token, &service.keys(), token::unix_now()).unwrap();
+        let claims = token::verify(&token, service.keys(), token::unix_now()).unwrap();
         assert_eq!(claims["aud"], "http://127.0.0.1:9/client/hubs/chat");
         assert_eq!(claims["sub"], "u");
         assert_eq!(claims["role"], json!(["r"]));
@@ -934,7 +906,7 @@ mod tests {
             let mut claims = Map::new();
             claims.insert("aud".into(), json!(aud));
             claims.insert("exp".into(), json!(token::unix_now() as i64 + exp_offset));
-            format!("Bearer {}", token::sign(&claims, &service.primary_key))
+            format!("Bearer {}", token::sign(&claims, service.keys.primary()))
         };
         assert_eq!(service.verify_rest_token(Some(&sign(url, 60)), url), Ok(()));
         let without_query = "http://127.0.0.1:8080/api/hubs/chat/:send";

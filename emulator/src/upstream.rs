@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use reqwest::StatusCode;
@@ -20,9 +20,12 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{EmulatorConfig, EventHandlerConfig};
 use crate::connection::{Connection, lock};
-use crate::names;
 use crate::protocol::{ContentKind, Payload};
-use crate::token::AccessKey;
+use webpubsub_protocol::cloudevents as ce;
+use webpubsub_protocol::keys::ServiceKeys;
+use webpubsub_protocol::names;
+use webpubsub_protocol::signature;
+use webpubsub_protocol::time::rfc3339_utc;
 
 /// Largest handler response body read (larger ones fail the event).
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
@@ -168,8 +171,7 @@ pub(crate) enum UserEventOutcome {
 pub(crate) struct Upstream {
     client: reqwest::Client,
     hubs: HashMap<String, Vec<Handler>>,
-    primary_key: AccessKey,
-    secondary_key: Option<AccessKey>,
+    keys: ServiceKeys,
     timeout: Duration,
     retry_delays: Vec<Duration>,
     validation_retry_interval: Duration,
@@ -192,7 +194,7 @@ struct Reply {
 }
 
 impl Upstream {
-    pub(crate) fn new(config: &EmulatorConfig, primary_key: AccessKey, secondary_key: Option<AccessKey>) -> Upstream {
+    pub(crate) fn new(config: &EmulatorConfig, keys: ServiceKeys) -> Upstream {
         let mut hubs: HashMap<String, Vec<Handler>> = HashMap::new();
         for hub in &config.hubs {
             hubs.entry(names::normalize_hub(&hub.hub))
@@ -206,8 +208,7 @@ impl Upstream {
         Upstream {
             client,
             hubs,
-            primary_key,
-            secondary_key,
+            keys,
             timeout: config.upstream_timeout,
             retry_delays: config.upstream_retry_delays.clone(),
             validation_retry_interval: config.validation_retry_interval,
@@ -438,40 +439,32 @@ impl Upstream {
             ),
         };
         put("content-type", event.content_type);
-        put("webhook-request-origin", &self.origin);
-        put("ce-specversion", "1.0");
-        put("ce-awpsversion", "1.0");
-        put("ce-type", &event_type(event));
-        put(
-            "ce-source",
-            &format!("/hubs/{}/client/{}", event.hub, event.connection_id),
-        );
-        put("ce-id", &self.next_event_id.fetch_add(1, Ordering::Relaxed).to_string());
-        put("ce-time", &rfc3339_utc(SystemTime::now()));
-        put("ce-signature", &self.signature(event.connection_id));
+        put(ce::WEBHOOK_REQUEST_ORIGIN, &self.origin);
+        put(ce::SPEC_VERSION, ce::SPEC_VERSION_VALUE);
+        put(ce::AWPS_VERSION, ce::AWPS_VERSION_VALUE);
+        put(ce::TYPE, &event_type(event));
+        put(ce::SOURCE, &ce::source(event.hub, event.connection_id));
+        put(ce::ID, &self.next_event_id.fetch_add(1, Ordering::Relaxed).to_string());
+        put(ce::TIME, &rfc3339_utc(SystemTime::now()));
+        put(ce::SIGNATURE, &self.signature(event.connection_id));
         if let Some(user) = event.user_id {
-            put("ce-userid", user);
+            put(ce::USER_ID, user);
         }
-        put("ce-connectionid", event.connection_id);
-        put("ce-hub", event.hub);
-        put("ce-eventname", event.name);
+        put(ce::CONNECTION_ID, event.connection_id);
+        put(ce::HUB, event.hub);
+        put(ce::EVENT_NAME, event.name);
         if let Some(subprotocol) = event.subprotocol {
-            put("ce-subprotocol", subprotocol);
+            put(ce::SUBPROTOCOL, subprotocol);
         }
         if let Some(state) = &event.connection_state {
-            put("ce-connectionstate", state);
+            put(ce::CONNECTION_STATE, state);
         }
         headers
     }
 
     /// `sha256=<hex>` for the primary key, then `,sha256=<hex>` for the secondary.
     pub(crate) fn signature(&self, connection_id: &str) -> String {
-        let mut signature = format!("sha256={}", self.primary_key.sign_hex(connection_id));
-        if let Some(secondary) = &self.secondary_key {
-            signature.push_str(",sha256=");
-            signature.push_str(&secondary.sign_hex(connection_id));
-        }
-        signature
+        signature::signature_header(&self.keys, connection_id)
     }
 
     /// POST with retries on 408, 5xx and transport errors (not on timeouts).
@@ -558,7 +551,7 @@ impl Upstream {
             .client
             .request(reqwest::Method::OPTIONS, url)
             .header("WebHook-Request-Origin", &self.origin)
-            .header("ce-awpsversion", "1.0")
+            .header(ce::AWPS_VERSION, ce::AWPS_VERSION_VALUE)
             .timeout(VALIDATION_TIMEOUT.min(self.timeout))
             .send()
             .await
@@ -604,8 +597,8 @@ fn system_event<'a>(connection: &'a Connection, name: &'a str, body: Bytes) -> E
 
 fn event_type(event: &Event<'_>) -> String {
     match event.kind {
-        EventKind::System => format!("azure.webpubsub.sys.{}", event.name),
-        EventKind::User => format!("azure.webpubsub.user.{}", event.name),
+        EventKind::System => [ce::SYSTEM_EVENT_PREFIX, event.name].concat(),
+        EventKind::User => [ce::USER_EVENT_PREFIX, event.name].concat(),
     }
 }
 
@@ -626,7 +619,7 @@ fn without_query(url: &str) -> &str {
 
 fn connection_state_of(headers: &HeaderMap) -> Option<String> {
     headers
-        .get("ce-connectionstate")
+        .get(ce::CONNECTION_STATE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }
@@ -680,53 +673,10 @@ async fn read_reply(mut response: reqwest::Response) -> Result<Reply, PostError>
     })
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC).
-pub(crate) fn rfc3339_utc(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_known_answers() {
-        assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            rfc3339_utc(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00Z"
-        );
-        assert_eq!(
-            rfc3339_utc(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
-            "2023-11-14T22:13:20Z"
-        );
-        assert_eq!(
-            rfc3339_utc(UNIX_EPOCH + Duration::from_secs(4_102_444_799)),
-            "2099-12-31T23:59:59Z"
-        );
-    }
+    use webpubsub_protocol::keys::AccessKey;
 
     #[test]
     fn user_event_patterns() {
@@ -743,8 +693,11 @@ mod tests {
     #[test]
     fn signatures_for_both_keys() {
         let config = EmulatorConfig::default();
-        let primary = AccessKey::new("Jefe");
-        let upstream = Upstream::new(&config, primary.clone(), Some(AccessKey::new("other")));
+        let primary = ServiceKeys::new(AccessKey::new("Jefe").unwrap());
+        let upstream = Upstream::new(
+            &config,
+            primary.clone().with_secondary(AccessKey::new("other").unwrap()),
+        );
         let signature = upstream.signature("what do ya want for nothing?");
         let (first, second) = signature.split_once(',').unwrap();
         assert_eq!(
@@ -752,7 +705,7 @@ mod tests {
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         assert!(second.starts_with("sha256=") && second.len() == 7 + 64);
-        let single = Upstream::new(&config, primary, None).signature("x");
+        let single = Upstream::new(&config, primary).signature("x");
         assert!(!single.contains(','));
     }
 

@@ -7,9 +7,12 @@
 //! - [`ServiceKeys`] with [`signature::verify`] authenticates upstream events (`events`).
 //!
 //! Inputs are checked by [`validate`] before anything is signed or sent.
+//!
+//! The protocol itself (keys, tokens, signatures, names, roles, client types, the REST operation table)
+//! lives in the `webpubsub-protocol` crate, shared with the emulator; the modules here re-export it
+//! under the paths the handler has always used, and add the REST client (reqwest) on top.
 
 pub mod connection_string;
-mod jwt;
 pub mod keys;
 pub mod rest;
 pub mod signature;

@@ -29,7 +29,7 @@ async fn tokens_are_checked_before_the_upgrade() {
     let mut claims = webpubsub_emulator::service::client_token_claims(&aud, Some("u"), &[], &[], 0);
     let now = claims["exp"].as_u64().unwrap();
     claims.insert("exp".into(), json!(now - 600));
-    let expired = webpubsub_emulator::token::sign(&claims, &webpubsub_emulator::token::AccessKey::new(KEY));
+    let expired = webpubsub_protocol::jwt::sign(&claims, &webpubsub_protocol::AccessKey::new(KEY).unwrap());
     assert_eq!(refused_status(&emulator.url("chat", &expired), None).await, 401);
 
     assert_eq!(
@@ -244,7 +244,7 @@ async fn permissions_granted_through_the_service_apply() {
     let emulator = start(config()).await;
     let (mut socket, connected) = emulator.connect_json("chat", Some("u"), &[]).await;
     let id = connected["connectionId"].as_str().unwrap();
-    let join = webpubsub_emulator::roles::Permission::JoinLeaveGroup;
+    let join = webpubsub_protocol::Permission::JoinLeaveGroup;
     assert!(emulator.service.grant_permission("chat", id, join, Some("vip")));
     send_json(&mut socket, json!({"type":"joinGroup","group":"vip","ackId":1})).await;
     assert_eq!(next_json(&mut socket).await["success"], true);

@@ -15,7 +15,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use webpubsub_emulator::{EmulatorConfig, Service, service, token};
+use webpubsub_emulator::{EmulatorConfig, Service, service};
+use webpubsub_protocol::jwt as token;
 
 /// Longest wait for anything the tests expect to happen.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -101,7 +102,7 @@ pub fn token_with_key(
     ttl_secs: u64,
 ) -> String {
     let claims = service::client_token_claims(audience, user, roles, groups, ttl_secs);
-    token::sign(&claims, &token::AccessKey::new(key))
+    token::sign(&claims, &webpubsub_protocol::AccessKey::new(key).unwrap())
 }
 
 /// Opens a WebSocket, offering `subprotocol` when given.

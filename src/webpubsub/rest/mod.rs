@@ -29,9 +29,9 @@ pub use retry::RetryPolicy;
 
 use self::retry::AttemptFailure;
 use super::connection_string::{ConnectionString, Endpoint};
-use super::jwt::Hs256Signer;
 use super::keys::AccessKey;
 use super::validate::Permission;
+use webpubsub_protocol::jwt::Hs256Signer;
 
 /// The api-version every request carries unless configured otherwise (the SDKs' default).
 pub const DEFAULT_API_VERSION: &str = "2024-12-01";

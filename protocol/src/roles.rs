@@ -1,4 +1,5 @@
-//! Client roles and the group permissions they grant, including wildcard group patterns.
+//! Client roles and the group permissions they grant, including wildcard group patterns: the one role
+//! parser ([`parse_role`], [`RoleSet`]) behind the handler's role policy and the emulator's checks.
 //!
 //! `webpubsub.joinLeaveGroup` / `webpubsub.sendToGroup` cover every group; a `.<group>`
 //! suffix covers exactly that group; `webpubsub.joinLeaveGroups.<pattern>` /
@@ -7,41 +8,97 @@
 //! `\`, `*` or `?`, and at most five `*` characters may appear (those of `**` included).
 //! Matching is case-sensitive. A malformed pattern grants nothing.
 
-/// The two group permissions a client can hold.
+use std::fmt;
+use std::str::FromStr;
+
+use crate::names::ValidationError;
+
+/// Grants joining and leaving every group; `webpubsub.joinLeaveGroup.<group>` grants one group.
+pub const JOIN_LEAVE_GROUP_ROLE: &str = "webpubsub.joinLeaveGroup";
+/// Grants publishing to every group; `webpubsub.sendToGroup.<group>` grants one group.
+pub const SEND_TO_GROUP_ROLE: &str = "webpubsub.sendToGroup";
+/// `webpubsub.joinLeaveGroups.<pattern>`: joining and leaving the groups a wildcard pattern matches.
+pub const JOIN_LEAVE_GROUPS_PREFIX: &str = "webpubsub.joinLeaveGroups.";
+/// `webpubsub.sendToGroups.<pattern>`: publishing to the groups a wildcard pattern matches.
+pub const SEND_TO_GROUPS_PREFIX: &str = "webpubsub.sendToGroups.";
+
+/// A permission a connection can be granted on a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {
-    /// Join and leave groups (`joinGroup`, `leaveGroup`).
-    JoinLeaveGroup,
-    /// Publish to groups (`sendToGroup`).
+    /// `sendToGroup`: may publish to the group.
     SendToGroup,
+    /// `joinLeaveGroup`: may join and leave the group.
+    JoinLeaveGroup,
 }
 
 impl Permission {
-    /// Parses the REST spelling (`joinLeaveGroup`, `sendToGroup`), ignoring case.
-    pub fn parse(name: &str) -> Option<Permission> {
-        if name.eq_ignore_ascii_case("joinLeaveGroup") {
-            Some(Permission::JoinLeaveGroup)
-        } else if name.eq_ignore_ascii_case("sendToGroup") {
-            Some(Permission::SendToGroup)
-        } else {
-            None
+    /// The roles granting it: the literal (every group; with `.<group>`, that group) and the wildcard
+    /// prefix (`<prefix><pattern>`).
+    fn role_prefixes(self) -> (&'static str, &'static str) {
+        match self {
+            Self::JoinLeaveGroup => (JOIN_LEAVE_GROUP_ROLE, JOIN_LEAVE_GROUPS_PREFIX),
+            Self::SendToGroup => (SEND_TO_GROUP_ROLE, SEND_TO_GROUPS_PREFIX),
         }
     }
 
-    fn role_prefixes(self) -> (&'static str, &'static str) {
+    /// The name used in REST paths.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Permission::JoinLeaveGroup => ("webpubsub.joinLeaveGroup", "webpubsub.joinLeaveGroups."),
-            Permission::SendToGroup => ("webpubsub.sendToGroup", "webpubsub.sendToGroups."),
+            Self::SendToGroup => "sendToGroup",
+            Self::JoinLeaveGroup => "joinLeaveGroup",
         }
+    }
+}
+
+impl FromStr for Permission {
+    type Err = ValidationError;
+
+    /// Parses `sendToGroup` or `joinLeaveGroup`, ignoring ASCII case.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        if name.eq_ignore_ascii_case("sendToGroup") {
+            Ok(Self::SendToGroup)
+        } else if name.eq_ignore_ascii_case("joinLeaveGroup") {
+            Ok(Self::JoinLeaveGroup)
+        } else {
+            Err(ValidationError::UnknownPermission)
+        }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 /// What one role string grants for one permission.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Grant {
+pub enum Grant {
+    /// Every group (`webpubsub.joinLeaveGroup`, `webpubsub.sendToGroup`).
     AnyGroup,
+    /// Exactly this group (`webpubsub.sendToGroup.<group>`).
     Group(String),
+    /// The groups a wildcard pattern matches (`webpubsub.sendToGroups.<pattern>`).
     Pattern(GroupPattern),
+}
+
+impl Grant {
+    /// True when this grant covers `group`.
+    pub fn covers(&self, group: &str) -> bool {
+        match self {
+            Self::AnyGroup => true,
+            Self::Group(g) => g == group,
+            Self::Pattern(p) => p.matches(group),
+        }
+    }
+}
+
+/// The one role parser: what `role` grants, and for which permission. `None` for roles that grant no
+/// group permission (unknown roles, `webpubsub.sendToGroupX`, malformed patterns, an empty `.<group>`).
+pub fn parse_role(role: &str) -> Option<(Permission, Grant)> {
+    [Permission::JoinLeaveGroup, Permission::SendToGroup]
+        .into_iter()
+        .find_map(|permission| parse_grant(role, permission).map(|grant| (permission, grant)))
 }
 
 /// The roles of a connection, pre-parsed so checks on the hot path do no string parsing.
@@ -81,11 +138,7 @@ impl RoleSet {
             Permission::JoinLeaveGroup => &self.join_leave,
             Permission::SendToGroup => &self.send,
         };
-        grants.iter().any(|grant| match grant {
-            Grant::AnyGroup => true,
-            Grant::Group(g) => g == group,
-            Grant::Pattern(p) => p.matches(group),
-        })
+        grants.iter().any(|grant| grant.covers(group))
     }
 }
 
@@ -281,10 +334,37 @@ mod tests {
     }
 
     #[test]
-    fn permission_names() {
-        assert_eq!(Permission::parse("sendToGroup"), Some(Permission::SendToGroup));
-        assert_eq!(Permission::parse("JOINLEAVEGROUP"), Some(Permission::JoinLeaveGroup));
-        assert_eq!(Permission::parse("admin"), None);
+    fn permission_parses_case_insensitively_and_prints_canonically() {
+        assert_eq!("sendtogroup".parse::<Permission>(), Ok(Permission::SendToGroup));
+        assert_eq!("JoinLeaveGroup".parse::<Permission>(), Ok(Permission::JoinLeaveGroup));
+        assert_eq!(
+            "joinGroup".parse::<Permission>(),
+            Err(ValidationError::UnknownPermission)
+        );
+        assert_eq!(Permission::JoinLeaveGroup.to_string(), "joinLeaveGroup");
+    }
+
+    #[test]
+    fn parse_role_names_the_permission_and_the_grant() {
+        assert_eq!(
+            parse_role("webpubsub.joinLeaveGroup"),
+            Some((Permission::JoinLeaveGroup, Grant::AnyGroup))
+        );
+        assert_eq!(
+            parse_role("webpubsub.sendToGroup.room:1"),
+            Some((Permission::SendToGroup, Grant::Group("room:1".into())))
+        );
+        let (permission, grant) = parse_role("webpubsub.joinLeaveGroups.user.ada.*").unwrap();
+        assert_eq!(permission, Permission::JoinLeaveGroup);
+        assert!(grant.covers("user.ada.x") && !grant.covers("user.ada.x.y"));
+        for none in [
+            "webpubsub.sendToGroupX",
+            "webpubsub.sendToGroup.",
+            "webpubsub.sendToGroups.***",
+            "admin",
+        ] {
+            assert_eq!(parse_role(none), None, "{none}");
+        }
     }
 
     proptest::proptest! {

@@ -120,7 +120,7 @@ impl EmulatorConfig {
             return Err(ConfigError::BadAccessKey { which: "secondary" });
         }
         for hub in &self.hubs {
-            if !webpubsub_protocol::names::hub(&hub.hub).is_ok() {
+            if webpubsub_protocol::names::hub(&hub.hub).is_err() {
                 return Err(ConfigError::BadHub(hub.hub.clone()));
             }
             for handler in &hub.event_handlers {

@@ -1,0 +1,281 @@
+//! One REST call on its way through the checks: route, bearer token, `api-version`, hub name,
+//! then dispatch to its handler; and the parameter and body parsing the handlers share (bounded
+//! body, content type, `excluded`, `filter`, `reason`, `messageTtlSeconds`).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use warp::http::{HeaderMap, Method, StatusCode, header};
+use warp::reply::Response;
+
+use super::checks::{check_group, check_hub, parse_filter};
+use super::error::ApiError;
+use super::handlers::health;
+use super::query::Query;
+use super::route::{Route, path_segments};
+use super::{API_VERSIONS, BodyStream, MAX_BODY_BYTES, MAX_MESSAGE_TTL_SECONDS, MAX_REASON_CHARS};
+use crate::filter::Filter;
+use crate::protocol::{ContentKind, Payload};
+use crate::service::Service;
+
+/// One REST call on its way through the checks.
+pub(super) struct Call {
+    pub(super) service: Arc<Service>,
+    method: Method,
+    path: String,
+    raw_query: String,
+    pub(super) query: Query,
+    headers: HeaderMap,
+    body: Option<BodyStream>,
+}
+
+impl Call {
+    pub(super) fn new(
+        service: Arc<Service>,
+        method: Method,
+        path: &str,
+        raw_query: String,
+        headers: HeaderMap,
+        body: BodyStream,
+    ) -> Call {
+        let query = Query::parse(&raw_query);
+        Call {
+            service,
+            method,
+            path: path.to_owned(),
+            raw_query,
+            query,
+            headers,
+            body: Some(body),
+        }
+    }
+
+    /// `http://host[:port]` as the caller reached the emulator (the Host header).
+    pub(super) fn endpoint(&self) -> String {
+        let host = self
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+
+    /// The URL as the caller requested it: what a REST token's `aud` names.
+    pub(super) fn request_url(&self) -> String {
+        if self.raw_query.is_empty() {
+            format!("{}{}", self.endpoint(), self.path)
+        } else {
+            format!("{}{}?{}", self.endpoint(), self.path, self.raw_query)
+        }
+    }
+
+    pub(super) async fn handle(mut self) -> Result<Response, ApiError> {
+        let route = Route::resolve(&self.method, &path_segments(&self.path)?)?;
+        if route == Route::Health {
+            return Ok(health());
+        }
+        self.authorize()?;
+        self.check_api_version()?;
+        if let Some(hub) = route.hub() {
+            check_hub(hub)?;
+        }
+        self.dispatch(route).await
+    }
+
+    /// 401 unless the bearer token is signed with an access key and names this URL.
+    pub(super) fn authorize(&self) -> Result<(), ApiError> {
+        let authorization = self.headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+        self.service
+            .verify_rest_token(authorization, &self.request_url())
+            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", e.to_string()))
+    }
+
+    pub(super) fn check_api_version(&self) -> Result<(), ApiError> {
+        match self.query.one("api-version")? {
+            None => Err(ApiError::bad_request(
+                "MissingApiVersion",
+                format!(
+                    "the 'api-version' query parameter is required; supported: {}",
+                    API_VERSIONS.join(", ")
+                ),
+            )),
+            Some(version) if API_VERSIONS.contains(&version) => Ok(()),
+            Some(version) => Err(ApiError::bad_request(
+                "UnsupportedApiVersion",
+                format!(
+                    "api-version '{version}' is not supported; supported: {}",
+                    API_VERSIONS.join(", ")
+                ),
+            )),
+        }
+    }
+
+    pub(super) async fn dispatch(&mut self, route: Route) -> Result<Response, ApiError> {
+        match route {
+            Route::Health => Ok(health()),
+            Route::SendToAll { hub } => self.send_to_all(&hub).await,
+            Route::CloseAll { hub } => self.close_all(&hub),
+            Route::GenerateToken { hub } => self.generate_token(&hub),
+            Route::AddToGroups { hub } => self.add_to_groups(&hub).await,
+            Route::RemoveFromGroups { hub } => self.remove_from_groups(&hub).await,
+            Route::CloseConnection { hub, connection_id } => self.close_connection(&hub, &connection_id),
+            Route::ConnectionExists { hub, connection_id } => self.connection_exists(&hub, &connection_id),
+            Route::SendToConnection { hub, connection_id } => self.send_to_connection(&hub, &connection_id).await,
+            Route::RemoveConnectionFromAllGroups { hub, connection_id } => {
+                self.remove_connection_from_all_groups(&hub, &connection_id)
+            }
+            Route::GroupExists { hub, group } => self.group_exists(&hub, &group),
+            Route::CloseGroup { hub, group } => self.close_group(&hub, &group),
+            Route::SendToGroup { hub, group } => self.send_to_group(&hub, &group).await,
+            Route::ListGroupConnections { hub, group } => self.list_group_connections(&hub, &group),
+            Route::AddConnectionToGroup {
+                hub,
+                group,
+                connection_id,
+            } => self.add_connection_to_group(&hub, &group, &connection_id),
+            Route::RemoveConnectionFromGroup {
+                hub,
+                group,
+                connection_id,
+            } => self.remove_connection_from_group(&hub, &group, &connection_id),
+            Route::GrantPermission {
+                hub,
+                permission,
+                connection_id,
+            } => self.grant_permission(&hub, &permission, &connection_id),
+            Route::RevokePermission {
+                hub,
+                permission,
+                connection_id,
+            } => self.revoke_permission(&hub, &permission, &connection_id),
+            Route::CheckPermission {
+                hub,
+                permission,
+                connection_id,
+            } => self.check_permission(&hub, &permission, &connection_id),
+            Route::UserExists { hub, user_id } => self.user_exists(&hub, &user_id),
+            Route::CloseUser { hub, user_id } => self.close_user(&hub, &user_id),
+            Route::SendToUser { hub, user_id } => self.send_to_user(&hub, &user_id).await,
+            Route::RemoveUserFromAllGroups { hub, user_id } => self.remove_user_from_all_groups(&hub, &user_id),
+            Route::AddUserToGroup { hub, user_id, group } => self.add_user_to_group(&hub, &user_id, &group),
+            Route::RemoveUserFromGroup { hub, user_id, group } => self.remove_user_from_group(&hub, &user_id, &group),
+        }
+    }
+
+    // ----- shared parameter parsing -----
+
+    /// `excluded` connection ids (repeatable; empty values ignored).
+    pub(super) fn excluded(&self) -> Vec<String> {
+        self.query
+            .all("excluded")
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `filter`, parsed; absent or blank means no filter.
+    pub(super) fn filter(&self) -> Result<Option<Filter>, ApiError> {
+        match self.query.one("filter")? {
+            Some(text) if !text.trim().is_empty() => parse_filter(text).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// `reason` for closes (optional).
+    pub(super) fn reason(&self) -> Result<Option<&str>, ApiError> {
+        let reason = self.query.one("reason")?;
+        if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+            return Err(ApiError::bad_request(
+                "InvalidQueryParameter",
+                format!("'reason' must be at most {MAX_REASON_CHARS} characters"),
+            ));
+        }
+        Ok(reason)
+    }
+
+    /// `messageTtlSeconds`: validated (0–300); the emulator delivers at once, so it has no
+    /// further effect.
+    pub(super) fn check_message_ttl(&self) -> Result<(), ApiError> {
+        self.query
+            .integer("messageTtlSeconds", 0..=MAX_MESSAGE_TTL_SECONDS)
+            .map(|_| ())
+    }
+
+    /// The message body of a send: bounded, of a supported content type, and well-formed.
+    pub(super) async fn payload(&mut self) -> Result<Payload, ApiError> {
+        let content_type = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let kind = ContentKind::from_content_type(content_type).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "Content-Type must be text/plain, application/json or application/octet-stream",
+            )
+        })?;
+        let payload = Payload::new(kind, self.body_bytes().await?);
+        payload
+            .validate()
+            .map_err(|e| ApiError::bad_request("InvalidPayload", e.to_string()))?;
+        Ok(payload)
+    }
+
+    /// Reads the body, stopping with 413 as soon as it exceeds [`MAX_BODY_BYTES`].
+    pub(super) async fn body_bytes(&mut self) -> Result<Bytes, ApiError> {
+        let too_large = || {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                format!("the message body exceeds {MAX_BODY_BYTES} bytes"),
+            )
+        };
+        let declared = self
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|h| h.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+            return Err(too_large());
+        }
+        let Some(mut stream) = self.body.take() else {
+            return Ok(Bytes::new());
+        };
+        let mut body = BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|_| ApiError::bad_request("InvalidBody", "the request body could not be read"))?;
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+
+    /// The JSON body of `:addToGroups` / `:removeFromGroups`: `{"groups":[…],"filter":"…"}`.
+    pub(super) async fn groups_body(&mut self) -> Result<(Vec<String>, Option<Filter>), ApiError> {
+        #[derive(serde::Deserialize)]
+        struct GroupsToChange {
+            groups: Vec<String>,
+            #[serde(default)]
+            filter: Option<String>,
+        }
+        let bytes = self.body_bytes().await?;
+        let body: GroupsToChange = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request(
+                "InvalidBody",
+                format!("the body must be JSON like {{\"groups\":[\"g1\"],\"filter\":\"userId eq 'a'\"}}: {e}"),
+            )
+        })?;
+        for group in &body.groups {
+            check_group(group)?;
+        }
+        let filter = match body.filter.as_deref() {
+            Some(text) if !text.trim().is_empty() => Some(parse_filter(text)?),
+            _ => None,
+        };
+        Ok((body.groups, filter))
+    }
+}

@@ -1,0 +1,147 @@
+//! Unit tests of the JSON subprotocol frames: parsing every message kind and its errors, writing frames.
+
+use super::*;
+
+#[test]
+fn protocols() {
+    assert_eq!(Protocol::of(None), Protocol::Raw);
+    assert_eq!(Protocol::of(Some("json.webpubsub.azure.v1")), Protocol::Json);
+    assert_eq!(
+        Protocol::of(Some("json.reliable.webpubsub.azure.v1")),
+        Protocol::ReliableJson
+    );
+    assert_eq!(Protocol::of(Some("protobuf.webpubsub.azure.v1")), Protocol::Raw);
+    assert!(!Protocol::is_supported("mqtt"));
+}
+
+#[test]
+fn content_types() {
+    assert_eq!(
+        ContentKind::from_content_type("text/plain; charset=utf-8"),
+        Some(ContentKind::Text)
+    );
+    assert_eq!(
+        ContentKind::from_content_type("Application/JSON"),
+        Some(ContentKind::Json)
+    );
+    assert_eq!(
+        ContentKind::from_content_type("application/octet-stream"),
+        Some(ContentKind::Binary)
+    );
+    assert_eq!(ContentKind::from_content_type("image/png"), None);
+}
+
+#[test]
+fn payload_validation() {
+    assert!(Payload::new(ContentKind::Json, "{\"a\":1}").validate().is_ok());
+    assert_eq!(
+        Payload::new(ContentKind::Json, "{").validate(),
+        Err(PayloadError::NotJson)
+    );
+    assert_eq!(
+        Payload::new(ContentKind::Text, vec![0xff]).validate(),
+        Err(PayloadError::NotUtf8)
+    );
+    assert!(Payload::new(ContentKind::Binary, vec![0xff]).validate().is_ok());
+}
+
+#[test]
+fn server_messages_per_kind() {
+    let json = DataMessage::from_server(&Payload::new(ContentKind::Json, "\"hi\""));
+    assert_eq!(json.raw, Frame::Text("\"hi\"".into()));
+    let v: Value = serde_json::from_str(&json.json).unwrap();
+    assert_eq!(
+        v,
+        json!({"type":"message","from":"server","dataType":"json","data":"hi"})
+    );
+
+    let bin = DataMessage::from_server(&Payload::new(ContentKind::Binary, vec![1u8, 2, 3]));
+    assert_eq!(bin.raw, Frame::Binary(Bytes::from_static(&[1, 2, 3])));
+    let v: Value = serde_json::from_str(&bin.json).unwrap();
+    assert_eq!(v["data"], "AQID");
+    assert_eq!(v["dataType"], "binary");
+}
+
+#[test]
+fn group_message_shape() {
+    let m = DataMessage::from_group("g", Some("alice"), &Payload::new(ContentKind::Text, "x"));
+    let v: Value = serde_json::from_str(&m.json).unwrap();
+    assert_eq!(
+        v,
+        json!({"type":"message","from":"group","group":"g","dataType":"text","data":"x","fromUserId":"alice"})
+    );
+    let anon = DataMessage::from_group("g", None, &Payload::new(ContentKind::Text, "x"));
+    assert!(!anon.json.contains("fromUserId"));
+}
+
+#[test]
+fn sequence_ids_are_spliced() {
+    let v: Value = serde_json::from_str(&with_sequence_id(r#"{"a":1}"#, 7)).unwrap();
+    assert_eq!(v, json!({"a":1,"sequenceId":7}));
+    let v: Value = serde_json::from_str(&with_sequence_id("{}", 1)).unwrap();
+    assert_eq!(v, json!({"sequenceId":1}));
+}
+
+#[test]
+fn acks() {
+    let v: Value = serde_json::from_str(&ack_error(3, AckError::Duplicate, "again")).unwrap();
+    assert_eq!(
+        v,
+        json!({"type":"ack","ackId":3,"success":false,"error":{"name":"Duplicate","message":"again"}})
+    );
+    let v: Value = serde_json::from_str(&ack_ok(4)).unwrap();
+    assert_eq!(v, json!({"type":"ack","ackId":4,"success":true}));
+}
+
+#[test]
+fn parses_client_messages() {
+    assert_eq!(
+        parse_client_message(r#"{"type":"joinGroup","group":"g","ackId":1}"#).unwrap(),
+        ClientMessage::JoinGroup {
+            group: "g".into(),
+            ack_id: Some(1)
+        }
+    );
+    assert_eq!(
+        parse_client_message(r#"{"type":"sendToGroup","group":"g","data":{"a":1}}"#).unwrap(),
+        ClientMessage::SendToGroup {
+            group: "g".into(),
+            ack_id: None,
+            no_echo: false,
+            payload: Payload::new(ContentKind::Json, r#"{"a":1}"#)
+        }
+    );
+    assert_eq!(
+        parse_client_message(r#"{"type":"event","event":"e","dataType":"binary","data":"AQID","ackId":2}"#).unwrap(),
+        ClientMessage::Event {
+            event: "e".into(),
+            ack_id: Some(2),
+            payload: Payload::new(ContentKind::Binary, vec![1u8, 2, 3])
+        }
+    );
+    assert_eq!(parse_client_message(r#"{"type":"ping"}"#).unwrap(), ClientMessage::Ping);
+    assert_eq!(
+        parse_client_message(r#"{"type":"sequenceAck","sequenceId":9}"#).unwrap(),
+        ClientMessage::SequenceAck { sequence_id: 9 }
+    );
+}
+
+#[test]
+fn client_message_errors_keep_the_ack_id() {
+    let e =
+        parse_client_message(r#"{"type":"sendToGroup","group":"g","dataType":"text","data":1,"ackId":5}"#).unwrap_err();
+    assert_eq!(e.ack_id, Some(5));
+    let e = parse_client_message(r#"{"type":"bogus","ackId":6}"#).unwrap_err();
+    assert_eq!(e.ack_id, Some(6));
+    let e = parse_client_message(r#"{"type":"joinGroup","ackId":"x"}"#).unwrap_err();
+    assert_eq!(e.ack_id, None);
+    assert!(parse_client_message("not json").is_err());
+    assert!(parse_client_message(r#"{"type":"event","dataType":"binary","data":"%%"}"#).is_err());
+}
+
+proptest::proptest! {
+    #[test]
+    fn parser_never_panics(s in ".{0,200}") {
+        let _ = parse_client_message(&s);
+    }
+}

@@ -1,0 +1,321 @@
+//! The REST operations on the shared state: sends, closes, existence checks, group membership and
+//! permissions. Synchronous; sends only queue frames.
+
+use super::*;
+
+impl Service {
+    /// `POST /api/hubs/{hub}/:send`.
+    pub fn send_to_all(
+        &self,
+        hub: &str,
+        payload: &Payload,
+        excluded: &[String],
+        filter: Option<&dyn ConnectionFilter>,
+    ) {
+        let targets = self.with_state(hub, Vec::new(), |s| s.select(None, excluded, filter));
+        self.deliver(&targets, &DataMessage::from_server(payload));
+    }
+
+    /// `POST /api/hubs/{hub}/groups/{group}/:send`.
+    pub fn send_to_group(
+        &self,
+        hub: &str,
+        group: &str,
+        payload: &Payload,
+        excluded: &[String],
+        filter: Option<&dyn ConnectionFilter>,
+    ) {
+        let targets = self.with_state(hub, Vec::new(), |s| match s.groups.get(group) {
+            Some(ids) => s.select(Some(ids), excluded, filter),
+            None => Vec::new(),
+        });
+        self.deliver(&targets, &DataMessage::from_server(payload));
+    }
+
+    /// `POST /api/hubs/{hub}/users/{user}/:send`.
+    pub fn send_to_user(&self, hub: &str, user_id: &str, payload: &Payload, filter: Option<&dyn ConnectionFilter>) {
+        let targets = self.with_state(hub, Vec::new(), |s| match s.users.get(user_id) {
+            Some(ids) => s.select(Some(ids), &[], filter),
+            None => Vec::new(),
+        });
+        self.deliver(&targets, &DataMessage::from_server(payload));
+    }
+
+    /// `POST /api/hubs/{hub}/connections/{id}/:send`; false when the connection is unknown.
+    pub fn send_to_connection(&self, hub: &str, connection_id: &str, payload: &Payload) -> bool {
+        match self.find_connection(hub, connection_id) {
+            Some(connection) => {
+                self.deliver(&[connection], &DataMessage::from_server(payload));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Queues `message` to each target; drops the ones that cannot keep up.
+    pub(crate) fn deliver(&self, targets: &[Arc<Connection>], message: &DataMessage) {
+        for connection in targets {
+            if let Err(overflow) = connection.send_data(message) {
+                self.drop_slow(connection, overflow);
+            }
+        }
+    }
+
+    /// Closes a client that overflowed its queue or reliable buffer (close 1008).
+    pub(crate) fn drop_slow(&self, connection: &Arc<Connection>, overflow: Overflow) {
+        tracing::warn!(
+            hub = %connection.hub,
+            connection_id = %connection.id,
+            user_id = connection.user_id.as_deref().unwrap_or(""),
+            event_type = "slow_client_dropped",
+            reason = overflow.reason(),
+            "dropping a client that cannot keep up"
+        );
+        if connection.close(1008, overflow.reason(), false) {
+            self.forget(connection, overflow.reason());
+        }
+    }
+
+    // ----- closes -----
+
+    /// `POST /api/hubs/{hub}/:closeConnections`.
+    pub fn close_all(&self, hub: &str, excluded: &[String], reason: Option<&str>) {
+        let targets = self.with_state(hub, Vec::new(), |s| s.select(None, excluded, None));
+        self.close_each(&targets, reason);
+    }
+
+    /// `POST /api/hubs/{hub}/groups/{group}/:closeConnections`.
+    pub fn close_group(&self, hub: &str, group: &str, excluded: &[String], reason: Option<&str>) {
+        let targets = self.with_state(hub, Vec::new(), |s| match s.groups.get(group) {
+            Some(ids) => s.select(Some(ids), excluded, None),
+            None => Vec::new(),
+        });
+        self.close_each(&targets, reason);
+    }
+
+    /// `POST /api/hubs/{hub}/users/{user}/:closeConnections`.
+    pub fn close_user(&self, hub: &str, user_id: &str, excluded: &[String], reason: Option<&str>) {
+        let targets = self.with_state(hub, Vec::new(), |s| match s.users.get(user_id) {
+            Some(ids) => s.select(Some(ids), excluded, None),
+            None => Vec::new(),
+        });
+        self.close_each(&targets, reason);
+    }
+
+    /// `DELETE /api/hubs/{hub}/connections/{id}`; false when the connection is unknown.
+    pub fn close_connection(&self, hub: &str, connection_id: &str, reason: Option<&str>) -> bool {
+        match self.find_connection(hub, connection_id) {
+            Some(connection) => {
+                self.close_each(&[connection], reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn close_each(&self, targets: &[Arc<Connection>], reason: Option<&str>) {
+        let reason = reason.filter(|r| !r.is_empty()).unwrap_or(DEFAULT_CLOSE_REASON);
+        for connection in targets {
+            self.close_connection_now(connection, 1000, reason);
+        }
+    }
+
+    /// Closes `connection` for good (a `disconnected` message first for JSON clients) and
+    /// reports it upstream.
+    pub(crate) fn close_connection_now(&self, connection: &Arc<Connection>, code: u16, reason: &str) {
+        if connection.close(code, reason, true) {
+            self.forget(connection, reason);
+        }
+    }
+
+    /// Closes every connection of every hub (emulator shutdown).
+    pub fn close_everything(&self, reason: &str) {
+        let hubs: Vec<Arc<Hub>> = lock(&self.hubs).values().cloned().collect();
+        for hub in hubs {
+            let targets = lock(&hub.state).select(None, &[], None);
+            for connection in &targets {
+                self.close_connection_now(connection, 1001, reason);
+            }
+        }
+    }
+
+    // ----- existence -----
+
+    /// `HEAD /api/hubs/{hub}/connections/{id}`.
+    pub fn connection_exists(&self, hub: &str, connection_id: &str) -> bool {
+        self.find_connection(hub, connection_id).is_some()
+    }
+
+    /// `HEAD /api/hubs/{hub}/groups/{group}`: true when the group has members.
+    pub fn group_exists(&self, hub: &str, group: &str) -> bool {
+        self.with_state(hub, false, |s| s.groups.contains_key(group))
+    }
+
+    /// `HEAD /api/hubs/{hub}/users/{user}`: true when the user has connections.
+    pub fn user_exists(&self, hub: &str, user_id: &str) -> bool {
+        self.with_state(hub, false, |s| s.users.contains_key(user_id))
+    }
+
+    /// `GET /api/hubs/{hub}/groups/{group}/connections`, ordered by connection id so
+    /// paging is stable.
+    pub fn group_connections(&self, hub: &str, group: &str) -> Vec<GroupMember> {
+        let mut members = self.with_state(hub, Vec::new(), |s| {
+            s.groups
+                .get(group)
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(|id| s.members.get(id))
+                        .map(|m| GroupMember {
+                            connection_id: m.connection.id.clone(),
+                            user_id: m.connection.user_id.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        members.sort_by(|a: &GroupMember, b| a.connection_id.cmp(&b.connection_id));
+        members
+    }
+
+    /// Number of live connections in `hub` (for tests and the load program).
+    pub fn connection_count(&self, hub: &str) -> usize {
+        self.with_state(hub, 0, |s| s.members.len())
+    }
+
+    // ----- groups -----
+
+    /// `PUT /api/hubs/{hub}/groups/{group}/connections/{id}`; false when the connection is
+    /// unknown.
+    pub fn add_connection_to_group(&self, hub: &str, group: &str, connection_id: &str) -> bool {
+        self.with_state(hub, false, |s| s.add_to_group(connection_id, group))
+    }
+
+    /// `DELETE /api/hubs/{hub}/groups/{group}/connections/{id}`; false when the connection
+    /// is unknown.
+    pub fn remove_connection_from_group(&self, hub: &str, group: &str, connection_id: &str) -> bool {
+        self.with_state(hub, false, |s| {
+            let known = s.members.contains_key(connection_id);
+            s.remove_from_group(connection_id, group);
+            known
+        })
+    }
+
+    /// `DELETE /api/hubs/{hub}/connections/{id}/groups`; false when the connection is
+    /// unknown.
+    pub fn remove_connection_from_all_groups(&self, hub: &str, connection_id: &str) -> bool {
+        self.with_state(hub, false, |s| {
+            let known = s.members.contains_key(connection_id);
+            s.remove_from_all_groups(connection_id);
+            known
+        })
+    }
+
+    /// `PUT /api/hubs/{hub}/users/{user}/groups/{group}`: the user's connections join now,
+    /// and its future connections join when they connect.
+    pub fn add_user_to_group(&self, hub: &str, group: &str, user_id: &str) {
+        let hub = self.hub_or_create(hub);
+        let mut state = lock(&hub.state);
+        state
+            .user_groups
+            .entry(user_id.to_owned())
+            .or_default()
+            .insert(group.to_owned());
+        for id in state.user_connection_ids(user_id) {
+            state.add_to_group(&id, group);
+        }
+    }
+
+    /// `DELETE /api/hubs/{hub}/users/{user}/groups/{group}`.
+    pub fn remove_user_from_group(&self, hub: &str, group: &str, user_id: &str) {
+        self.with_state(hub, (), |s| {
+            if let Some(groups) = s.user_groups.get_mut(user_id) {
+                groups.remove(group);
+                if groups.is_empty() {
+                    s.user_groups.remove(user_id);
+                }
+            }
+            for id in s.user_connection_ids(user_id) {
+                s.remove_from_group(&id, group);
+            }
+        });
+    }
+
+    /// `DELETE /api/hubs/{hub}/users/{user}/groups`.
+    pub fn remove_user_from_all_groups(&self, hub: &str, user_id: &str) {
+        self.with_state(hub, (), |s| {
+            s.user_groups.remove(user_id);
+            for id in s.user_connection_ids(user_id) {
+                s.remove_from_all_groups(&id);
+            }
+        });
+    }
+
+    /// `POST /api/hubs/{hub}/:addToGroups`: every connection matching `filter` (all when
+    /// `None`) joins every group.
+    pub fn add_to_groups(&self, hub: &str, groups: &[String], filter: Option<&dyn ConnectionFilter>) {
+        self.with_state(hub, (), |s| {
+            let ids: Vec<String> = s.select(None, &[], filter).iter().map(|c| c.id.clone()).collect();
+            for id in &ids {
+                for group in groups {
+                    s.add_to_group(id, group);
+                }
+            }
+        });
+    }
+
+    /// `POST /api/hubs/{hub}/:removeFromGroups`: every connection matching `filter` (all
+    /// when `None`) leaves every group.
+    pub fn remove_from_groups(&self, hub: &str, groups: &[String], filter: Option<&dyn ConnectionFilter>) {
+        self.with_state(hub, (), |s| {
+            let ids: Vec<String> = s.select(None, &[], filter).iter().map(|c| c.id.clone()).collect();
+            for id in &ids {
+                for group in groups {
+                    s.remove_from_group(id, group);
+                }
+            }
+        });
+    }
+
+    // ----- permissions -----
+
+    /// `PUT /api/hubs/{hub}/permissions/{permission}/connections/{id}`; false when the
+    /// connection is unknown. `target` `None` grants the permission on every group.
+    pub fn grant_permission(
+        &self,
+        hub: &str,
+        connection_id: &str,
+        permission: Permission,
+        target: Option<&str>,
+    ) -> bool {
+        self.find_connection(hub, connection_id)
+            .map(|c| c.grant(permission, target))
+            .is_some()
+    }
+
+    /// `DELETE` of the same path; false when the connection is unknown. `target` `None`
+    /// revokes every grant of that permission. Roles from the token are not affected.
+    pub fn revoke_permission(
+        &self,
+        hub: &str,
+        connection_id: &str,
+        permission: Permission,
+        target: Option<&str>,
+    ) -> bool {
+        self.find_connection(hub, connection_id)
+            .map(|c| c.revoke(permission, target))
+            .is_some()
+    }
+
+    /// `HEAD` of the same path: whether the connection holds the permission (from roles or
+    /// grants) on `target`, or on every group when `target` is `None`.
+    pub fn check_permission(
+        &self,
+        hub: &str,
+        connection_id: &str,
+        permission: Permission,
+        target: Option<&str>,
+    ) -> bool {
+        self.find_connection(hub, connection_id)
+            .is_some_and(|c| c.check(permission, target))
+    }
+}

@@ -1,0 +1,97 @@
+//! Tokens: client tokens from `:generateToken` (audience by client type) and the check of REST
+//! bearer tokens (signed with either key, audience = the request URL with or without its query).
+
+use super::*;
+
+impl Service {
+    /// `POST /api/hubs/{hub}/:generateToken`. `endpoint` is the emulator's base URL as the
+    /// caller reached it, e.g. `http://127.0.0.1:8080`.
+    pub fn generate_client_token(&self, hub: &str, endpoint: &str, request: &ClientTokenRequest) -> String {
+        let now = token::unix_now();
+        let audience = clients::audience(endpoint, request.client_type, &names::normalize_hub(hub));
+        let minutes = u64::from(request.minutes_to_expire.max(1));
+        let mut claims = Map::new();
+        claims.insert("aud".into(), json!(audience));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(now + minutes * 60));
+        if let Some(user) = &request.user_id {
+            claims.insert("sub".into(), json!(user));
+        }
+        if !request.roles.is_empty() {
+            claims.insert("role".into(), json!(request.roles));
+        }
+        if !request.groups.is_empty() {
+            claims.insert("webpubsub.group".into(), json!(request.groups));
+        }
+        token::sign(&claims, self.keys.primary())
+    }
+
+    /// Checks a REST call's `Authorization` header: a Bearer HS256 token signed with either
+    /// key, not expired, whose `aud` is the request URL with or without its query (compared
+    /// ignoring case, scheme and host, also after percent-decoding). `request_url` is the
+    /// URL as received, e.g. `http://127.0.0.1:8080/api/hubs/chat/:send?api-version=2024-12-01`.
+    pub fn verify_rest_token(&self, authorization: Option<&str>, request_url: &str) -> Result<(), TokenError> {
+        let token = authorization
+            .and_then(|h| {
+                let (scheme, rest) = h.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or(TokenError::Missing)?;
+        let claims = token::verify(token, &self.keys, token::unix_now())?;
+        let audiences = token::string_values(&claims, "aud");
+        if audiences.iter().any(|aud| rest_audience_matches(aud, request_url)) {
+            Ok(())
+        } else {
+            Err(TokenError::AudienceMismatch)
+        }
+    }
+}
+
+/// Compares a REST token audience with the request URL (see [`Service::verify_rest_token`]).
+pub(super) fn rest_audience_matches(audience: &str, request_url: &str) -> bool {
+    let audience = normalize_url_tail(audience);
+    let full = normalize_url_tail(request_url);
+    let without_query = normalize_url_tail(request_url.split('?').next().unwrap_or(request_url));
+    audience == full || audience == without_query
+}
+
+/// The part after scheme and host, percent-decoded, lowercased, without trailing `/`.
+pub(crate) fn normalize_url_tail(url: &str) -> String {
+    let tail = match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map(|i| &rest[i..]).unwrap_or(""),
+        None => url,
+    };
+    let decoded = percent_encoding::percent_decode_str(tail)
+        .decode_utf8_lossy()
+        .to_lowercase();
+    match decoded.split_once('?') {
+        Some((path, query)) => format!("{}?{query}", path.trim_end_matches('/')),
+        None => decoded.trim_end_matches('/').to_owned(),
+    }
+}
+
+/// Claims of a client token, for tests and tools that need one without the REST API.
+pub fn client_token_claims(
+    audience: &str,
+    user_id: Option<&str>,
+    roles: &[&str],
+    groups: &[&str],
+    ttl_secs: u64,
+) -> Map<String, Value> {
+    let now = token::unix_now();
+    let mut claims = Map::new();
+    claims.insert("aud".into(), json!(audience));
+    claims.insert("iat".into(), json!(now));
+    claims.insert("exp".into(), json!(now + ttl_secs));
+    if let Some(user) = user_id {
+        claims.insert("sub".into(), json!(user));
+    }
+    if !roles.is_empty() {
+        claims.insert("role".into(), json!(roles));
+    }
+    if !groups.is_empty() {
+        claims.insert("webpubsub.group".into(), json!(groups));
+    }
+    claims
+}

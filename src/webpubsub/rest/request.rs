@@ -1135,6 +1135,21 @@ mod tests {
         }
         for vector in &vectors {
             let request = ours(&vector.operation, true);
+            // The emulator routes by the same table: our path must resolve back to our operation.
+            let segments: Vec<String> = request
+                .path()
+                .split('/')
+                .skip(1)
+                .map(|s| {
+                    percent_encoding::percent_decode_str(s)
+                        .decode_utf8()
+                        .unwrap()
+                        .into_owned()
+                })
+                .collect();
+            let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+            let (routed, _) = Operation::resolve(&request.method(), &segments).unwrap();
+            assert_eq!(routed, request.operation(), "{}", vector.operation);
             assert_eq!(request.method().as_str(), vector.method, "{}", vector.operation);
             assert_eq!(url(&request), vector.url, "{}", vector.operation);
             assert_eq!(

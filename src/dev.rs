@@ -27,10 +27,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use warp::Filter;
 
-use crate::config::{ConfigError, Env, Settings};
+use crate::config::{ConfigError, Env};
 use crate::functions::events::settings as events_settings;
 use crate::functions::{negotiate, publish};
-use crate::server::App;
+use crate::server::{App, Settings};
 use crate::webpubsub::validate;
 
 /// The handler's port, as `func start` uses.

@@ -19,7 +19,7 @@
 //!   `webpubsub.joinLeaveGroup.conversation:*,webpubsub.sendToGroup.conversation:*`.
 //! - `NegotiateTokenTtlMinutes` (default 60) and `NegotiateMaxTokenTtlMinutes` (default: the TTL; at most
 //!   1440): a caller may ask for a shorter lifetime, never a longer one than the maximum.
-//! - `NegotiateAllowedHubs`: hubs a caller may pick besides the default `WebPubSubHub`.
+//! - The hub is `WebPubSubHub` unless the caller picks one of `WebPubSubAllowedHubs` (the service settings).
 //! - `NegotiateRateLimitPerMinute` (default 0 = off): tokens per identity per minute, then 429.
 //!
 //! Every issue is logged as `Issued Web PubSub access token user_id=… hub=… roles=… groups=…`; the token never is.
@@ -38,12 +38,13 @@ use warp::http::{HeaderMap, HeaderValue, header};
 use warp::reply::{Reply, Response};
 
 use crate::auth::template::{Template, TemplateError};
-use crate::auth::{Authenticator, IdentityConfig, RateDecision, RateLimiter};
-use crate::config::{self, ConfigError, Env};
+use crate::auth::{Authenticator, IdentityConfig, RateDecision, RateLimiter, SharedAuth};
+use crate::config::{ConfigError, Env};
 use crate::error::{self, ApiError};
+use crate::functions::refused_hub;
 use crate::request::bounded_body;
 use crate::webpubsub::validate;
-use crate::webpubsub::{ClientAccessIssuer, ClientAccessRequest, ClientType};
+use crate::webpubsub::{ClientAccessIssuer, ClientAccessRequest, ClientType, Hubs, ServiceSettings};
 
 pub const IDENTITY_SETTING: &str = "NegotiateIdentity";
 pub const DEFAULT_ROLES_SETTING: &str = "NegotiateDefaultRoles";
@@ -125,6 +126,11 @@ impl Settings {
             rate_limit_per_minute,
         })
     }
+
+    /// `NegotiateIdentity=jwt` when this function reads bearer tokens (the app then reads the `Auth*` settings).
+    pub fn jwt_user(&self) -> Option<String> {
+        (self.identity == IdentityConfig::Jwt).then(|| format!("{IDENTITY_SETTING}=jwt"))
+    }
 }
 
 /// Parses a list of role templates, refusing names that are not Web PubSub roles (typos would otherwise
@@ -162,8 +168,7 @@ fn is_service_role(name: &str) -> bool {
 pub struct State {
     authenticator: Authenticator,
     issuer: ClientAccessIssuer,
-    default_hub: String,
-    allowed_hubs: Vec<String>,
+    hubs: Hubs,
     default_roles: Vec<Template>,
     allowed_groups: Vec<Template>,
     allowed_roles: Vec<Template>,
@@ -173,13 +178,10 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(settings: &config::Settings) -> anyhow::Result<Self> {
-        Self::build(&settings.negotiate, &settings.service)
-    }
-
     /// The state for `own` settings in front of `service` (tokens signed with its primary key; the hub is
-    /// `WebPubSubHub` unless the caller picks one of `WebPubSubAllowedHubs`).
-    fn build(own: &Settings, service: &config::ServiceSettings) -> anyhow::Result<Self> {
+    /// `WebPubSubHub` unless the caller picks one of `WebPubSubAllowedHubs`), identifying callers through
+    /// the app's `auth`.
+    pub fn new(own: &Settings, service: &ServiceSettings, auth: &SharedAuth) -> anyhow::Result<Self> {
         let primary = &service.primary;
         if matches!(own.identity, IdentityConfig::Anonymous) {
             tracing::warn!(
@@ -190,10 +192,9 @@ impl State {
             }
         }
         Ok(Self {
-            authenticator: Authenticator::new(&own.identity)?,
+            authenticator: auth.authenticator(own.identity)?,
             issuer: ClientAccessIssuer::new(primary.endpoint().clone(), primary.access_key()),
-            default_hub: service.hub().to_owned(),
-            allowed_hubs: service.hubs[1..].to_vec(),
+            hubs: service.hubs.clone(),
             default_roles: own.default_roles.clone(),
             allowed_groups: own.allowed_groups.clone(),
             allowed_roles: own.allowed_roles.clone(),
@@ -376,21 +377,9 @@ async fn negotiate(state: &State, request: NegotiateRequest, headers: &HeaderMap
 impl State {
     /// The default hub, or an allowed one the caller picked (names compare ignoring ASCII case).
     fn hub<'a>(&'a self, requested: Option<&str>) -> Result<&'a str, ApiError> {
-        let Some(requested) = requested else {
-            return Ok(&self.default_hub);
-        };
-        std::iter::once(&self.default_hub)
-            .chain(&self.allowed_hubs)
-            .find(|hub| hub.eq_ignore_ascii_case(requested))
-            .map(String::as_str)
-            .ok_or_else(|| match validate::hub(requested) {
-                Err(e) => ApiError::bad_request(e.code(), e.to_string()).with_detail("field", "hub"),
-                Ok(()) => ApiError::forbidden(
-                    "HubNotAllowed",
-                    format!("hub {requested:?} is not offered by this negotiate endpoint"),
-                )
-                .with_detail("hub", requested),
-            })
+        self.hubs
+            .resolve(requested)
+            .map_err(|refusal| refused_hub(refusal, requested.unwrap_or_default(), "negotiate"))
     }
 
     /// The lifetime in minutes: the default, or what the caller asked for up to the maximum.
@@ -540,8 +529,10 @@ mod tests {
 
     fn route_for(env: &Env) -> BoxedFilter<(Response,)> {
         let settings = Settings::from_env(env).unwrap();
-        let service = config::ServiceSettings::from_env(env).unwrap();
-        routes(Arc::new(State::build(&settings, &service).unwrap()))
+        let service = ServiceSettings::from_env(env).unwrap();
+        let jwt = SharedAuth::jwt_settings_from_env(env, settings.jwt_user().as_slice()).unwrap();
+        let auth = SharedAuth::new(jwt.as_ref()).unwrap();
+        routes(Arc::new(State::new(&settings, &service, &auth).unwrap()))
     }
 
     struct Reply {
@@ -618,11 +609,6 @@ mod tests {
                 && settings.allowed_roles.is_empty()
         );
         assert_eq!(settings.rate_limit_per_minute, None);
-    }
-
-    #[test]
-    fn jwt_mode_needs_the_auth_settings() {
-        assert_eq!(Settings::from_env(&env("jwt")).unwrap_err().setting, "AuthJwtIssuer");
     }
 
     #[test]

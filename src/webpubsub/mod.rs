@@ -6,12 +6,14 @@
 //! - [`RestClient`] drives every data-plane operation (`publish`).
 //! - [`ServiceKeys`] with [`signature::verify`] authenticates upstream events (`events`).
 //!
-//! Inputs are checked by [`validate`] before anything is signed or sent.
+//! Inputs are checked by [`validate`] before anything is signed or sent. [`ServiceSettings`] holds the
+//! configured service (connection strings and the [`Hubs`] served, the one hub resolver).
 
 pub mod connection_string;
 mod jwt;
 pub mod keys;
 pub mod rest;
+mod service;
 pub mod signature;
 pub mod token;
 pub mod validate;
@@ -23,6 +25,7 @@ pub use rest::{
     ListConnectionsOptions, Message, Operation, RestClient, RestClientInitError, RestError, RestOptions, RetryPolicy,
     SendOptions, ServiceError,
 };
+pub use service::{HubRefusal, Hubs, ServiceSettings};
 pub use signature::SignatureError;
 pub use token::{ClientAccess, ClientAccessIssuer, ClientAccessRequest, ClientType};
 pub use validate::{Permission, ValidationError};

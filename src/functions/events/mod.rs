@@ -39,9 +39,8 @@ pub use settings::{ConnectPolicy, Settings, UserEventBehavior, UserIdSource};
 pub use state::ConnectionState;
 pub use verify::{VerifiedEvent, Verifier};
 
-use crate::config::ServiceSettings;
 use crate::error::ApiError;
-use crate::webpubsub::{Endpoint, RestClient, RestOptions};
+use crate::webpubsub::{Endpoint, RestClient, RestOptions, ServiceSettings};
 use cloud_event::headers;
 
 /// State of `events`, built once at start-up: everything a request needs, pre-computed.
@@ -65,30 +64,37 @@ impl std::fmt::Debug for State {
 }
 
 impl State {
-    /// The settings-driven handler ([`Builtin`]).
-    pub fn new(settings: &crate::config::Settings) -> anyhow::Result<Self> {
-        let handler = Builtin::from_settings(settings)?;
-        Self::with_handler(settings, Arc::new(handler))
+    /// The state for `own` settings in front of `service`, answering events with the settings-driven
+    /// [`Builtin`] handler.
+    pub fn new(own: &Settings, service: &ServiceSettings) -> anyhow::Result<Self> {
+        let handler = Builtin::from_parts(service, own)?;
+        Ok(Self::with_handler(own, service, Arc::new(handler)))
     }
 
     /// An application's own handler; the plumbing (checks, policy, replies, logs) stays the same.
-    pub fn with_handler(settings: &crate::config::Settings, handler: Arc<dyn EventHandler>) -> anyhow::Result<Self> {
-        Ok(Self::from_parts(&settings.service, &settings.events, handler))
-    }
-
-    /// Built from the service settings and this function's own.
-    pub fn from_parts(service: &ServiceSettings, events: &Settings, handler: Arc<dyn EventHandler>) -> Self {
+    pub fn with_handler(own: &Settings, service: &ServiceSettings, handler: Arc<dyn EventHandler>) -> Self {
         let origins = AllowedOrigins::new(
             service
                 .endpoints()
                 .map(|endpoint| (endpoint.host(), endpoint.port(), has_default_port(endpoint))),
-            events.allowed_origins.iter().map(String::as_str),
+            own.allowed_origins.iter().map(String::as_str),
         );
         Self {
-            verifier: Verifier::new(service.keys(), &service.hubs),
+            verifier: Verifier::new(service.keys(), service.hubs.clone()),
             origins,
-            policy: events.connect.clone(),
-            max_body_bytes: events.max_body_bytes,
+            policy: own.connect.clone(),
+            max_body_bytes: own.max_body_bytes,
+            handler,
+        }
+    }
+
+    /// This state with `handler` in place of the current one.
+    pub fn replace_handler(&self, handler: Arc<dyn EventHandler>) -> Self {
+        Self {
+            verifier: self.verifier.clone(),
+            origins: self.origins.clone(),
+            policy: self.policy.clone(),
+            max_body_bytes: self.max_body_bytes,
             handler,
         }
     }
@@ -97,11 +103,6 @@ impl State {
 impl Builtin {
     /// The built-in behaviours as configured, with a REST client on the primary connection when
     /// `broadcast` needs one. Public so an application's handler can wrap it and delegate.
-    pub fn from_settings(settings: &crate::config::Settings) -> anyhow::Result<Self> {
-        Self::from_parts(&settings.service, &settings.events)
-    }
-
-    /// As [`Builtin::from_settings`], from the service settings and this function's own.
     pub fn from_parts(service: &ServiceSettings, events: &Settings) -> anyhow::Result<Self> {
         let rest = match events.user_event_behavior {
             UserEventBehavior::Broadcast => Some(RestClient::new(&service.primary, RestOptions::default())?),

@@ -48,10 +48,11 @@ pub use outcome::Status;
 pub use parse::{ActionKind, MAX_ACTIONS};
 pub use trust::{FUNCTION_KEY_CALLER, REQUIRED_ROLE_SETTING, TRUST_SETTING, TrustSettings};
 
-use crate::config::{self, ConfigError, Env, ServiceSettings};
+use crate::auth::SharedAuth;
+use crate::config::{ConfigError, Env};
 use crate::error::{self, ApiError};
 use crate::request::bounded_body;
-use crate::webpubsub::{RestClient, RestOptions};
+use crate::webpubsub::{Hubs, RestClient, RestOptions, ServiceSettings};
 
 pub const MAX_BODY_SETTING: &str = "PublishMaxBodyBytes";
 /// A 1 MiB binary message as base64 is about 1.4 MiB; the rest is room for the JSON envelope.
@@ -82,6 +83,11 @@ impl Settings {
         }
         Ok(Self { trust, max_body_bytes })
     }
+
+    /// `PublishTrust=jwt` when this function reads bearer tokens (the app then reads the `Auth*` settings).
+    pub fn jwt_user(&self) -> Option<String> {
+        (self.trust.identity() == Some(crate::auth::IdentityConfig::Jwt)).then(|| format!("{TRUST_SETTING}=jwt"))
+    }
 }
 
 /// State of `publish`, built once at start-up: the trust check and one pooled REST client for the primary
@@ -90,21 +96,27 @@ impl Settings {
 pub struct State {
     trust: trust::Trust,
     client: RestClient,
-    hubs: parse::Hubs,
+    hubs: Hubs,
     max_body_bytes: u64,
 }
 
 impl State {
-    pub fn new(settings: &config::Settings) -> anyhow::Result<Self> {
-        Self::build(&settings.publish, &settings.service, RestOptions::default())
+    /// The state for `own` settings in front of `service`, identifying callers through the app's `auth`.
+    pub fn new(own: &Settings, service: &ServiceSettings, auth: &SharedAuth) -> anyhow::Result<Self> {
+        Self::build(own, service, auth, RestOptions::default())
     }
 
-    /// The state for `own` settings, the `service` and REST `options` (tests shorten timeouts).
-    fn build(own: &Settings, service: &ServiceSettings, options: RestOptions) -> anyhow::Result<Self> {
+    /// As [`State::new`], with REST `options` (tests shorten timeouts).
+    fn build(
+        own: &Settings,
+        service: &ServiceSettings,
+        auth: &SharedAuth,
+        options: RestOptions,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
-            trust: trust::Trust::new(&own.trust)?,
+            trust: trust::Trust::new(&own.trust, auth)?,
             client: RestClient::new(&service.primary, options)?,
-            hubs: parse::Hubs::new(service.hubs.clone()),
+            hubs: service.hubs.clone(),
             max_body_bytes: own.max_body_bytes,
         })
     }

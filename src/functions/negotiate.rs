@@ -42,7 +42,7 @@ use crate::auth::{Authenticator, IdentityConfig, RateDecision, RateLimiter, Shar
 use crate::config::{ConfigError, Env};
 use crate::error::{self, ApiError};
 use crate::functions::refused_hub;
-use crate::request::bounded_body;
+use crate::request::{UnreadBody, read_body, unread_body};
 use crate::webpubsub::validate;
 use crate::webpubsub::{ClientAccessIssuer, ClientAccessRequest, ClientType, Hubs, ServiceSettings};
 
@@ -210,30 +210,34 @@ impl State {
 /// `GET|POST /api/negotiate`.
 pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    let get = warp::get().and(query).map(|query: String| parse_query(&query));
-    let post = warp::post()
-        .and(query)
-        .and(bounded_body(MAX_BODY_BYTES))
-        .map(|query: String, body: Bytes| {
-            if body.iter().all(u8::is_ascii_whitespace) {
-                parse_query(&query)
-            } else {
-                parse_json(&body)
-            }
-        });
+    let get = warp::get().map(|| None);
+    let post = warp::post().and(unread_body()).map(Some);
     warp::path!("api" / "negotiate")
         .and(get.or(post).unify())
+        .and(query)
         .and(warp::header::headers_cloned())
-        .then(move |request: Result<NegotiateRequest, ApiError>, headers: HeaderMap| {
+        .then(move |body: Option<UnreadBody>, query: String, headers: HeaderMap| {
             let state = state.clone();
-            async move {
-                match request {
-                    Ok(request) => error::into_response(negotiate(&state, request, &headers).await),
-                    Err(bad_request) => bad_request.into_response(),
-                }
-            }
+            async move { error::into_response(negotiate(&state, body, &query, &headers).await) }
         })
         .boxed()
+}
+
+/// The request from the JSON body of a `POST`, or from the query (a `GET`, or a `POST` without body).
+async fn read_request(
+    body: Option<UnreadBody>,
+    query: &str,
+    headers: &HeaderMap,
+) -> Result<NegotiateRequest, ApiError> {
+    let body = match body {
+        Some(body) => read_body(headers, body, MAX_BODY_BYTES).await?,
+        None => Bytes::new(),
+    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        parse_query(query)
+    } else {
+        parse_json(&body)
+    }
 }
 
 /// What a caller may ask for. Every field is optional.
@@ -312,8 +316,14 @@ fn too_many() -> ApiError {
     )
 }
 
-/// Identify, rate-limit, check the policy, sign, log, reply.
-async fn negotiate(state: &State, request: NegotiateRequest, headers: &HeaderMap) -> Result<Response, ApiError> {
+/// Read the request, identify, rate-limit, check the policy, sign, log, reply.
+async fn negotiate(
+    state: &State,
+    body: Option<UnreadBody>,
+    query: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let request = read_request(body, query, headers).await?;
     let caller = state
         .authenticator
         .authenticate(headers, request.user_id.as_deref())

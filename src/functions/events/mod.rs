@@ -40,6 +40,7 @@ pub use state::ConnectionState;
 pub use verify::{VerifiedEvent, Verifier};
 
 use crate::error::ApiError;
+use crate::request::{UnreadBody, read_body, unread_body};
 use crate::webpubsub::{Endpoint, RestClient, RestOptions, ServiceSettings};
 use cloud_event::headers;
 
@@ -124,16 +125,27 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .and(warp::header::optional::<String>(headers::WEBHOOK_REQUEST_ORIGIN))
         .and(with_state(state.clone()))
         .map(|origin: Option<String>, state: Arc<State>| abuse_protection(&state, origin.as_deref()));
-    let max_body_bytes = state.max_body_bytes;
     let event = warp::path!("api" / "events")
         .and(warp::post())
-        .and(verified_event(state.clone()))
-        .and(crate::request::bounded_body(max_body_bytes))
+        .and(warp::header::headers_cloned())
+        .and(unread_body())
         .and(with_state(state))
-        .then(
-            |event: VerifiedEvent, body: Bytes, state: Arc<State>| async move { dispatch(&state, event, body).await },
-        );
+        .then(|headers: HeaderMap, body: UnreadBody, state: Arc<State>| async move {
+            receive(&state, &headers, body).await
+        });
     validate.or(event).unify().boxed()
+}
+
+/// `POST /api/events`: verify the headers, then read the body within `EventsMaxBodyBytes`, then dispatch.
+async fn receive(state: &State, headers: &HeaderMap, body: UnreadBody) -> Response {
+    let event = match verified_event(state, headers) {
+        Ok(event) => event,
+        Err(error) => return error.into_response(),
+    };
+    match read_body(headers, body, state.max_body_bytes).await {
+        Ok(body) => dispatch(state, event, body).await,
+        Err(error) => error.into_response(),
+    }
 }
 
 fn with_state(state: Arc<State>) -> impl Filter<Extract = (Arc<State>,), Error = std::convert::Infallible> + Clone {
@@ -180,24 +192,19 @@ fn abuse_protection(state: &State, requested: Option<&str>) -> Response {
 
 /// Headers → [`CloudEvent`] → [`VerifiedEvent`], before the body is read. Refusals are 400 (headers) or
 /// 401 (signature), logged with the unverified metadata (never the signature).
-fn verified_event(state: Arc<State>) -> impl Filter<Extract = (VerifiedEvent,), Error = warp::Rejection> + Clone {
-    warp::header::headers_cloned().and_then(move |headers: HeaderMap| {
-        let state = state.clone();
-        async move {
-            let event = CloudEvent::from_headers(&headers).map_err(|error| {
-                tracing::warn!(
-                    event_type = header_text(&headers, headers::TYPE).map(tracing::field::display),
-                    hub = header_text(&headers, headers::HUB).map(tracing::field::display),
-                    connection_id = header_text(&headers, headers::CONNECTION_ID).map(tracing::field::display),
-                    reason = %error,
-                    status = 400,
-                    "Refused Web PubSub upstream callback"
-                );
-                warp::reject::custom(ApiError::from(error))
-            })?;
-            state.verifier.verify(event).map_err(warp::reject::custom)
-        }
-    })
+fn verified_event(state: &State, headers: &HeaderMap) -> Result<VerifiedEvent, ApiError> {
+    let event = CloudEvent::from_headers(headers).map_err(|error| {
+        tracing::warn!(
+            event_type = header_text(headers, headers::TYPE).map(tracing::field::display),
+            hub = header_text(headers, headers::HUB).map(tracing::field::display),
+            connection_id = header_text(headers, headers::CONNECTION_ID).map(tracing::field::display),
+            reason = %error,
+            status = 400,
+            "Refused Web PubSub upstream callback"
+        );
+        ApiError::from(error)
+    })?;
+    state.verifier.verify(event)
 }
 
 fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {

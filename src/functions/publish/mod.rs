@@ -38,7 +38,6 @@ mod trust;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::HeaderMap;
@@ -51,7 +50,7 @@ pub use trust::{FUNCTION_KEY_CALLER, REQUIRED_ROLE_SETTING, TRUST_SETTING, Trust
 use crate::auth::SharedAuth;
 use crate::config::{ConfigError, Env};
 use crate::error::{self, ApiError};
-use crate::request::bounded_body;
+use crate::request::{UnreadBody, read_body, unread_body};
 use crate::webpubsub::{Hubs, RestClient, RestOptions, ServiceSettings};
 
 pub const MAX_BODY_SETTING: &str = "PublishMaxBodyBytes";
@@ -127,18 +126,19 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "publish")
         .and(warp::post())
         .and(warp::header::headers_cloned())
-        .and(bounded_body(state.max_body_bytes))
-        .then(move |headers: HeaderMap, body: Bytes| {
+        .and(unread_body())
+        .then(move |headers: HeaderMap, body: UnreadBody| {
             let state = state.clone();
-            async move { error::into_response(publish(&state, &headers, &body).await) }
+            async move { error::into_response(publish(&state, &headers, body).await) }
         })
         .boxed()
 }
 
-/// Trust the caller, validate the whole request, then run it.
-async fn publish(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+/// Trust the caller, read and validate the whole request, then run it.
+async fn publish(state: &State, headers: &HeaderMap, body: UnreadBody) -> Result<Response, ApiError> {
     let caller = state.trust.check(headers).await?;
-    let plan = parse::parse(body, &state.hubs)?;
+    let body = read_body(headers, body, state.max_body_bytes).await?;
+    let plan = parse::parse(&body, &state.hubs)?;
     outcome::execute(&state.client, &plan, &caller).await
 }
 

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use warp::Filter;
 
 use crate::config::{ConfigError, Env};
-use crate::functions::events::settings as events_settings;
+use crate::functions::events as events_settings;
 use crate::functions::{negotiate, publish};
 use crate::server::{App, Settings};
 use crate::webpubsub::validate;

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 
+use super::connection_state::ConnectionState;
 use super::settings::{ConnectPolicy, UserIdSource};
-use super::state::ConnectionState;
 use super::verify::VerifiedEvent;
 use crate::error::ApiError;
 

@@ -2,24 +2,28 @@
 //! reference §4). It is a security boundary and on the path of every client connect.
 //!
 //! - `OPTIONS /api/events`: abuse protection; `WebHook-Allowed-Origin` only for the service hosts
-//!   ([`origin`]).
-//! - `POST /api/events`: headers are parsed into a [`CloudEvent`] ([`cloud_event`]); the signature and hub
-//!   are checked before the body is read, giving the [`VerifiedEvent`] handlers receive ([`verify`]); the
-//!   body is then read within `EventsMaxBodyBytes` and dispatched by event type: `connect` ([`connect`]),
+//!   (`origin`).
+//! - `POST /api/events`: headers are parsed into a [`CloudEvent`] (`cloud_event`); the signature and hub
+//!   are checked before the body is read, giving the [`VerifiedEvent`] handlers receive (`verify`); the
+//!   body is then read within `EventsMaxBodyBytes` and dispatched by event type: `connect` (`connect`),
 //!   `connected`, `disconnected`, user events. Application code plugs in through [`EventHandler`]
-//!   ([`handler`]); the settings-driven behaviours are [`Builtin`] ([`builtin`]).
+//!   (`handler`); the settings-driven behaviours are [`Builtin`] (`builtin`).
+//!
+//! Submodules are private; the names an application uses are re-exported here once: the event types, the
+//! [`EventHandler`] trait and its replies, the settings, and [`ConnectionState`] (`connection_state`, the
+//! `ce-connectionState` a handler reads and writes).
 //!
 //! Every answer to a client mistake is a 4xx JSON error; every event leaves one log line
 //! (`event_type`, `hub`, `connection_id`, `user_id`, `reason`, `status`), never with signatures or tokens.
 
-pub mod builtin;
-pub mod cloud_event;
-pub mod connect;
-pub mod handler;
-pub mod origin;
-pub mod settings;
-pub mod state;
-pub mod verify;
+mod builtin;
+mod cloud_event;
+mod connect;
+mod connection_state;
+mod handler;
+mod origin;
+mod settings;
+mod verify;
 
 use std::sync::Arc;
 
@@ -33,10 +37,10 @@ use warp::reply::{Reply, Response};
 pub use builtin::Builtin;
 pub use cloud_event::{CloudEvent, DataType, EventKind};
 pub use connect::{ConnectBody, ConnectRequest, ConnectResponse};
+pub use connection_state::ConnectionState;
 pub use handler::{DefaultHandler, EventHandler, HookFuture, UserEventReply, UserMessage};
 pub use origin::AllowedOrigins;
-pub use settings::{ConnectPolicy, Settings, UserEventBehavior, UserIdSource};
-pub use state::ConnectionState;
+pub use settings::{ConnectPolicy, JOINABLE_ROOMS, Settings, USER_EVENT_BEHAVIOR, UserEventBehavior, UserIdSource};
 pub use verify::{VerifiedEvent, Verifier};
 
 use crate::error::ApiError;

@@ -14,13 +14,13 @@
 //! `dataType` a string is text, a Buffer binary, anything else json. Every action may name a `hub` from
 //! the allow-list (`WebPubSubHub` plus `WebPubSubAllowedHubs`).
 //!
-//! Every field is validated against the service's limits before any call (see `parse`): a bad one is a
+//! Every field is validated against the service's limits before any call (see `request`): a bad one is a
 //! 400 naming the `field` (and the `index` of the action in an array); nothing is sent. Actions then run one
 //! after another and execution stops at the first one not done; the reply lists each action's outcome
-//! (`done`, `failed`, `unknown`, `notAttempted`; see `outcome`). Upstream failures are 502 / 503 / 504,
+//! (`done`, `failed`, `unknown`, `notAttempted`; see `reply`). Upstream failures are 502 / 503 / 504,
 //! so a 4xx always means nothing was attempted.
 //!
-//! Trust: the host's function key plus `trust`'s configured second check. Settings (read once at start-up):
+//! Trust: the host's function key plus `policy`'s configured second check. Settings (read once at start-up):
 //!
 //! | Setting | Default | Meaning |
 //! |---|---|---|
@@ -31,9 +31,9 @@
 //! Each action done is logged as `Forwarded WebSocket message through Web PubSub room=… user_id=…` (sends)
 //! or `Performed Web PubSub action …`, with the caller in `user_id`; payloads and credentials never are.
 
-mod outcome;
-mod parse;
-mod trust;
+mod policy;
+mod reply;
+mod request;
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -43,9 +43,9 @@ use warp::filters::BoxedFilter;
 use warp::http::HeaderMap;
 use warp::reply::Response;
 
-pub use outcome::Status;
-pub use parse::{ActionKind, MAX_ACTIONS};
-pub use trust::{FUNCTION_KEY_CALLER, REQUIRED_ROLE_SETTING, TRUST_SETTING, TrustSettings};
+pub use policy::{FUNCTION_KEY_CALLER, REQUIRED_ROLE_SETTING, TRUST_SETTING, TrustSettings};
+pub use reply::Status;
+pub use request::{ActionKind, MAX_ACTIONS};
 
 use crate::auth::SharedAuth;
 use crate::config::{ConfigError, Env};
@@ -93,7 +93,7 @@ impl Settings {
 /// connection string.
 #[derive(Debug)]
 pub struct State {
-    trust: trust::Trust,
+    trust: policy::Trust,
     client: RestClient,
     hubs: Hubs,
     max_body_bytes: u64,
@@ -113,7 +113,7 @@ impl State {
         options: RestOptions,
     ) -> anyhow::Result<Self> {
         Ok(Self {
-            trust: trust::Trust::new(&own.trust, auth)?,
+            trust: policy::Trust::new(&own.trust, auth)?,
             client: RestClient::new(&service.primary, options)?,
             hubs: service.hubs.clone(),
             max_body_bytes: own.max_body_bytes,
@@ -138,8 +138,8 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
 async fn publish(state: &State, headers: &HeaderMap, body: UnreadBody) -> Result<Response, ApiError> {
     let caller = state.trust.check(headers).await?;
     let body = read_body(headers, body, state.max_body_bytes).await?;
-    let plan = parse::parse(&body, &state.hubs)?;
-    outcome::execute(&state.client, &plan, &caller).await
+    let plan = request::parse(&body, &state.hubs)?;
+    reply::execute(&state.client, &plan, &caller).await
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use warp::Filter;
 use warp::http::{HeaderMap, StatusCode, header};
 
-use super::parse::{PlannedAction, parse};
+use super::request::{PlannedAction, parse};
 use super::*;
 use crate::auth::IdentityConfig;
 use crate::auth::test_support::now;
@@ -551,7 +551,7 @@ mod fuzz {
     use serde_json::{Value, json};
 
     use super::hubs;
-    use crate::functions::publish::parse::parse;
+    use crate::functions::publish::request::parse;
 
     fn field_value() -> impl Strategy<Value = Value> {
         prop_oneof![

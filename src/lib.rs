@@ -14,8 +14,10 @@
 //!   (the `Auth*` settings read once, one JWT validator and JWKS cache), rights templates, rate limit.
 //! - [`webpubsub`]: the Web PubSub core — the service settings ([`webpubsub::ServiceSettings`], with the one
 //!   hub resolver [`webpubsub::Hubs`]), connection strings, client tokens, upstream signatures, REST client.
-//! - [`functions`]: one module per function (`negotiate`, `publish`, `events`), each owning its `Settings`
-//!   and building its `State` from them and the service settings.
+//! - [`functions`]: one folder per function (`negotiate`, `publish`, `events`), one shape: `mod.rs` (its
+//!   `Settings`, its `State` built from them and the service settings, the route, a few-line handler), then
+//!   private `request`, `policy`, `reply` and `tests` modules; public names are re-exported once. Handlers
+//!   verify the caller, then read the body, and answer every domain error as a reply.
 //!   Applications plug their own event handling into `events` with [`functions::events::EventHandler`] and
 //!   `App::new(settings)?.with_event_handler(handler)` ([`server::App::with_event_handler`]).
 //! - [`server`]: the app's [`server::Settings`] (every module's, from one snapshot), the [`server::App`]

@@ -36,7 +36,9 @@ use warp::reply::{Reply, Response};
 
 pub use builtin::Builtin;
 pub use cloud_event::{CloudEvent, DataType, EventKind};
-pub use connect::{ConnectBody, ConnectRequest, ConnectResponse};
+pub use connect::{
+    ClientCertificate, ConnectBody, ConnectRequest, ConnectResponse, MqttConnect, MqttUserProperty, Multimap, Values,
+};
 pub use connection_state::ConnectionState;
 pub use handler::{DefaultHandler, EventHandler, HookFuture, UserEventReply, UserMessage};
 pub use origin::AllowedOrigins;

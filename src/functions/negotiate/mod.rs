@@ -24,7 +24,7 @@
 //!
 //! Every issue is logged as `Issued Web PubSub access token user_id=… hub=… roles=… groups=…`; the token never is.
 //!
-//! Layout: `request` (body or query → [`NegotiateRequest`]), `policy` (role names, hub, lifetime, groups and
+//! Layout: `request` (body or query → `NegotiateRequest`), `policy` (role names, hub, lifetime, groups and
 //! roles against the templates), `reply` (sign, log, answer), `tests`.
 
 mod policy;

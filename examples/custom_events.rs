@@ -6,9 +6,10 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use webpubsub_control::config::{Env, Settings};
+use webpubsub_control::config::Env;
 use webpubsub_control::error::ApiError;
 use webpubsub_control::functions::events::{EventHandler, HookFuture, UserEventReply, UserMessage, VerifiedEvent};
+use webpubsub_control::server::Settings;
 use webpubsub_control::server::{self, App};
 use webpubsub_control::telemetry;
 
@@ -35,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env(&Env::from_process())?;
     let _log_guard = telemetry::init(&settings.log);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, settings.port));
-    let app = App::with_event_handler(settings, Arc::new(Shout))?;
+    let app = App::new(settings)?.with_event_handler(Arc::new(Shout));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     server::run(listener, app, server::shutdown_signal()).await;
     Ok(())

@@ -1,19 +1,14 @@
-//! Settings: read once from the process environment at start-up, validated into typed values, then shared
-//! immutably. Handlers never read the environment; they receive what was validated here.
+//! Configuration's leaf: the environment snapshot ([`Env`]) every module reads its settings from, and
+//! [`ConfigError`], the one failure they report. It imports nothing from the rest of the crate.
 //!
-//! The flow is `Env` (a snapshot of raw strings) → `Settings::from_env` (typed, checked) → `Arc` in the app.
-//! Every failure is a [`ConfigError`] that names the setting and the problem and never echoes a secret value.
+//! The flow is `Env` (a snapshot of raw strings, taken once) → each module's `Settings::from_env` (typed,
+//! checked; the Web PubSub service's in [`crate::webpubsub::ServiceSettings`], the whole app's in
+//! [`crate::server::Settings`]) → shared immutably by the app. Every failure names the setting and the
+//! problem and never echoes a secret value.
 
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::str::FromStr;
-
-use crate::functions::{events, negotiate, publish};
-use crate::telemetry::LogSettings;
-use crate::webpubsub::{ConnectionString, Endpoint, ServiceKeys, validate};
-
-/// Port the handler listens on when `FUNCTIONS_CUSTOMHANDLER_PORT` is unset (the Functions host always sets it).
-pub const DEFAULT_PORT: u16 = 3000;
 
 /// A snapshot of the raw environment: names to values. Taken once, in `main` (or built by tests).
 #[derive(Clone, Default)]
@@ -116,103 +111,6 @@ impl ConfigError {
     }
 }
 
-/// Everything the handler needs, validated. Built once; shared read-only.
-#[derive(Debug)]
-pub struct Settings {
-    /// Loopback port to listen on (`FUNCTIONS_CUSTOMHANDLER_PORT`).
-    pub port: u16,
-    pub log: LogSettings,
-    /// The Web PubSub service: connection string(s), keys and hubs.
-    pub service: ServiceSettings,
-    pub negotiate: negotiate::Settings,
-    pub publish: publish::Settings,
-    pub events: events::Settings,
-}
-
-impl Settings {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            port: env.parse_or("FUNCTIONS_CUSTOMHANDLER_PORT", DEFAULT_PORT)?,
-            log: LogSettings::from_env(env)?,
-            service: ServiceSettings::from_env(env)?,
-            negotiate: negotiate::Settings::from_env(env)?,
-            publish: publish::Settings::from_env(env)?,
-            events: events::Settings::from_env(env)?,
-        })
-    }
-}
-
-/// The Web PubSub service the handler fronts: its connection string(s) and the hubs this app serves.
-///
-/// `WebPubSubSecondaryConnectionString` carries the other access key during key rotation: upstream
-/// signatures made with either key are accepted and either endpoint's host may validate the webhook;
-/// tokens and REST calls always use the primary.
-#[derive(Debug, Clone)]
-pub struct ServiceSettings {
-    pub primary: ConnectionString,
-    pub secondary: Option<ConnectionString>,
-    /// The default hub (`WebPubSubHub`) first, then `WebPubSubAllowedHubs`, without duplicates.
-    pub hubs: Vec<String>,
-}
-
-impl ServiceSettings {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let parse =
-            |name: &str, value: &str| ConnectionString::parse(value).map_err(|e| ConfigError::new(name, e.to_string()));
-        let primary = parse("WebPubSubConnectionString", env.require("WebPubSubConnectionString")?)?;
-        let secondary = env
-            .get("WebPubSubSecondaryConnectionString")
-            .map(|value| parse("WebPubSubSecondaryConnectionString", value))
-            .transpose()?;
-        let mut hubs = vec![env.require("WebPubSubHub")?.to_owned()];
-        for hub in env.list("WebPubSubAllowedHubs") {
-            if !hubs.iter().any(|known| known.eq_ignore_ascii_case(&hub)) {
-                hubs.push(hub);
-            }
-        }
-        for (index, hub) in hubs.iter().enumerate() {
-            let setting = if index == 0 {
-                "WebPubSubHub"
-            } else {
-                "WebPubSubAllowedHubs"
-            };
-            validate::hub(hub).map_err(|e| ConfigError::new(setting, format!("{hub:?}: {e}")))?;
-        }
-        Ok(Self {
-            primary,
-            secondary,
-            hubs,
-        })
-    }
-
-    /// The default hub.
-    pub fn hub(&self) -> &str {
-        &self.hubs[0]
-    }
-
-    /// The configured spelling of `hub` when this app serves it (hub names compare case-insensitively).
-    pub fn served_hub(&self, hub: &str) -> Option<&str> {
-        self.hubs
-            .iter()
-            .find(|known| known.eq_ignore_ascii_case(hub))
-            .map(String::as_str)
-    }
-
-    /// The primary key, plus the secondary connection string's key for rotation.
-    pub fn keys(&self) -> ServiceKeys {
-        let keys = ServiceKeys::new(self.primary.access_key().clone());
-        match &self.secondary {
-            Some(secondary) => keys.with_secondary(secondary.access_key().clone()),
-            None => keys,
-        }
-    }
-
-    /// Every configured endpoint, primary first.
-    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
-        std::iter::once(self.primary.endpoint()).chain(self.secondary.as_ref().map(ConnectionString::endpoint))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,53 +154,5 @@ mod tests {
         let shown = format!("{env:?}");
         assert!(shown.contains("WebPubSubConnectionString"));
         assert!(!shown.contains("topsecret"));
-    }
-
-    const PRIMARY: &str = "Endpoint=https://contoso.webpubsub.azure.com;AccessKey=primary-key-0123456789;Version=1.0;";
-    const SECONDARY: &str = "Endpoint=http://127.0.0.1;Port=8080;AccessKey=secondary-key-0123456789;";
-
-    #[test]
-    fn service_reads_keys_endpoints_and_hubs() {
-        let env = Env::from_pairs([
-            ("WebPubSubConnectionString", PRIMARY),
-            ("WebPubSubSecondaryConnectionString", SECONDARY),
-            ("WebPubSubHub", "chat"),
-            ("WebPubSubAllowedHubs", "Chat, news"),
-        ]);
-        let service = ServiceSettings::from_env(&env).unwrap();
-        assert_eq!(service.hubs, ["chat", "news"]);
-        assert_eq!(service.hub(), "chat");
-        assert_eq!(service.served_hub("NEWS"), Some("news"));
-        assert_eq!(service.served_hub("other"), None);
-        assert!(service.keys().secondary().is_some());
-        let hosts: Vec<_> = service.endpoints().map(|e| e.host().to_owned()).collect();
-        assert_eq!(hosts, ["contoso.webpubsub.azure.com", "127.0.0.1"]);
-    }
-
-    #[test]
-    fn service_failures_name_the_setting_without_the_value() {
-        let env = Env::from_pairs([
-            ("WebPubSubConnectionString", "Endpoint=https://x;AccessKey=supersecret;"),
-            ("WebPubSubHub", "chat"),
-        ]);
-        assert!(ServiceSettings::from_env(&env).is_ok());
-        let bad_secondary = env
-            .clone()
-            .with("WebPubSubSecondaryConnectionString", "AccessKey=supersecret2");
-        let error = ServiceSettings::from_env(&bad_secondary).unwrap_err();
-        assert_eq!(error.setting, "WebPubSubSecondaryConnectionString");
-        assert!(!error.to_string().contains("supersecret2"));
-        let bad_hub = env.clone().with("WebPubSubHub", "1bad");
-        assert_eq!(ServiceSettings::from_env(&bad_hub).unwrap_err().setting, "WebPubSubHub");
-        let bad_allowed = env.with("WebPubSubAllowedHubs", "ok, no spaces");
-        assert_eq!(
-            ServiceSettings::from_env(&bad_allowed).unwrap_err().setting,
-            "WebPubSubAllowedHubs"
-        );
-        let missing = Env::from_pairs([("WebPubSubHub", "chat")]);
-        assert_eq!(
-            ServiceSettings::from_env(&missing).unwrap_err().setting,
-            "WebPubSubConnectionString"
-        );
     }
 }

@@ -9,7 +9,7 @@
 //!   needs when it is unset ([`CHAT_DEFAULTS`]): anonymous negotiate, `broadcast` user events with every
 //!   group joinable as a room, and `PublishTrust=functionkey` — with no Functions host in front, nothing
 //!   checks a key, so anyone who can reach the loopback port may publish. The banner says so.
-//! - The chat page ([`page`]) is served at `GET /` of the handler port (instead of the host's readiness
+//! - The chat page (`page`) is served at `GET /` of the handler port (instead of the host's readiness
 //!   `ok`). Its clients hold tokens without roles: they can only send events, so every frame goes through
 //!   the handler (`join`/`leave`/`message`/`presence`), and the handler joins and broadcasts through REST.
 //!
@@ -27,10 +27,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use warp::Filter;
 
-use crate::config::{ConfigError, Env, Settings};
-use crate::functions::events::settings as events_settings;
+use crate::config::{ConfigError, Env};
+use crate::functions::events as events_settings;
 use crate::functions::{negotiate, publish};
-use crate::server::App;
+use crate::server::{App, Settings};
 use crate::webpubsub::validate;
 
 /// The handler's port, as `func start` uses.

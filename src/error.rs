@@ -1,5 +1,7 @@
 //! API errors: what a caller is told when a request fails, and the one place framework rejections become
-//! replies.
+//! replies. Domain errors are never rejections: handlers return `Result<_, ApiError>` and
+//! [`into_response`] answers; [`recover`] only turns warp's own rejections (no route, wrong method, bad
+//! query or header) into the same JSON shape.
 //!
 //! Client errors carry a status, a stable machine-readable `code` and a human `message`. Internal errors are
 //! logged in full with a reference id and answered with an opaque 500 that quotes only that id, so nothing
@@ -139,7 +141,7 @@ pub fn into_response<T: Reply>(result: Result<T, ApiError>) -> Response {
     }
 }
 
-/// The one place framework rejections (no route, wrong method, bad query, oversized body) become JSON errors.
+/// The one place framework rejections (no route, wrong method, bad query or header) become JSON errors.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     Ok(rejection_to_error(&rejection).into_response())
 }
@@ -148,8 +150,6 @@ fn rejection_to_error(rejection: &Rejection) -> ApiError {
     use warp::reject;
     if rejection.is_not_found() {
         ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no function is served at this path")
-    } else if let Some(error) = rejection.find::<ApiError>() {
-        error.clone()
     } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -178,9 +178,6 @@ fn rejection_to_error(rejection: &Rejection) -> ApiError {
         ApiError::internal("unhandled rejection", format!("{rejection:?}"))
     }
 }
-
-// Rejections can carry an ApiError (e.g. from a guard filter); `recover` answers it unchanged.
-impl warp::reject::Reject for ApiError {}
 
 /// A short random id that ties an opaque 500 to its log line.
 fn reference_id() -> String {

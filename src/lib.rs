@@ -5,16 +5,26 @@
 //! (`enableForwardingHttpRequest`) to this server on `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT`.
 //!
 //! Layout:
-//! - [`config`]: the environment snapshot and the validated, immutable [`config::Settings`].
+//! - [`config`]: the leaf every module reads its settings from: the environment snapshot ([`config::Env`]) and
+//!   [`config::ConfigError`]. It imports nothing from the crate.
 //! - [`error`]: [`error::ApiError`], the JSON error every route answers with, and rejection recovery.
 //! - [`request`]: shared request plumbing (bounded bodies, the host's invocation id).
 //! - [`telemetry`]: `tracing` to stdout, text or JSON.
-//! - [`auth`]: caller identity (App Service headers, bearer JWT, anonymous), rights templates, rate limit.
-//! - [`webpubsub`]: the Web PubSub core — connection strings, client tokens, upstream signatures, REST client.
-//! - [`functions`]: one module per function (`negotiate`, `publish`, `events`).
-//!   Applications plug their own event handling into `events` with [`functions::events::EventHandler`] and [`server::App::with_event_handler`].
-//! - [`server`]: route assembly, readiness probe, `run(listener, app, shutdown)`.
+//! - [`auth`]: caller identity (App Service headers, bearer JWT, anonymous) behind one [`auth::SharedAuth`]
+//!   (the `Auth*` settings read once, one JWT validator and JWKS cache), rights templates, rate limit.
+//! - [`webpubsub`]: the Web PubSub core — the service settings ([`webpubsub::ServiceSettings`], with the one
+//!   hub resolver [`webpubsub::Hubs`]), connection strings, client tokens, upstream signatures, REST client.
+//! - [`functions`]: one folder per function (`negotiate`, `publish`, `events`), one shape: `mod.rs` (its
+//!   `Settings`, its `State` built from them and the service settings, the route, a few-line handler), then
+//!   private `request`, `policy`, `reply` and `tests` modules; public names are re-exported once. Handlers
+//!   verify the caller, then read the body, and answer every domain error as a reply.
+//!   Applications plug their own event handling into `events` with [`functions::events::EventHandler`] and
+//!   `App::new(settings)?.with_event_handler(handler)` ([`server::App::with_event_handler`]).
+//! - [`server`]: the app's [`server::Settings`] (every module's, from one snapshot), the [`server::App`]
+//!   builder, route assembly, readiness probe, `run(listener, app, shutdown)`.
 //! - `dev` (feature `dev`): `handler dev`, the handler wired to the embedded local emulator.
+//!
+//! Imports point one way: `config` ← `webpubsub`, `auth`, `telemetry` ← `functions` ← `server` ← `dev`, `main`.
 //!
 //! The binary (`src/main.rs`) only reads the environment, builds [`server::App`] and calls [`server::run`].
 

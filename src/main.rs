@@ -4,7 +4,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
-use webpubsub_control::config::{Env, Settings};
+use webpubsub_control::config::Env;
+use webpubsub_control::server::Settings;
 use webpubsub_control::{server, telemetry};
 
 const USAGE: &str = "\

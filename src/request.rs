@@ -1,50 +1,67 @@
-//! Request plumbing shared by the functions: bounded bodies and the host's invocation id.
+//! Request plumbing shared by the functions: bounded bodies, read inside the handler after the caller is
+//! verified, and the host's invocation id.
 //!
 //! Bodies are bounded while they are read, not only by `Content-Length`: the Functions host forwards a body
 //! only with a length, but the handler also serves direct callers (tests, `handler dev`) and must never buffer
 //! an unbounded stream. A POST with no body at all is fine (the host drops empty bodies and their length).
 
-use bytes::{Bytes, BytesMut};
+use std::pin::Pin;
+
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use warp::Filter;
-use warp::http::HeaderMap;
+use warp::http::{HeaderMap, header};
 
 use crate::error::ApiError;
 
 /// Header the Functions host adds to every forwarded request.
 pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 
-/// Extracts the whole body, rejecting with a 413 `ApiError` past `limit` bytes (declared or actual).
-pub fn bounded_body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
-    warp::header::optional::<u64>("content-length")
-        .and(warp::body::stream())
-        .and_then(move |declared: Option<u64>, stream| async move {
-            if declared.is_some_and(|length| length > limit) {
-                return Err(warp::reject::custom(ApiError::payload_too_large(limit)));
-            }
-            collect_bounded(stream, limit).await.map_err(warp::reject::custom)
-        })
+/// A request body not yet read: routes hand it to the handler, which verifies the caller first and then
+/// reads it with [`read_body`], so every failure is the handler's reply.
+pub type UnreadBody = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
+
+/// Extracts the body without reading it.
+pub fn unread_body() -> impl Filter<Extract = (UnreadBody,), Error = warp::Rejection> + Clone {
+    warp::body::stream().map(unread)
 }
 
-async fn collect_bounded<S, B>(stream: S, limit: u64) -> Result<Bytes, ApiError>
+fn unread<S, B>(stream: S) -> UnreadBody
 where
-    S: Stream<Item = Result<B, warp::Error>>,
-    B: bytes::Buf,
+    S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: Buf,
 {
-    let mut stream = std::pin::pin!(stream);
+    Box::pin(stream.map(|chunk| chunk.map(|mut buf| buf.copy_to_bytes(buf.remaining()))))
+}
+
+/// Reads the whole body, failing with a 413 past `limit` bytes (declared in `Content-Length` or actual).
+pub async fn read_body(headers: &HeaderMap, body: UnreadBody, limit: u64) -> Result<Bytes, ApiError> {
+    let declared = match headers.get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+                .ok_or_else(|| ApiError::bad_request("InvalidHeader", "header content-length is invalid"))?,
+        ),
+    };
+    if declared.is_some_and(|length| length > limit) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    collect_bounded(body, limit).await
+}
+
+async fn collect_bounded(body: UnreadBody, limit: u64) -> Result<Bytes, ApiError> {
+    let mut stream = body;
     let mut body = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let mut chunk =
+        let chunk =
             chunk.map_err(|e| ApiError::bad_request("InvalidBody", format!("could not read the request body: {e}")))?;
-        if body.len() as u64 + chunk.remaining() as u64 > limit {
+        if body.len() as u64 + chunk.len() as u64 > limit {
             return Err(ApiError::payload_too_large(limit));
         }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            body.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
+        body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
 }
@@ -59,12 +76,16 @@ mod tests {
     use super::*;
     use warp::http::StatusCode;
 
-    fn echo_len(limit: u64) -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    fn echo_len(limit: u64) -> impl Filter<Extract = (String,), Error = warp::Rejection> + Clone {
         warp::post()
-            .and(bounded_body(limit))
-            .map(|body: Bytes| body.len().to_string())
-            .recover(|r| async move { crate::error::recover(r).await.map(|resp| format!("{}", resp.status())) })
-            .unify()
+            .and(warp::header::headers_cloned())
+            .and(unread_body())
+            .then(move |headers: HeaderMap, body: UnreadBody| async move {
+                match read_body(&headers, body, limit).await {
+                    Ok(body) => body.len().to_string(),
+                    Err(error) => error.status().to_string(),
+                }
+            })
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! The HTTP server: assembles the functions' routes under `/api/`, the host's readiness probe at `/`, one
 //! tracing span per request, and the single place rejections are recovered.
 //!
-//! [`run`] takes an already bound listener so tests (and `handler dev`) bind `127.0.0.1:0` and learn the port.
+//! [`Settings`] gathers every module's validated settings from one environment snapshot; [`App`] builds each
+//! function's state from its own settings and the service's. [`run`] takes an already bound listener so tests (and `handler dev`) bind `127.0.0.1:0` and learn the port.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,10 +12,54 @@ use tokio::net::TcpListener;
 use warp::Filter;
 use warp::reply::{Reply, Response};
 
-use crate::config::Settings;
+use crate::auth::{JwtSettings, SharedAuth};
+use crate::config::{ConfigError, Env};
 use crate::error;
 use crate::functions::{events, negotiate, publish};
 use crate::request::INVOCATION_ID_HEADER;
+use crate::telemetry::LogSettings;
+use crate::webpubsub::ServiceSettings;
+
+/// Port the handler listens on when `FUNCTIONS_CUSTOMHANDLER_PORT` is unset (the Functions host always sets it).
+pub const DEFAULT_PORT: u16 = 3000;
+
+/// Everything the handler needs, validated from one environment snapshot. Built once; shared read-only.
+#[derive(Debug)]
+pub struct Settings {
+    /// Loopback port to listen on (`FUNCTIONS_CUSTOMHANDLER_PORT`).
+    pub port: u16,
+    pub log: LogSettings,
+    /// The Web PubSub service: connection string(s), keys and hubs.
+    pub service: ServiceSettings,
+    /// The `Auth*` settings, read once when a function identifies callers by bearer token.
+    pub jwt: Option<JwtSettings>,
+    pub negotiate: negotiate::Settings,
+    pub publish: publish::Settings,
+    pub events: events::Settings,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let port = env.parse_or("FUNCTIONS_CUSTOMHANDLER_PORT", DEFAULT_PORT)?;
+        let log = LogSettings::from_env(env)?;
+        let service = ServiceSettings::from_env(env)?;
+        let negotiate = negotiate::Settings::from_env(env)?;
+        let publish = publish::Settings::from_env(env)?;
+        let jwt_users: Vec<String> = [negotiate.jwt_user(), publish.jwt_user()]
+            .into_iter()
+            .flatten()
+            .collect();
+        Ok(Self {
+            port,
+            log,
+            service,
+            jwt: SharedAuth::jwt_settings_from_env(env, &jwt_users)?,
+            negotiate,
+            publish,
+            events: events::Settings::from_env(env)?,
+        })
+    }
+}
 
 /// The running application: every function's state, built once from validated settings.
 pub struct App {
@@ -24,24 +69,23 @@ pub struct App {
 }
 
 impl App {
-    /// Builds every function's state. Fails on settings that only make sense together (e.g. keys vs. modes).
+    /// Builds every function's state from its own settings and the service's, with one shared authenticator.
+    /// Fails on settings that only make sense together (e.g. keys vs. modes).
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
-        let settings = Arc::new(settings);
+        let auth = SharedAuth::new(settings.jwt.as_ref())?;
+        let service = &settings.service;
         Ok(Self {
-            negotiate: Arc::new(negotiate::State::new(&settings)?),
-            publish: Arc::new(publish::State::new(&settings)?),
-            events: Arc::new(events::State::new(&settings)?),
+            negotiate: Arc::new(negotiate::State::new(&settings.negotiate, service, &auth)?),
+            publish: Arc::new(publish::State::new(&settings.publish, service, &auth)?),
+            events: Arc::new(events::State::new(&settings.events, service)?),
         })
     }
 
-    /// Like [`App::new`], with the application's own Web PubSub event handling in `events` instead of the
-    /// settings-driven built-in behaviours (signature checks, connect policy, replies and logs still apply).
-    pub fn with_event_handler(settings: Settings, handler: Arc<dyn events::EventHandler>) -> anyhow::Result<Self> {
-        Ok(Self {
-            negotiate: Arc::new(negotiate::State::new(&settings)?),
-            publish: Arc::new(publish::State::new(&settings)?),
-            events: Arc::new(events::State::with_handler(&settings, handler)?),
-        })
+    /// The application's own Web PubSub event handling in `events` instead of the settings-driven built-in
+    /// behaviours (signature checks, connect policy, replies and logs still apply).
+    pub fn with_event_handler(mut self, handler: Arc<dyn events::EventHandler>) -> Self {
+        self.events = Arc::new(self.events.replace_handler(handler));
+        self
     }
 
     /// All routes, recovered and traced.
@@ -104,4 +148,46 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown signal received; draining connections");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONNECTION_STRING: &str =
+        "Endpoint=http://localhost;Port=8080;AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;";
+
+    fn env(negotiate: &str, publish: &str) -> Env {
+        Env::from_pairs([
+            ("WebPubSubConnectionString", CONNECTION_STRING),
+            ("WebPubSubHub", "chat"),
+            (negotiate::IDENTITY_SETTING, negotiate),
+            (publish::TRUST_SETTING, publish),
+            (publish::REQUIRED_ROLE_SETTING, "Publisher"),
+        ])
+    }
+
+    #[test]
+    fn the_auth_settings_are_read_once_for_every_function_that_uses_them() {
+        let error = Settings::from_env(&env("jwt", "appservice")).unwrap_err();
+        assert_eq!(error.setting, "AuthJwtIssuer");
+        assert!(error.problem.contains("NegotiateIdentity=jwt"), "{error}");
+        let error = Settings::from_env(&env("anonymous", "jwt")).unwrap_err();
+        assert_eq!(error.setting, "AuthJwtIssuer");
+        assert!(error.problem.contains("PublishTrust=jwt"), "{error}");
+        let error = Settings::from_env(&env("jwt", "jwt")).unwrap_err();
+        assert!(
+            error.problem.contains("NegotiateIdentity=jwt and PublishTrust=jwt"),
+            "{error}"
+        );
+        let none = Settings::from_env(&env("anonymous", "appservice")).unwrap();
+        assert!(none.jwt.is_none());
+        let both = env("jwt", "jwt")
+            .with("AuthJwtIssuer", "https://issuer.example")
+            .with("AuthJwtAudience", "api://app")
+            .with("AuthJwtSecret", "server-test-secret-at-least-32-bytes-long!");
+        let settings = Settings::from_env(&both).unwrap();
+        assert!(settings.jwt.is_some());
+        assert!(App::new(settings).is_ok());
+    }
 }

@@ -23,6 +23,8 @@ pub mod user_id;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+use std::sync::Arc;
+
 use warp::http::{HeaderMap, StatusCode};
 
 pub use appservice::AppServicePrincipal;
@@ -70,17 +72,18 @@ impl From<AuthError> for ApiError {
     }
 }
 
-/// How callers are identified, as configured.
-#[derive(Debug, Clone)]
+/// How callers are identified, as configured. The `Auth*` settings of `jwt` are read once for every
+/// function that chose it ([`SharedAuth::jwt_settings_from_env`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentityConfig {
     AppService,
-    Jwt(JwtSettings),
+    Jwt,
     Anonymous,
 }
 
 impl IdentityConfig {
-    /// Reads the mode from `setting` (`appservice` | `jwt` | `anonymous`, any case), which must be set; `jwt`
-    /// also reads the `Auth*` settings. `allow_anonymous` is false for functions that must never be anonymous.
+    /// Reads the mode from `setting` (`appservice` | `jwt` | `anonymous`, any case), which must be set.
+    /// `allow_anonymous` is false for functions that must never be anonymous.
     pub fn from_env(env: &Env, setting: &str, allow_anonymous: bool) -> Result<Self, ConfigError> {
         let choices = if allow_anonymous {
             "appservice, jwt or anonymous"
@@ -95,7 +98,7 @@ impl IdentityConfig {
         })?;
         match raw.to_ascii_lowercase().as_str() {
             "appservice" => Ok(Self::AppService),
-            "jwt" => Ok(Self::Jwt(JwtSettings::from_env(env, &format!("{setting}=jwt"))?)),
+            "jwt" => Ok(Self::Jwt),
             "anonymous" if allow_anonymous => Ok(Self::Anonymous),
             _ => Err(ConfigError::new(setting, format!("expected {choices}, got {raw:?}"))),
         }
@@ -105,7 +108,7 @@ impl IdentityConfig {
     pub fn mode_name(&self) -> &'static str {
         match self {
             Self::AppService => "appservice",
-            Self::Jwt(_) => "jwt",
+            Self::Jwt => "jwt",
             Self::Anonymous => "anonymous",
         }
     }
@@ -141,11 +144,49 @@ impl Caller {
     }
 }
 
-/// Identifies callers in the configured mode. Built once at start-up.
+/// What the functions share to identify callers: one JWT validator (so one JWKS cache) for every function
+/// that accepts bearer tokens. Built once at start-up; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct SharedAuth {
+    jwt: Option<Arc<JwtValidator>>,
+}
+
+impl SharedAuth {
+    /// Reads the `Auth*` settings once, when some function chose `jwt`; `users` names those choices (e.g.
+    /// `NegotiateIdentity=jwt`) for the error messages. `None` when no function needs them.
+    pub fn jwt_settings_from_env(env: &Env, users: &[String]) -> Result<Option<JwtSettings>, ConfigError> {
+        if users.is_empty() {
+            return Ok(None);
+        }
+        JwtSettings::from_env(env, &users.join(" and ")).map(Some)
+    }
+
+    /// The shared validator for `jwt` settings (none without them).
+    pub fn new(jwt: Option<&JwtSettings>) -> anyhow::Result<Self> {
+        Ok(Self {
+            jwt: jwt.map(JwtValidator::new).transpose()?.map(Arc::new),
+        })
+    }
+
+    /// An authenticator for `mode`, sharing this validator. `jwt` without `Auth*` settings is an error.
+    pub fn authenticator(&self, mode: IdentityConfig) -> anyhow::Result<Authenticator> {
+        Ok(match mode {
+            IdentityConfig::AppService => Authenticator::AppService,
+            IdentityConfig::Jwt => Authenticator::Jwt(
+                self.jwt
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("jwt identity chosen but the Auth* settings were not read"))?,
+            ),
+            IdentityConfig::Anonymous => Authenticator::Anonymous,
+        })
+    }
+}
+
+/// Identifies callers in the configured mode. Built once at start-up (see [`SharedAuth::authenticator`]).
 #[derive(Debug)]
 pub enum Authenticator {
     AppService,
-    Jwt(Box<JwtValidator>),
+    Jwt(Arc<JwtValidator>),
     Anonymous,
 }
 
@@ -153,15 +194,6 @@ pub enum Authenticator {
 pub const GENERATED_USER_ID_PREFIX: &str = "anonymous-";
 
 impl Authenticator {
-    /// Builds what `config` needs (for JWKS, the shared HTTP client).
-    pub fn new(config: &IdentityConfig) -> anyhow::Result<Self> {
-        Ok(match config {
-            IdentityConfig::AppService => Self::AppService,
-            IdentityConfig::Jwt(settings) => Self::Jwt(Box::new(JwtValidator::new(settings)?)),
-            IdentityConfig::Anonymous => Self::Anonymous,
-        })
-    }
-
     /// Identifies the caller of a request. `requested_user_id` is the id the caller asked for: in anonymous
     /// mode it becomes the identity (validated; omitted → generated), otherwise it must equal the
     /// authenticated id.
@@ -262,7 +294,7 @@ mod tests {
         ));
         assert!(matches!(
             IdentityConfig::from_env(&jwt_env(), "Mode", false).unwrap(),
-            IdentityConfig::Jwt(_)
+            IdentityConfig::Jwt
         ));
         let env = Env::from_pairs([("Mode", "anonymous")]);
         assert_eq!(
@@ -290,14 +322,22 @@ mod tests {
     #[test]
     fn jwt_mode_without_auth_settings_names_the_missing_one() {
         let env = Env::from_pairs([("Mode", "jwt")]);
-        let error = IdentityConfig::from_env(&env, "Mode", true).unwrap_err();
+        assert_eq!(
+            IdentityConfig::from_env(&env, "Mode", true).unwrap(),
+            IdentityConfig::Jwt
+        );
+        let error = SharedAuth::jwt_settings_from_env(&env, &["Mode=jwt".into()]).unwrap_err();
         assert_eq!(error.setting, "AuthJwtIssuer");
         assert!(error.problem.contains("Mode=jwt"), "{error}");
+        let error = SharedAuth::jwt_settings_from_env(&env, &["A=jwt".into(), "B=jwt".into()]).unwrap_err();
+        assert!(error.problem.contains("A=jwt and B=jwt"), "{error}");
+        assert!(SharedAuth::jwt_settings_from_env(&env, &[]).unwrap().is_none());
+        assert!(SharedAuth::default().authenticator(IdentityConfig::Jwt).is_err());
     }
 
     #[tokio::test]
     async fn appservice_mode_reads_the_principal() {
-        let auth = Authenticator::new(&IdentityConfig::AppService).unwrap();
+        let auth = SharedAuth::default().authenticator(IdentityConfig::AppService).unwrap();
         let principal =
             base64::engine::general_purpose::STANDARD.encode(r#"{"claims":[{"typ":"roles","val":"Publisher"}]}"#);
         let caller = auth
@@ -318,17 +358,19 @@ mod tests {
 
     #[tokio::test]
     async fn appservice_mode_ignores_bearer_tokens() {
-        let auth = Authenticator::new(&IdentityConfig::AppService).unwrap();
+        let auth = SharedAuth::default().authenticator(IdentityConfig::AppService).unwrap();
         let error = auth.authenticate(&headers(&[bearer("ada")]), None).await.unwrap_err();
         assert!(matches!(error, AuthError::MissingCredentials(_)));
     }
 
     #[tokio::test]
     async fn jwt_mode_reads_the_token_and_ignores_principal_headers() {
-        let IdentityConfig::Jwt(settings) = IdentityConfig::from_env(&jwt_env(), "Mode", false).unwrap() else {
+        let mode = IdentityConfig::from_env(&jwt_env(), "Mode", false).unwrap();
+        let settings = SharedAuth::jwt_settings_from_env(&jwt_env(), &["Mode=jwt".into()]).unwrap();
+        let Some(settings) = settings else {
             panic!("jwt expected")
         };
-        let auth = Authenticator::new(&IdentityConfig::Jwt(settings)).unwrap();
+        let auth = SharedAuth::new(Some(&settings)).unwrap().authenticator(mode).unwrap();
         let caller = auth
             .authenticate(&headers(&[bearer("ada")]), Some("ada"))
             .await
@@ -344,7 +386,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_authenticated_caller_cannot_choose_another_user_id() {
-        let auth = Authenticator::new(&IdentityConfig::AppService).unwrap();
+        let auth = SharedAuth::default().authenticator(IdentityConfig::AppService).unwrap();
         let error = auth
             .authenticate(&headers(&[("x-ms-client-principal-id", "ada".into())]), Some("bob"))
             .await
@@ -355,7 +397,7 @@ mod tests {
 
     #[tokio::test]
     async fn anonymous_mode_uses_the_chosen_id_or_generates_one() {
-        let auth = Authenticator::new(&IdentityConfig::Anonymous).unwrap();
+        let auth = SharedAuth::default().authenticator(IdentityConfig::Anonymous).unwrap();
         let chosen = auth.authenticate(&HeaderMap::new(), Some("ada")).await.unwrap();
         assert_eq!(chosen.user_id, "ada");
         assert!(!chosen.has_role("anything"));
@@ -368,7 +410,7 @@ mod tests {
 
     #[tokio::test]
     async fn anonymous_mode_validates_the_chosen_id() {
-        let auth = Authenticator::new(&IdentityConfig::Anonymous).unwrap();
+        let auth = SharedAuth::default().authenticator(IdentityConfig::Anonymous).unwrap();
         let error = auth.authenticate(&HeaderMap::new(), Some("bad\nid")).await.unwrap_err();
         assert_eq!(error, AuthError::InvalidUserId(UserIdError::ControlCharacter));
         let reply = ApiError::from(error);

@@ -9,6 +9,9 @@ pub mod publish;
 
 use warp::http::Method;
 
+use crate::error::ApiError;
+use crate::webpubsub::HubRefusal;
+
 /// A function this binary serves: its name (the `function.json` folder and its route under `/api/`) and the
 /// methods it accepts. The route consistency test holds this table, the files and the server in step.
 #[derive(Debug, Clone, Copy)]
@@ -32,3 +35,16 @@ pub const FUNCTIONS: &[FunctionRoute] = &[
         methods: &[Method::POST],
     },
 ];
+
+/// The one answer to a hub a request may not use: 400 for a malformed name, 403 for a valid one `function`
+/// does not offer.
+pub(crate) fn refused_hub(refusal: HubRefusal, requested: &str, function: &str) -> ApiError {
+    match refusal {
+        HubRefusal::Invalid(e) => ApiError::bad_request(e.code(), e.to_string()).with_detail("field", "hub"),
+        HubRefusal::NotServed => ApiError::forbidden(
+            "HubNotAllowed",
+            format!("hub {requested:?} is not offered by this {function} endpoint"),
+        )
+        .with_detail("hub", requested),
+    }
+}

@@ -6,7 +6,8 @@
 //! - [`RestClient`] drives every data-plane operation (`publish`).
 //! - [`ServiceKeys`] with [`signature::verify`] authenticates upstream events (`events`).
 //!
-//! Inputs are checked by [`validate`] before anything is signed or sent.
+//! Inputs are checked by [`validate`] before anything is signed or sent. [`ServiceSettings`] holds the
+//! configured service (connection strings and the [`Hubs`] served, the one hub resolver).
 //!
 //! The protocol itself (keys, tokens, signatures, names, roles, client types, the REST operation table)
 //! lives in the `webpubsub-protocol` crate, shared with the emulator; the modules here re-export it
@@ -15,6 +16,7 @@
 pub mod connection_string;
 pub mod keys;
 pub mod rest;
+mod service;
 pub mod signature;
 pub mod token;
 pub mod validate;
@@ -26,6 +28,7 @@ pub use rest::{
     ListConnectionsOptions, Message, Operation, RestClient, RestClientInitError, RestError, RestOptions, RetryPolicy,
     SendOptions, ServiceError,
 };
+pub use service::{HubRefusal, Hubs, ServiceSettings};
 pub use signature::SignatureError;
 pub use token::{ClientAccess, ClientAccessIssuer, ClientAccessRequest, ClientType};
 pub use validate::{Permission, ValidationError};

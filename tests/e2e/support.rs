@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 
 use tokio::sync::oneshot;
-use webpubsub_control::config::{Env, Settings};
+use webpubsub_control::config::Env;
+use webpubsub_control::server::Settings;
 use webpubsub_control::server::{self, App};
 
 /// A handler served in-process; stopped when dropped.

@@ -29,9 +29,9 @@ use warp::http::StatusCode;
 
 use super::cloud_event::DataType;
 use super::connect::{ConnectRequest, ConnectResponse};
+use super::connection_state::ConnectionState;
 use super::handler::{EventHandler, HookFuture, UserEventReply, UserMessage};
 use super::settings::{Settings, UserEventBehavior};
-use super::state::ConnectionState;
 use super::verify::VerifiedEvent;
 use crate::auth::template::Template;
 use crate::error::ApiError;

@@ -225,7 +225,7 @@ impl From<HeaderError> for ApiError {
 
 impl CloudEvent {
     /// Parses the CloudEvents headers of a POST. `ce-signature` may be absent here (that is a 401, decided
-    /// by verification); every other required attribute missing is a [`HeaderError`].
+    /// by verification); every other required attribute missing is a `HeaderError`.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, HeaderError> {
         let spec_version = required(headers, &names::SPEC_VERSION)?;
         // CloudEvents 1.x; a different major version would change the attribute set.

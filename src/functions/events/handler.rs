@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::cloud_event::DataType;
 use super::connect::{ConnectRequest, ConnectResponse};
-use super::state::ConnectionState;
+use super::connection_state::ConnectionState;
 use super::verify::VerifiedEvent;
 use crate::error::ApiError;
 

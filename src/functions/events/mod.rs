@@ -2,24 +2,28 @@
 //! reference §4). It is a security boundary and on the path of every client connect.
 //!
 //! - `OPTIONS /api/events`: abuse protection; `WebHook-Allowed-Origin` only for the service hosts
-//!   ([`origin`]).
-//! - `POST /api/events`: headers are parsed into a [`CloudEvent`] ([`cloud_event`]); the signature and hub
-//!   are checked before the body is read, giving the [`VerifiedEvent`] handlers receive ([`verify`]); the
-//!   body is then read within `EventsMaxBodyBytes` and dispatched by event type: `connect` ([`connect`]),
+//!   (`origin`).
+//! - `POST /api/events`: headers are parsed into a [`CloudEvent`] (`cloud_event`); the signature and hub
+//!   are checked before the body is read, giving the [`VerifiedEvent`] handlers receive (`verify`); the
+//!   body is then read within `EventsMaxBodyBytes` and dispatched by event type: `connect` (`connect`),
 //!   `connected`, `disconnected`, user events. Application code plugs in through [`EventHandler`]
-//!   ([`handler`]); the settings-driven behaviours are [`Builtin`] ([`builtin`]).
+//!   (`handler`); the settings-driven behaviours are [`Builtin`] (`builtin`).
+//!
+//! Submodules are private; the names an application uses are re-exported here once: the event types, the
+//! [`EventHandler`] trait and its replies, the settings, and [`ConnectionState`] (`connection_state`, the
+//! `ce-connectionState` a handler reads and writes).
 //!
 //! Every answer to a client mistake is a 4xx JSON error; every event leaves one log line
 //! (`event_type`, `hub`, `connection_id`, `user_id`, `reason`, `status`), never with signatures or tokens.
 
-pub mod builtin;
-pub mod cloud_event;
-pub mod connect;
-pub mod handler;
-pub mod origin;
-pub mod settings;
-pub mod state;
-pub mod verify;
+mod builtin;
+mod cloud_event;
+mod connect;
+mod connection_state;
+mod handler;
+mod origin;
+mod settings;
+mod verify;
 
 use std::sync::Arc;
 
@@ -32,16 +36,18 @@ use warp::reply::{Reply, Response};
 
 pub use builtin::Builtin;
 pub use cloud_event::{CloudEvent, DataType, EventKind};
-pub use connect::{ConnectBody, ConnectRequest, ConnectResponse};
+pub use connect::{
+    ClientCertificate, ConnectBody, ConnectRequest, ConnectResponse, MqttConnect, MqttUserProperty, Multimap, Values,
+};
+pub use connection_state::ConnectionState;
 pub use handler::{DefaultHandler, EventHandler, HookFuture, UserEventReply, UserMessage};
 pub use origin::AllowedOrigins;
-pub use settings::{ConnectPolicy, Settings, UserEventBehavior, UserIdSource};
-pub use state::ConnectionState;
+pub use settings::{ConnectPolicy, JOINABLE_ROOMS, Settings, USER_EVENT_BEHAVIOR, UserEventBehavior, UserIdSource};
 pub use verify::{VerifiedEvent, Verifier};
 
-use crate::config::ServiceSettings;
 use crate::error::ApiError;
-use crate::webpubsub::{Endpoint, RestClient, RestOptions};
+use crate::request::{UnreadBody, read_body, unread_body};
+use crate::webpubsub::{Endpoint, RestClient, RestOptions, ServiceSettings};
 use cloud_event::headers;
 
 /// State of `events`, built once at start-up: everything a request needs, pre-computed.
@@ -65,30 +71,37 @@ impl std::fmt::Debug for State {
 }
 
 impl State {
-    /// The settings-driven handler ([`Builtin`]).
-    pub fn new(settings: &crate::config::Settings) -> anyhow::Result<Self> {
-        let handler = Builtin::from_settings(settings)?;
-        Self::with_handler(settings, Arc::new(handler))
+    /// The state for `own` settings in front of `service`, answering events with the settings-driven
+    /// [`Builtin`] handler.
+    pub fn new(own: &Settings, service: &ServiceSettings) -> anyhow::Result<Self> {
+        let handler = Builtin::from_parts(service, own)?;
+        Ok(Self::with_handler(own, service, Arc::new(handler)))
     }
 
     /// An application's own handler; the plumbing (checks, policy, replies, logs) stays the same.
-    pub fn with_handler(settings: &crate::config::Settings, handler: Arc<dyn EventHandler>) -> anyhow::Result<Self> {
-        Ok(Self::from_parts(&settings.service, &settings.events, handler))
-    }
-
-    /// Built from the service settings and this function's own.
-    pub fn from_parts(service: &ServiceSettings, events: &Settings, handler: Arc<dyn EventHandler>) -> Self {
+    pub fn with_handler(own: &Settings, service: &ServiceSettings, handler: Arc<dyn EventHandler>) -> Self {
         let origins = AllowedOrigins::new(
             service
                 .endpoints()
                 .map(|endpoint| (endpoint.host(), endpoint.port(), has_default_port(endpoint))),
-            events.allowed_origins.iter().map(String::as_str),
+            own.allowed_origins.iter().map(String::as_str),
         );
         Self {
-            verifier: Verifier::new(service.keys(), &service.hubs),
+            verifier: Verifier::new(service.keys(), service.hubs.clone()),
             origins,
-            policy: events.connect.clone(),
-            max_body_bytes: events.max_body_bytes,
+            policy: own.connect.clone(),
+            max_body_bytes: own.max_body_bytes,
+            handler,
+        }
+    }
+
+    /// This state with `handler` in place of the current one.
+    pub fn replace_handler(&self, handler: Arc<dyn EventHandler>) -> Self {
+        Self {
+            verifier: self.verifier.clone(),
+            origins: self.origins.clone(),
+            policy: self.policy.clone(),
+            max_body_bytes: self.max_body_bytes,
             handler,
         }
     }
@@ -97,11 +110,6 @@ impl State {
 impl Builtin {
     /// The built-in behaviours as configured, with a REST client on the primary connection when
     /// `broadcast` needs one. Public so an application's handler can wrap it and delegate.
-    pub fn from_settings(settings: &crate::config::Settings) -> anyhow::Result<Self> {
-        Self::from_parts(&settings.service, &settings.events)
-    }
-
-    /// As [`Builtin::from_settings`], from the service settings and this function's own.
     pub fn from_parts(service: &ServiceSettings, events: &Settings) -> anyhow::Result<Self> {
         let rest = match events.user_event_behavior {
             UserEventBehavior::Broadcast => Some(RestClient::new(&service.primary, RestOptions::default())?),
@@ -123,16 +131,27 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .and(warp::header::optional::<String>(headers::WEBHOOK_REQUEST_ORIGIN))
         .and(with_state(state.clone()))
         .map(|origin: Option<String>, state: Arc<State>| abuse_protection(&state, origin.as_deref()));
-    let max_body_bytes = state.max_body_bytes;
     let event = warp::path!("api" / "events")
         .and(warp::post())
-        .and(verified_event(state.clone()))
-        .and(crate::request::bounded_body(max_body_bytes))
+        .and(warp::header::headers_cloned())
+        .and(unread_body())
         .and(with_state(state))
-        .then(
-            |event: VerifiedEvent, body: Bytes, state: Arc<State>| async move { dispatch(&state, event, body).await },
-        );
+        .then(|headers: HeaderMap, body: UnreadBody, state: Arc<State>| async move {
+            receive(&state, &headers, body).await
+        });
     validate.or(event).unify().boxed()
+}
+
+/// `POST /api/events`: verify the headers, then read the body within `EventsMaxBodyBytes`, then dispatch.
+async fn receive(state: &State, headers: &HeaderMap, body: UnreadBody) -> Response {
+    let event = match verified_event(state, headers) {
+        Ok(event) => event,
+        Err(error) => return error.into_response(),
+    };
+    match read_body(headers, body, state.max_body_bytes).await {
+        Ok(body) => dispatch(state, event, body).await,
+        Err(error) => error.into_response(),
+    }
 }
 
 fn with_state(state: Arc<State>) -> impl Filter<Extract = (Arc<State>,), Error = std::convert::Infallible> + Clone {
@@ -179,24 +198,19 @@ fn abuse_protection(state: &State, requested: Option<&str>) -> Response {
 
 /// Headers → [`CloudEvent`] → [`VerifiedEvent`], before the body is read. Refusals are 400 (headers) or
 /// 401 (signature), logged with the unverified metadata (never the signature).
-fn verified_event(state: Arc<State>) -> impl Filter<Extract = (VerifiedEvent,), Error = warp::Rejection> + Clone {
-    warp::header::headers_cloned().and_then(move |headers: HeaderMap| {
-        let state = state.clone();
-        async move {
-            let event = CloudEvent::from_headers(&headers).map_err(|error| {
-                tracing::warn!(
-                    event_type = header_text(&headers, headers::TYPE).map(tracing::field::display),
-                    hub = header_text(&headers, headers::HUB).map(tracing::field::display),
-                    connection_id = header_text(&headers, headers::CONNECTION_ID).map(tracing::field::display),
-                    reason = %error,
-                    status = 400,
-                    "Refused Web PubSub upstream callback"
-                );
-                warp::reject::custom(ApiError::from(error))
-            })?;
-            state.verifier.verify(event).map_err(warp::reject::custom)
-        }
-    })
+fn verified_event(state: &State, headers: &HeaderMap) -> Result<VerifiedEvent, ApiError> {
+    let event = CloudEvent::from_headers(headers).map_err(|error| {
+        tracing::warn!(
+            event_type = header_text(headers, headers::TYPE).map(tracing::field::display),
+            hub = header_text(headers, headers::HUB).map(tracing::field::display),
+            connection_id = header_text(headers, headers::CONNECTION_ID).map(tracing::field::display),
+            reason = %error,
+            status = 400,
+            "Refused Web PubSub upstream callback"
+        );
+        ApiError::from(error)
+    })?;
+    state.verifier.verify(event)
 }
 
 fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {

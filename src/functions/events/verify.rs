@@ -9,7 +9,7 @@
 use std::ops::Deref;
 
 use crate::error::ApiError;
-use crate::webpubsub::{ServiceKeys, SignatureError, signature};
+use crate::webpubsub::{Hubs, ServiceKeys, SignatureError, signature};
 
 use super::cloud_event::CloudEvent;
 
@@ -32,20 +32,12 @@ impl Deref for VerifiedEvent {
 #[derive(Debug, Clone)]
 pub struct Verifier {
     keys: ServiceKeys,
-    hubs: Vec<Box<str>>,
+    hubs: Hubs,
 }
 
 impl Verifier {
-    pub fn new(keys: ServiceKeys, hubs: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
-        Self {
-            keys,
-            hubs: hubs.into_iter().map(|hub| hub.as_ref().into()).collect(),
-        }
-    }
-
-    /// The served hubs, as configured.
-    pub fn hubs(&self) -> impl Iterator<Item = &str> {
-        self.hubs.iter().map(|hub| &**hub)
+    pub fn new(keys: ServiceKeys, hubs: Hubs) -> Self {
+        Self { keys, hubs }
     }
 
     /// Signature, then hub. A missing or wrong signature is a 401; a hub this handler does not serve a 400.
@@ -70,7 +62,7 @@ impl Verifier {
     fn check(&self, event: &CloudEvent) -> Result<(), ApiError> {
         let header = event.signature().as_deref().unwrap_or("");
         signature::verify(&self.keys, event.connection_id(), header).map_err(signature_error)?;
-        if !self.hubs.iter().any(|hub| hub.eq_ignore_ascii_case(event.hub())) {
+        if self.hubs.served(event.hub()).is_none() {
             return Err(
                 ApiError::bad_request("HubNotServed", "this handler does not serve the event's hub")
                     .with_detail("header", super::cloud_event::headers::HUB),
@@ -108,7 +100,7 @@ mod tests {
         if secondary {
             keys = keys.with_secondary(AccessKey::new(SECONDARY).unwrap());
         }
-        Verifier::new(keys, ["chat", "Other"])
+        Verifier::new(keys, Hubs::new(vec!["chat".into(), "Other".into()]))
     }
 
     fn event(signature: Option<&str>, hub: &str) -> CloudEvent {

@@ -14,13 +14,13 @@
 //! `dataType` a string is text, a Buffer binary, anything else json. Every action may name a `hub` from
 //! the allow-list (`WebPubSubHub` plus `WebPubSubAllowedHubs`).
 //!
-//! Every field is validated against the service's limits before any call (see `parse`): a bad one is a
+//! Every field is validated against the service's limits before any call (see `request`): a bad one is a
 //! 400 naming the `field` (and the `index` of the action in an array); nothing is sent. Actions then run one
 //! after another and execution stops at the first one not done; the reply lists each action's outcome
-//! (`done`, `failed`, `unknown`, `notAttempted`; see `outcome`). Upstream failures are 502 / 503 / 504,
+//! (`done`, `failed`, `unknown`, `notAttempted`; see `reply`). Upstream failures are 502 / 503 / 504,
 //! so a 4xx always means nothing was attempted.
 //!
-//! Trust: the host's function key plus `trust`'s configured second check. Settings (read once at start-up):
+//! Trust: the host's function key plus `policy`'s configured second check. Settings (read once at start-up):
 //!
 //! | Setting | Default | Meaning |
 //! |---|---|---|
@@ -31,27 +31,27 @@
 //! Each action done is logged as `Forwarded WebSocket message through Web PubSub room=… user_id=…` (sends)
 //! or `Performed Web PubSub action …`, with the caller in `user_id`; payloads and credentials never are.
 
-mod outcome;
-mod parse;
-mod trust;
+mod policy;
+mod reply;
+mod request;
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::HeaderMap;
 use warp::reply::Response;
 
-pub use outcome::Status;
-pub use parse::{ActionKind, MAX_ACTIONS};
-pub use trust::{FUNCTION_KEY_CALLER, REQUIRED_ROLE_SETTING, TRUST_SETTING, TrustSettings};
+pub use policy::{FUNCTION_KEY_CALLER, REQUIRED_ROLE_SETTING, TRUST_SETTING, TrustSettings};
+pub use reply::Status;
+pub use request::{ActionKind, MAX_ACTIONS};
 
-use crate::config::{self, ConfigError, Env, ServiceSettings};
+use crate::auth::SharedAuth;
+use crate::config::{ConfigError, Env};
 use crate::error::{self, ApiError};
-use crate::request::bounded_body;
-use crate::webpubsub::{RestClient, RestOptions};
+use crate::request::{UnreadBody, read_body, unread_body};
+use crate::webpubsub::{Hubs, RestClient, RestOptions, ServiceSettings};
 
 pub const MAX_BODY_SETTING: &str = "PublishMaxBodyBytes";
 /// A 1 MiB binary message as base64 is about 1.4 MiB; the rest is room for the JSON envelope.
@@ -82,29 +82,40 @@ impl Settings {
         }
         Ok(Self { trust, max_body_bytes })
     }
+
+    /// `PublishTrust=jwt` when this function reads bearer tokens (the app then reads the `Auth*` settings).
+    pub fn jwt_user(&self) -> Option<String> {
+        (self.trust.identity() == Some(crate::auth::IdentityConfig::Jwt)).then(|| format!("{TRUST_SETTING}=jwt"))
+    }
 }
 
 /// State of `publish`, built once at start-up: the trust check and one pooled REST client for the primary
 /// connection string.
 #[derive(Debug)]
 pub struct State {
-    trust: trust::Trust,
+    trust: policy::Trust,
     client: RestClient,
-    hubs: parse::Hubs,
+    hubs: Hubs,
     max_body_bytes: u64,
 }
 
 impl State {
-    pub fn new(settings: &config::Settings) -> anyhow::Result<Self> {
-        Self::build(&settings.publish, &settings.service, RestOptions::default())
+    /// The state for `own` settings in front of `service`, identifying callers through the app's `auth`.
+    pub fn new(own: &Settings, service: &ServiceSettings, auth: &SharedAuth) -> anyhow::Result<Self> {
+        Self::build(own, service, auth, RestOptions::default())
     }
 
-    /// The state for `own` settings, the `service` and REST `options` (tests shorten timeouts).
-    fn build(own: &Settings, service: &ServiceSettings, options: RestOptions) -> anyhow::Result<Self> {
+    /// As [`State::new`], with REST `options` (tests shorten timeouts).
+    fn build(
+        own: &Settings,
+        service: &ServiceSettings,
+        auth: &SharedAuth,
+        options: RestOptions,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
-            trust: trust::Trust::new(&own.trust)?,
+            trust: policy::Trust::new(&own.trust, auth)?,
             client: RestClient::new(&service.primary, options)?,
-            hubs: parse::Hubs::new(service.hubs.clone()),
+            hubs: service.hubs.clone(),
             max_body_bytes: own.max_body_bytes,
         })
     }
@@ -115,19 +126,20 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "publish")
         .and(warp::post())
         .and(warp::header::headers_cloned())
-        .and(bounded_body(state.max_body_bytes))
-        .then(move |headers: HeaderMap, body: Bytes| {
+        .and(unread_body())
+        .then(move |headers: HeaderMap, body: UnreadBody| {
             let state = state.clone();
-            async move { error::into_response(publish(&state, &headers, &body).await) }
+            async move { error::into_response(publish(&state, &headers, body).await) }
         })
         .boxed()
 }
 
-/// Trust the caller, validate the whole request, then run it.
-async fn publish(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+/// Trust the caller, read and validate the whole request, then run it.
+async fn publish(state: &State, headers: &HeaderMap, body: UnreadBody) -> Result<Response, ApiError> {
     let caller = state.trust.check(headers).await?;
-    let plan = parse::parse(body, &state.hubs)?;
-    outcome::execute(&state.client, &plan, &caller).await
+    let body = read_body(headers, body, state.max_body_bytes).await?;
+    let plan = request::parse(&body, &state.hubs)?;
+    reply::execute(&state.client, &plan, &caller).await
 }
 
 #[cfg(test)]

@@ -12,9 +12,11 @@ use tokio::sync::oneshot;
 use warp::Filter;
 use warp::http::{HeaderMap, StatusCode, header};
 
-use super::parse::{Hubs, PlannedAction, parse};
+use super::request::{PlannedAction, parse};
 use super::*;
+use crate::auth::IdentityConfig;
 use crate::auth::test_support::now;
+use crate::webpubsub::Hubs;
 use crate::webpubsub::{ContentType, RetryPolicy};
 
 const ACCESS_KEY: &str = "publish-unit-test-access-key-0123456789abcdef";
@@ -549,7 +551,7 @@ mod fuzz {
     use serde_json::{Value, json};
 
     use super::hubs;
-    use crate::functions::publish::parse::parse;
+    use crate::functions::publish::request::parse;
 
     fn field_value() -> impl Strategy<Value = Value> {
         prop_oneof![
@@ -624,9 +626,9 @@ fn role_based_modes_need_a_role_and_jwt_needs_the_auth_settings() {
         Settings::from_env(&env("AppService")).unwrap_err().setting,
         REQUIRED_ROLE_SETTING
     );
-    let error = Settings::from_env(&env("jwt").with(REQUIRED_ROLE_SETTING, ROLE)).unwrap_err();
-    assert_eq!(error.setting, "AuthJwtIssuer");
-    assert!(error.problem.contains("PublishTrust=jwt"), "{error}");
+    // The `Auth*` settings are read once for the whole app: see `server::tests`.
+    let jwt = Settings::from_env(&env("jwt").with(REQUIRED_ROLE_SETTING, ROLE)).unwrap();
+    assert_eq!(jwt.trust.identity(), Some(IdentityConfig::Jwt));
     assert_eq!(Settings::from_env(&jwt_env()).unwrap().trust.mode_name(), "jwt");
     let appservice = Settings::from_env(&env("appservice").with(REQUIRED_ROLE_SETTING, "a, b")).unwrap();
     assert!(
@@ -781,7 +783,11 @@ fn route_with(env: &Env, port: u16) -> BoxedFilter<(Response,)> {
     let env = env.clone().with("WebPubSubConnectionString", connection_string(port));
     let settings = Settings::from_env(&env).unwrap();
     let service = ServiceSettings::from_env(&env).unwrap();
-    routes(Arc::new(State::build(&settings, &service, test_options()).unwrap()))
+    let jwt = SharedAuth::jwt_settings_from_env(&env, settings.jwt_user().as_slice()).unwrap();
+    let auth = SharedAuth::new(jwt.as_ref()).unwrap();
+    routes(Arc::new(
+        State::build(&settings, &service, &auth, test_options()).unwrap(),
+    ))
 }
 
 struct Reply {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
-use super::parse::{ActionKind, PlannedAction};
+use super::request::{ActionKind, PlannedAction};
 use crate::error::ApiError;
 use crate::webpubsub::{ContentType, Delivery, RestClient, RestError};
 

@@ -12,7 +12,7 @@
 
 use warp::http::HeaderMap;
 
-use crate::auth::{Authenticator, IdentityConfig, JwtSettings};
+use crate::auth::{Authenticator, IdentityConfig, SharedAuth};
 use crate::config::{ConfigError, Env};
 use crate::error::ApiError;
 
@@ -27,18 +27,14 @@ pub const FUNCTION_KEY_CALLER: &str = "function-key";
 /// The configured second check.
 #[derive(Debug, Clone)]
 pub enum TrustSettings {
-    Jwt {
-        jwt: JwtSettings,
-        required_roles: Vec<String>,
-    },
-    AppService {
-        required_roles: Vec<String>,
-    },
+    Jwt { required_roles: Vec<String> },
+    AppService { required_roles: Vec<String> },
     FunctionKeyOnly,
 }
 
 impl TrustSettings {
-    /// Reads `PublishTrust` and `PublishRequiredRole` (and, for `jwt`, the `Auth*` settings). Fails closed:
+    /// Reads `PublishTrust` and `PublishRequiredRole` (`jwt`'s `Auth*` settings are read once for the app, see
+    /// [`SharedAuth`]). Fails closed:
     /// a missing mode or role is an error naming the setting.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let raw = env.get(TRUST_SETTING).ok_or_else(|| {
@@ -62,13 +58,9 @@ impl TrustSettings {
             }
         };
         match mode.as_str() {
-            "jwt" => {
-                let required_roles = required_roles()?;
-                Ok(Self::Jwt {
-                    jwt: JwtSettings::from_env(env, &format!("{TRUST_SETTING}=jwt"))?,
-                    required_roles,
-                })
-            }
+            "jwt" => Ok(Self::Jwt {
+                required_roles: required_roles()?,
+            }),
             "appservice" => Ok(Self::AppService {
                 required_roles: required_roles()?,
             }),
@@ -84,6 +76,15 @@ impl TrustSettings {
                 TRUST_SETTING,
                 format!("expected jwt, appservice or functionkey, got {raw:?}"),
             )),
+        }
+    }
+
+    /// The identity mode this trust uses, when it identifies callers at all.
+    pub fn identity(&self) -> Option<IdentityConfig> {
+        match self {
+            Self::Jwt { .. } => Some(IdentityConfig::Jwt),
+            Self::AppService { .. } => Some(IdentityConfig::AppService),
+            Self::FunctionKeyOnly => None,
         }
     }
 
@@ -106,11 +107,10 @@ pub struct Trust {
 }
 
 impl Trust {
-    pub fn new(settings: &TrustSettings) -> anyhow::Result<Self> {
+    /// The check for `settings`, identifying callers through the app's `auth`.
+    pub fn new(settings: &TrustSettings, auth: &SharedAuth) -> anyhow::Result<Self> {
         let (identity, required_roles) = match settings {
-            TrustSettings::Jwt { jwt, required_roles } => {
-                (Some(IdentityConfig::Jwt(jwt.clone())), required_roles.clone())
-            }
+            TrustSettings::Jwt { required_roles } => (Some(IdentityConfig::Jwt), required_roles.clone()),
             TrustSettings::AppService { required_roles } => (Some(IdentityConfig::AppService), required_roles.clone()),
             TrustSettings::FunctionKeyOnly => {
                 tracing::warn!(
@@ -121,7 +121,7 @@ impl Trust {
             }
         };
         Ok(Self {
-            authenticator: identity.as_ref().map(Authenticator::new).transpose()?,
+            authenticator: identity.map(|mode| auth.authenticator(mode)).transpose()?,
             required_roles,
         })
     }

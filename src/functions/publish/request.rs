@@ -16,7 +16,9 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::webpubsub::validate::{self, MAX_MESSAGE_BYTES};
+use crate::functions::refused_hub;
+use crate::webpubsub::Hubs;
+use crate::webpubsub::validate::MAX_MESSAGE_BYTES;
 use crate::webpubsub::{ApiRequest, CloseOptions, ContentType, Message, Permission, SendOptions, ValidationError};
 
 /// Most actions one request may carry.
@@ -118,35 +120,11 @@ impl fmt::Display for ActionKind {
     }
 }
 
-/// The hubs a request may name: the default one (`WebPubSubHub`) first, then `WebPubSubAllowedHubs`.
-#[derive(Debug, Clone)]
-pub struct Hubs(Vec<String>);
-
-impl Hubs {
-    /// `hubs` must hold the default hub first.
-    pub fn new(hubs: Vec<String>) -> Self {
-        assert!(!hubs.is_empty(), "the default hub is always configured");
-        Self(hubs)
-    }
-
-    /// The default hub, or the configured spelling of the allowed hub the caller named (ASCII case ignored).
-    fn resolve(&self, requested: Option<&str>) -> Result<&str, ApiError> {
-        let Some(requested) = requested else {
-            return Ok(&self.0[0]);
-        };
-        self.0
-            .iter()
-            .find(|hub| hub.eq_ignore_ascii_case(requested))
-            .map(String::as_str)
-            .ok_or_else(|| match validate::hub(requested) {
-                Err(e) => ApiError::bad_request(e.code(), e.to_string()).with_detail("field", "hub"),
-                Ok(()) => ApiError::forbidden(
-                    "HubNotAllowed",
-                    format!("hub {requested:?} is not offered by this publish endpoint"),
-                )
-                .with_detail("hub", requested),
-            })
-    }
+/// The hub an action names (or the default), as configured.
+fn resolve_hub(hubs: &Hubs, requested: Option<&str>) -> Result<String, ApiError> {
+    hubs.resolve(requested)
+        .map(str::to_owned)
+        .map_err(|refusal| refused_hub(refusal, requested.unwrap_or_default(), "publish"))
 }
 
 /// One validated action, ready to send.
@@ -243,7 +221,7 @@ fn parse_simple(map: &Map<String, Value>, hubs: &Hubs) -> Result<PlannedAction, 
         (Some(group), _) | (None, Some(group)) => group,
         (None, None) => return Err(fields.at.error("MissingField", "group", "group (or room) is required")),
     };
-    let hub = hubs.resolve(fields.string("hub")?)?.to_owned();
+    let hub = resolve_hub(hubs, fields.string("hub")?)?;
     let message = fields.message("message")?;
     let options = fields.send_options(true, true)?;
     fields.finish()?;
@@ -275,7 +253,7 @@ fn parse_action(map: &Map<String, Value>, index: Option<usize>, hubs: &Hubs) -> 
         )
     })?;
     fields.at.action = Some(kind);
-    let hub = hubs.resolve(fields.string("hub")?)?.to_owned();
+    let hub = resolve_hub(hubs, fields.string("hub")?)?;
     let mut target = Target::default();
     let mut message = None;
     let request = match kind {

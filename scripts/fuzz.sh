@@ -68,6 +68,7 @@ status=0
     timeout --signal=INT --kill-after=10 "$((${FUZZ_MAX_SECONDS:-150} + 15))" \
     "$schemathesis_bin" run "$root/openapi.yaml" \
       --url "http://127.0.0.1:$handler_port" \
+      --config-file "$root/tests/fuzz/schemathesis.toml" \
       --checks all --exclude-checks ignored_auth,positive_data_acceptance \
       --seed "${FUZZ_SEED:-17}" --max-examples "${FUZZ_MAX_EXAMPLES:-60}" --max-time "${FUZZ_MAX_SECONDS:-150}" \
       --workers 1 --request-timeout 10 --generation-database "$out/.hypothesis" \
@@ -75,9 +76,9 @@ status=0
       --no-color
 ) || status=$?
 echo "fuzzing took $(($(date +%s) - started)) s; reports in target/fuzz/report, logs in target/fuzz/*.log"
-if grep -qE 'panicked|internal error' "$out/handler.log"; then
+if grep -qE 'panicked|internal error.*reference=|reference=.*internal error' "$out/handler.log"; then
   echo "the handler logged a panic or an internal error:" >&2
-  grep -E 'panicked|internal error' "$out/handler.log" | head -20 >&2
+  grep -E 'panicked|internal error.*reference=|reference=.*internal error' "$out/handler.log" | head -20 >&2
   status=1
 fi
 exit "$status"

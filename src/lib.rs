@@ -11,7 +11,7 @@
 //! - [`telemetry`]: `tracing` to stdout, text or JSON.
 //! - [`auth`]: caller identity (App Service headers, bearer JWT, anonymous), rights templates, rate limit.
 //! - [`webpubsub`]: the Web PubSub core — connection strings, client tokens, upstream signatures, REST client.
-//! - [`functions`]: one module per function (`negotiate`, `publish`, `events`).
+//! - [`functions`]: one module per function (`negotiate`, `publish`, `events`, `openapi` serving the contract).
 //!   Applications plug their own event handling into `events` with [`functions::events::EventHandler`] and [`server::App::with_event_handler`].
 //! - [`server`]: route assembly, readiness probe, `run(listener, app, shutdown)`.
 //! - `dev` (feature `dev`): `handler dev`, the handler wired to the embedded local emulator.

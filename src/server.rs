@@ -93,10 +93,16 @@ fn method_not_allowed() -> impl Filter<Extract = (Response,), Error = warp::Reje
                 .and_then(|name| FUNCTIONS.iter().find(|function| function.name == name));
             match function {
                 Some(function) if !function.methods.contains(&method) => {
-                    let allow = function.methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+                    let allow = function
+                        .methods
+                        .iter()
+                        .map(Method::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     let message = format!("this function takes {allow}");
                     let mut response =
-                        error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", message).into_response();
+                        error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", message)
+                            .into_response();
                     if let Ok(allow) = HeaderValue::from_str(&allow) {
                         response.headers_mut().insert(header::ALLOW, allow);
                     }

@@ -26,7 +26,9 @@ fn resolve(value: &Value) -> &Value {
     let mut value = value;
     while let Some(reference) = value.get("$ref").and_then(Value::as_str) {
         let pointer = reference.strip_prefix('#').expect("only local references");
-        value = spec().pointer(pointer).unwrap_or_else(|| panic!("dangling $ref {reference}"));
+        value = spec()
+            .pointer(pointer)
+            .unwrap_or_else(|| panic!("dangling $ref {reference}"));
     }
     value
 }
@@ -39,7 +41,10 @@ fn schema_errors(schema: &Value, instance: &Value) -> Vec<String> {
         "allOf": [schema],
     });
     let validator = jsonschema::draft202012::new(&wrapper).expect("a valid JSON Schema");
-    validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
 }
 
 /// Asserts that an answer to `method path` is what the contract says: the status is documented for the
@@ -61,9 +66,15 @@ pub fn assert_matches_spec(method: &str, path: &str, status: u16, headers: &Head
             }
         }
     }
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().trim().to_ascii_lowercase());
+    let content_type = headers.get(CONTENT_TYPE).map(|v| {
+        v.to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .trim()
+            .to_ascii_lowercase()
+    });
     let Some(content) = response.get("content").and_then(Value::as_object) else {
         assert!(body.is_empty(), "{what}: a body where none is documented");
         return;
@@ -75,7 +86,10 @@ pub fn assert_matches_spec(method: &str, path: &str, status: u16, headers: &Head
     if content_type == "application/json" {
         let instance: Value = serde_json::from_slice(body).unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
         let errors = schema_errors(&media["schema"], &instance);
-        assert!(errors.is_empty(), "{what}: {instance} does not match the schema: {errors:?}");
+        assert!(
+            errors.is_empty(),
+            "{what}: {instance} does not match the schema: {errors:?}"
+        );
     }
 }
 
@@ -119,7 +133,11 @@ fn each_example(value: &Value, location: &str, visit: &mut dyn FnMut(&str, &Valu
                 }
                 if let Some(examples) = map.get("examples").and_then(Value::as_object) {
                     for (name, example) in examples {
-                        visit(&format!("{location}/examples/{name}"), schema, &resolve(example)["value"]);
+                        visit(
+                            &format!("{location}/examples/{name}"),
+                            schema,
+                            &resolve(example)["value"],
+                        );
                     }
                 }
             }
@@ -196,11 +214,17 @@ fn every_operation_documents_405_and_its_client_errors() {
         for (method, operation) in item.as_object().unwrap() {
             let responses = operation["responses"].as_object().unwrap();
             for status in ["400", "405"] {
-                assert!(responses.contains_key(status), "{method} {path} does not document {status}");
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} does not document {status}"
+                );
             }
             let body = operation.get("requestBody").map(resolve);
             if body.is_some_and(|body| body["content"].as_object().is_some_and(|c| !c.is_empty())) {
-                assert!(responses.contains_key("413"), "{method} {path} takes a body but documents no 413");
+                assert!(
+                    responses.contains_key("413"),
+                    "{method} {path} takes a body but documents no 413"
+                );
             }
         }
     }

@@ -3,7 +3,8 @@
 //! act, `unknown` when it may have (a timeout or 5xx after sending), `notAttempted` after the first failure.
 //!
 //! All done → 200 `{"results": [...]}`. A failure → 502 / 503 / 504 with `code`, `message` and the same
-//! `results`, so a 4xx from `publish` always means nothing was attempted and a 5xx says what was.
+//! `results` (404 when the service says the target does not exist), so a 4xx other than 404 from `publish`
+//! means nothing was attempted, and a 404 or 5xx says what was.
 
 use serde::Serialize;
 use warp::http::StatusCode;
@@ -116,11 +117,14 @@ pub async fn execute(client: &RestClient, plan: &[PlannedAction], caller: &str) 
     }
 }
 
-/// The reply for a failed action: 504 for a timeout, 503 for throttling or an overloaded service (with
+/// The reply for a failed action: 404 when the service knows no such target, 504 for a timeout, 503 for throttling or an overloaded service (with
 /// `Retry-After`), 502 for anything else upstream.
 fn upstream_error(index: usize, kind: ActionKind, error: &RestError, results: Vec<ActionResult>) -> ApiError {
     let (status, retry_after) = match error {
         RestError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, None),
+        // The service is healthy and says the action's connection, user or group does not exist: the
+        // caller's mistake, not an upstream fault. `results` still says what earlier actions did.
+        RestError::Service { error, .. } if error.status == 404 => (StatusCode::NOT_FOUND, None),
         RestError::Service { error, .. } if matches!(error.status, 429 | 503) => {
             let wait = error
                 .retry_after

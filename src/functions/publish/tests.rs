@@ -879,8 +879,8 @@ async fn execution_stops_at_the_first_failure() {
     let reply = post(&route, request(&body)).await;
     assert_eq!(
         reply.status,
-        StatusCode::BAD_GATEWAY,
-        "a 4xx would claim nothing was attempted: {}",
+        StatusCode::NOT_FOUND,
+        "the service is healthy and knows no such connection: {}",
         reply.body
     );
     assert_eq!(reply.body["code"], "ServiceRejected");

@@ -66,9 +66,8 @@ status=0
   cd "$out"
   FUZZ_ACCESS_KEY="$access_key" FUZZ_HUB="$hub" PYTHONPATH="$root/tests/fuzz" SCHEMATHESIS_HOOKS=hooks \
     timeout --signal=INT --kill-after=10 "$((${FUZZ_MAX_SECONDS:-150} + 15))" \
-    "$schemathesis_bin" run "$root/openapi.yaml" \
+    "$schemathesis_bin" --config-file "$root/tests/fuzz/schemathesis.toml" run "$root/openapi.yaml" \
       --url "http://127.0.0.1:$handler_port" \
-      --config-file "$root/tests/fuzz/schemathesis.toml" \
       --checks all --exclude-checks ignored_auth,positive_data_acceptance \
       --seed "${FUZZ_SEED:-17}" --max-examples "${FUZZ_MAX_EXAMPLES:-60}" --max-time "${FUZZ_MAX_SECONDS:-150}" \
       --workers 1 --request-timeout 10 --generation-database "$out/.hypothesis" \

@@ -128,7 +128,7 @@ mod tests {
     #[tokio::test]
     async fn control_characters_in_path_or_query_are_400s() {
         let route = no_control_characters()
-            .map(|| "ok")
+            .map(|| "ok".to_owned())
             .recover(|r| async move { crate::error::recover(r).await.map(|resp| format!("{}", resp.status())) })
             .unify();
         for (path, expected) in [

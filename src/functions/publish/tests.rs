@@ -901,6 +901,22 @@ async fn execution_stops_at_the_first_failure() {
 }
 
 #[tokio::test]
+async fn input_the_service_refuses_is_a_400_with_results() {
+    let invalid_filter = Answer::Status(400, vec![("x-ms-error-code", "InvalidFilter")]);
+    let upstream = Upstream::start([Answer::Status(202, Vec::new()), invalid_filter]).await;
+    let route = route_with(&env("functionkey"), upstream.port);
+    let body = json!([
+        {"actionName": "sendToAll", "data": "one"},
+        {"actionName": "sendToAll", "data": "two", "filter": "ã"},
+    ]);
+    let reply = post(&route, request(&body)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(reply.body["code"], "ServiceRejected");
+    assert_eq!(statuses(&reply), ["done", "failed"]);
+    assert_eq!(reply.body["results"][1]["error"]["upstreamStatus"], 400);
+}
+
+#[tokio::test]
 async fn a_send_that_may_have_happened_is_unknown_and_never_repeated() {
     let upstream = Upstream::start([Answer::Status(500, Vec::new())]).await;
     let route = route_with(&env("functionkey"), upstream.port);

@@ -5,7 +5,7 @@ reaches the success paths of POST /api/events and not only its 401.
 the rule). A generated signature is replaced by the right one only when the case carries the header: a case
 that leaves it out tests the missing-header refusal and must stay refused. Cases generated as valid
 (positive mode) also get the served hub and a `ce-eventName` that agrees with `ce-type`, which no schema can
-tie together; negative cases keep every value the fuzzer chose, so they still must be refused.
+tie together, and the handshake (`OPTIONS`) names the service's host; negative cases keep every value the fuzzer chose, so they still must be refused.
 """
 
 import hashlib
@@ -17,6 +17,7 @@ from schemathesis.generation.modes import GenerationMode
 
 ACCESS_KEY = os.environ["FUZZ_ACCESS_KEY"]
 HUB = os.environ.get("FUZZ_HUB", "chat")
+ORIGIN = os.environ.get("FUZZ_ORIGIN", "127.0.0.1")
 SYS_PREFIX = "azure.webpubsub.sys."
 USER_PREFIX = "azure.webpubsub.user."
 
@@ -31,12 +32,22 @@ def _header(headers, name):
     return next((key for key in headers if key.lower() == name.lower()), None)
 
 
+def _positive(case) -> bool:
+    return case.meta is not None and case.meta.generation.mode == GenerationMode.POSITIVE
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    if case.operation.path != "/api/events" or case.method.upper() != "POST" or not case.headers:
+    if case.operation.path != "/api/events" or not case.headers:
         return
     headers = case.headers
-    if case.meta is not None and case.meta.generation.mode == GenerationMode.POSITIVE:
+    if case.method.upper() == "OPTIONS":
+        # The handshake succeeds only for the service's host: valid cases name it, so the 200 is reached.
+        origin = _header(headers, "WebHook-Request-Origin")
+        if origin is not None and _positive(case):
+            headers[origin] = ORIGIN
+        return
+    if _positive(case):
         hub = _header(headers, "ce-hub")
         if hub is not None:
             headers[hub] = HUB

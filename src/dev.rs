@@ -363,6 +363,7 @@ impl RunningDev {
 ==================== DEVELOPMENT ONLY: never expose or deploy this ====================
   chat page   {handler}/
   handler     {handler}/api/negotiate  {handler}/api/publish  {handler}/api/events
+  contract    {handler}/api/openapi.json
   emulator    http://{emulator}  hub {hub:?}, events -> {handler}/api/events
   security    {security}
   publish     curl -X POST {handler}/api/publish -H 'Content-Type: application/json' -d '{{\"room\":\"lobby\",\"message\":\"hello\"}}'

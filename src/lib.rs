@@ -14,7 +14,8 @@
 //!   (the `Auth*` settings read once, one JWT validator and JWKS cache), rights templates, rate limit.
 //! - [`webpubsub`]: the Web PubSub core — the service settings ([`webpubsub::ServiceSettings`], with the one
 //!   hub resolver [`webpubsub::Hubs`]), connection strings, client tokens, upstream signatures, REST client.
-//! - [`functions`]: one folder per function (`negotiate`, `publish`, `events`), one shape: `mod.rs` (its
+//! - [`functions`]: one folder per function (`negotiate`, `publish`, `events`, `openapi` serving the
+//!   contract), one shape: `mod.rs` (its
 //!   `Settings`, its `State` built from them and the service settings, the route, a few-line handler), then
 //!   private `request`, `policy`, `reply` and `tests` modules; public names are re-exported once. Handlers
 //!   verify the caller, then read the body, and answer every domain error as a reply.

@@ -11,11 +11,34 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use warp::Filter;
 use warp::http::{HeaderMap, header};
+use warp::reply::{Reply, Response};
 
 use crate::error::ApiError;
 
 /// Header the Functions host adds to every forwarded request.
 pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
+
+/// Answers a request whose path or query holds a control character (NUL included), raw or percent-encoded,
+/// with a 400 `InvalidPath` / `InvalidQuery`: no route takes one, and none may reach a name, a log line or
+/// the service. (The HTTP server already refuses them in header values.) Any other request passes on.
+pub fn control_characters() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path::full()
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and_then(|path: warp::path::FullPath, query: String| async move {
+            if has_control_character(path.as_str()) {
+                Ok(ApiError::bad_request("InvalidPath", "the path holds a control character").into_response())
+            } else if has_control_character(&query) {
+                Ok(ApiError::bad_request("InvalidQuery", "the query string holds a control character").into_response())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+}
+
+/// Whether `text`, percent-decoded, holds a C0 control character or DEL.
+fn has_control_character(text: &str) -> bool {
+    percent_encoding::percent_decode_str(text).any(|byte| byte < 0x20 || byte == 0x7f)
+}
 
 /// A request body not yet read: routes hand it to the handler, which verifies the caller first and then
 /// reads it with [`read_body`], so every failure is the handler's reply.
@@ -115,6 +138,26 @@ mod tests {
             reply.body().as_ref(),
             StatusCode::PAYLOAD_TOO_LARGE.to_string().as_bytes()
         );
+    }
+
+    #[tokio::test]
+    async fn control_characters_in_path_or_query_are_400s() {
+        let route = control_characters()
+            .map(|response: Response| response.status().to_string())
+            .or(warp::any().map(|| "ok".to_owned()))
+            .unify();
+        for (path, expected) in [
+            ("/api/negotiate?userId=ada", "ok"),
+            ("/api/negotiate?userId=a%20b+c", "ok"),
+            ("/api/negotiate?userId=a%00", "400 Bad Request"),
+            ("/api/negotiate?userId=%1b%5B31m", "400 Bad Request"),
+            ("/api/negotiate?x=%7F", "400 Bad Request"),
+            ("/api/nego%0Atiate", "400 Bad Request"),
+            ("/api/%00", "400 Bad Request"),
+        ] {
+            let reply = warp::test::request().path(path).reply(&route).await;
+            assert_eq!(reply.body(), expected, "{path}");
+        }
     }
 
     #[test]

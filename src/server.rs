@@ -10,13 +10,14 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use warp::Filter;
+use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use crate::auth::{JwtSettings, SharedAuth};
 use crate::config::{ConfigError, Env};
 use crate::error;
-use crate::functions::{events, negotiate, publish};
-use crate::request::INVOCATION_ID_HEADER;
+use crate::functions::{FUNCTIONS, events, negotiate, openapi, publish};
+use crate::request::{INVOCATION_ID_HEADER, control_characters};
 use crate::telemetry::LogSettings;
 use crate::webpubsub::ServiceSettings;
 
@@ -94,7 +95,15 @@ impl App {
             .or(publish::routes(self.publish.clone()))
             .unify()
             .or(events::routes(self.events.clone()))
+            .unify()
+            .or(openapi::routes())
             .unify();
+        let api = control_characters()
+            .or(method_not_allowed())
+            .unify()
+            .or(api)
+            .unify()
+            .boxed();
         readiness()
             .or(api)
             .unify()
@@ -116,6 +125,39 @@ fn readiness() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + 
     warp::path::end()
         .and(warp::get().or(warp::head()).unify())
         .map(|| "ok".into_response())
+}
+
+/// A function's route with a method it does not take: 405 with `Allow` listing the methods it does take
+/// (from [`FUNCTIONS`], which the route-consistency test holds in step with the routes). Any other request
+/// passes on untouched.
+fn method_not_allowed() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path::full()
+        .and(warp::method())
+        .and_then(|path: warp::path::FullPath, method: Method| async move {
+            let function = path
+                .as_str()
+                .strip_prefix("/api/")
+                .and_then(|name| FUNCTIONS.iter().find(|function| function.name == name));
+            match function {
+                Some(function) if !function.methods.contains(&method) => {
+                    let allow = function
+                        .methods
+                        .iter()
+                        .map(Method::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let message = format!("this function takes {allow}");
+                    let mut response =
+                        error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", message)
+                            .into_response();
+                    if let Ok(allow) = HeaderValue::from_str(&allow) {
+                        response.headers_mut().insert(header::ALLOW, allow);
+                    }
+                    Ok(response)
+                }
+                _ => Err(warp::reject::not_found()),
+            }
+        })
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains open connections.

@@ -1,10 +1,11 @@
-//! The three HTTP functions, one module each, mirroring the `*/function.json` folders at the app root.
+//! The HTTP functions, one module each, mirroring the `*/function.json` folders at the app root.
 //!
 //! Each module owns its `Settings` (read from the environment snapshot at start-up), its state (built once)
 //! and `routes`, the warp filter serving exactly the methods its `function.json` declares under `/api/`.
 
 pub mod events;
 pub mod negotiate;
+pub mod openapi;
 pub mod publish;
 
 use warp::http::Method;
@@ -29,6 +30,10 @@ pub const FUNCTIONS: &[FunctionRoute] = &[
     FunctionRoute {
         name: "negotiate",
         methods: &[Method::GET, Method::POST],
+    },
+    FunctionRoute {
+        name: "openapi.json",
+        methods: &[Method::GET],
     },
     FunctionRoute {
         name: "publish",

@@ -12,6 +12,7 @@ use webpubsub_control::config::Env;
 use webpubsub_control::webpubsub::{AccessKey, ClientAccessIssuer, ClientAccessRequest, Endpoint};
 use webpubsub_emulator::{DEV_ACCESS_KEY, EmulatorConfig, EventHandlerConfig, HubConfig};
 
+use crate::contract::checked;
 use crate::support::{RunningHandler, Socket, base_env, http, next_json, start_handler};
 
 const HUB: &str = "chat";
@@ -352,6 +353,7 @@ async fn abuse_protection_answers_only_the_service_origin() {
         .unwrap();
     assert_eq!(allowed.status(), 200);
     assert_eq!(allowed.headers()["webhook-allowed-origin"], "127.0.0.1");
+    checked("OPTIONS", "/api/events", allowed).await;
     let refused = http()
         .request(reqwest::Method::OPTIONS, &url)
         .header("WebHook-Request-Origin", "evil.example.com")
@@ -360,7 +362,7 @@ async fn abuse_protection_answers_only_the_service_origin() {
         .unwrap();
     assert_eq!(refused.status(), 400);
     assert!(refused.headers().get("webhook-allowed-origin").is_none());
-    let body: Value = refused.json().await.unwrap();
+    let body = checked("OPTIONS", "/api/events", refused).await.json();
     assert_eq!(body["code"], "OriginNotAllowed");
 }
 
@@ -382,7 +384,7 @@ async fn an_unsigned_post_is_refused_over_http() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    let body: Value = response.json().await.unwrap();
+    let body = checked("POST", "/api/events", response).await.json();
     assert_eq!(body["code"], "MissingSignature");
 }
 

@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use webpubsub_control::config::Env;
 
+use crate::contract::checked;
 use crate::support::{Socket, base_env, http, next_json, start_emulator, start_handler};
 
 const ISSUER: &str = "https://issuer.example";
@@ -87,7 +88,7 @@ async fn the_issued_url_connects_to_the_emulator_and_the_rights_hold() {
         .await
         .unwrap();
     assert_eq!(reply.status(), StatusCode::OK);
-    let body: Value = reply.json().await.unwrap();
+    let body = checked("POST", "/api/negotiate", reply).await.json();
     assert_eq!(body["userId"], "ada");
     assert_eq!(body["accessToken"], body["token"]);
     let hub_url = format!("ws://127.0.0.1:{}/client/hubs/chat", emulator.addr.port());
@@ -180,7 +181,7 @@ async fn a_disallowed_request_gets_no_token_at_all() {
     let no_credentials = client.post(handler.url("/api/negotiate")).send().await.unwrap();
     assert_eq!(no_credentials.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
-        no_credentials.json::<Value>().await.unwrap()["code"],
+        checked("POST", "/api/negotiate", no_credentials).await.json()["code"],
         "MissingCredentials"
     );
 
@@ -200,7 +201,7 @@ async fn a_disallowed_request_gets_no_token_at_all() {
         .await
         .unwrap();
     assert_eq!(other_users_inbox.status(), StatusCode::FORBIDDEN);
-    let body: Value = other_users_inbox.json().await.unwrap();
+    let body = checked("POST", "/api/negotiate", other_users_inbox).await.json();
     assert_eq!(
         (body["code"].as_str(), body["group"].as_str()),
         (Some("GroupNotAllowed"), Some("notifications:user:bob"))
@@ -223,7 +224,7 @@ async fn get_with_query_parameters_serves_functions_style_clients() {
             .await
             .unwrap();
     assert_eq!(reply.status(), StatusCode::OK);
-    let body: Value = reply.json().await.unwrap();
+    let body = checked("GET", "/api/negotiate", reply).await.json();
     assert_eq!(
         body["baseUrl"],
         format!("ws://127.0.0.1:{}/clients/socketio/hubs/chat", emulator.addr.port())
@@ -254,7 +255,10 @@ async fn the_rate_limit_answers_429_with_retry_after() {
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=20).contains(&retry_after), "{retry_after}");
-    assert_eq!(limited.json::<Value>().await.unwrap()["code"], "TooManyRequests");
+    assert_eq!(
+        checked("POST", "/api/negotiate", limited).await.json()["code"],
+        "TooManyRequests"
+    );
     assert_eq!(
         negotiate("bob").await.unwrap().status(),
         StatusCode::OK,
@@ -279,7 +283,11 @@ async fn bad_input_is_a_400_with_a_stable_code() {
             .await
             .unwrap();
         assert_eq!(reply.status(), StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(reply.json::<Value>().await.unwrap()["code"], code, "{body}");
+        assert_eq!(
+            checked("POST", "/api/negotiate", reply).await.json()["code"],
+            code,
+            "{body}"
+        );
     }
     let oversized = client
         .post(handler.url("/api/negotiate"))
@@ -288,5 +296,8 @@ async fn bad_input_is_a_400_with_a_stable_code() {
         .await
         .unwrap();
     assert_eq!(oversized.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(oversized.json::<Value>().await.unwrap()["code"], "PayloadTooLarge");
+    assert_eq!(
+        checked("POST", "/api/negotiate", oversized).await.json()["code"],
+        "PayloadTooLarge"
+    );
 }

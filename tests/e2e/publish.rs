@@ -24,6 +24,7 @@ use warp::Filter as _;
 use webpubsub_control::config::Env;
 use webpubsub_control::webpubsub::{AccessKey, ClientAccessIssuer, ClientAccessRequest, Endpoint};
 
+use crate::contract::checked;
 use crate::support::{RunningEmulator, RunningHandler, base_env, http, start_emulator, start_handler};
 
 /// Longest wait for anything a test expects.
@@ -96,12 +97,10 @@ impl Rig {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.expect("the handler answers");
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let body = response.json().await.expect("a JSON reply");
+        let reply = checked("POST", "/api/publish", response).await;
+        let status = reply.status;
+        let retry_after = reply.headers.get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+        let body = reply.json();
         Published {
             status,
             retry_after,

@@ -1,5 +1,6 @@
-//! The `*/function.json` files, the crate's function table and the routes the server really answers are one
-//! and the same: every declared method is served (not 404/405), everything else is 404 or 405.
+//! The `*/function.json` files, the crate's function table, the operations of `openapi.yaml` and the routes
+//! the server really answers are one and the same: every declared method is served (not 404/405), every other
+//! method of a declared route is a JSON 405 whose `Allow` lists the declared ones, other paths are 404.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,6 +8,7 @@ use std::path::Path;
 use reqwest::{Method, StatusCode};
 use webpubsub_control::functions::FUNCTIONS;
 
+use crate::contract::spec;
 use crate::support::{base_env, http, start_handler};
 
 const ALL_METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"];
@@ -54,12 +56,28 @@ fn function_table_matches_the_function_json_files() {
     assert_eq!(table, declared_routes());
 }
 
+#[test]
+fn the_contract_documents_exactly_the_declared_routes_and_methods() {
+    let documented: BTreeMap<String, Vec<String>> = spec()["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(path, item)| {
+            let route = path.strip_prefix("/api/").expect("every route is under /api/");
+            let mut methods: Vec<String> = item.as_object().unwrap().keys().map(|m| m.to_uppercase()).collect();
+            methods.sort();
+            (route.to_owned(), methods)
+        })
+        .collect();
+    assert_eq!(documented, declared_routes());
+}
+
 #[tokio::test]
 async fn server_answers_exactly_the_declared_routes_and_methods() {
     let handler = start_handler(base_env()).await;
     let client = http();
     let declared = declared_routes();
-    assert_eq!(declared.len(), 3);
+    assert_eq!(declared.len(), 4);
     for (route, methods) in &declared {
         for method in ALL_METHODS {
             let url = handler.url(&format!("/api/{route}"));
@@ -73,7 +91,15 @@ async fn server_answers_exactly_the_declared_routes_and_methods() {
             if methods.iter().any(|m| m == method) {
                 assert!(routed, "{method} /api/{route} is declared but answered {status}");
             } else {
-                assert!(!routed, "{method} /api/{route} is not declared but answered {status}");
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} /api/{route}");
+                let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+                let mut allowed: Vec<&str> = allow.split(", ").collect();
+                allowed.sort();
+                assert_eq!(allowed, *methods, "Allow of {method} /api/{route}");
+                if method != "HEAD" {
+                    let body: serde_json::Value = response.json().await.unwrap();
+                    assert_eq!(body["code"], "MethodNotAllowed", "{method} /api/{route}");
+                }
             }
         }
     }
@@ -89,6 +115,7 @@ async fn undeclared_paths_are_json_404s() {
         "/negotiate",
         "/api/negotiate/extra",
         "/api/Publish2",
+        "/api/openapi.yaml",
     ] {
         let response = client.post(handler.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");

@@ -32,8 +32,14 @@ def assert_valid(schema_name, document):
     assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
 
 
-def test_the_three_functions_exist():
-    assert [p.parent.name for p in FUNCTION_FILES] == ["events", "negotiate", "publish"]
+def test_the_functions_exist():
+    assert [p.parent.name for p in FUNCTION_FILES] == ["events", "negotiate", "openapi.json", "publish"]
+
+
+def test_the_contract_route_is_anonymous_get_only():
+    # The document holds no secret; clients and tools fetch it without a key.
+    trigger = load(ROOT / "openapi.json" / "function.json")["bindings"][0]
+    assert (trigger["authLevel"], trigger["methods"], trigger["route"]) == ("anonymous", ["get"], "openapi.json")
 
 
 def test_host_json_is_valid():

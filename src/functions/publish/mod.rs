@@ -18,7 +18,8 @@
 //! 400 naming the `field` (and the `index` of the action in an array); nothing is sent. Actions then run one
 //! after another and execution stops at the first one not done; the reply lists each action's outcome
 //! (`done`, `failed`, `unknown`, `notAttempted`; see `reply`). Upstream failures are 502 / 503 / 504,
-//! so a 4xx always means nothing was attempted.
+//! and input the service refuses or a target it does not know (a 400 / 404 from it) is a 400 / 404 with the
+//! same `results`; a 4xx without `results` means nothing was attempted.
 //!
 //! Trust: the host's function key plus `policy`'s configured second check. Settings (read once at start-up):
 //!

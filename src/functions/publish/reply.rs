@@ -3,7 +3,9 @@
 //! act, `unknown` when it may have (a timeout or 5xx after sending), `notAttempted` after the first failure.
 //!
 //! All done → 200 `{"results": [...]}`. A failure → 502 / 503 / 504 with `code`, `message` and the same
-//! `results`, so a 4xx from `publish` always means nothing was attempted and a 5xx says what was.
+//! `results`; 400 / 404 with `results` when the service refuses an action's input or knows no such target.
+//! So a 4xx without `results` from `publish` means nothing was attempted, and one with `results` or a 5xx
+//! says what was.
 
 use serde::Serialize;
 use warp::http::StatusCode;
@@ -116,11 +118,17 @@ pub async fn execute(client: &RestClient, plan: &[PlannedAction], caller: &str) 
     }
 }
 
-/// The reply for a failed action: 504 for a timeout, 503 for throttling or an overloaded service (with
+/// The reply for a failed action: 400 / 404 when the service refuses its input or knows no such target,
+/// 504 for a timeout, 503 for throttling or an overloaded service (with
 /// `Retry-After`), 502 for anything else upstream.
 fn upstream_error(index: usize, kind: ActionKind, error: &RestError, results: Vec<ActionResult>) -> ApiError {
     let (status, retry_after) = match error {
         RestError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, None),
+        // The service is healthy and refuses the action's input (e.g. a filter's grammar, which is the
+        // service's to judge) or knows no such connection, user or group: the caller's mistake, not an
+        // upstream fault. `results` still says what earlier actions did.
+        RestError::Service { error, .. } if error.status == 400 => (StatusCode::BAD_REQUEST, None),
+        RestError::Service { error, .. } if error.status == 404 => (StatusCode::NOT_FOUND, None),
         RestError::Service { error, .. } if matches!(error.status, 429 | 503) => {
             let wait = error
                 .retry_after

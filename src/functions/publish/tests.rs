@@ -885,8 +885,8 @@ async fn execution_stops_at_the_first_failure() {
     let reply = post(&route, request(&body)).await;
     assert_eq!(
         reply.status,
-        StatusCode::BAD_GATEWAY,
-        "a 4xx would claim nothing was attempted: {}",
+        StatusCode::NOT_FOUND,
+        "the service is healthy and knows no such connection: {}",
         reply.body
     );
     assert_eq!(reply.body["code"], "ServiceRejected");
@@ -904,6 +904,22 @@ async fn execution_stops_at_the_first_failure() {
             .contains("action 1 (addConnectionToGroup) failed")
     );
     assert_eq!(upstream.seen().len(), 2, "the third action is never sent");
+}
+
+#[tokio::test]
+async fn input_the_service_refuses_is_a_400_with_results() {
+    let invalid_filter = Answer::Status(400, vec![("x-ms-error-code", "InvalidFilter")]);
+    let upstream = Upstream::start([Answer::Status(202, Vec::new()), invalid_filter]).await;
+    let route = route_with(&env("functionkey"), upstream.port);
+    let body = json!([
+        {"actionName": "sendToAll", "data": "one"},
+        {"actionName": "sendToAll", "data": "two", "filter": "ã"},
+    ]);
+    let reply = post(&route, request(&body)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(reply.body["code"], "ServiceRejected");
+    assert_eq!(statuses(&reply), ["done", "failed"]);
+    assert_eq!(reply.body["results"][1]["error"]["upstreamStatus"], 400);
 }
 
 #[tokio::test]

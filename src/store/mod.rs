@@ -8,13 +8,19 @@
 //! PostgreSQL advisory lock, or on SQLite a write transaction held around the whole run.
 //!
 //! Layout: [`settings`] (the connection string), [`error`] ([`StoreError`]), [`conversations`],
-//! [`messages`] (send + history), [`outbox`].
+//! [`messages`] (send + history), [`outbox`]; for #16 [`read_state`], [`notifications`], [`presence`] (live
+//! connections), [`sync`] and [`cursor`] (the signed sync cursor and its shared key).
 
 pub mod conversations;
+pub mod cursor;
 pub mod error;
 pub mod messages;
+pub mod notifications;
 pub mod outbox;
+pub mod presence;
+pub mod read_state;
 pub mod settings;
+pub mod sync;
 
 #[cfg(test)]
 mod tests;

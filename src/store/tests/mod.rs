@@ -5,7 +5,10 @@
 
 mod conversations;
 mod messages;
+mod notifications;
 mod outbox;
+mod read_state;
+mod sync;
 
 use std::path::PathBuf;
 

@@ -6,7 +6,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::conversations::{Upserted, group_name};
 use super::outbox::{self, OutboxKind, OutboxLease};
-use super::{Store, StoreError, StoreResult, is_valid_item_id, new_id, now_ms, rfc3339_ms};
+use super::{Store, StoreError, StoreResult, is_valid_item_id, is_valid_user_id, new_id, now_ms, rfc3339_ms};
 
 /// Default and largest history page.
 pub const DEFAULT_PAGE: i64 = 50;
@@ -91,6 +91,11 @@ impl Store {
             Sender::Member(u) => (u, false),
             Sender::System(u) => (u, true),
         };
+        if !is_valid_user_id(sender_id) {
+            return Err(StoreError::Invalid(
+                "sender must be 1-256 characters without control characters",
+            ));
+        }
         if let Some(id) = client_id
             && let Some(found) = self.message_by_id(conversation_id, id).await?
         {

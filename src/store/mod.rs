@@ -44,10 +44,20 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 
 /// The durable store: cheap to clone (one shared pool).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    /// Only the backend and pool size: nothing that could lead to the connection string.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("connections", &self.pool.size())
+            .finish()
+    }
 }
 
 /// Pool size knobs; the defaults suit one Functions instance.
@@ -208,4 +218,24 @@ pub fn rfc3339_ms(ms: i64) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_answers() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339_ms(1_798_761_599_999), "2026-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn id_rules() {
+        assert!(is_valid_conversation_id("room-1_a.b~c"));
+        assert!(!is_valid_conversation_id("a b") && !is_valid_conversation_id("") && !is_valid_conversation_id("a:b"));
+        assert!(is_valid_user_id("Ünïcode user") && !is_valid_user_id("  ") && !is_valid_user_id("a\nb"));
+    }
 }

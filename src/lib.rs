@@ -40,6 +40,7 @@ pub mod error;
 pub mod functions;
 pub mod request;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod webpubsub;
 

@@ -1,0 +1,158 @@
+//! Store ceilings (#15/#16), a plain timing program (not criterion: each figure needs its own set-up):
+//! the bare rate of the send transaction (message + outbox row) in a loop, history page latency with
+//! 1 000 000 stored messages, and notification fan-out to 10 000 users — on SQLite (a temp file) and, when
+//! `WPS_TEST_POSTGRES_URL` is set (`eval "$(PG_DURABLE=1 scripts/postgres.sh env)"`), on PostgreSQL.
+//! Run: `cargo bench --bench store`. Tunables: STORE_BENCH_SECONDS (3), STORE_BENCH_HISTORY_ROWS
+//! (1000000). Every loop is bounded in count and time.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sqlx::{Connection, Executor};
+use webpubsub_control::store::messages::{Page, Sender};
+use webpubsub_control::store::notifications::Audience;
+use webpubsub_control::store::{Backend, PoolOptions, Store, StoreConnectionString};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// A fresh database in the cluster: (validated string for the store, raw URL for the seeding connection).
+async fn postgres_database(base: &str) -> (StoreConnectionString, String) {
+    sqlx::any::install_default_drivers();
+    let mut admin = sqlx::AnyConnection::connect(base)
+        .await
+        .expect("connect to WPS_TEST_POSTGRES_URL");
+    let name = format!("bench_{}", webpubsub_control::store::new_id().replace('-', ""));
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("CREATE DATABASE");
+    let mut url = url::Url::parse(base).expect("URL");
+    url.set_path(&name);
+    (
+        StoreConnectionString::parse(url.as_str()).expect("connection string"),
+        url.into(),
+    )
+}
+
+async fn send_rate(store: &Store, seconds: u64) {
+    store
+        .create_conversation(Some("bench-send"), None, &["alice".to_owned()])
+        .await
+        .unwrap();
+    let body = json!({"text": "hello, a typical short chat message"});
+    let (start, deadline) = (Instant::now(), Duration::from_secs(seconds));
+    let mut n = 0u64;
+    while start.elapsed() < deadline && n < 10_000_000 {
+        store
+            .send_message("bench-send", Sender::Member("alice"), None, &body)
+            .await
+            .unwrap();
+        n += 1;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    println!("  send transaction (message + outbox row), one task: {rate:.0}/s ({n} sends)");
+}
+
+/// Seeds `rows` messages in one conversation with one set-based INSERT, then times history pages.
+async fn history_latency(store: &Store, conn: &StoreConnectionString, raw_url: &str, rows: i64) {
+    store
+        .create_conversation(Some("bench-history"), None, &["alice".to_owned()])
+        .await
+        .unwrap();
+    let seed = match conn.backend() {
+        Backend::Postgres => "INSERT INTO messages (conversation_id, seq, id, sender, system, body, created_at) \
+             SELECT 'bench-history', n, 'm' || n, 'alice', 0, '\"x\"', n FROM generate_series(1, $1) AS n"
+            .to_owned(),
+        Backend::Sqlite => "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $1) \
+             INSERT INTO messages (conversation_id, seq, id, sender, system, body, created_at) \
+             SELECT 'bench-history', n, 'm' || n, 'alice', 0, '\"x\"', n FROM s"
+            .to_owned(),
+    };
+    let started = Instant::now();
+    let mut db = sqlx::AnyConnection::connect(raw_url).await.unwrap();
+    sqlx::query(&seed).bind(rows).execute(&mut db).await.unwrap();
+    sqlx::query("UPDATE conversations SET last_seq = $1 WHERE id = 'bench-history'")
+        .bind(rows)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    if conn.backend() == Backend::Postgres {
+        db.execute("ANALYZE messages").await.unwrap();
+    }
+    println!("  seeded {rows} messages in {:.1} s", started.elapsed().as_secs_f64());
+    let mut times = Vec::new();
+    let mut x: i64 = 12345;
+    for i in 0..2000 {
+        x = (x * 1_103_515_245 + 12_345) % 2_147_483_648;
+        let page = match i % 3 {
+            0 => Page::Latest,
+            1 => Page::Before(1 + x % rows),
+            _ => Page::After(x % rows),
+        };
+        let t = Instant::now();
+        store.history("bench-history", page, 50).await.unwrap();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!(
+        "  history page (limit 50) at {rows} messages: p50 {:?}, p99 {:?}",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    );
+}
+
+async fn fan_out(store: &Store, users: usize) {
+    let audience = Audience::Users((0..users).map(|i| format!("user-{i}")).collect());
+    let mut best = f64::MAX;
+    for round in 0..3 {
+        let t = Instant::now();
+        store
+            .create_notification(None, &audience, &json!({"round": round}), false)
+            .await
+            .unwrap();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    let rate = users as f64 / best;
+    println!(
+        "  notification fan-out to {users} users (feed + outbox rows): best of 3 {best:.3} s = {rate:.0} user-notifications/s"
+    );
+}
+
+async fn run(conn: StoreConnectionString, raw_url: &str, label: &str) {
+    println!("{label}:");
+    let store = Store::open(&conn, PoolOptions::default()).await.expect("open store");
+    send_rate(&store, env_or("STORE_BENCH_SECONDS", 3)).await;
+    fan_out(&store, 10_000).await;
+    history_latency(&store, &conn, raw_url, env_or("STORE_BENCH_HISTORY_ROWS", 1_000_000)).await;
+    store.close().await;
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let path = std::env::temp_dir().join(format!("wps-store-bench-{}.db", std::process::id()));
+        let raw = format!("sqlite:{}", path.display());
+        let sqlite = StoreConnectionString::parse(&raw).unwrap();
+        run(sqlite, &format!("{raw}?mode=rwc"), "SQLite (WAL, synchronous=NORMAL)").await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        match std::env::var("WPS_TEST_POSTGRES_URL") {
+            Ok(base) => {
+                let (conn, raw) = postgres_database(&base).await;
+                run(conn, &raw, "PostgreSQL").await;
+            }
+            Err(_) => println!("PostgreSQL: skipped (WPS_TEST_POSTGRES_URL unset; see scripts/postgres.sh)"),
+        }
+    });
+}

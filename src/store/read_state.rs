@@ -1,0 +1,88 @@
+//! Read markers (#16): a member's monotonic `read_seq` per conversation, and the caller's conversation list
+//! with each conversation's last message and unread count (the caller's own messages never count as unread;
+//! system messages always do).
+
+use sqlx::Row;
+
+use super::messages::{Message, message_of};
+use super::{Store, StoreError, StoreResult};
+
+/// One row of the caller's conversation list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub title: Option<String>,
+    pub last_message: Option<Message>,
+    pub unread: i64,
+    /// The caller's read marker.
+    pub read_seq: i64,
+}
+
+/// The caller's conversation list and the total unread over it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationList {
+    pub items: Vec<ConversationSummary>,
+    pub unread: i64,
+}
+
+/// Counts messages after the member's marker that are not their own (system messages always count).
+pub(crate) const UNREAD_SQL: &str = "(SELECT COUNT(*) FROM messages x WHERE x.conversation_id = m.conversation_id \
+     AND x.seq > m.read_seq AND (x.system = 1 OR x.sender <> m.user_id))";
+
+impl Store {
+    /// Moves the caller's read marker to `seq` if that is forward; returns the marker after the call.
+    /// `seq` beyond the last message (or negative) is `Invalid`; not a member → `NotMember`.
+    pub async fn mark_read(&self, conversation_id: &str, user_id: &str, seq: i64) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "SELECT c.last_seq, (SELECT COUNT(*) FROM members m WHERE m.conversation_id = c.id AND m.user_id = $2) \
+             AS member FROM conversations c WHERE c.id = $1",
+        )
+        .bind(conversation_id)
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound("conversation"))?;
+        if row.try_get::<i64, _>("member")? == 0 {
+            return Err(StoreError::NotMember);
+        }
+        if seq < 0 || seq > row.try_get::<i64, _>("last_seq")? {
+            return Err(StoreError::Invalid("seq is beyond the last message"));
+        }
+        // One statement: concurrent markers can only move it forward.
+        let marker: Option<i64> = sqlx::query_scalar(
+            "UPDATE members SET read_seq = CASE WHEN read_seq < $3 THEN $3 ELSE read_seq END \
+             WHERE conversation_id = $1 AND user_id = $2 RETURNING read_seq",
+        )
+        .bind(conversation_id)
+        .bind(user_id)
+        .bind(seq)
+        .fetch_optional(self.pool())
+        .await?;
+        marker.ok_or(StoreError::NotMember)
+    }
+
+    /// The caller's conversations (sorted by id) with last message, unread count and read marker.
+    pub async fn conversation_list(&self, user_id: &str) -> StoreResult<ConversationList> {
+        let sql = format!(
+            "SELECT c.id AS cid, c.title, m.read_seq, {UNREAD_SQL} AS unread, \
+             l.conversation_id, l.seq, l.id, l.sender, l.system, l.body, l.created_at \
+             FROM members m JOIN conversations c ON c.id = m.conversation_id \
+             LEFT JOIN messages l ON l.conversation_id = c.id AND l.seq = c.last_seq \
+             WHERE m.user_id = $1 ORDER BY c.id"
+        );
+        let rows = sqlx::query(&sql).bind(user_id).fetch_all(self.pool()).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let has_last = row.try_get::<Option<String>, _>("conversation_id")?.is_some();
+            items.push(ConversationSummary {
+                id: row.try_get("cid")?,
+                title: row.try_get("title")?,
+                last_message: if has_last { Some(message_of(row)?) } else { None },
+                unread: row.try_get("unread")?,
+                read_seq: row.try_get("read_seq")?,
+            });
+        }
+        let unread = items.iter().map(|i| i.unread).sum();
+        Ok(ConversationList { items, unread })
+    }
+}

@@ -1,0 +1,205 @@
+//! Store tests for sending (idempotency, membership, concurrent seq from two pools) and history pages.
+
+use serde_json::json;
+
+use super::{TestDb, both_backends, users};
+use crate::store::StoreError;
+use crate::store::messages::{Page, Sender};
+
+both_backends!(
+    send_assigns_seq_and_leases_outbox,
+    idempotent_retry_stores_one_row,
+    concurrent_retries_store_one_row,
+    same_id_other_sender_conflicts,
+    non_member_and_unknown_conversation,
+    two_instances_sending_keep_seq_gap_free,
+    history_pages_forward_backward_latest,
+);
+
+async fn send_assigns_seq_and_leases_outbox(db: TestDb) {
+    let store = db.open().await;
+    store
+        .create_conversation(Some("c"), None, &users(&["alice"]))
+        .await
+        .unwrap();
+    let one = store
+        .send_message("c", Sender::Member("alice"), None, &json!("hi"))
+        .await
+        .unwrap();
+    let two = store
+        .send_message("c", Sender::System("bot"), None, &json!({"k": 1}))
+        .await
+        .unwrap();
+    assert_eq!((one.message.item.seq, two.message.item.seq), (1, 2));
+    assert!(one.message.created && two.message.item.system);
+    let frame = one.message.item.frame();
+    assert_eq!(frame["type"], "message");
+    assert_eq!(frame["conversationId"], "c");
+    assert!(store.mark_sent(&one.outbox.unwrap()).await.unwrap());
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!((counts.sent, counts.pending), (1, 1));
+}
+
+async fn idempotent_retry_stores_one_row(db: TestDb) {
+    let store = db.open().await;
+    store
+        .create_conversation(Some("c"), None, &users(&["alice"]))
+        .await
+        .unwrap();
+    let first = store
+        .send_message("c", Sender::Member("alice"), Some("m-1"), &json!("a"))
+        .await
+        .unwrap();
+    let retry = store
+        .send_message("c", Sender::Member("alice"), Some("m-1"), &json!("a"))
+        .await
+        .unwrap();
+    assert!(first.message.created && !retry.message.created);
+    assert_eq!(retry.message.item, first.message.item);
+    assert!(retry.outbox.is_none());
+    let page = store.history("c", Page::Latest, 50).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(store.outbox_counts().await.unwrap().pending, 1);
+    // The next message still gets seq 2: the retry consumed nothing.
+    let next = store
+        .send_message("c", Sender::Member("alice"), None, &json!("b"))
+        .await
+        .unwrap();
+    assert_eq!(next.message.item.seq, 2);
+}
+
+async fn concurrent_retries_store_one_row(db: TestDb) {
+    let (a, b) = (db.open().await, db.open().await);
+    a.create_conversation(Some("c"), None, &users(&["alice"]))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            store
+                .send_message("c", Sender::Member("alice"), Some("same"), &json!("x"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        created += usize::from(t.await.unwrap().message.created);
+    }
+    assert_eq!(created, 1);
+    assert_eq!(a.history("c", Page::Latest, 50).await.unwrap().items.len(), 1);
+    assert_eq!(a.outbox_counts().await.unwrap().pending, 1);
+    let next = a
+        .send_message("c", Sender::Member("alice"), None, &json!("y"))
+        .await
+        .unwrap();
+    assert_eq!(next.message.item.seq, 2, "a lost race must not leave a gap");
+}
+
+async fn same_id_other_sender_conflicts(db: TestDb) {
+    let store = db.open().await;
+    store
+        .create_conversation(Some("c"), None, &users(&["alice", "bob"]))
+        .await
+        .unwrap();
+    store
+        .send_message("c", Sender::Member("alice"), Some("m"), &json!(1))
+        .await
+        .unwrap();
+    let got = store
+        .send_message("c", Sender::Member("bob"), Some("m"), &json!(1))
+        .await;
+    assert!(matches!(got, Err(StoreError::Conflict(_))), "{got:?}");
+}
+
+async fn non_member_and_unknown_conversation(db: TestDb) {
+    let store = db.open().await;
+    store
+        .create_conversation(Some("c"), None, &users(&["alice"]))
+        .await
+        .unwrap();
+    let got = store
+        .send_message("c", Sender::Member("mallory"), None, &json!(1))
+        .await;
+    assert!(matches!(got, Err(StoreError::NotMember)), "{got:?}");
+    let got = store
+        .send_message("nope", Sender::Member("alice"), None, &json!(1))
+        .await;
+    assert!(matches!(got, Err(StoreError::NotFound(_))), "{got:?}");
+    let got = store
+        .send_message("c", Sender::Member("alice"), Some("bad id"), &json!(1))
+        .await;
+    assert!(matches!(got, Err(StoreError::Invalid(_))), "{got:?}");
+    // Nothing half-written: the refused sends took no seq and queued nothing.
+    let ok = store
+        .send_message("c", Sender::Member("alice"), None, &json!(1))
+        .await
+        .unwrap();
+    assert_eq!(ok.message.item.seq, 1);
+    assert_eq!(store.outbox_counts().await.unwrap().pending, 1);
+    assert!(matches!(
+        store.history("nope", Page::Latest, 10).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn two_instances_sending_keep_seq_gap_free(db: TestDb) {
+    let (a, b) = (db.open().await, db.open().await);
+    a.create_conversation(Some("c"), None, &users(&["alice", "bob"]))
+        .await
+        .unwrap();
+    let per_task = 25;
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let (store, who) = if t % 2 == 0 {
+            (a.clone(), "alice")
+        } else {
+            (b.clone(), "bob")
+        };
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_task {
+                store
+                    .send_message("c", Sender::Member(who), None, &json!([t, i]))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let page = a.history("c", Page::After(0), 200).await.unwrap();
+    let seqs: Vec<i64> = page.items.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=4 * per_task).collect::<Vec<_>>());
+    assert_eq!(a.outbox_counts().await.unwrap().pending, 4 * per_task);
+}
+
+async fn history_pages_forward_backward_latest(db: TestDb) {
+    let store = db.open().await;
+    store
+        .create_conversation(Some("c"), None, &users(&["alice"]))
+        .await
+        .unwrap();
+    for i in 1..=7 {
+        store
+            .send_message("c", Sender::Member("alice"), None, &json!(i))
+            .await
+            .unwrap();
+    }
+    let seqs = |p: &crate::store::messages::HistoryPage| p.items.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let latest = store.history("c", Page::Latest, 3).await.unwrap();
+    assert_eq!((seqs(&latest), latest.next), (vec![5, 6, 7], Some(5)));
+    let back = store.history("c", Page::Before(5), 3).await.unwrap();
+    assert_eq!((seqs(&back), back.next), (vec![2, 3, 4], Some(2)));
+    let end = store.history("c", Page::Before(2), 3).await.unwrap();
+    assert_eq!((seqs(&end), end.next), (vec![1], None));
+    let fwd = store.history("c", Page::After(0), 4).await.unwrap();
+    assert_eq!((seqs(&fwd), fwd.next), (vec![1, 2, 3, 4], Some(4)));
+    let rest = store.history("c", Page::After(4), 4).await.unwrap();
+    assert_eq!((seqs(&rest), rest.next), (vec![5, 6, 7], None));
+    let all = store.history("c", Page::Latest, 0).await.unwrap();
+    assert_eq!(all.items.len(), 1, "limit clamps to at least 1");
+    let empty = store.history("c", Page::After(7), 50).await.unwrap();
+    assert_eq!((empty.items.len(), empty.next), (0, None));
+}

@@ -1,0 +1,106 @@
+//! The store test-suite, run against BOTH backends: every test body is an `async fn(TestDb)` and
+//! [`both_backends!`] makes a `sqlite::<name>` (temp file) and a `postgres::<name>` (a fresh database in the
+//! cluster named by `WPS_TEST_POSTGRES_URL`) test of it. Without that variable the PostgreSQL tests fail with
+//! a message saying how to start the cluster (`scripts/postgres.sh`); they never skip.
+
+mod conversations;
+mod messages;
+mod notifications;
+mod outbox;
+mod read_state;
+mod sync;
+
+use std::path::PathBuf;
+
+use sqlx::{Connection, Executor};
+
+use super::{PoolOptions, Store, StoreConnectionString};
+
+/// Env var naming the PostgreSQL server the tests create their databases in.
+pub const POSTGRES_ENV: &str = "WPS_TEST_POSTGRES_URL";
+
+/// One empty database for one test; [`TestDb::open`] can be called again for a second "instance".
+pub struct TestDb {
+    pub conn: StoreConnectionString,
+    file: Option<PathBuf>,
+}
+
+impl TestDb {
+    /// A new SQLite file in the temp directory (removed on drop).
+    pub async fn sqlite() -> Self {
+        let path = std::env::temp_dir().join(format!("wps-store-{}.db", super::new_id()));
+        let conn = StoreConnectionString::parse(&format!("sqlite:{}", path.display())).unwrap();
+        Self { conn, file: Some(path) }
+    }
+
+    /// A new database in the test cluster.
+    pub async fn postgres() -> Self {
+        let base = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| {
+            panic!(
+                "{POSTGRES_ENV} is not set: the PostgreSQL store tests need a server. Start the throwaway \
+                 cluster with `eval \"$(scripts/postgres.sh env)\"` (or run .ci/run), then run cargo test again."
+            )
+        });
+        sqlx::any::install_default_drivers();
+        let mut admin = sqlx::AnyConnection::connect(&base)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_ENV}: {e}"));
+        let name = format!("t_{}", super::new_id().replace('-', ""));
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("CREATE DATABASE");
+        admin.close().await.ok();
+        let mut url = url::Url::parse(&base).expect("WPS_TEST_POSTGRES_URL is a URL");
+        url.set_path(&name);
+        Self {
+            conn: StoreConnectionString::parse(url.as_str()).unwrap(),
+            file: None,
+        }
+    }
+
+    /// Opens (and migrates) a store on this database: a new pool, as another instance would.
+    pub async fn open(&self) -> Store {
+        Store::open(&self.conn, PoolOptions { max_connections: 4 })
+            .await
+            .expect("open store")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(path) = &self.file {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
+    }
+}
+
+/// Owned member lists for `create_conversation`.
+pub fn users(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// `both_backends!(a, b)` → `sqlite::a`, `postgres::a`, `sqlite::b`, … each calling `a(TestDb)`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::store::tests::TestDb::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::store::tests::TestDb::postgres().await).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use both_backends;

@@ -1,0 +1,76 @@
+//! Store tests for read markers and the conversation list with unread counts (#16), on both backends.
+
+use serde_json::json;
+
+use super::{TestDb, both_backends, users};
+use crate::store::StoreError;
+use crate::store::messages::Sender;
+
+both_backends!(markers_are_monotonic_and_bounded, list_counts_unread_except_own);
+
+async fn markers_are_monotonic_and_bounded(db: TestDb) {
+    let store = db.open().await;
+    store
+        .create_conversation(Some("c"), None, &users(&["alice", "bob"]))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        store
+            .send_message("c", Sender::Member("bob"), None, &json!(i))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.mark_read("c", "alice", 2).await.unwrap(), 2);
+    assert_eq!(store.mark_read("c", "alice", 1).await.unwrap(), 2, "never moves back");
+    assert!(matches!(
+        store.mark_read("c", "alice", 4).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.mark_read("c", "alice", -1).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.mark_read("c", "mallory", 1).await,
+        Err(StoreError::NotMember)
+    ));
+    assert!(matches!(
+        store.mark_read("x", "alice", 1).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.mark_read("c", "alice", 3).await.unwrap(), 3);
+}
+
+async fn list_counts_unread_except_own(db: TestDb) {
+    let store = db.open().await;
+    store
+        .create_conversation(Some("a"), Some("A"), &users(&["alice", "bob"]))
+        .await
+        .unwrap();
+    store
+        .create_conversation(Some("b"), None, &users(&["alice"]))
+        .await
+        .unwrap();
+    store
+        .send_message("a", Sender::Member("alice"), None, &json!("mine"))
+        .await
+        .unwrap();
+    store
+        .send_message("a", Sender::Member("bob"), None, &json!("his"))
+        .await
+        .unwrap();
+    store
+        .send_message("a", Sender::System("alice"), None, &json!("system"))
+        .await
+        .unwrap();
+    let list = store.conversation_list("alice").await.unwrap();
+    assert_eq!(list.items.len(), 2);
+    let a = &list.items[0];
+    assert_eq!((a.id.as_str(), a.title.as_deref(), a.unread), ("a", Some("A"), 2));
+    assert_eq!(a.last_message.as_ref().unwrap().body, json!("system"));
+    assert_eq!((list.items[1].last_message.is_none(), list.items[1].unread), (true, 0));
+    assert_eq!(list.unread, 2);
+    store.mark_read("a", "alice", 2).await.unwrap();
+    assert_eq!(store.conversation_list("alice").await.unwrap().unread, 1);
+    assert_eq!(store.conversation_list("bob").await.unwrap().unread, 2);
+}

@@ -14,11 +14,13 @@
 //! - `token`: HS256 tokens. `names`: hub/group/event name rules.
 //! - `upstream`: CloudEvents delivery to event handlers.
 //! - `filter`: OData filters; `rest`: the REST data plane.
+//! - `identity`: keyless mode (local identity endpoint, JWKS, RS256 bearer tokens).
 
 pub mod client;
 pub mod config;
 pub mod connection;
 pub mod filter;
+pub mod identity;
 pub mod names;
 pub mod protocol;
 pub mod rest;

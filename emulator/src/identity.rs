@@ -97,7 +97,7 @@ impl IdentityAuthority {
         let public = key.public_key();
         let modulus = public.modulus().big_endian_without_leading_zero().to_vec();
         let exponent = public.exponent().big_endian_without_leading_zero().to_vec();
-        let kid = format!("emulator-{}", hex::encode(&rand::random::<[u8; 6]>()));
+        let kid = format!("emulator-{}", hex::encode(rand::random::<[u8; 6]>()));
         Ok(Self {
             key,
             kid,

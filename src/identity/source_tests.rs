@@ -240,8 +240,8 @@ async fn other_client_errors_are_final() {
 
 #[tokio::test]
 async fn service_principal_uses_client_credentials_at_the_authority() {
-    let body = format!(r#"{{"token_type":"Bearer","expires_in":3599,"access_token":"sp-token"}}"#);
-    let server = TokenServer::start(vec![Answer::status(200, &body)]).await;
+    let body = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"sp-token"}"#;
+    let server = TokenServer::start(vec![Answer::status(200, body)]).await;
     let tokens = source(Provider::ClientSecret {
         authority: Url::parse(&server.url("/")).unwrap(),
         tenant_id: "tenant-1".into(),

@@ -17,11 +17,13 @@ pub mod settings;
 pub mod source;
 pub mod token;
 
+#[cfg(all(test, feature = "dev"))]
+mod emulator_tests;
 #[cfg(test)]
 mod test_support;
 
 pub use entra::{EntraError, EntraSettings, EntraValidator};
-pub use provider::{Provider, SecretSource, WEBPUBSUB_RESOURCE};
+pub use provider::{Provider, SecretSource, WEBPUBSUB_RESOURCE, process_env_secret};
 pub use settings::{IdentityCredential, ManagedIdentity, ServiceCredential};
 pub use source::{TokenOptions, TokenSource};
 pub use token::{AccessToken, IdentityError};

@@ -13,8 +13,10 @@
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use super::provider::Provider;
+use super::provider::{Provider, SecretSource, WEBPUBSUB_RESOURCE};
+use super::settings::IdentityCredential;
 use super::token::{AccessToken, ExpiringToken, IdentityError, correlation_id, parse_token_response};
+use crate::config::Env;
 
 /// Tuning; the defaults suit production.
 #[derive(Debug, Clone)]
@@ -91,6 +93,18 @@ impl TokenSource {
             cached: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// The Web PubSub token source for an identity-mode credential: the provider chosen from the environment
+    /// snapshot (see [`Provider::from_env`]), audience [`WEBPUBSUB_RESOURCE`].
+    pub fn for_webpubsub(
+        env: &Env,
+        credential: &IdentityCredential,
+        identity_header: SecretSource,
+        options: TokenOptions,
+    ) -> anyhow::Result<Self> {
+        let provider = Provider::from_env(env, credential, identity_header)?;
+        Self::new(provider, WEBPUBSUB_RESOURCE, options)
     }
 
     /// A token with at least `refresh_before` left, fetching one if needed.

@@ -8,6 +8,7 @@
 //! - Backoff: 429, 5xx and connection errors (and IMDS's 404/410) are retried with exponential backoff, or
 //!   after `Retry-After` when the endpoint sends one, all within [`TokenOptions::deadline`] (10 s), so callers
 //!   can answer 503 with `Retry-After` in bounded time. Other 4xx are final ([`IdentityError::Refused`]).
+//! - After a failure, callers for [`TokenOptions::failure_cooldown`] get that failure at once.
 //! - Bounds: connect and per-request timeouts, a response size limit; nothing of a body is logged.
 
 use std::sync::RwLock;
@@ -33,6 +34,9 @@ pub struct TokenOptions {
     pub max_backoff: Duration,
     /// Largest token response read, in bytes.
     pub max_response_bytes: usize,
+    /// After a failed refresh, callers within this time get that failure without a new attempt, so a down
+    /// endpoint is not asked again by every request.
+    pub failure_cooldown: Duration,
 }
 
 impl Default for TokenOptions {
@@ -45,6 +49,7 @@ impl Default for TokenOptions {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(2),
             max_response_bytes: 64 * 1024,
+            failure_cooldown: Duration::from_secs(2),
         }
     }
 }
@@ -117,7 +122,11 @@ impl TokenSource {
         if let Some(token) = self.fresh() {
             return Ok(token);
         }
-        if let Some(failure) = last_failure.as_ref().filter(|f| f.at >= asked_at) {
+        let cooldown = self.options.failure_cooldown;
+        if let Some(failure) = last_failure
+            .as_ref()
+            .filter(|f| f.at >= asked_at || f.at.elapsed() < cooldown)
+        {
             return self.usable_or(failure.error.clone());
         }
         match self.fetch().await {

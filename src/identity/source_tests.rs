@@ -16,6 +16,7 @@ fn quick() -> TokenOptions {
         request_timeout: Duration::from_millis(400),
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(100),
+        failure_cooldown: Duration::ZERO,
         ..TokenOptions::default()
     }
 }
@@ -315,4 +316,26 @@ async fn errors_never_carry_the_token_or_secret() {
     let error = tokens.token().await.unwrap_err();
     let shown = format!("{error} {error:?} {tokens:?}");
     assert!(!shown.contains("leaked") && !shown.contains("header-secret"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_recent_failure_is_answered_without_asking_again() {
+    let server = TokenServer::start(vec![Answer::status(400, "{}")]).await;
+    let options = TokenOptions {
+        failure_cooldown: Duration::from_secs(60),
+        ..quick()
+    };
+    let tokens = TokenSource::new(
+        app_service(&server, fixed_header("h"), ManagedIdentity::System),
+        WEBPUBSUB_RESOURCE,
+        options,
+    )
+    .unwrap();
+    for _ in 0..5 {
+        assert!(matches!(
+            tokens.token().await,
+            Err(IdentityError::Refused { status: 400, .. })
+        ));
+    }
+    assert_eq!(server.hits(), 1);
 }

@@ -38,6 +38,7 @@ pub mod config;
 pub mod dev;
 pub mod error;
 pub mod functions;
+pub mod identity;
 pub mod request;
 pub mod server;
 pub mod store;

@@ -15,11 +15,13 @@
 //!   names come from the `webpubsub-protocol` crate, shared with the handler.
 //! - `upstream`: CloudEvents delivery to event handlers.
 //! - `filter`: OData filters; `rest`: the REST data plane.
+//! - `identity`: keyless mode (local identity endpoint, JWKS, RS256 bearer tokens).
 
 pub mod client;
 pub mod config;
 pub mod connection;
 pub mod filter;
+pub mod identity;
 pub mod protocol;
 pub mod rest;
 pub mod service;

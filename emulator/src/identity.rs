@@ -27,7 +27,7 @@ use warp::Filter as _;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::token::{self, CLOCK_SKEW, TokenError};
+use webpubsub_protocol::jwt::{self as token, CLOCK_SKEW, TokenError};
 
 /// The Web PubSub data-plane audience.
 pub const WEBPUBSUB_RESOURCE: &str = "https://webpubsub.azure.com";

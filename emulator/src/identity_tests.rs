@@ -212,9 +212,9 @@ fn rest_authorisation_in_both_modes() {
         authorize_rest(&service, None, false, Some(&bearer), url),
         Err(BearerError::AccessKey(_))
     ));
-    let key = crate::token::AccessKey::new(crate::DEV_ACCESS_KEY);
+    let key = webpubsub_protocol::AccessKey::new(crate::DEV_ACCESS_KEY).unwrap();
     let key_claims = json!({"aud": url, "exp": token::unix_now() + 60});
-    let key_token = crate::token::sign(key_claims.as_object().unwrap(), &key);
+    let key_token = webpubsub_protocol::jwt::sign(key_claims.as_object().unwrap(), &key);
     let key_bearer = format!("Bearer {key_token}");
     assert!(authorize_rest(&service, Some(authority()), false, Some(&key_bearer), url).is_ok());
     assert_eq!(

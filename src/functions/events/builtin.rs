@@ -31,11 +31,12 @@ use super::cloud_event::DataType;
 use super::connect::{ConnectRequest, ConnectResponse};
 use super::connection_state::ConnectionState;
 use super::handler::{EventHandler, HookFuture, UserEventReply, UserMessage};
+use super::names;
 use super::settings::{Settings, UserEventBehavior};
 use super::verify::VerifiedEvent;
 use crate::auth::template::Template;
 use crate::error::ApiError;
-use crate::webpubsub::{Message, RestClient, RestError, SendOptions, validate};
+use crate::webpubsub::{Message, RestClient, RestError, SendOptions};
 
 /// Connection-state key holding the connection's rooms (a JSON array of group names).
 pub const ROOMS_STATE_KEY: &str = "rooms";
@@ -186,7 +187,12 @@ impl EventHandler for Builtin {
                 let reply = if message.data.is_empty() {
                     UserEventReply::none()
                 } else {
-                    UserEventReply::data(message.data_type, message.data)
+                    let content_type = message.content_type;
+                    let reply = UserEventReply::data(message.data_type, message.data);
+                    match content_type {
+                        Some(content_type) => reply.with_content_type(content_type),
+                        None => reply,
+                    }
                 };
                 Box::pin(std::future::ready(Ok(reply)))
             }
@@ -195,9 +201,22 @@ impl EventHandler for Builtin {
     }
 }
 
-/// The connection's rooms, from its state (an unreadable entry means none).
+/// The connection's rooms, from its state (an unreadable entry means none): at most [`MAX_ROOMS`] valid
+/// names, however many the state lists, so one user event never fans out into more REST calls than that.
 pub fn rooms_of(state: &ConnectionState) -> BTreeSet<String> {
-    state.get_as::<BTreeSet<String>>(ROOMS_STATE_KEY).unwrap_or_default()
+    let Some(listed) = state.get(ROOMS_STATE_KEY).and_then(Value::as_array) else {
+        return BTreeSet::new();
+    };
+    let mut rooms = BTreeSet::new();
+    for room in listed.iter().filter_map(Value::as_str) {
+        if rooms.len() == MAX_ROOMS {
+            break;
+        }
+        if names::is_group(room) {
+            rooms.insert(room.to_owned());
+        }
+    }
+    rooms
 }
 
 /// The `room` a JSON payload names: `None` when the payload is not a JSON object or has no `room`; a 400
@@ -214,10 +233,10 @@ fn requested_room(message: &UserMessage) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     match room {
-        Value::String(room) if validate::group(&room).is_ok() => Ok(Some(room)),
+        Value::String(room) if names::is_group(&room) => Ok(Some(room)),
         _ => Err(ApiError::bad_request(
             "InvalidRoom",
-            "room must be a string of 1 to 1024 characters, not blank",
+            "room must be a string of 1 to 1024 characters, not blank, without control characters or commas",
         )),
     }
 }
@@ -262,6 +281,7 @@ mod tests {
     fn json(text: &'static str) -> UserMessage {
         UserMessage {
             data_type: DataType::Json,
+            content_type: None,
             data: Bytes::from_static(text.as_bytes()),
         }
     }
@@ -278,6 +298,16 @@ mod tests {
     }
 
     #[test]
+    fn rooms_read_from_state_are_bounded_and_valid() {
+        let mut state = ConnectionState::new();
+        let many: Vec<String> = (0..5000).map(|i| format!("room-{i}")).collect();
+        state.insert(ROOMS_STATE_KEY, &many);
+        assert_eq!(rooms_of(&state).len(), MAX_ROOMS);
+        state.insert(ROOMS_STATE_KEY, ["ok", "bad\u{0}", "a,b", "", "line\nbreak"]);
+        assert_eq!(rooms_of(&state).into_iter().collect::<Vec<_>>(), ["ok"]);
+    }
+
+    #[test]
     fn requested_rooms() {
         assert_eq!(
             requested_room(&json(r#"{"room":"r1","text":"hi"}"#))
@@ -290,10 +320,18 @@ mod tests {
         assert_eq!(requested_room(&json(r#"not json"#)).unwrap(), None);
         let text = UserMessage {
             data_type: DataType::Text,
+            content_type: None,
             data: Bytes::from_static(br#"{"room":"r1"}"#),
         };
         assert_eq!(requested_room(&text).unwrap(), None);
-        for bad in [r#"{"room":5}"#, r#"{"room":"  "}"#, r#"{"room":""}"#] {
+        for bad in [
+            r#"{"room":5}"#,
+            r#"{"room":"  "}"#,
+            r#"{"room":""}"#,
+            r#"{"room":"room-1\u0000"}"#,
+            r#"{"room":"a\nb"}"#,
+            r#"{"room":"a,b"}"#,
+        ] {
             assert_eq!(requested_room(&json(bad)).unwrap_err().code(), "InvalidRoom", "{bad}");
         }
     }
@@ -303,17 +341,20 @@ mod tests {
         assert_eq!(payload_value(&json(r#"{"a":1}"#)).unwrap(), serde_json::json!({"a": 1}));
         let text = UserMessage {
             data_type: DataType::Text,
+            content_type: None,
             data: Bytes::from_static(b"hi"),
         };
         assert_eq!(payload_value(&text).unwrap(), Value::String("hi".into()));
         let binary = UserMessage {
             data_type: DataType::Binary,
+            content_type: None,
             data: Bytes::from_static(b"\x00\xff"),
         };
         assert_eq!(payload_value(&binary).unwrap(), Value::String("AP8=".into()));
         assert_eq!(payload_value(&json("{")).unwrap_err().status(), StatusCode::BAD_REQUEST);
         let bad_text = UserMessage {
             data_type: DataType::Text,
+            content_type: None,
             data: Bytes::from_static(b"\xff"),
         };
         assert_eq!(payload_value(&bad_text).unwrap_err().code(), "InvalidText");

@@ -46,6 +46,10 @@ pub enum EventKind {
     Connected,
     /// `azure.webpubsub.sys.disconnected`: notification.
     Disconnected,
+    /// `azure.webpubsub.sys.gp.joined`: notification; the connection joined a group (body `{"group"}`).
+    GroupJoined,
+    /// `azure.webpubsub.sys.gp.left`: notification; the connection left a group (body `{"group"}`).
+    GroupLeft,
     /// `azure.webpubsub.user.<name>`: blocking; a message the client sent (`message` for raw frames).
     User(String),
 }
@@ -58,6 +62,8 @@ impl EventKind {
                 "connect" => Some(Self::Connect),
                 "connected" => Some(Self::Connected),
                 "disconnected" => Some(Self::Disconnected),
+                "gp.joined" => Some(Self::GroupJoined),
+                "gp.left" => Some(Self::GroupLeft),
                 _ => None,
             };
         }
@@ -72,9 +78,42 @@ impl EventKind {
             Self::Connect => "connect",
             Self::Connected => "connected",
             Self::Disconnected => "disconnected",
+            Self::GroupJoined => "gp.joined",
+            Self::GroupLeft => "gp.left",
             Self::User(name) => name,
         }
     }
+
+    /// Whether `ce-eventName` fits this type: the unprefixed name, or for group events also the bare
+    /// `joined` / `left` (the service's samples spell both).
+    fn accepts_event_name(&self, event_name: &str) -> bool {
+        event_name.eq_ignore_ascii_case(self.name())
+            || matches!(self, Self::GroupJoined | Self::GroupLeft)
+                && self
+                    .name()
+                    .get(3..)
+                    .is_some_and(|bare| event_name.eq_ignore_ascii_case(bare))
+    }
+}
+
+/// Longest `Content-Type` accepted for an MQTT user event (RFC 6838 bounds type and subtype at 127 each).
+pub const MAX_CONTENT_TYPE_LEN: usize = 255;
+
+/// Whether `value` is a bounded `type/subtype[; parameters]` media type of RFC 6838 token characters.
+pub(super) fn is_media_type(value: &str) -> bool {
+    let token = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 127
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let media_type = value.split(';').next().unwrap_or("").trim();
+    value.len() <= MAX_CONTENT_TYPE_LEN
+        && !value.chars().any(char::is_control)
+        && media_type
+            .split_once('/')
+            .is_some_and(|(kind, subtype)| token(kind) && token(subtype))
 }
 
 /// How a user event's payload is encoded, from its `Content-Type` (the client's `dataType`).
@@ -141,6 +180,8 @@ pub struct CloudEvent {
     physical_connection_id: Option<HeaderText>,
     session_id: Option<HeaderText>,
     data_type: Option<DataType>,
+    /// An MQTT 5 user event's `Content-Type` when it is none of the three data types' (then `Binary`).
+    other_content_type: Option<HeaderText>,
     // Kept apart from the metadata above: only `verify` reads it, and `Debug` never shows it.
     signature: Signature,
 }
@@ -193,7 +234,9 @@ pub enum HeaderError {
     UnknownEventType(String),
     #[error("header ce-eventName does not match ce-type")]
     EventNameMismatch,
-    #[error("user event content type must be text/plain, application/json or application/octet-stream")]
+    #[error(
+        "user event content type must be text/plain, application/json or application/octet-stream (MQTT clients: any media type of at most 255 characters)"
+    )]
     UnsupportedContentType,
 }
 
@@ -215,7 +258,14 @@ impl From<HeaderError> for ApiError {
             HeaderError::Missing(name) | HeaderError::Invalid(name) => Some(*name),
             _ => None,
         };
-        let api = ApiError::bad_request(error.code(), error.to_string());
+        let api = match error {
+            HeaderError::UnsupportedContentType => ApiError::new(
+                warp::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                error.code(),
+                error.to_string(),
+            ),
+            _ => ApiError::bad_request(error.code(), error.to_string()),
+        };
         match header {
             Some(name) => api.with_detail("header", name),
             None => api,
@@ -236,18 +286,25 @@ impl CloudEvent {
         let kind = EventKind::parse(event_type.as_str())
             .ok_or_else(|| HeaderError::UnknownEventType(event_type.as_str().to_owned()))?;
         let event_name = required(headers, &names::EVENT_NAME)?;
-        if !event_name.as_str().eq_ignore_ascii_case(kind.name()) {
+        if !kind.accepts_event_name(event_name.as_str()) {
             return Err(HeaderError::EventNameMismatch);
         }
-        let data_type = match kind {
+        let physical_connection_id = optional(headers, &names::PHYSICAL_CONNECTION_ID)?;
+        let (data_type, other_content_type) = match kind {
             EventKind::User(_) => {
                 let content_type = optional(headers, &CONTENT_TYPE)?;
-                Some(
-                    DataType::from_content_type(content_type.as_ref().map(HeaderText::as_str))
-                        .ok_or(HeaderError::UnsupportedContentType)?,
-                )
+                match DataType::from_content_type(content_type.as_ref().map(HeaderText::as_str)) {
+                    Some(data_type) => (Some(data_type), None),
+                    // MQTT 5 PUBLISH carries any content type; the payload is bytes to this handler.
+                    None if physical_connection_id.is_some()
+                        && content_type.as_ref().is_some_and(|value| is_media_type(value.as_str())) =>
+                    {
+                        (Some(DataType::Binary), content_type)
+                    }
+                    None => return Err(HeaderError::UnsupportedContentType),
+                }
             }
-            _ => None,
+            _ => (None, None),
         };
         Ok(Self {
             event_type,
@@ -260,9 +317,10 @@ impl CloudEvent {
             user_id: optional(headers, &names::USER_ID)?,
             subprotocol: optional(headers, &names::SUBPROTOCOL)?,
             connection_state: optional(headers, &names::CONNECTION_STATE)?,
-            physical_connection_id: optional(headers, &names::PHYSICAL_CONNECTION_ID)?,
+            physical_connection_id,
             session_id: optional(headers, &names::SESSION_ID)?,
             data_type,
+            other_content_type,
             signature: Signature(optional(headers, &names::SIGNATURE)?),
         })
     }
@@ -330,6 +388,12 @@ impl CloudEvent {
     /// The payload encoding of a user event (`None` for system events).
     pub fn data_type(&self) -> Option<DataType> {
         self.data_type
+    }
+
+    /// An MQTT 5 user event's `Content-Type` as sent, when it is none of the three data types' own (its
+    /// [`Self::data_type`] is then `Binary`).
+    pub fn other_content_type(&self) -> Option<&str> {
+        self.other_content_type.as_ref().map(HeaderText::as_str)
     }
 
     pub(super) fn signature(&self) -> &Signature {
@@ -573,6 +637,42 @@ pub(super) mod tests {
                 ),
             }
         }
+    }
+
+    #[test]
+    fn mqtt_user_events_accept_any_bounded_media_type() {
+        let mut map = service_headers("azure.webpubsub.user.message", "message");
+        map.insert(CONTENT_TYPE, HeaderValue::from_static("image/png"));
+        map.insert(headers::PHYSICAL_CONNECTION_ID, HeaderValue::from_static("phys-1"));
+        let event = CloudEvent::from_headers(&map).unwrap();
+        assert_eq!(event.data_type(), Some(DataType::Binary));
+        assert_eq!(event.other_content_type(), Some("image/png"));
+        for bad in ["image", "/png", "a b/c", &format!("image/{}", "x".repeat(300))] {
+            map.insert(CONTENT_TYPE, HeaderValue::from_str(bad).unwrap());
+            assert_eq!(
+                CloudEvent::from_headers(&map).unwrap_err(),
+                HeaderError::UnsupportedContentType,
+                "{bad}"
+            );
+        }
+        map.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert_eq!(CloudEvent::from_headers(&map).unwrap().other_content_type(), None);
+    }
+
+    #[test]
+    fn group_events_parse_with_either_event_name() {
+        for (event_type, name, kind) in [
+            ("azure.webpubsub.sys.gp.joined", "gp.joined", EventKind::GroupJoined),
+            ("azure.webpubsub.sys.gp.left", "left", EventKind::GroupLeft),
+        ] {
+            let event = CloudEvent::from_headers(&service_headers(event_type, name)).unwrap();
+            assert_eq!(event.kind(), &kind);
+        }
+        let mismatch = service_headers("azure.webpubsub.sys.gp.joined", "left");
+        assert_eq!(
+            CloudEvent::from_headers(&mismatch).unwrap_err(),
+            HeaderError::EventNameMismatch
+        );
     }
 
     #[test]

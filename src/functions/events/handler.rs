@@ -55,6 +55,13 @@ pub trait EventHandler: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(UserEventReply::none())))
     }
 
+    /// `gp.joined` / `gp.left` (notifications; [`VerifiedEvent::kind`] says which), with the group named in
+    /// the body.
+    fn on_group_event<'a>(&'a self, event: &'a VerifiedEvent, group: &'a str) -> HookFuture<'a, ()> {
+        let _ = (event, group);
+        Box::pin(std::future::ready(()))
+    }
+
     /// `disconnected` (notification), with the reason the service gave, if any.
     fn on_disconnected<'a>(&'a self, event: &'a VerifiedEvent, reason: Option<&'a str>) -> HookFuture<'a, ()> {
         let _ = (event, reason);
@@ -66,6 +73,9 @@ pub trait EventHandler: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserMessage {
     pub data_type: DataType,
+    /// An MQTT 5 client's `Content-Type` when it is none of the three data types' (`data_type` is then
+    /// `Binary`); `None` otherwise.
+    pub content_type: Option<String>,
     pub data: Bytes,
 }
 
@@ -95,6 +105,7 @@ impl UserMessage {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserEventReply {
     body: Option<(DataType, Bytes)>,
+    content_type: Option<String>,
     state: Option<ConnectionState>,
 }
 
@@ -108,8 +119,23 @@ impl UserEventReply {
     pub fn data(data_type: DataType, data: impl Into<Bytes>) -> Self {
         Self {
             body: Some((data_type, data.into())),
+            content_type: None,
             state: None,
         }
+    }
+
+    /// Bytes of any media type back to an MQTT 5 sender (e.g. `image/png`); a value that is not a bounded
+    /// `type/subtype` is ignored and the answer is `application/octet-stream`.
+    pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
+        let content_type = content_type.into();
+        self.content_type = super::cloud_event::is_media_type(&content_type).then_some(content_type);
+        self
+    }
+
+    /// The `Content-Type` the answer carries: the one set, else the data type's.
+    pub fn content_type(&self) -> Option<&str> {
+        let (data_type, _) = self.body.as_ref()?;
+        Some(self.content_type.as_deref().unwrap_or(data_type.content_type()))
     }
 
     /// A text message back to the sender.
@@ -154,6 +180,7 @@ mod tests {
     fn text_and_json_views() {
         let message = UserMessage {
             data_type: DataType::Json,
+            content_type: None,
             data: Bytes::from_static(br#"{"room":"r1"}"#),
         };
         assert_eq!(message.text(), Some(r#"{"room":"r1"}"#));
@@ -161,12 +188,14 @@ mod tests {
         assert_eq!(value["room"], "r1");
         let binary = UserMessage {
             data_type: DataType::Binary,
+            content_type: None,
             data: Bytes::from_static(b"\xff"),
         };
         assert_eq!(binary.text(), None);
         assert_eq!(binary.json::<serde_json::Value>().unwrap_err().code(), "InvalidJson");
         let broken = UserMessage {
             data_type: DataType::Json,
+            content_type: None,
             data: Bytes::from_static(b"{"),
         };
         assert_eq!(
@@ -190,5 +219,10 @@ mod tests {
             .with_state(state.clone());
         assert_eq!(reply.body().unwrap().0, DataType::Json);
         assert_eq!(reply.state(), Some(&state));
+        let png = UserEventReply::data(DataType::Binary, Bytes::from_static(b"\x89PNG")).with_content_type("image/png");
+        assert_eq!(png.content_type(), Some("image/png"));
+        let odd = UserEventReply::data(DataType::Binary, Bytes::new()).with_content_type("not a type\n");
+        assert_eq!(odd.content_type(), Some("application/octet-stream"));
+        assert_eq!(UserEventReply::none().content_type(), None);
     }
 }

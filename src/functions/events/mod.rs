@@ -21,6 +21,7 @@ mod cloud_event;
 mod connect;
 mod connection_state;
 mod handler;
+mod names;
 mod origin;
 mod settings;
 mod verify;
@@ -47,7 +48,7 @@ pub use verify::{VerifiedEvent, Verifier};
 
 use crate::error::ApiError;
 use crate::request::{UnreadBody, read_body, unread_body};
-use crate::webpubsub::{Endpoint, RestClient, RestOptions, ServiceSettings};
+use crate::webpubsub::{Endpoint, RestClient, RestOptions, ServiceSettings, validate};
 use cloud_event::headers;
 
 /// State of `events`, built once at start-up: everything a request needs, pre-computed.
@@ -128,9 +129,9 @@ fn has_default_port(endpoint: &Endpoint) -> bool {
 pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     let validate = warp::path!("api" / "events")
         .and(warp::options())
-        .and(warp::header::optional::<String>(headers::WEBHOOK_REQUEST_ORIGIN))
+        .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
-        .map(|origin: Option<String>, state: Arc<State>| abuse_protection(&state, origin.as_deref()));
+        .map(|headers: HeaderMap, state: Arc<State>| abuse_protection(&state, requested_origins(&headers).as_deref()));
     let event = warp::path!("api" / "events")
         .and(warp::post())
         .and(warp::header::headers_cloned())
@@ -156,6 +157,17 @@ async fn receive(state: &State, headers: &HeaderMap, body: UnreadBody) -> Respon
 
 fn with_state(state: Arc<State>) -> impl Filter<Extract = (Arc<State>,), Error = std::convert::Infallible> + Clone {
     warp::any().map(move || state.clone())
+}
+
+/// Every `WebHook-Request-Origin` line, joined with commas (the .NET extension reads them together);
+/// lines that are not visible ASCII are skipped.
+fn requested_origins(headers: &HeaderMap) -> Option<String> {
+    let lines: Vec<&str> = headers
+        .get_all(headers::WEBHOOK_REQUEST_ORIGIN)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(","))
 }
 
 /// `OPTIONS /api/events`: the abuse-protection handshake. Echoes the first allowed requested origin;
@@ -205,7 +217,7 @@ fn verified_event(state: &State, headers: &HeaderMap) -> Result<VerifiedEvent, A
             hub = header_text(headers, headers::HUB).map(tracing::field::display),
             connection_id = header_text(headers, headers::CONNECTION_ID).map(tracing::field::display),
             reason = %error,
-            status = 400,
+            status = ApiError::from(error.clone()).status().as_u16(),
             "Refused Web PubSub upstream callback"
         );
         ApiError::from(error)
@@ -252,20 +264,31 @@ async fn dispatch(state: &State, event: VerifiedEvent, body: Bytes) -> Response 
             Handled::reply(StatusCode::NO_CONTENT.into_response())
         }
         EventKind::Disconnected => disconnected(state, &event, &body).await,
+        EventKind::GroupJoined | EventKind::GroupLeft => group_event(state, &event, &body).await,
         EventKind::User(_) => user_event(state, &event, body).await,
     };
     let status = handled.response.status().as_u16();
     // Display (`%`) keeps values unquoted in text logs.
     let user_id = handled.user_id.as_deref().or(event.user_id());
-    tracing::info!(
-        event_type = %event.event_type(),
-        hub = %event.hub(),
-        connection_id = %event.connection_id(),
-        user_id = user_id.map(tracing::field::display),
-        reason = handled.reason.as_deref().map(tracing::field::display),
-        status,
-        "Received Web PubSub upstream callback"
-    );
+    // One line per event; a refusal (4xx) is a warning, so a bad token or payload stands out.
+    macro_rules! log_event {
+        ($level:ident) => {
+            tracing::$level!(
+                event_type = %event.event_type(),
+                hub = %event.hub(),
+                connection_id = %event.connection_id(),
+                user_id = user_id.map(tracing::field::display),
+                reason = handled.reason.as_deref().map(tracing::field::display),
+                status,
+                "Received Web PubSub upstream callback"
+            )
+        };
+    }
+    if (400..500).contains(&status) {
+        log_event!(warn);
+    } else {
+        log_event!(info);
+    }
     handled.response
 }
 
@@ -328,25 +351,56 @@ async fn disconnected(state: &State, event: &VerifiedEvent, body: &[u8]) -> Hand
     }
 }
 
+/// `gp.joined` / `gp.left`: `{"group": "..."}`, handed to the hook, then 200 (the group is logged as the
+/// reason).
+async fn group_event(state: &State, event: &VerifiedEvent, body: &[u8]) -> Handled {
+    #[derive(Deserialize)]
+    struct GroupBody {
+        group: String,
+    }
+    let group = match serde_json::from_slice::<GroupBody>(body) {
+        Ok(body) if validate::group(&body.group).is_ok() => body.group,
+        Ok(_) => {
+            return Handled::error(ApiError::bad_request(
+                "InvalidGroup",
+                "group must be 1 to 1024 characters and not only whitespace",
+            ));
+        }
+        Err(e) => {
+            return Handled::error(ApiError::bad_request(
+                "InvalidJson",
+                format!("the group event body must be {{\"group\": string}}: {e}"),
+            ));
+        }
+    };
+    state.handler.on_group_event(event, &group).await;
+    Handled {
+        response: StatusCode::OK.into_response(),
+        user_id: None,
+        reason: Some(format!("group {group}")),
+    }
+}
+
 /// A user event: the hook's reply goes to the sender (200 with its data type) or nothing (204).
 async fn user_event(state: &State, event: &VerifiedEvent, body: Bytes) -> Handled {
     let message = UserMessage {
         data_type: event.data_type().unwrap_or(DataType::Binary),
+        content_type: event.other_content_type().map(str::to_owned),
         data: body,
     };
     let reply = match state.handler.on_user_event(event, message).await {
         Ok(reply) => reply,
         Err(error) => return Handled::error(error),
     };
-    let mut response = match reply.body() {
-        Some((data_type, data)) => {
+    let mut response = match (reply.body(), reply.content_type()) {
+        (Some((data_type, data)), Some(content_type)) => {
             let mut response = Response::new(data.clone().into());
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(data_type.content_type()));
+            let content_type = HeaderValue::from_str(content_type)
+                .unwrap_or_else(|_| HeaderValue::from_static(data_type.content_type()));
+            response.headers_mut().insert(header::CONTENT_TYPE, content_type);
             response
         }
-        None => StatusCode::NO_CONTENT.into_response(),
+        _ => StatusCode::NO_CONTENT.into_response(),
     };
     if let Some(state) = reply.state()
         && let Ok(value) = HeaderValue::from_str(&state.encode())

@@ -158,6 +158,30 @@ async fn abuse_protection_accepts_configured_extra_origins() {
     assert_eq!(response.headers()["webhook-allowed-origin"], "tunnel.example.com");
 }
 
+#[tokio::test]
+async fn several_origin_header_lines_are_read_together() {
+    let (service, settings) = settings_of(&env());
+    let state = State::new(&settings, &service).unwrap();
+    let mut headers = HeaderMap::new();
+    headers.append("webhook-request-origin", HeaderValue::from_static("evil.example.com"));
+    headers.append(
+        "webhook-request-origin",
+        HeaderValue::from_static("other.example.com, contoso.webpubsub.azure.com"),
+    );
+    let joined = requested_origins(&headers);
+    assert_eq!(
+        joined.as_deref(),
+        Some("evil.example.com,other.example.com, contoso.webpubsub.azure.com")
+    );
+    let response = abuse_protection(&state, joined.as_deref());
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["webhook-allowed-origin"],
+        "contoso.webpubsub.azure.com"
+    );
+    assert_eq!(requested_origins(&HeaderMap::new()), None);
+}
+
 // ---- headers, signature, hub, body ----
 
 #[tokio::test]
@@ -450,7 +474,8 @@ async fn a_required_user_id_is_enforced_with_401_and_a_reason() {
 #[tokio::test]
 async fn mqtt_connect_rejections_use_mqtt_reason_codes() {
     let route = route_with(env().with("EventsRequireUserId", "true"));
-    for (version, code) in [(5, 134), (4, 4)] {
+    // 401 → not authorized, as the official handlers map it.
+    for (version, code) in [(5, 135), (4, 5)] {
         let response = event_without("azure.webpubsub.sys.connect", &["ce-userId"])
             .header("ce-physicalConnectionId", "phys-1")
             .body(json!({"subprotocols": ["mqtt"], "mqtt": {"protocolVersion": version, "username": "u", "password": "cA=="}}).to_string())
@@ -461,6 +486,113 @@ async fn mqtt_connect_rejections_use_mqtt_reason_codes() {
         assert_eq!(body["mqtt"]["code"], code, "{body}");
         assert!(body["mqtt"]["reason"].as_str().unwrap().contains("user id"));
     }
+}
+
+#[tokio::test]
+async fn mqtt_connect_refusals_map_400_to_bad_user_name_or_password() {
+    let route = route_with(env());
+    for (version, code) in [(5, 134), (4, 4)] {
+        let response = connect_event(json!({"claims": {"role": [""]}, "mqtt": {"protocolVersion": version}}))
+            .reply(&route)
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(json_of(&response)["mqtt"]["code"], code);
+    }
+}
+
+#[tokio::test]
+async fn bad_token_groups_and_roles_are_400_logged_at_warn() {
+    let (captured, _guard) = crate::testing::capture_logs();
+    let route = route_with(env());
+    let long = "g".repeat(2000);
+    for (claims, code) in [
+        (json!({"role": [""]}), "InvalidRole"),
+        (
+            json!({"role": ["webpubsub.sendToGroup.a,webpubsub.sendToGroup"]}),
+            "InvalidRole",
+        ),
+        (json!({"webpubsub.group": ["  "]}), "InvalidGroup"),
+        (json!({"webpubsub.group": [long]}), "InvalidGroup"),
+        (json!({"webpubsub.group": ["room-1\u{0}"]}), "InvalidGroup"),
+        (json!({"webpubsub.group": ["a\nb"]}), "InvalidGroup"),
+    ] {
+        let response = connect_event(json!({ "claims": claims })).reply(&route).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{claims}");
+        assert_eq!(json_of(&response)["code"], code, "{claims}");
+    }
+    let log = captured.text();
+    assert!(!log.contains("connect hook"), "{log}");
+    let lines: Vec<&str> = log.lines().filter(|line| line.contains(LOG_MESSAGE)).collect();
+    assert_eq!(lines.len(), 6, "{log}");
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.contains("WARN") && line.contains("status=400")),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn mqtt_user_events_carry_any_media_type_both_ways() {
+    let route = route_with(env().with("EventsUserEventBehavior", "echo"));
+    let response = event("azure.webpubsub.user.message")
+        .header("ce-physicalConnectionId", "phys-1")
+        .header("content-type", "image/png")
+        .body(&b"\x89PNG"[..])
+        .reply(&route)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    assert_eq!(response.body().as_ref(), b"\x89PNG");
+    let unbounded = event("azure.webpubsub.user.message")
+        .header("ce-physicalConnectionId", "phys-1")
+        .header("content-type", format!("image/{}", "x".repeat(300)))
+        .body("x")
+        .reply(&route)
+        .await;
+    assert_eq!(unbounded.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn group_joined_and_left_are_200_and_reach_the_handler() {
+    struct Groups(Mutex<Vec<(String, String)>>);
+    impl EventHandler for Groups {
+        fn on_group_event<'a>(&'a self, event: &'a VerifiedEvent, group: &'a str) -> HookFuture<'a, ()> {
+            self.0
+                .lock()
+                .unwrap()
+                .push((event.kind().name().to_owned(), group.to_owned()));
+            Box::pin(std::future::ready(()))
+        }
+    }
+    let (captured, _guard) = crate::testing::capture_logs();
+    let groups = Arc::new(Groups(Mutex::new(Vec::new())));
+    let route = route_with_handler(env(), groups.clone());
+    for event_type in ["azure.webpubsub.sys.gp.joined", "azure.webpubsub.sys.gp.left"] {
+        let name = event_type.trim_start_matches("azure.webpubsub.sys.");
+        let response = event(event_type)
+            .header("ce-eventName", name)
+            .header("content-type", "application/json")
+            .body(r#"{"group":"lobby"}"#)
+            .reply(&route)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{event_type}");
+    }
+    assert_eq!(
+        *groups.0.lock().unwrap(),
+        [
+            ("gp.joined".to_owned(), "lobby".to_owned()),
+            ("gp.left".to_owned(), "lobby".to_owned())
+        ]
+    );
+    let log = captured.text();
+    assert!(log.contains("event_type=azure.webpubsub.sys.gp.joined"), "{log}");
+    let malformed = event("azure.webpubsub.sys.gp.joined")
+        .header("ce-eventName", "gp.joined")
+        .body("{}")
+        .reply(&route)
+        .await;
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -573,14 +705,14 @@ async fn echo_returns_the_payload_with_its_data_type() {
 }
 
 #[tokio::test]
-async fn unsupported_user_event_content_types_are_400() {
+async fn unsupported_user_event_content_types_are_415() {
     let route = route_with(env().with("EventsUserEventBehavior", "echo"));
     let response = event("azure.webpubsub.user.message")
         .header("content-type", "image/png")
         .body("x")
         .reply(&route)
         .await;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(json_of(&response)["code"], "UnsupportedContentType");
 }
 

@@ -4,6 +4,7 @@
 use warp::reply::Response;
 
 use super::super::connection_state::ConnectionState;
+use super::super::names;
 use super::super::settings::{ConnectPolicy, UserIdSource};
 use super::ConnectRequest;
 use super::body::ConnectBody;
@@ -59,26 +60,48 @@ pub fn draft(policy: &ConnectPolicy, request: &ConnectRequest<'_>) -> Result<Con
 
     let mut groups = Vec::new();
     let mut roles = Vec::new();
-    body.token_groups()
-        .for_each(|group| push_unique(&mut groups, group.to_owned()));
-    body.token_roles()
-        .for_each(|role| push_unique(&mut roles, role.to_owned()));
+    // The token is signed, but its claims are still input: a bad group or role is the token's fault (400),
+    // not the hook's, and is refused before it could be forwarded.
+    for group in body.token_groups() {
+        if !names::is_group(group) {
+            return Err(invalid_claims(
+                "a group in the token is blank, longer than 1024 characters, or holds a control character or comma",
+                "InvalidGroup",
+            ));
+        }
+        push_unique(&mut groups, group.to_owned());
+    }
+    for role in body.token_roles() {
+        if !names::is_role(role) {
+            return Err(invalid_claims(
+                "a role in the token is empty, longer than 1024 characters, or holds a control character or comma",
+                "InvalidRole",
+            ));
+        }
+        push_unique(&mut roles, role.to_owned());
+    }
     // A template naming {userId} needs a user; the others apply to every connection.
     let render = |template: &crate::auth::template::Template| match user_id.as_deref() {
         Some(user_id) => Some(template.render(user_id)),
         None if template.uses_user_id() => None,
         None => Some(template.render("")),
     };
+    let user_id_does_not_fit = || {
+        ApiError::bad_request(
+            "InvalidUserId",
+            "the user id does not fit in a group name or role (1 to 1024 characters, no control character or comma)",
+        )
+    };
     for group in policy.default_groups.iter().filter_map(render) {
-        if crate::webpubsub::validate::group(&group).is_err() {
-            return Err(ApiError::bad_request(
-                "InvalidUserId",
-                "the user id does not fit in a group name (1 to 1024 characters)",
-            ));
+        if !names::is_group(&group) {
+            return Err(user_id_does_not_fit());
         }
         push_unique(&mut groups, group);
     }
     for role in policy.default_roles.iter().filter_map(render) {
+        if !names::is_role(&role) {
+            return Err(user_id_does_not_fit());
+        }
         push_unique(&mut roles, role);
     }
     let response = ConnectResponse {
@@ -89,6 +112,11 @@ pub fn draft(policy: &ConnectPolicy, request: &ConnectRequest<'_>) -> Result<Con
         ..ConnectResponse::default()
     };
     Ok(response)
+}
+
+/// A 400 for a token claim that cannot be forwarded; logged at warn by the event's log line.
+fn invalid_claims(message: &str, code: &'static str) -> ApiError {
+    ApiError::bad_request(code, message).with_detail("reason", "InvalidClaims")
 }
 
 /// The first subprotocol of the preference list that the client offered. None offered → none chosen; MQTT
@@ -172,15 +200,12 @@ pub fn finish(
     if response.user_id.as_deref() == Some("") {
         return Err(ApiError::internal("connect hook", "set an empty user id"));
     }
-    if let Err(error) = response
-        .groups
-        .iter()
-        .try_for_each(|group| crate::webpubsub::validate::group(group))
-    {
-        return Err(ApiError::internal("connect hook", error));
+    // The draft's names were checked already, so a bad one here came from the hook.
+    if !response.groups.iter().all(|group| names::is_group(group)) {
+        return Err(ApiError::internal("connect hook", "set an invalid group name"));
     }
-    if response.roles.iter().any(String::is_empty) {
-        return Err(ApiError::internal("connect hook", "set an empty role"));
+    if !response.roles.iter().all(|role| names::is_role(role)) {
+        return Err(ApiError::internal("connect hook", "set an invalid role"));
     }
     Ok(super::reply::reply(request, &response))
 }

@@ -98,42 +98,15 @@ pub fn rejection(body: Option<&ConnectBody<'_>>, error: ApiError) -> Response {
     warp::reply::with_status(warp::reply::json(&json), error.status()).into_response()
 }
 
-/// CONNACK codes: MQTT 3.1.1 return codes, MQTT 5 reason codes.
+/// CONNACK codes as the official handlers map statuses: MQTT 3.1.1 return codes, MQTT 5 reason codes.
+/// 400 → bad user name or password (4 / 134), 401 and 403 → not authorized (5 / 135), 5xx → server
+/// unavailable (3 / 136); other refusals: v5 "implementation specific error" (131), v3.1.1 not authorized.
 pub fn mqtt_code(protocol_version: u8, status: StatusCode) -> u8 {
-    let v5 = protocol_version >= 5;
-    match status {
-        // Bad user name or password.
-        StatusCode::UNAUTHORIZED => {
-            if v5 {
-                0x86
-            } else {
-                4
-            }
-        }
-        // Not authorized.
-        StatusCode::FORBIDDEN => {
-            if v5 {
-                0x87
-            } else {
-                5
-            }
-        }
-        // Server unavailable.
-        status if status.is_server_error() => {
-            if v5 {
-                0x88
-            } else {
-                3
-            }
-        }
-        // Other refusals: v5 "implementation specific error" (valid CONNECT, not accepted); v3.1.1 has
-        // nothing closer than "not authorized".
-        _ => {
-            if v5 {
-                0x83
-            } else {
-                5
-            }
-        }
-    }
+    let (v3, v5) = match status {
+        StatusCode::BAD_REQUEST => (4, 0x86),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => (5, 0x87),
+        status if status.is_server_error() => (3, 0x88),
+        _ => (5, 0x83),
+    };
+    if protocol_version >= 5 { v5 } else { v3 }
 }

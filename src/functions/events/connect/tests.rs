@@ -94,14 +94,19 @@ fn debug_hides_values_and_mqtt_passwords() {
 
 #[test]
 fn mqtt_codes_follow_the_protocol_version() {
-    assert_eq!(mqtt_code(4, StatusCode::UNAUTHORIZED), 4);
+    // As the official handlers map them: 401 → not authorized, 400 → bad user name or password,
+    // 5xx → server unavailable.
+    assert_eq!(mqtt_code(4, StatusCode::UNAUTHORIZED), 5);
     assert_eq!(mqtt_code(4, StatusCode::FORBIDDEN), 5);
-    assert_eq!(mqtt_code(4, StatusCode::BAD_REQUEST), 5);
+    assert_eq!(mqtt_code(4, StatusCode::BAD_REQUEST), 4);
     assert_eq!(mqtt_code(4, StatusCode::INTERNAL_SERVER_ERROR), 3);
-    assert_eq!(mqtt_code(5, StatusCode::UNAUTHORIZED), 134);
+    assert_eq!(mqtt_code(4, StatusCode::SERVICE_UNAVAILABLE), 3);
+    assert_eq!(mqtt_code(5, StatusCode::UNAUTHORIZED), 135);
     assert_eq!(mqtt_code(5, StatusCode::FORBIDDEN), 135);
-    assert_eq!(mqtt_code(5, StatusCode::BAD_REQUEST), 131);
+    assert_eq!(mqtt_code(5, StatusCode::BAD_REQUEST), 134);
     assert_eq!(mqtt_code(5, StatusCode::INTERNAL_SERVER_ERROR), 136);
+    assert_eq!(mqtt_code(5, StatusCode::BAD_GATEWAY), 136);
+    assert_eq!(mqtt_code(5, StatusCode::PAYLOAD_TOO_LARGE), 131);
 }
 
 #[test]

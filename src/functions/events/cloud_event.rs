@@ -10,32 +10,20 @@ use warp::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::ApiError;
 
-/// CloudEvents attribute headers this function reads.
+/// CloudEvents attribute headers this function reads: the protocol crate's names, plus the abuse-protection
+/// answer header only this side writes.
 pub mod headers {
-    pub const SPEC_VERSION: &str = "ce-specversion";
-    pub const ID: &str = "ce-id";
-    pub const SOURCE: &str = "ce-source";
-    pub const TYPE: &str = "ce-type";
-    pub const TIME: &str = "ce-time";
-    pub const HUB: &str = "ce-hub";
-    pub const CONNECTION_ID: &str = "ce-connectionid";
-    pub const EVENT_NAME: &str = "ce-eventname";
-    pub const USER_ID: &str = "ce-userid";
-    pub const SUBPROTOCOL: &str = "ce-subprotocol";
-    pub const CONNECTION_STATE: &str = "ce-connectionstate";
-    pub const SIGNATURE: &str = "ce-signature";
-    pub const PHYSICAL_CONNECTION_ID: &str = "ce-physicalconnectionid";
-    pub const SESSION_ID: &str = "ce-sessionid";
-    /// The abuse-protection request header (OPTIONS) and the service host on every POST.
-    pub const WEBHOOK_REQUEST_ORIGIN: &str = "webhook-request-origin";
+    pub use webpubsub_protocol::cloudevents::{
+        CONNECTION_ID, CONNECTION_STATE, EVENT_NAME, HUB, ID, PHYSICAL_CONNECTION_ID, SESSION_ID, SIGNATURE, SOURCE,
+        SPEC_VERSION, SUBPROTOCOL, TIME, TYPE, USER_ID, WEBHOOK_REQUEST_ORIGIN,
+    };
     /// The abuse-protection answer.
     pub const WEBHOOK_ALLOWED_ORIGIN: &str = "webhook-allowed-origin";
 }
 
-/// Prefix of every Web PubSub system event type.
-const SYSTEM_TYPE_PREFIX: &str = "azure.webpubsub.sys.";
-/// Prefix of every Web PubSub user event type.
-const USER_TYPE_PREFIX: &str = "azure.webpubsub.user.";
+use webpubsub_protocol::cloudevents::{
+    SYSTEM_EVENT_PREFIX as SYSTEM_TYPE_PREFIX, USER_EVENT_PREFIX as USER_TYPE_PREFIX,
+};
 
 /// What happened: the `ce-type` header, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -340,6 +340,11 @@ pub(super) async fn handle_json(service: &Arc<Service>, connection: &Arc<Connect
         Ok(message) => message,
         Err(error) => {
             tracing::info!(hub = %connection.hub, connection_id = %connection.id, event_type = "invalid_message", reason = %error.message, "client message refused");
+            if let Some(invocation_id) = &error.invocation_id {
+                let frame = protocol::invoke_error(invocation_id, AckError::BadRequest, &error.message);
+                reply(service, connection, frame);
+                return;
+            }
             ack(
                 service,
                 connection,
@@ -413,6 +418,20 @@ pub(super) async fn handle_json(service: &Arc<Service>, connection: &Arc<Connect
                 }
             }
         }
+        ClientMessage::Invoke {
+            invocation_id,
+            target,
+            event,
+            payload,
+        } => {
+            let frame = invoke(service, connection, &target, &event, &payload).await;
+            let frame = match frame {
+                Ok(answer) => protocol::invoke_ok(&invocation_id, answer.as_ref()),
+                Err((error, message)) => protocol::invoke_error(&invocation_id, error, &message),
+            };
+            reply(service, connection, frame);
+        }
+        ClientMessage::CancelInvocation => {}
         ClientMessage::Ping => reply(service, connection, protocol::pong()),
         ClientMessage::SequenceAck { sequence_id } => {
             if connection.protocol == Protocol::ReliableJson {
@@ -422,3 +441,40 @@ pub(super) async fn handle_json(service: &Arc<Service>, connection: &Arc<Connect
     }
 }
 
+/// Runs an `invoke` as the user event `event`; the handler's reply (if any) is the answer.
+async fn invoke(
+    service: &Arc<Service>,
+    connection: &Arc<Connection>,
+    target: &str,
+    event: &str,
+    payload: &Payload,
+) -> Result<Option<Payload>, (AckError, String)> {
+    if target != "event" {
+        return Err((
+            AckError::BadRequest,
+            format!("The invoke target '{target}' is not supported (use \"event\")."),
+        ));
+    }
+    if !names::is_valid_event_name(event) {
+        return Err((AckError::BadRequest, "The event name is invalid.".to_owned()));
+    }
+    match service.upstream.user_event(connection, event, payload).await {
+        UserEventOutcome::NoHandler => Err((
+            AckError::NotFound,
+            format!("No event handler takes the event '{event}'."),
+        )),
+        UserEventOutcome::Replied {
+            reply,
+            connection_state,
+        } => {
+            if let Some(state) = connection_state {
+                connection.set_connection_state(state);
+            }
+            Ok(reply)
+        }
+        UserEventOutcome::Failed => Err((
+            AckError::InternalServerError,
+            "The upstream event handler failed.".to_owned(),
+        )),
+    }
+}

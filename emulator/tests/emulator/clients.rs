@@ -521,3 +521,31 @@ async fn protocol_errors_close_with_a_code_and_reason() {
     .await;
 }
 
+#[tokio::test]
+async fn mqtt_and_socketio_urls_fail_at_once_with_a_reason() {
+    let emulator = start(config()).await;
+    let mut mqtt = open(&format!("ws://{}/clients/mqtt/hubs/chat", emulator.addr), Some("mqtt"))
+        .await
+        .expect("the upgrade is accepted so the reason can be read");
+    let (code, reason) = close_frame(&mut mqtt).await;
+    assert_eq!(code, 1003);
+    assert!(reason.contains("MQTT") && reason.contains("/client/hubs/"), "{reason}");
+
+    let url = format!("ws://{}/clients/socketio/hubs/chat/?EIO=4&transport=websocket", emulator.addr);
+    let mut socketio = open(&url, None).await.expect("the upgrade is accepted");
+    let (code, reason) = close_frame(&mut socketio).await;
+    assert_eq!(code, 1003);
+    assert!(reason.contains("Socket.IO"), "{reason}");
+
+    // Socket.IO starts with HTTP long polling: a JSON 400 that says why.
+    let response = reqwest::get(format!(
+        "http://{}/clients/socketio/hubs/chat/?EIO=4&transport=polling",
+        emulator.addr
+    ))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["code"], "UnsupportedClientProtocol");
+    assert!(body["message"].as_str().unwrap().contains("Socket.IO"), "{body}");
+}

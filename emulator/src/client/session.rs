@@ -140,12 +140,15 @@ pub(super) fn failure_close(error: &tokio_tungstenite::tungstenite::Error) -> Op
         Error::Protocol(ProtocolError::UnmaskedFrameFromClient) => {
             Some((1002, "Protocol error: client frames must be masked."))
         }
-        Error::Protocol(ProtocolError::NonZeroReservedBits) => {
-            Some((1002, "Protocol error: reserved bits must be zero (no extension was negotiated)."))
-        }
-        Error::Protocol(ProtocolError::UnknownDataFrameType(_) | ProtocolError::UnknownControlFrameType(_) | ProtocolError::InvalidOpcode(_)) => {
-            Some((1002, "Protocol error: unknown frame opcode."))
-        }
+        Error::Protocol(ProtocolError::NonZeroReservedBits) => Some((
+            1002,
+            "Protocol error: reserved bits must be zero (no extension was negotiated).",
+        )),
+        Error::Protocol(
+            ProtocolError::UnknownDataFrameType(_)
+            | ProtocolError::UnknownControlFrameType(_)
+            | ProtocolError::InvalidOpcode(_),
+        ) => Some((1002, "Protocol error: unknown frame opcode.")),
         Error::Protocol(ProtocolError::InvalidCloseSequence) => Some((1002, "Protocol error: invalid close frame.")),
         Error::Protocol(_) => Some((1002, "Protocol error: invalid WebSocket framing.")),
         _ => None,

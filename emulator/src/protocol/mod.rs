@@ -295,7 +295,11 @@ impl AckError {
 
 /// `{"type":"ack","ackId":N,"success":true}`.
 pub fn ack_ok(ack_id: u64) -> String {
-    object(&[("type", r#""ack""#), ("ackId", &ack_id.to_string()), ("success", "true")])
+    object(&[
+        ("type", r#""ack""#),
+        ("ackId", &ack_id.to_string()),
+        ("success", "true"),
+    ])
 }
 
 /// `{"type":"ack","ackId":N,"success":false,"error":{"name":..,"message":..}}`.
@@ -461,7 +465,9 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ClientMessageEr
         let value = serde_json::from_str::<Value>(text).ok();
         ClientMessageError {
             ack_id: value.as_ref().and_then(|v| v.get("ackId")?.as_u64()),
-            invocation_id: value.as_ref().and_then(|v| Some(v.get("invocationId")?.as_str()?.to_owned())),
+            invocation_id: value
+                .as_ref()
+                .and_then(|v| Some(v.get("invocationId")?.as_str()?.to_owned())),
             message: format!("The message is not a valid request: {e}"),
         }
     })?;

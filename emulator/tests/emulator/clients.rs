@@ -462,7 +462,10 @@ async fn close_after_raw_frame(emulator: &Emulator, frame: &[u8]) -> (u16, Strin
     let mut received = Vec::new();
     let mut buffer = [0u8; 1024];
     let head_end = loop {
-        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0, "EOF during the handshake");
         received.extend_from_slice(&buffer[..n]);
         if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -531,7 +534,10 @@ async fn mqtt_and_socketio_urls_fail_at_once_with_a_reason() {
     assert_eq!(code, 1003);
     assert!(reason.contains("MQTT") && reason.contains("/client/hubs/"), "{reason}");
 
-    let url = format!("ws://{}/clients/socketio/hubs/chat/?EIO=4&transport=websocket", emulator.addr);
+    let url = format!(
+        "ws://{}/clients/socketio/hubs/chat/?EIO=4&transport=websocket",
+        emulator.addr
+    );
     let mut socketio = open(&url, None).await.expect("the upgrade is accepted");
     let (code, reason) = close_frame(&mut socketio).await;
     assert_eq!(code, 1003);

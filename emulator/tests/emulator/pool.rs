@@ -38,7 +38,9 @@ impl CountingUpstream {
         let task = tokio::spawn(async move {
             // Bounded: the test opens at most a few dozen sockets.
             for _ in 0..1000 {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let now = counter.fetch_add(1, Ordering::SeqCst) + 1;
                 highest.fetch_max(now, Ordering::SeqCst);
                 let counter = counter.clone();

@@ -393,12 +393,14 @@ async fn next_text(socket: &mut Socket) -> String {
 
 #[tokio::test]
 async fn invoke_reaches_the_handler_and_its_reply_is_the_invoke_response() {
-    let upstream = Upstream::start(|request| match (request.method.as_str(), request.header("ce-eventname")) {
-        ("OPTIONS", _) => allow_origin(),
-        (_, Some("echo")) => respond_body("application/json", br#"{"z":1,"a":"b"}"#.to_vec(), None),
-        (_, Some("quiet")) => reply(204),
-        _ => reply(500),
-    })
+    let upstream = Upstream::start(
+        |request| match (request.method.as_str(), request.header("ce-eventname")) {
+            ("OPTIONS", _) => allow_origin(),
+            (_, Some("echo")) => respond_body("application/json", br#"{"z":1,"a":"b"}"#.to_vec(), None),
+            (_, Some("quiet")) => reply(204),
+            _ => reply(500),
+        },
+    )
     .await;
     let emulator = start(EmulatorConfig {
         hubs: hub_config(&upstream, &[], Some("echo,quiet,boom")),

@@ -26,6 +26,12 @@ pub struct EmulatorConfig {
     /// Delays before each retry of an upstream request that got 408, 5xx or a network
     /// error; its length is the number of retries (the service: 1 s, 3 s, 5 s).
     pub upstream_retry_delays: Vec<Duration>,
+    /// How long an idle keep-alive socket to a handler is kept for reuse. Short, so a
+    /// burst of events does not leave thousands of sockets open long after the clients left.
+    pub upstream_pool_idle_timeout: Duration,
+    /// Most idle keep-alive sockets kept per handler host; beyond it a socket is closed as
+    /// soon as its request ends.
+    pub upstream_pool_max_idle: usize,
     /// After a failed abuse-protection check, how long before the handler is probed again.
     pub validation_retry_interval: Duration,
     /// After a successful abuse-protection check, how long it stays valid.
@@ -45,6 +51,8 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("hubs", &self.hubs)
             .field("upstream_timeout", &self.upstream_timeout)
             .field("upstream_retry_delays", &self.upstream_retry_delays)
+            .field("upstream_pool_idle_timeout", &self.upstream_pool_idle_timeout)
+            .field("upstream_pool_max_idle", &self.upstream_pool_max_idle)
             .field("validation_retry_interval", &self.validation_retry_interval)
             .field("validation_refresh_interval", &self.validation_refresh_interval)
             .field("reconnect_window", &self.reconnect_window)
@@ -61,6 +69,8 @@ impl Default for EmulatorConfig {
             hubs: Vec::new(),
             upstream_timeout: Duration::from_secs(100),
             upstream_retry_delays: vec![Duration::from_secs(1), Duration::from_secs(3), Duration::from_secs(5)],
+            upstream_pool_idle_timeout: Duration::from_secs(5),
+            upstream_pool_max_idle: 32,
             validation_retry_interval: Duration::from_secs(5),
             validation_refresh_interval: Duration::from_secs(60),
             reconnect_window: Duration::from_secs(30),

@@ -2,7 +2,7 @@
 //! PubSub; nothing here is hardened for the internet).
 //!
 //! One warp server carries the client WebSocket endpoint (`/client/hubs/{hub}`,
-//! `/client?hub=`), the REST data plane (`/api/...`, in `rest`) and `HEAD /api/health`
+//! `/client?hub=`; MQTT and Socket.IO URLs are refused with a reason), the REST data plane (`/api/...`, in `rest`) and `HEAD /api/health`
 //! (answered here). Upstream events go to the configured handlers over HTTP.
 //!
 //! Layout:
@@ -61,6 +61,8 @@ pub async fn serve(
 ) {
     use warp::Filter as _;
     let routes = client::routes(service.clone())
+        .or(client::unsupported_routes())
+        .unify()
         .or(health())
         .unify()
         .or(rest::routes(service.clone()))

@@ -15,6 +15,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
@@ -25,6 +26,7 @@ import { WebPubSubServiceClient, odata } from "@azure/web-pubsub";
 import { WebPubSubClient } from "@azure/web-pubsub-client";
 
 const HUB = "jshub";
+const INVOKE_HUB = "jsinvoke";
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const STARTUP_MS = 30_000;
 const RECEIVE_MS = 10_000;
@@ -57,12 +59,12 @@ class Inbox {
   }
 }
 
-/** Starts the emulator binary; resolves with the process and its connection string. */
-async function startEmulator() {
+/** Starts the emulator binary with extra `args`; resolves with the process and its connection string. */
+async function startEmulator(args = []) {
   const binary =
     process.env.WEBPUBSUB_EMULATOR_BIN || path.join(REPO, "target", "debug", "webpubsub-emulator");
   assert.ok(existsSync(binary), `emulator binary not found at ${binary}: run cargo build -p webpubsub-emulator`);
-  const child = spawn(binary, ["--port", "0"], { stdio: ["ignore", "pipe", "ignore"] });
+  const child = spawn(binary, ["--port", "0", ...args], { stdio: ["ignore", "pipe", "ignore"] });
   const lines = readline.createInterface({ input: child.stdout });
   const connectionString = await within(
     new Promise((resolve, reject) => {
@@ -136,6 +138,31 @@ class CuttableProxy {
   }
 }
 
+/**
+ * A local upstream event handler: passes abuse protection and answers every user event with
+ * JSON naming the event and echoing the body it received.
+ */
+async function startEventHandler() {
+  const server = http.createServer((request, response) => {
+    if (request.method === "OPTIONS") {
+      response.writeHead(200, { "WebHook-Allowed-Origin": "*" }).end();
+      return;
+    }
+    const chunks = [];
+    request.on("data", (chunk) => chunks.push(chunk));
+    request.on("end", () => {
+      const body = JSON.stringify({
+        event: request.headers["ce-eventname"],
+        contentType: request.headers["content-type"],
+        received: Buffer.concat(chunks).toString("utf8"),
+      });
+      response.writeHead(200, { "Content-Type": "application/json" }).end(body);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return server;
+}
+
 /** Polls `condition` every 50 ms, at most `RECEIVE_MS` in total. */
 async function eventually(condition, what) {
   for (let i = 0; i < RECEIVE_MS / 50; i++) {
@@ -148,6 +175,7 @@ async function eventually(condition, what) {
 describe("official JS SDKs against the emulator", () => {
   let emulator;
   let service;
+  let handler;
   const started = [];
 
   /** Starts a WebPubSubClient for `url`; its events go to inboxes. */
@@ -181,7 +209,9 @@ describe("official JS SDKs against the emulator", () => {
   }
 
   before(async () => {
-    emulator = await startEmulator();
+    handler = await startEventHandler();
+    const handlerUrl = `http://127.0.0.1:${handler.address().port}/events`;
+    emulator = await startEmulator(["--event-handler", `${INVOKE_HUB}=${handlerUrl};user=*`]);
     // The emulator speaks plain http on 127.0.0.1; core-rest-pipeline refuses that unless told.
     service = new WebPubSubServiceClient(emulator.connectionString, HUB, { allowInsecureConnection: true });
   });
@@ -189,6 +219,26 @@ describe("official JS SDKs against the emulator", () => {
   after(async () => {
     for (const client of started) client.stop();
     if (emulator) await stopEmulator(emulator.child);
+    if (handler) {
+      handler.closeAllConnections();
+      await new Promise((resolve) => handler.close(resolve));
+    }
+  });
+
+  it("invokeEvent reaches the upstream as a user event and resolves with the handler's reply", async () => {
+    const invokeService = new WebPubSubServiceClient(emulator.connectionString, INVOKE_HUB, {
+      allowInsecureConnection: true,
+    });
+    const token = await invokeService.getClientAccessToken({ userId: unique("invoker") });
+    const { client } = await startClient(token.url);
+    const result = await within(client.invokeEvent("echo", "hello", "text"), RECEIVE_MS, "invoke response");
+    assert.equal(typeof result.invocationId, "string");
+    assert.equal(result.dataType, "json");
+    assert.deepEqual(result.data, { event: "echo", contentType: "text/plain", received: "hello" });
+
+    const json = await within(client.invokeEvent("sum", { a: 1, b: [2] }, "json"), RECEIVE_MS, "json invoke");
+    assert.deepEqual(JSON.parse(json.data.received), { a: 1, b: [2] });
+    assert.equal(json.data.contentType, "application/json");
   });
 
   it("connects with getClientAccessToken, joins a group, and a second client receives group messages", async () => {

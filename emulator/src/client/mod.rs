@@ -11,13 +11,17 @@
 //! Tokens without `sub` are accepted (the connection has no user id), as Azure does for
 //! `getClientAccessToken()` without a user; there is no anonymous access without a token.
 //!
-//! Layout: `upgrade` (authentication, resume, the `connect` event, the HTTP upgrade) and
-//! `session` (the reader and writer tasks, frame handling, acks and permissions).
+//! Layout: `upgrade` (authentication, resume, the `connect` event, the HTTP upgrade),
+//! `session` (the reader and writer tasks, frame handling, acks and permissions) and
+//! `unsupported` (MQTT and Socket.IO URLs, refused at once with a reason).
 
 mod session;
 #[cfg(test)]
 mod tests;
+mod unsupported;
 mod upgrade;
+
+pub use unsupported::routes as unsupported_routes;
 
 use std::sync::Arc;
 use std::time::Duration;

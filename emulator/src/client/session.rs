@@ -65,11 +65,11 @@ pub(super) async fn run_socket(
         let message = match item {
             Ok(message) => message,
             Err(error) => {
-                if is_too_large(&error) {
+                if let Some((code, why)) = failure_close(&error) {
                     clean = true;
-                    reason = refuse_oversized(&service, &connection);
-                    // The rest of the frame is unread: dropping now would reset the TCP
-                    // connection before the client sees our close frame.
+                    reason = refuse(&service, &connection, code, why);
+                    // Unread bytes may remain: dropping now would reset the TCP connection
+                    // before the client sees our close frame.
                     tokio::time::sleep(OVERSIZE_LINGER).await;
                 }
                 break;
@@ -107,14 +107,52 @@ pub(super) async fn run_socket(
     }
 }
 
+/// Reason sent with 1009 when a client message is over 1 MB.
+const TOO_LARGE: &str = "The client message is too large.";
+
 /// Closes with 1009 (message too big); returns the reason.
 pub(super) fn refuse_oversized(service: &Service, connection: &Arc<Connection>) -> String {
-    tracing::info!(hub = %connection.hub, connection_id = %connection.id, event_type = "message_too_large", "client message over 1 MB; closing with 1009");
-    let reason = "The client message is too large.";
-    if connection.close(1009, reason, false) {
+    refuse(service, connection, 1009, TOO_LARGE)
+}
+
+/// Closes with `code` and `reason` (sent in the close frame); returns the reason.
+pub(super) fn refuse(service: &Service, connection: &Arc<Connection>, code: u16, reason: &str) -> String {
+    tracing::info!(hub = %connection.hub, connection_id = %connection.id, event_type = "protocol_violation", code, reason, "closing a client that broke the WebSocket rules");
+    if connection.close(code, reason, false) {
         service.forget(connection, reason);
     }
     reason.to_owned()
+}
+
+/// The close code and reason for a read error the client caused (RFC 6455 §7.4.1): 1009 for
+/// a message over the limit, 1007 for text that is not UTF-8, 1002 for other protocol
+/// violations. `None` when the peer is simply gone (nothing can be sent).
+pub(super) fn failure_close(error: &tokio_tungstenite::tungstenite::Error) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::error::{Error, ProtocolError};
+    match error {
+        _ if is_too_large(error) => Some((1009, TOO_LARGE)),
+        Error::Utf8(_) => Some((1007, "Text frames must be valid UTF-8.")),
+        Error::Protocol(
+            ProtocolError::ResetWithoutClosingHandshake
+            | ProtocolError::SendAfterClosing
+            | ProtocolError::ReceivedAfterClosing,
+        ) => None,
+        Error::Protocol(ProtocolError::UnmaskedFrameFromClient) => {
+            Some((1002, "Protocol error: client frames must be masked."))
+        }
+        Error::Protocol(ProtocolError::NonZeroReservedBits) => Some((
+            1002,
+            "Protocol error: reserved bits must be zero (no extension was negotiated).",
+        )),
+        Error::Protocol(
+            ProtocolError::UnknownDataFrameType(_)
+            | ProtocolError::UnknownControlFrameType(_)
+            | ProtocolError::InvalidOpcode(_),
+        ) => Some((1002, "Protocol error: unknown frame opcode.")),
+        Error::Protocol(ProtocolError::InvalidCloseSequence) => Some((1002, "Protocol error: invalid close frame.")),
+        Error::Protocol(_) => Some((1002, "Protocol error: invalid WebSocket framing.")),
+        _ => None,
+    }
 }
 
 /// Drops a reliable connection nobody resumed within the window.
@@ -305,6 +343,11 @@ pub(super) async fn handle_json(service: &Arc<Service>, connection: &Arc<Connect
         Ok(message) => message,
         Err(error) => {
             tracing::info!(hub = %connection.hub, connection_id = %connection.id, event_type = "invalid_message", reason = %error.message, "client message refused");
+            if let Some(invocation_id) = &error.invocation_id {
+                let frame = protocol::invoke_error(invocation_id, AckError::BadRequest, &error.message);
+                reply(service, connection, frame);
+                return;
+            }
             ack(
                 service,
                 connection,
@@ -378,11 +421,63 @@ pub(super) async fn handle_json(service: &Arc<Service>, connection: &Arc<Connect
                 }
             }
         }
+        ClientMessage::Invoke {
+            invocation_id,
+            target,
+            event,
+            payload,
+        } => {
+            let frame = invoke(service, connection, &target, &event, &payload).await;
+            let frame = match frame {
+                Ok(answer) => protocol::invoke_ok(&invocation_id, answer.as_ref()),
+                Err((error, message)) => protocol::invoke_error(&invocation_id, error, &message),
+            };
+            reply(service, connection, frame);
+        }
+        ClientMessage::CancelInvocation => {}
         ClientMessage::Ping => reply(service, connection, protocol::pong()),
         ClientMessage::SequenceAck { sequence_id } => {
             if connection.protocol == Protocol::ReliableJson {
                 connection.ack_sequence(sequence_id);
             }
         }
+    }
+}
+
+/// Runs an `invoke` as the user event `event`; the handler's reply (if any) is the answer.
+async fn invoke(
+    service: &Arc<Service>,
+    connection: &Arc<Connection>,
+    target: &str,
+    event: &str,
+    payload: &Payload,
+) -> Result<Option<Payload>, (AckError, String)> {
+    if target != "event" {
+        return Err((
+            AckError::BadRequest,
+            format!("The invoke target '{target}' is not supported (use \"event\")."),
+        ));
+    }
+    if !names::is_valid_event_name(event) {
+        return Err((AckError::BadRequest, "The event name is invalid.".to_owned()));
+    }
+    match service.upstream.user_event(connection, event, payload).await {
+        UserEventOutcome::NoHandler => Err((
+            AckError::NotFound,
+            format!("No event handler takes the event '{event}'."),
+        )),
+        UserEventOutcome::Replied {
+            reply,
+            connection_state,
+        } => {
+            if let Some(state) = connection_state {
+                connection.set_connection_state(state);
+            }
+            Ok(reply)
+        }
+        UserEventOutcome::Failed => Err((
+            AckError::InternalServerError,
+            "The upstream event handler failed.".to_owned(),
+        )),
     }
 }

@@ -1,7 +1,7 @@
 //! Unit tests of the client endpoint's helpers.
 
 use super::session::truncate_reason;
-use super::upgrade::{hub_of, parse_query};
+use super::upgrade::{hub_of, is_valid_websocket_key, parse_query};
 
 #[test]
 fn hub_from_path_or_query() {
@@ -30,4 +30,20 @@ fn close_reasons_fit_a_control_frame() {
     let long = "é".repeat(100);
     let cut = truncate_reason(&long);
     assert!(cut.len() <= 123 && long.starts_with(&cut));
+}
+
+#[test]
+fn websocket_keys_are_base64_of_16_bytes() {
+    // The RFC 6455 example key.
+    assert!(is_valid_websocket_key("dGhlIHNhbXBsZSBub25jZQ=="));
+    for bad in [
+        "",
+        "x",
+        "not-base64-at-all-but-24",
+        "dGhlIHNhbXBsZSBub25jZQ",
+        "dGhlIHNhbXBsZSBub25jZSE=",
+        "dGhlIHNhbXBsZSBub25jZQ==dGhl",
+    ] {
+        assert!(!is_valid_websocket_key(bad), "{bad:?}");
+    }
 }

@@ -56,6 +56,9 @@ impl UpgradeRequest {
             .ok()?
             .trim()
             .to_owned();
+        if !is_valid_websocket_key(&key) {
+            return None;
+        }
         Some(UpgradeRequest {
             key,
             on_upgrade: on_upgrade?,
@@ -98,6 +101,15 @@ impl UpgradeRequest {
         }
         response
     }
+}
+
+/// RFC 6455 §4.1: the key is the base64 of 16 bytes (24 characters with padding).
+pub(super) fn is_valid_websocket_key(key: &str) -> bool {
+    use base64::Engine as _;
+    key.len() == 24
+        && base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .is_ok_and(|bytes| bytes.len() == 16)
 }
 
 pub(super) fn parse_query(query: &str) -> Vec<(String, String)> {
@@ -150,6 +162,13 @@ pub(super) async fn upgrade(
     headers: HeaderMap,
 ) -> Response {
     let Some(ws) = UpgradeRequest::from(&headers, on_upgrade) else {
+        if headers.contains_key(warp::http::header::SEC_WEBSOCKET_KEY) {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "InvalidWebSocketKey",
+                "Sec-WebSocket-Key must be the base64 of 16 bytes, with Sec-WebSocket-Version: 13.",
+            );
+        }
         return error_response(
             StatusCode::BAD_REQUEST,
             "WebSocketRequired",

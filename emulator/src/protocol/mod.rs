@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The plain JSON subprotocol.
 pub const JSON_SUBPROTOCOL: &str = "json.webpubsub.azure.v1";
@@ -135,15 +135,18 @@ impl Payload {
         }
     }
 
-    /// The JSON `data` value with its `dataType`: JSON as a value, text as a string,
-    /// binary as base64. Invalid JSON degrades to text so nothing is silently lost.
-    fn json_data(&self) -> (&'static str, Value) {
+    /// The `dataType` and the JSON text of `data`: JSON verbatim (so the sender's key order and
+    /// number spelling survive, as the service keeps them), text as a string, binary as
+    /// base64. Invalid JSON degrades to text so nothing is silently lost.
+    fn json_data(&self) -> (&'static str, String) {
         match self.kind {
-            ContentKind::Binary => ("binary", Value::String(STANDARD.encode(&self.data))),
-            ContentKind::Text => ("text", Value::String(String::from_utf8_lossy(&self.data).into_owned())),
-            ContentKind::Json => match serde_json::from_slice::<Value>(&self.data) {
-                Ok(value) => ("json", value),
-                Err(_) => ("text", Value::String(String::from_utf8_lossy(&self.data).into_owned())),
+            ContentKind::Binary => ("binary", json_string(&STANDARD.encode(&self.data))),
+            ContentKind::Text => ("text", json_string(&String::from_utf8_lossy(&self.data))),
+            ContentKind::Json => match std::str::from_utf8(&self.data) {
+                Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
+                    ("json", text.trim_matches(|c: char| c.is_ascii_whitespace()).to_owned())
+                }
+                _ => ("text", json_string(&String::from_utf8_lossy(&self.data))),
             },
         }
     }
@@ -191,28 +194,66 @@ pub struct DataMessage {
 }
 
 impl DataMessage {
-    /// `{"type":"message","from":"server",...}`: REST sends and upstream replies.
+    /// `{"type":"message","from":"server","dataType":..,"data":..}`: REST sends and upstream
+    /// replies.
     pub fn from_server(payload: &Payload) -> DataMessage {
         let (data_type, data) = payload.json_data();
-        let json = json!({"type": "message", "from": "server", "dataType": data_type, "data": data});
+        let json = object(&[
+            ("type", r#""message""#),
+            ("from", r#""server""#),
+            ("dataType", &json_string(data_type)),
+            ("data", &data),
+        ]);
         DataMessage {
             raw: payload.raw_frame(),
-            json: json.to_string(),
+            json,
         }
     }
 
-    /// `{"type":"message","from":"group",...}`: a client's `sendToGroup`.
+    /// `{"type":"message","from":"group","group":..,"dataType":..,"data":..,"fromUserId":..}`:
+    /// a client's `sendToGroup`.
     pub fn from_group(group: &str, from_user_id: Option<&str>, payload: &Payload) -> DataMessage {
         let (data_type, data) = payload.json_data();
-        let mut json = json!({"type": "message", "from": "group", "group": group, "dataType": data_type, "data": data});
-        if let Some(user) = from_user_id {
-            json["fromUserId"] = Value::String(user.to_owned());
+        let group = json_string(group);
+        let data_type = json_string(data_type);
+        let from_user_id = from_user_id.map(json_string);
+        let mut fields = vec![
+            ("type", r#""message""#),
+            ("from", r#""group""#),
+            ("group", group.as_str()),
+            ("dataType", data_type.as_str()),
+            ("data", data.as_str()),
+        ];
+        if let Some(user) = &from_user_id {
+            fields.push(("fromUserId", user));
         }
         DataMessage {
             raw: payload.raw_frame(),
-            json: json.to_string(),
+            json: object(&fields),
         }
     }
+}
+
+/// A JSON string literal.
+fn json_string(text: &str) -> String {
+    Value::from(text).to_string()
+}
+
+/// A JSON object from `(name, JSON text)` pairs, in the given order: the service's field order,
+/// which official tests compare byte for byte (a `serde_json::Map` would sort the names).
+fn object(fields: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(fields.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + 2);
+    out.push('{');
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&json_string(name));
+        out.push(':');
+        out.push_str(value);
+    }
+    out.push('}');
+    out
 }
 
 /// Adds `"sequenceId":N` to a JSON object text written by this module.
@@ -236,6 +277,8 @@ pub enum AckError {
     Duplicate,
     /// The request is malformed.
     BadRequest,
+    /// Nothing can answer it (an `invoke` no event handler takes).
+    NotFound,
 }
 
 impl AckError {
@@ -245,19 +288,63 @@ impl AckError {
             AckError::InternalServerError => "InternalServerError",
             AckError::Duplicate => "Duplicate",
             AckError::BadRequest => "BadRequest",
+            AckError::NotFound => "NotFound",
         }
     }
 }
 
 /// `{"type":"ack","ackId":N,"success":true}`.
 pub fn ack_ok(ack_id: u64) -> String {
-    json!({"type": "ack", "ackId": ack_id, "success": true}).to_string()
+    object(&[
+        ("type", r#""ack""#),
+        ("ackId", &ack_id.to_string()),
+        ("success", "true"),
+    ])
 }
 
 /// `{"type":"ack","ackId":N,"success":false,"error":{"name":..,"message":..}}`.
 pub fn ack_error(ack_id: u64, error: AckError, message: &str) -> String {
-    json!({"type": "ack", "ackId": ack_id, "success": false, "error": {"name": error.name(), "message": message}})
-        .to_string()
+    object(&[
+        ("type", r#""ack""#),
+        ("ackId", &ack_id.to_string()),
+        ("success", "false"),
+        ("error", &error_object(error, message)),
+    ])
+}
+
+/// `{"name":..,"message":..}`.
+fn error_object(error: AckError, message: &str) -> String {
+    object(&[("name", &json_string(error.name())), ("message", &json_string(message))])
+}
+
+/// `{"type":"invokeResponse","invocationId":..,"success":true[,"dataType":..,"data":..]}`:
+/// the handler's reply to an `invoke`, when it had one.
+pub fn invoke_ok(invocation_id: &str, reply: Option<&Payload>) -> String {
+    let invocation_id = json_string(invocation_id);
+    let data = reply.map(|payload| {
+        let (data_type, data) = payload.json_data();
+        (json_string(data_type), data)
+    });
+    let mut fields = vec![
+        ("type", r#""invokeResponse""#),
+        ("invocationId", invocation_id.as_str()),
+        ("success", "true"),
+    ];
+    if let Some((data_type, data)) = &data {
+        fields.push(("dataType", data_type));
+        fields.push(("data", data));
+    }
+    object(&fields)
+}
+
+/// `{"type":"invokeResponse","invocationId":..,"success":false,"error":{"name":..,"message":..}}`.
+pub fn invoke_error(invocation_id: &str, error: AckError, message: &str) -> String {
+    object(&[
+        ("type", r#""invokeResponse""#),
+        ("invocationId", &json_string(invocation_id)),
+        ("success", "false"),
+        ("error", &error_object(error, message)),
+    ])
 }
 
 /// `{"type":"pong"}`.
@@ -265,21 +352,30 @@ pub fn pong() -> String {
     r#"{"type":"pong"}"#.to_owned()
 }
 
-/// `{"type":"system","event":"connected",...}` (with `reconnectionToken` when reliable).
+/// `{"type":"system","event":"connected","userId":..,"connectionId":..}` (with
+/// `reconnectionToken` when reliable).
 pub fn connected(user_id: Option<&str>, connection_id: &str, reconnection_token: Option<&str>) -> String {
-    let mut message = json!({"type": "system", "event": "connected", "connectionId": connection_id});
-    if let Some(user) = user_id {
-        message["userId"] = Value::String(user.to_owned());
+    let user_id = user_id.map(json_string);
+    let connection_id = json_string(connection_id);
+    let reconnection_token = reconnection_token.map(json_string);
+    let mut fields = vec![("type", r#""system""#), ("event", r#""connected""#)];
+    if let Some(user) = &user_id {
+        fields.push(("userId", user));
     }
-    if let Some(token) = reconnection_token {
-        message["reconnectionToken"] = Value::String(token.to_owned());
+    fields.push(("connectionId", &connection_id));
+    if let Some(token) = &reconnection_token {
+        fields.push(("reconnectionToken", token));
     }
-    message.to_string()
+    object(&fields)
 }
 
 /// `{"type":"system","event":"disconnected","message":reason}`.
 pub fn disconnected(reason: &str) -> String {
-    json!({"type": "system", "event": "disconnected", "message": reason}).to_string()
+    object(&[
+        ("type", r#""system""#),
+        ("event", r#""disconnected""#),
+        ("message", &json_string(reason)),
+    ])
 }
 
 /// A frame a JSON client sent, as far as the emulator understands it.
@@ -302,6 +398,17 @@ pub enum ClientMessage {
         ack_id: Option<u64>,
         payload: Payload,
     },
+    /// `invoke` (the JS client's `invokeEvent`): a user event whose reply comes back as the
+    /// `invokeResponse` with the same `invocationId`.
+    Invoke {
+        invocation_id: String,
+        /// What is invoked; only `event` exists.
+        target: String,
+        event: String,
+        payload: Payload,
+    },
+    /// `cancelInvocation`: the client stopped waiting (nothing to undo here).
+    CancelInvocation,
     /// `ping`.
     Ping,
     /// `sequenceAck`.
@@ -316,7 +423,10 @@ impl ClientMessage {
             | ClientMessage::LeaveGroup { ack_id, .. }
             | ClientMessage::SendToGroup { ack_id, .. }
             | ClientMessage::Event { ack_id, .. } => *ack_id,
-            ClientMessage::Ping | ClientMessage::SequenceAck { .. } => None,
+            ClientMessage::Invoke { .. }
+            | ClientMessage::CancelInvocation
+            | ClientMessage::Ping
+            | ClientMessage::SequenceAck { .. } => None,
         }
     }
 }
@@ -327,6 +437,8 @@ impl ClientMessage {
 pub struct ClientMessageError {
     /// The frame's `ackId`, when it had a readable one.
     pub ack_id: Option<u64>,
+    /// The frame's `invocationId` (an `invoke` frame), when it had a readable one.
+    pub invocation_id: Option<String>,
     /// What is wrong.
     pub message: String,
 }
@@ -339,6 +451,8 @@ struct RawClientMessage {
     group: Option<String>,
     event: Option<String>,
     ack_id: Option<u64>,
+    invocation_id: Option<String>,
+    target: Option<String>,
     no_echo: Option<bool>,
     data_type: Option<String>,
     data: Option<Value>,
@@ -347,13 +461,20 @@ struct RawClientMessage {
 
 /// Parses one text frame from a JSON client.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage, ClientMessageError> {
-    let raw: RawClientMessage = serde_json::from_str(text).map_err(|e| ClientMessageError {
-        ack_id: ack_id_of(text),
-        message: format!("The message is not a valid request: {e}"),
+    let raw: RawClientMessage = serde_json::from_str(text).map_err(|e| {
+        let value = serde_json::from_str::<Value>(text).ok();
+        ClientMessageError {
+            ack_id: value.as_ref().and_then(|v| v.get("ackId")?.as_u64()),
+            invocation_id: value
+                .as_ref()
+                .and_then(|v| Some(v.get("invocationId")?.as_str()?.to_owned())),
+            message: format!("The message is not a valid request: {e}"),
+        }
     })?;
     let ack_id = raw.ack_id;
     let fail = |message: &str| ClientMessageError {
         ack_id,
+        invocation_id: raw.invocation_id.clone(),
         message: message.to_owned(),
     };
     let kind = raw.kind.as_deref().ok_or_else(|| fail("The message has no type."))?;
@@ -384,6 +505,25 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ClientMessageEr
             let payload = payload_of(raw.data_type.as_deref(), raw.data.clone()).map_err(|m| fail(&m))?;
             Ok(ClientMessage::Event { event, ack_id, payload })
         }
+        "invoke" => {
+            let invocation_id = raw
+                .invocation_id
+                .clone()
+                .filter(|id| !id.is_empty())
+                .ok_or_else(|| fail("The invoke message has no invocationId."))?;
+            let event = raw
+                .event
+                .clone()
+                .ok_or_else(|| fail("The invoke message has no event name."))?;
+            let payload = payload_of(raw.data_type.as_deref(), raw.data.clone()).map_err(|m| fail(&m))?;
+            Ok(ClientMessage::Invoke {
+                invocation_id,
+                target: raw.target.clone().unwrap_or_default(),
+                event,
+                payload,
+            })
+        }
+        "cancelInvocation" => Ok(ClientMessage::CancelInvocation),
         "ping" => Ok(ClientMessage::Ping),
         "sequenceAck" => {
             let sequence_id = raw
@@ -393,11 +533,6 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ClientMessageEr
         }
         other => Err(fail(&format!("The message type '{other}' is not supported."))),
     }
-}
-
-/// Best effort `ackId` of a frame that did not parse as a whole.
-fn ack_id_of(text: &str) -> Option<u64> {
-    serde_json::from_str::<Value>(text).ok()?.get("ackId")?.as_u64()
 }
 
 /// Turns `dataType` + `data` into bytes: json (default) is the JSON text of `data`, text

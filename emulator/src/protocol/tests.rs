@@ -1,6 +1,7 @@
 //! Unit tests of the JSON subprotocol frames: parsing every message kind and its errors, writing frames.
 
 use super::*;
+use serde_json::json;
 
 #[test]
 fn protocols() {
@@ -144,4 +145,83 @@ proptest::proptest! {
     fn parser_never_panics(s in ".{0,200}") {
         let _ = parse_client_message(&s);
     }
+}
+
+#[test]
+fn frames_keep_the_service_field_order_byte_for_byte() {
+    let server = DataMessage::from_server(&Payload::new(ContentKind::Json, r#" {"z":1,"a":[2.50,"x"]} "#));
+    assert_eq!(
+        server.json,
+        r#"{"type":"message","from":"server","dataType":"json","data":{"z":1,"a":[2.50,"x"]}}"#
+    );
+    let text = DataMessage::from_server(&Payload::new(ContentKind::Text, "a\"b"));
+    assert_eq!(
+        text.json,
+        r#"{"type":"message","from":"server","dataType":"text","data":"a\"b"}"#
+    );
+    let binary = DataMessage::from_server(&Payload::new(ContentKind::Binary, vec![1u8, 2, 3]));
+    assert_eq!(
+        binary.json,
+        r#"{"type":"message","from":"server","dataType":"binary","data":"AQID"}"#
+    );
+    let not_json = DataMessage::from_server(&Payload::new(ContentKind::Json, "{"));
+    assert_eq!(
+        not_json.json,
+        r#"{"type":"message","from":"server","dataType":"text","data":"{"}"#
+    );
+    let group = DataMessage::from_group("g", Some("alice"), &Payload::new(ContentKind::Json, r#"{"b":1,"a":2}"#));
+    assert_eq!(
+        group.json,
+        r#"{"type":"message","from":"group","group":"g","dataType":"json","data":{"b":1,"a":2},"fromUserId":"alice"}"#
+    );
+    assert_eq!(ack_ok(3), r#"{"type":"ack","ackId":3,"success":true}"#);
+    assert_eq!(
+        ack_error(4, AckError::Forbidden, "no"),
+        r#"{"type":"ack","ackId":4,"success":false,"error":{"name":"Forbidden","message":"no"}}"#
+    );
+    assert_eq!(
+        connected(Some("u"), "c1", Some("t")),
+        r#"{"type":"system","event":"connected","userId":"u","connectionId":"c1","reconnectionToken":"t"}"#
+    );
+    assert_eq!(
+        disconnected("bye"),
+        r#"{"type":"system","event":"disconnected","message":"bye"}"#
+    );
+    assert_eq!(
+        with_sequence_id(&server.json, 9),
+        r#"{"type":"message","from":"server","dataType":"json","data":{"z":1,"a":[2.50,"x"]},"sequenceId":9}"#
+    );
+}
+
+#[test]
+fn invoke_frames_parse_and_answer() {
+    let message = parse_client_message(
+        r#"{"type":"invoke","invocationId":"7","target":"event","event":"e","dataType":"text","data":"x"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        message,
+        ClientMessage::Invoke {
+            invocation_id: "7".into(),
+            target: "event".into(),
+            event: "e".into(),
+            payload: Payload::new(ContentKind::Text, "x"),
+        }
+    );
+    let missing = parse_client_message(r#"{"type":"invoke","invocationId":"8","target":"event"}"#).unwrap_err();
+    assert_eq!(missing.invocation_id.as_deref(), Some("8"));
+    let no_id = parse_client_message(r#"{"type":"invoke","target":"event","event":"e"}"#).unwrap_err();
+    assert_eq!(no_id.invocation_id, None);
+    assert_eq!(
+        parse_client_message(r#"{"type":"cancelInvocation","invocationId":"7"}"#).unwrap(),
+        ClientMessage::CancelInvocation
+    );
+    assert_eq!(
+        invoke_ok("7", Some(&Payload::new(ContentKind::Binary, vec![1u8]))),
+        r#"{"type":"invokeResponse","invocationId":"7","success":true,"dataType":"binary","data":"AQ=="}"#
+    );
+    assert_eq!(
+        invoke_error("7", AckError::NotFound, "none"),
+        r#"{"type":"invokeResponse","invocationId":"7","success":false,"error":{"name":"NotFound","message":"none"}}"#
+    );
 }

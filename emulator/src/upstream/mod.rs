@@ -208,6 +208,8 @@ impl Upstream {
         }
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(config.upstream_pool_idle_timeout)
+            .pool_max_idle_per_host(config.upstream_pool_max_idle)
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Upstream {

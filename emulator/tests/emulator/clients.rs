@@ -415,3 +415,143 @@ async fn non_websocket_requests_get_a_json_400_and_health_answers() {
         .unwrap();
     assert_eq!(health.status(), 200);
 }
+
+/// Writes `request` on a fresh TCP connection and returns the response head and body.
+async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buffer = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    String::from_utf8_lossy(&buffer[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn a_bad_websocket_key_is_refused_with_400() {
+    let emulator = start(config()).await;
+    let token = emulator.token("chat", Some("u"), &[], &[]);
+    let upgrade = |key: &str| {
+        format!(
+            "GET /client/hubs/chat?access_token={token} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n",
+            emulator.addr
+        )
+    };
+    for bad in ["x", "not base64 !!", "dGhlIHNhbXBsZSBub25jZSE=", "AAAA"] {
+        let answer = raw_http(emulator.addr, &upgrade(bad)).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{bad:?}: {answer}");
+        assert!(answer.contains("\"InvalidWebSocketKey\""), "{answer}");
+    }
+    let answer = raw_http(emulator.addr, &upgrade("dGhlIHNhbXBsZSBub25jZQ==")).await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+}
+
+/// Opens a raw (no subprotocol) WebSocket by hand, writes `frame` as is, and returns the
+/// close code and reason of the first frame the emulator sends back.
+async fn close_after_raw_frame(emulator: &Emulator, frame: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let token = emulator.token("chat", Some("u"), &[], &[]);
+    let mut stream = tokio::net::TcpStream::connect(emulator.addr).await.unwrap();
+    let request = format!(
+        "GET /client/hubs/chat?access_token={token} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        emulator.addr
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    let head_end = loop {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "EOF during the handshake");
+        received.extend_from_slice(&buffer[..n]);
+        if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    assert!(received.starts_with(b"HTTP/1.1 101"));
+    let mut frames = received.split_off(head_end);
+    stream.write_all(frame).await.unwrap();
+    loop {
+        if frames.len() >= 2 {
+            let length = usize::from(frames[1] & 0x7f);
+            assert!(length < 126, "small control frame expected");
+            if frames.len() >= 2 + length {
+                assert_eq!(frames[0], 0x88, "the first frame back is a close frame");
+                assert!(length >= 2, "the close frame carries a code");
+                let code = u16::from_be_bytes([frames[2], frames[3]]);
+                return (code, String::from_utf8_lossy(&frames[4..2 + length]).into_owned());
+            }
+        }
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
+            .await
+            .expect("a close frame in time")
+            .unwrap_or(0);
+        assert!(n > 0, "the socket ended without a close frame");
+        frames.extend_from_slice(&buffer[..n]);
+    }
+}
+
+#[tokio::test]
+async fn protocol_errors_close_with_a_code_and_reason() {
+    let emulator = start(config()).await;
+    // Unmasked client frame.
+    let (code, reason) = close_after_raw_frame(&emulator, &[0x81, 0x02, b'h', b'i']).await;
+    assert_eq!(code, 1002, "{reason}");
+    assert!(reason.contains("masked"), "{reason}");
+    // RSV1 set with no extension negotiated.
+    let (code, reason) = close_after_raw_frame(&emulator, &[0xC1, 0x82, 0, 0, 0, 0, b'h', b'i']).await;
+    assert_eq!(code, 1002, "{reason}");
+    // Unknown data opcode 3.
+    let (code, _) = close_after_raw_frame(&emulator, &[0x83, 0x80, 0, 0, 0, 0]).await;
+    assert_eq!(code, 1002);
+    // A text frame that is not UTF-8.
+    let (code, reason) = close_after_raw_frame(&emulator, &[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe]).await;
+    assert_eq!(code, 1007, "{reason}");
+    // A frame header announcing 3 MiB, over the reader's 2 MiB hard limit.
+    let mut header = vec![0x82, 0xFF];
+    header.extend_from_slice(&(3u64 * 1024 * 1024).to_be_bytes());
+    header.extend_from_slice(&[0, 0, 0, 0]);
+    let (code, reason) = close_after_raw_frame(&emulator, &header).await;
+    assert_eq!(code, 1009);
+    assert_eq!(reason, "The client message is too large.");
+    eventually("the connections to go", || {
+        emulator.service.connection_count("chat") == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn mqtt_and_socketio_urls_fail_at_once_with_a_reason() {
+    let emulator = start(config()).await;
+    let mut mqtt = open(&format!("ws://{}/clients/mqtt/hubs/chat", emulator.addr), Some("mqtt"))
+        .await
+        .expect("the upgrade is accepted so the reason can be read");
+    let (code, reason) = close_frame(&mut mqtt).await;
+    assert_eq!(code, 1003);
+    assert!(reason.contains("MQTT") && reason.contains("/client/hubs/"), "{reason}");
+
+    let url = format!(
+        "ws://{}/clients/socketio/hubs/chat/?EIO=4&transport=websocket",
+        emulator.addr
+    );
+    let mut socketio = open(&url, None).await.expect("the upgrade is accepted");
+    let (code, reason) = close_frame(&mut socketio).await;
+    assert_eq!(code, 1003);
+    assert!(reason.contains("Socket.IO"), "{reason}");
+
+    // Socket.IO starts with HTTP long polling: a JSON 400 that says why.
+    let response = reqwest::get(format!(
+        "http://{}/clients/socketio/hubs/chat/?EIO=4&transport=polling",
+        emulator.addr
+    ))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["code"], "UnsupportedClientProtocol");
+    assert!(body["message"].as_str().unwrap().contains("Socket.IO"), "{body}");
+}

@@ -3,6 +3,7 @@
 //! the upstream event handler.
 
 mod clients;
+mod pool;
 mod reliable;
 mod support;
 mod upstream;

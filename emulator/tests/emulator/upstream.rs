@@ -382,3 +382,97 @@ async fn user_event_patterns_select_events() {
         .collect();
     assert_eq!(names, vec!["B".to_owned(), "a".to_owned()]);
 }
+
+/// The next text frame, as sent (byte for byte).
+async fn next_text(socket: &mut Socket) -> String {
+    match next_message(socket).await {
+        Message::Text(text) => text.as_str().to_owned(),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn invoke_reaches_the_handler_and_its_reply_is_the_invoke_response() {
+    let upstream = Upstream::start(
+        |request| match (request.method.as_str(), request.header("ce-eventname")) {
+            ("OPTIONS", _) => allow_origin(),
+            (_, Some("echo")) => respond_body("application/json", br#"{"z":1,"a":"b"}"#.to_vec(), None),
+            (_, Some("quiet")) => reply(204),
+            _ => reply(500),
+        },
+    )
+    .await;
+    let emulator = start(EmulatorConfig {
+        hubs: hub_config(&upstream, &[], Some("echo,quiet,boom")),
+        ..config()
+    })
+    .await;
+    let (mut socket, _) = emulator.connect_json("chat", Some("u"), &[]).await;
+
+    // The JS client's invokeEvent frame.
+    send_json(
+        &mut socket,
+        json!({"type":"invoke","invocationId":"inv-1","target":"event","event":"echo","dataType":"text","data":"hello"}),
+    )
+    .await;
+    assert_eq!(
+        next_text(&mut socket).await,
+        r#"{"type":"invokeResponse","invocationId":"inv-1","success":true,"dataType":"json","data":{"z":1,"a":"b"}}"#
+    );
+    let event = upstream.next_event("echo").await;
+    assert_eq!(event.header("ce-type"), Some("azure.webpubsub.user.echo"));
+    assert_eq!(event.header("content-type"), Some("text/plain"));
+    assert_eq!(&event.body[..], b"hello");
+
+    send_json(
+        &mut socket,
+        json!({"type":"invoke","invocationId":"inv-2","target":"event","event":"quiet"}),
+    )
+    .await;
+    assert_eq!(
+        next_text(&mut socket).await,
+        r#"{"type":"invokeResponse","invocationId":"inv-2","success":true}"#
+    );
+
+    send_json(
+        &mut socket,
+        json!({"type":"invoke","invocationId":"inv-3","target":"event","event":"boom","data":1}),
+    )
+    .await;
+    let failed = next_json(&mut socket).await;
+    assert_eq!(failed["invocationId"], "inv-3");
+    assert_eq!(failed["success"], false);
+    assert_eq!(failed["error"]["name"], "InternalServerError");
+
+    send_json(
+        &mut socket,
+        json!({"type":"invoke","invocationId":"inv-4","target":"event","event":"nobody"}),
+    )
+    .await;
+    let unhandled = next_json(&mut socket).await;
+    assert_eq!(unhandled["success"], false);
+    assert_eq!(unhandled["error"]["name"], "NotFound");
+
+    send_json(
+        &mut socket,
+        json!({"type":"invoke","invocationId":"inv-5","target":"method","event":"echo"}),
+    )
+    .await;
+    let bad = next_json(&mut socket).await;
+    assert_eq!(bad["invocationId"], "inv-5");
+    assert_eq!(bad["error"]["name"], "BadRequest");
+
+    send_json(
+        &mut socket,
+        json!({"type":"invoke","invocationId":"inv-6","target":"event"}),
+    )
+    .await;
+    let no_event = next_json(&mut socket).await;
+    assert_eq!(no_event["invocationId"], "inv-6");
+    assert_eq!(no_event["error"]["name"], "BadRequest");
+
+    // cancelInvocation is accepted silently; the connection keeps working.
+    send_json(&mut socket, json!({"type":"cancelInvocation","invocationId":"inv-1"})).await;
+    send_json(&mut socket, json!({"type":"ping"})).await;
+    assert_eq!(next_json(&mut socket).await["type"], "pong");
+}

@@ -269,7 +269,7 @@ async fn the_simple_form_reaches_the_room_as_text_json_and_binary() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(
         reply.body,
-        json!({"results": [{"index": 0, "action": "sendToGroup", "status": "done"}]})
+        json!({"status": "published", "results": [{"index": 0, "action": "sendToGroup", "status": "done"}]})
     );
     assert_eq!(
         json_client.next_server_message().await,

@@ -269,7 +269,7 @@ async fn the_simple_form_reaches_the_room_as_text_json_and_binary() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(
         reply.body,
-        json!({"results": [{"index": 0, "action": "sendToGroup", "status": "done"}]})
+        json!({"status": "published", "results": [{"index": 0, "action": "sendToGroup", "status": "done"}]})
     );
     assert_eq!(
         json_client.next_server_message().await,
@@ -413,6 +413,90 @@ async fn permissions_are_granted_and_revoked() {
 }
 
 #[tokio::test]
+async fn read_only_actions_answer_what_the_service_knows() {
+    let rig = Rig::start().await;
+    let ada = rig.json_client("ada", &["team"]).await;
+    let bob = rig.json_client("bob", &["team"]).await;
+    let rig = &rig;
+    let ask = |body: Value| async move {
+        let reply = rig.publish(body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.statuses(), ["done"], "{}", reply.body);
+        reply.body["results"][0].clone()
+    };
+    let exists = |body: Value| async move { ask(body).await["exists"].as_bool().expect("exists") };
+    assert!(exists(json!({"actionName": "connectionExists", "connectionId": ada.connection_id})).await);
+    assert!(!exists(json!({"actionName": "connectionExists", "connectionId": "no-such-connection"})).await);
+    assert!(exists(json!({"actionName": "groupExists", "group": "team"})).await);
+    assert!(!exists(json!({"actionName": "groupExists", "group": "empty"})).await);
+    assert!(exists(json!({"actionName": "userExists", "userId": "bob"})).await);
+    assert!(!exists(json!({"actionName": "userExists", "userId": "carol"})).await);
+
+    let check = json!({"actionName": "checkPermission", "connectionId": ada.connection_id, "permission": "sendToGroup", "targetName": "team"});
+    assert_eq!(ask(check.clone()).await["granted"], false);
+    rig.publish_ok(json!({"actionName": "grantPermission", "connectionId": ada.connection_id, "permission": "sendToGroup", "targetName": "team"}))
+        .await;
+    let answer = ask(check).await;
+    assert_eq!(
+        (answer["action"].as_str(), answer["granted"].as_bool()),
+        (Some("checkPermission"), Some(true))
+    );
+
+    // One page at a time: the first page and its token, then the rest.
+    let first = ask(json!({"actionName": "listConnectionsInGroup", "group": "team", "maxPageSize": 1})).await;
+    let mut seen: Vec<Value> = first["connections"].as_array().expect("connections").clone();
+    assert_eq!(seen.len(), 1, "{first}");
+    let token = first["continuationToken"]
+        .as_str()
+        .expect("a continuation token")
+        .to_owned();
+    let rest = ask(json!({"actionName": "listConnectionsInGroup", "group": "team", "continuationToken": token})).await;
+    assert_eq!(rest.get("continuationToken"), None, "{rest}");
+    seen.extend(rest["connections"].as_array().expect("connections").iter().cloned());
+    let mut members: Vec<(String, String)> = seen
+        .iter()
+        .map(|m| {
+            (
+                m["connectionId"].as_str().unwrap().to_owned(),
+                m["userId"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    members.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        members,
+        [
+            (ada.connection_id.clone(), "ada".to_owned()),
+            (bob.connection_id.clone(), "bob".to_owned())
+        ]
+    );
+
+    // Questions and changes mix in one batch, in order.
+    let reply = rig
+        .publish(json!([
+            {"actionName": "removeUserFromGroup", "userId": "bob", "group": "team"},
+            {"actionName": "listConnectionsInGroup", "group": "team"}
+        ]))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let listed = &reply.body["results"][1]["connections"];
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["userId"], "ada");
+}
+
+#[tokio::test]
+async fn the_recipes_body_publishes_with_its_user_id() {
+    let rig = Rig::start().await;
+    let mut ada = rig.json_client("ada", &["lobby"]).await;
+    let reply = rig
+        .publish(json!({"user_id": "bob", "room": "lobby", "message": "hello from the recipe"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["status"], "published");
+    assert_eq!(ada.next_server_data().await, json!("hello from the recipe"));
+}
+
+#[tokio::test]
 async fn close_actions_close_exactly_the_right_connections() {
     let rig = Rig::start().await;
     let mut in_group = rig.json_client("ada", &["g"]).await;
@@ -525,6 +609,26 @@ async fn untrusted_callers_are_refused_and_reach_nobody() {
         (StatusCode::FORBIDDEN, Some("MissingRole"))
     );
     rig.assert_nothing_else(&mut ada, "after the untrusted requests").await;
+}
+
+/// Trust comes before the body: an unauthenticated upload that declares a large (but allowed) body and
+/// never sends it is answered 401 at once, so no caller can make the handler hold its body.
+#[tokio::test]
+async fn an_untrusted_upload_is_refused_before_its_body_is_read() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rig = Rig::start().await;
+    let mut socket = TcpStream::connect(rig.handler.addr).await.unwrap();
+    // 2 000 000 bytes is under PublishMaxBodyBytes, so only the trust check can answer before the body.
+    let head = "POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                Content-Length: 2000000\r\n\r\n{\"group\":\"g\",\"message\":\"";
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&[b'a'; 4096]).await.unwrap();
+    let mut answer = [0u8; 12];
+    tokio::time::timeout(WAIT, socket.read_exact(&mut answer))
+        .await
+        .expect("answered while the body is still unsent")
+        .unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 401");
 }
 
 // ----- a failing upstream -----

@@ -9,6 +9,12 @@
 //!    "userId": "ada", "data": "hi", "dataType": "text"}`, with `actionName` one of [`ActionKind`];
 //! 3. an array of 1 to [`MAX_ACTIONS`] action objects, executed in order.
 //!
+//! The simple form may carry `user_id` (the recipe's body `{"user_id","room","message"}`): the publisher's
+//! attribution, logged as `user_id=` (the trusted caller then as `caller=`) and trusted for nothing else;
+//! its answer adds `"status": "published"`. Trusted callers may also ask read-only questions as actions
+//! (`connectionExists`, `groupExists`, `userExists`, `listConnectionsInGroup`, `checkPermission`), answered
+//! in the action's result.
+//!
 //! Payloads (`message` / `data`): text is a string; json is a JSON value, or a string holding JSON text (as
 //! the binding sends it); binary is base64 text or a Node.js Buffer object, and goes as bytes. Without
 //! `dataType` a string is text, a Buffer binary, anything else json. Every action may name a `hub` from
@@ -28,16 +34,21 @@
 //! | `PublishTrust` | required | `jwt`, `appservice` or `functionkey` (function key only; warned about). |
 //! | `PublishRequiredRole` | required with `jwt` / `appservice` | App role(s) or scope(s), comma-separated; a caller needs one. |
 //! | `PublishMaxBodyBytes` | `2097152` | Largest request body read (a 1 MiB message as base64 plus the envelope). |
+//! | `PublishDeadlineSeconds` | `50` | Longest a request may take (1 to 230, below `functionTimeout`); then 504 with `results`. |
 //!
 //! Each action done is logged as `Forwarded WebSocket message through Web PubSub room=… user_id=…` (sends)
 //! or `Performed Web PubSub action …`, with the caller in `user_id`; payloads and credentials never are.
 
+mod actions;
+mod fields;
+mod payload;
 mod policy;
 mod reply;
 mod request;
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::time::Duration;
 
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -55,6 +66,12 @@ use crate::request::{UnreadBody, read_body, unread_body};
 use crate::webpubsub::{Hubs, RestClient, RestOptions, ServiceSettings};
 
 pub const MAX_BODY_SETTING: &str = "PublishMaxBodyBytes";
+pub const DEADLINE_SETTING: &str = "PublishDeadlineSeconds";
+/// Below host.json's `functionTimeout` (60 s here; the Functions default is 5 min), so publish answers
+/// before the host kills the handler.
+pub const DEFAULT_DEADLINE_SECONDS: u64 = 50;
+/// Bounds for `PublishDeadlineSeconds`: Azure's front end drops HTTP requests after 230 s anyway.
+const DEADLINE_RANGE: RangeInclusive<u64> = 1..=230;
 /// A 1 MiB binary message as base64 is about 1.4 MiB; the rest is room for the JSON envelope.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 2 * 1024 * 1024;
 /// Bounds for `PublishMaxBodyBytes` (the Functions host forwards at most 100 MiB).
@@ -65,6 +82,8 @@ const MAX_BODY_RANGE: RangeInclusive<u64> = 4096..=100 * 1024 * 1024;
 pub struct Settings {
     pub trust: TrustSettings,
     pub max_body_bytes: u64,
+    /// How long one publish request may take, from arrival to answer.
+    pub deadline: Duration,
 }
 
 impl Settings {
@@ -81,7 +100,22 @@ impl Settings {
                 ),
             ));
         }
-        Ok(Self { trust, max_body_bytes })
+        let deadline_seconds = env.parse_or(DEADLINE_SETTING, DEFAULT_DEADLINE_SECONDS)?;
+        if !DEADLINE_RANGE.contains(&deadline_seconds) {
+            return Err(ConfigError::new(
+                DEADLINE_SETTING,
+                format!(
+                    "must be from {} to {} seconds (and below host.json's functionTimeout)",
+                    DEADLINE_RANGE.start(),
+                    DEADLINE_RANGE.end()
+                ),
+            ));
+        }
+        Ok(Self {
+            trust,
+            max_body_bytes,
+            deadline: Duration::from_secs(deadline_seconds),
+        })
     }
 
     /// `PublishTrust=jwt` when this function reads bearer tokens (the app then reads the `Auth*` settings).
@@ -98,6 +132,7 @@ pub struct State {
     client: RestClient,
     hubs: Hubs,
     max_body_bytes: u64,
+    deadline: Duration,
 }
 
 impl State {
@@ -118,6 +153,7 @@ impl State {
             client: RestClient::new(&service.primary, options)?,
             hubs: service.hubs.clone(),
             max_body_bytes: own.max_body_bytes,
+            deadline: own.deadline,
         })
     }
 }
@@ -137,10 +173,11 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
 
 /// Trust the caller, read and validate the whole request, then run it.
 async fn publish(state: &State, headers: &HeaderMap, body: UnreadBody) -> Result<Response, ApiError> {
+    let deadline = tokio::time::Instant::now() + state.deadline;
     let caller = state.trust.check(headers).await?;
     let body = read_body(headers, body, state.max_body_bytes).await?;
     let plan = request::parse(&body, &state.hubs)?;
-    reply::execute(&state.client, &plan, &caller).await
+    reply::execute(&state.client, &plan, &caller, deadline).await
 }
 
 #[cfg(test)]

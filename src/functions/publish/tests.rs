@@ -30,7 +30,9 @@ fn hubs() -> Hubs {
 }
 
 fn plan(body: Value) -> Vec<PlannedAction> {
-    parse(body.to_string().as_bytes(), &hubs()).unwrap_or_else(|e| panic!("{body} was refused: {e}"))
+    parse(body.to_string().as_bytes(), &hubs())
+        .unwrap_or_else(|e| panic!("{body} was refused: {e}"))
+        .actions
 }
 
 fn one(body: Value) -> PlannedAction {
@@ -220,7 +222,8 @@ fn every_binding_action_becomes_its_rest_call() {
             "DELETE /api/hubs/chat/permissions/joinLeaveGroup/connections/c1?api-version=v",
         ),
     ];
-    assert_eq!(cases.len(), ActionKind::ALL.len());
+    let writes = ActionKind::ALL.iter().filter(|kind| !kind.is_read_only()).count();
+    assert_eq!(cases.len(), writes, "read-only actions are covered below");
     for (body, expected) in cases {
         let action = one(body.clone());
         assert_eq!(action.kind.name(), body["actionName"], "{body}");
@@ -571,8 +574,8 @@ mod fuzz {
 
         #[test]
         fn the_parser_never_panics_on_action_shaped_input(
-            name in "(sendTo(All|Group|User|Connection)|grantPermission|closeAllConnections|x)",
-            field in "(group|userId|connectionId|data|dataType|excluded|permission|targetName|hub|filter|messageTtlSeconds)",
+            name in "(sendTo(All|Group|User|Connection)|grantPermission|closeAllConnections|listConnectionsInGroup|checkPermission|x)",
+            field in "(group|userId|connectionId|data|dataType|excluded|permission|targetName|hub|filter|messageTtlSeconds|maxPageSize|continuationToken|user_id)",
             value in field_value(),
         ) {
             let mut body = json!({"actionName": name, "data": "x"});
@@ -580,6 +583,128 @@ mod fuzz {
             let _ = parse(body.to_string().as_bytes(), &hubs());
         }
     }
+}
+
+fn writes_count() -> usize {
+    ActionKind::ALL.iter().filter(|kind| !kind.is_read_only()).count()
+}
+
+#[test]
+fn read_only_actions_become_their_rest_questions() {
+    let cases = [
+        (
+            json!({"actionName": "connectionExists", "connectionId": "c1"}),
+            "HEAD /api/hubs/chat/connections/c1?api-version=v",
+        ),
+        (
+            json!({"actionName": "groupExists", "group": "g"}),
+            "HEAD /api/hubs/chat/groups/g?api-version=v",
+        ),
+        (
+            json!({"actionName": "userExists", "userId": "ada"}),
+            "HEAD /api/hubs/chat/users/ada?api-version=v",
+        ),
+        (
+            json!({"actionName": "checkPermission", "connectionId": "c1", "permission": "sendToGroup", "targetName": "g"}),
+            "HEAD /api/hubs/chat/permissions/sendToGroup/connections/c1?api-version=v&targetName=g",
+        ),
+        (
+            json!({"actionName": "listConnectionsInGroup", "group": "g"}),
+            "GET /api/hubs/chat/groups/g/connections?api-version=v&maxpagesize=100",
+        ),
+        (
+            json!({"actionName": "listConnectionsInGroup", "group": "g", "maxPageSize": 5, "continuationToken": "t"}),
+            "GET /api/hubs/chat/groups/g/connections?api-version=v&maxpagesize=5&continuationToken=t",
+        ),
+    ];
+    assert_eq!(cases.len() - 1, ActionKind::ALL.len() - writes_count());
+    for (body, expected) in cases {
+        let action = one(body.clone());
+        assert!(action.kind.is_read_only(), "{body}");
+        assert_eq!(call(&action), expected, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn read_only_actions_refuse_bad_fields() {
+    let list = |extra: Value| {
+        let mut body = json!({"actionName": "listConnectionsInGroup", "group": "g"});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    assert_refused(list(json!({"maxPageSize": 0})), "InvalidPageSize", "maxPageSize", None).await;
+    assert_refused(
+        list(json!({"maxPageSize": 201})),
+        "InvalidPageSize",
+        "maxPageSize",
+        None,
+    )
+    .await;
+    assert_refused(
+        list(json!({"continuationToken": "t".repeat(5000)})),
+        "InvalidField",
+        "continuationToken",
+        None,
+    )
+    .await;
+    assert_refused(list(json!({"data": "x"})), "FieldNotApplicable", "data", None).await;
+    assert_refused(json!({"actionName": "userExists"}), "MissingField", "userId", None).await;
+    assert_refused(
+        json!({"actionName": "checkPermission", "connectionId": "c", "permission": "admin"}),
+        "InvalidPermission",
+        "permission",
+        None,
+    )
+    .await;
+}
+
+#[test]
+fn the_simple_form_takes_the_recipes_user_id_as_attribution() {
+    let plan = parse(
+        json!({"user_id": "ada", "room": "lobby", "message": "hi"})
+            .to_string()
+            .as_bytes(),
+        &hubs(),
+    )
+    .unwrap();
+    assert!(plan.simple);
+    assert_eq!(plan.attribution.as_deref(), Some("ada"));
+    assert_eq!(
+        call(&plan.actions[0]),
+        "POST /api/hubs/chat/groups/lobby/:send?api-version=v"
+    );
+    // Action objects keep their own userId; user_id is the simple form's only.
+    let action = parse(
+        json!({"actionName": "sendToAll", "data": "x"}).to_string().as_bytes(),
+        &hubs(),
+    )
+    .unwrap();
+    assert!(!action.simple && action.attribution.is_none());
+}
+
+#[tokio::test]
+async fn the_simple_forms_user_id_is_validated() {
+    assert_refused(
+        json!({"user_id": "", "room": "r", "message": "m"}),
+        "InvalidUserId",
+        "user_id",
+        None,
+    )
+    .await;
+    assert_refused(
+        json!({"user_id": 7, "room": "r", "message": "m"}),
+        "InvalidField",
+        "user_id",
+        None,
+    )
+    .await;
+    assert_refused(
+        json!({"actionName": "sendToAll", "data": "x", "user_id": "ada"}),
+        "FieldNotApplicable",
+        "user_id",
+        None,
+    )
+    .await;
 }
 
 // ----- settings -----
@@ -663,6 +788,22 @@ fn the_body_limit_is_bounded() {
                 .setting,
             MAX_BODY_SETTING
         );
+    }
+}
+
+#[test]
+fn the_deadline_defaults_below_the_function_timeout_and_is_bounded() {
+    let settings = Settings::from_env(&env("functionkey")).unwrap();
+    assert_eq!(settings.deadline, Duration::from_secs(DEFAULT_DEADLINE_SECONDS));
+    let host: Value = serde_json::from_str(include_str!("../../../host.json")).unwrap();
+    let timeout = host["functionTimeout"].as_str().unwrap();
+    let seconds: Vec<u64> = timeout.split(':').map(|part| part.parse().unwrap()).collect();
+    let function_timeout = seconds[0] * 3600 + seconds[1] * 60 + seconds[2];
+    assert!(DEFAULT_DEADLINE_SECONDS < function_timeout, "{timeout}");
+    let set = |value: &str| Settings::from_env(&env("functionkey").with(DEADLINE_SETTING, value));
+    assert_eq!(set("5").unwrap().deadline, Duration::from_secs(5));
+    for bad in ["0", "231", "-1", "1.5", "soon"] {
+        assert_eq!(set(bad).unwrap_err().setting, DEADLINE_SETTING, "{bad}");
     }
 }
 
@@ -780,14 +921,24 @@ fn test_options() -> RestOptions {
 }
 
 fn route_with(env: &Env, port: u16) -> BoxedFilter<(Response,)> {
+    route_with_deadline(env, port, None, test_options())
+}
+
+fn route_with_deadline(
+    env: &Env,
+    port: u16,
+    deadline: Option<Duration>,
+    options: RestOptions,
+) -> BoxedFilter<(Response,)> {
     let env = env.clone().with("WebPubSubConnectionString", connection_string(port));
-    let settings = Settings::from_env(&env).unwrap();
+    let mut settings = Settings::from_env(&env).unwrap();
+    if let Some(deadline) = deadline {
+        settings.deadline = deadline;
+    }
     let service = ServiceSettings::from_env(&env).unwrap();
     let jwt = SharedAuth::jwt_settings_from_env(&env, settings.jwt_user().as_slice()).unwrap();
     let auth = SharedAuth::new(jwt.as_ref()).unwrap();
-    routes(Arc::new(
-        State::build(&settings, &service, &auth, test_options()).unwrap(),
-    ))
+    routes(Arc::new(State::build(&settings, &service, &auth, options).unwrap()))
 }
 
 struct Reply {
@@ -964,6 +1115,57 @@ async fn a_timeout_is_a_504_with_an_unknown_outcome() {
     assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{}", reply.body);
     assert_eq!(reply.body["code"], "ServiceTimeout");
     assert_eq!(statuses(&reply), ["unknown", "notAttempted"]);
+}
+
+#[tokio::test]
+async fn the_deadline_answers_504_with_what_was_done_so_far() {
+    // The upstream stalls on the second send for 5 s; the client would wait 10 s; the deadline is 300 ms.
+    let upstream = Upstream::start([Answer::Status(202, Vec::new()), Answer::Stall]).await;
+    let options = RestOptions {
+        request_timeout: Duration::from_secs(10),
+        ..test_options()
+    };
+    let route = route_with_deadline(
+        &env("functionkey"),
+        upstream.port,
+        Some(Duration::from_millis(300)),
+        options,
+    );
+    let reply = post(
+        &route,
+        request(&json!([
+            {"actionName": "sendToAll", "data": "x"},
+            {"actionName": "sendToAll", "data": "y"},
+            {"actionName": "sendToAll", "data": "z"}
+        ])),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{}", reply.body);
+    assert_eq!(reply.body["code"], "PublishDeadlineExceeded");
+    assert_eq!(statuses(&reply), ["done", "unknown", "notAttempted"]);
+    assert_eq!(reply.body["results"][1]["error"]["code"], "PublishDeadlineExceeded");
+    assert_eq!(upstream.seen().len(), 2, "the third send was never made");
+}
+
+#[tokio::test]
+async fn the_simple_form_answers_published_and_logs_the_attribution() {
+    let (captured, _guard) = crate::testing::capture_logs();
+    let upstream = Upstream::start([]).await;
+    let route = route_with(&env("functionkey"), upstream.port);
+    let reply = post(
+        &route,
+        request(&json!({"user_id": "ada", "room": "lobby", "message": "hi"})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["status"], "published");
+    assert_eq!(statuses(&reply), ["done"]);
+    let logs = captured.text();
+    assert!(logs.contains("user_id=ada"), "{logs}");
+    assert!(logs.contains(&format!("caller={FUNCTION_KEY_CALLER}")), "{logs}");
+    // Action objects answer without a status of their own.
+    let reply = post(&route, request(&json!({"actionName": "sendToAll", "data": "x"}))).await;
+    assert_eq!(reply.body.get("status"), None, "{}", reply.body);
 }
 
 #[tokio::test]

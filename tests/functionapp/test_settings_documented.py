@@ -12,12 +12,20 @@ ACCESSOR = re.compile(r'\benv\s*\.(?:get|require|parse_or|flag|list)\(\s*"([A-Za
 SETTING_CONST = re.compile(
     r'const [A-Z0-9_]+: &str = "((?:WebPubSub|Negotiate|Auth|Publish|Events|Dev)[A-Za-z0-9]*|[A-Z][A-Z0-9]*_[A-Z0-9_]+)";'
 )
-HOST_PROVIDED = {"FUNCTIONS_CUSTOMHANDLER_PORT"}
+# Set by the Functions host or the Azure platform (managed / workload identity), never by hand.
+HOST_PROVIDED = {"FUNCTIONS_CUSTOMHANDLER_PORT", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_FEDERATED_TOKEN_FILE"}
+
+
+def is_test_source(path):
+    """Test modules (`tests.rs`, `tests/` folders) build their own environments and may read test-only variables."""
+    return path.name == "tests.rs" or path.name.endswith("_tests.rs") or "tests" in path.relative_to(ROOT / "src").parts[:-1]
 
 
 def settings_read_by_source():
     names = set()
     for path in (ROOT / "src").rglob("*.rs"):
+        if is_test_source(path):
+            continue
         text = path.read_text(encoding="utf-8")
         # Unit tests build their own environments; only production reads count.
         text = text.split("#[cfg(test)]")[0]

@@ -78,6 +78,7 @@ fn serve() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        app.open_store().await;
         tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "handler listening");
         server::run(listener, app, server::shutdown_signal()).await;
         ExitCode::SUCCESS

@@ -16,7 +16,7 @@ use warp::reply::{Reply, Response};
 use crate::auth::{JwtSettings, SharedAuth};
 use crate::config::{ConfigError, Env};
 use crate::error;
-use crate::functions::{FUNCTIONS, events, negotiate, openapi, publish};
+use crate::functions::{FUNCTIONS, conversations, durable, events, manage, negotiate, openapi, outbox, publish};
 use crate::request::{INVOCATION_ID_HEADER, control_characters};
 use crate::telemetry::LogSettings;
 use crate::webpubsub::ServiceSettings;
@@ -37,6 +37,8 @@ pub struct Settings {
     pub negotiate: negotiate::Settings,
     pub publish: publish::Settings,
     pub events: events::Settings,
+    /// `StoreConnectionString` and `MessageMaxBytes` (#15).
+    pub durable: durable::Settings,
 }
 
 impl Settings {
@@ -58,6 +60,7 @@ impl Settings {
             negotiate,
             publish,
             events: events::Settings::from_env(env)?,
+            durable: durable::Settings::from_env(env)?,
         })
     }
 }
@@ -67,6 +70,9 @@ pub struct App {
     negotiate: Arc<negotiate::State>,
     publish: Arc<publish::State>,
     events: Arc<events::State>,
+    durable: Arc<durable::Durable>,
+    manage: Arc<manage::State>,
+    conversations: Arc<conversations::State>,
 }
 
 impl App {
@@ -75,11 +81,32 @@ impl App {
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
         let auth = SharedAuth::new(settings.jwt.as_ref())?;
         let service = &settings.service;
+        let durable = Arc::new(durable::Durable::new(&settings.durable, service)?);
+        let manage_trust = publish::Trust::new(&settings.publish.trust, &auth)?;
+        let conversations_identity = auth.authenticator(settings.negotiate.identity)?;
         Ok(Self {
             negotiate: Arc::new(negotiate::State::new(&settings.negotiate, service, &auth)?),
             publish: Arc::new(publish::State::new(&settings.publish, service, &auth)?),
             events: Arc::new(events::State::new(&settings.events, service)?),
+            manage: Arc::new(manage::State::new(manage_trust, durable.clone())),
+            conversations: Arc::new(conversations::State::new(conversations_identity, durable.clone())),
+            durable,
         })
+    }
+
+    /// Opens the store now (at start-up), so migrations run before the first request; a failure is logged
+    /// and the first durable request tries again (answering 503 meanwhile).
+    pub async fn open_store(&self) {
+        match self.durable.open().await {
+            Ok(Some(store)) => tracing::info!(backend = ?store.backend(), "store opened"),
+            Ok(None) => tracing::info!("StoreConnectionString unset: durable conversations answer 503"),
+            Err(error) => tracing::error!(error = %error, "store not opened; durable routes answer 503 until it is"),
+        }
+    }
+
+    /// The shared durable state (`handler dev` drains its outbox in-process).
+    pub fn durable(&self) -> Arc<durable::Durable> {
+        self.durable.clone()
     }
 
     /// The application's own Web PubSub event handling in `events` instead of the settings-driven built-in
@@ -96,6 +123,10 @@ impl App {
             .unify()
             .or(events::routes(self.events.clone()))
             .unify()
+            .or(manage::routes(self.manage.clone()))
+            .unify()
+            .or(conversations::routes(self.conversations.clone()))
+            .unify()
             .or(openapi::routes())
             .unify();
         let api = control_characters()
@@ -105,6 +136,8 @@ impl App {
             .unify()
             .boxed();
         readiness()
+            .or(outbox::routes(self.durable.clone()))
+            .unify()
             .or(api)
             .unify()
             .recover(error::recover)
@@ -137,7 +170,7 @@ fn method_not_allowed() -> impl Filter<Extract = (Response,), Error = warp::Reje
             let function = path
                 .as_str()
                 .strip_prefix("/api/")
-                .and_then(|name| FUNCTIONS.iter().find(|function| function.name == name));
+                .and_then(|name| FUNCTIONS.iter().find(|function| function.serves(name)));
             match function {
                 Some(function) if !function.methods.contains(&method) => {
                     let allow = function

@@ -3,9 +3,13 @@
 //! Each module owns its `Settings` (read from the environment snapshot at start-up), its state (built once)
 //! and `routes`, the warp filter serving exactly the methods its `function.json` declares under `/api/`.
 
+pub mod conversations;
+pub mod durable;
 pub mod events;
+pub mod manage;
 pub mod negotiate;
 pub mod openapi;
+pub mod outbox;
 pub mod publish;
 
 use warp::http::Method;
@@ -13,8 +17,9 @@ use warp::http::Method;
 use crate::error::ApiError;
 use crate::webpubsub::HubRefusal;
 
-/// A function this binary serves: its name (the `function.json` folder and its route under `/api/`) and the
-/// methods it accepts. The route consistency test holds this table, the files and the server in step.
+/// An HTTP function this binary serves: its route under `/api/` (the `function.json` folder's `route`, or the
+/// folder name; a trailing `/{*rest}` covers the route itself and every path below it) and the methods it
+/// accepts. Timer functions (`outbox`) are not listed: the host POSTs them at `/<name>`. The route consistency test holds this table, the files and the server in step.
 #[derive(Debug, Clone, Copy)]
 pub struct FunctionRoute {
     pub name: &'static str,
@@ -24,8 +29,16 @@ pub struct FunctionRoute {
 /// Every function served, in the order of the app's folders.
 pub const FUNCTIONS: &[FunctionRoute] = &[
     FunctionRoute {
+        name: "conversations/{*rest}",
+        methods: &[Method::GET, Method::POST],
+    },
+    FunctionRoute {
         name: "events",
         methods: &[Method::OPTIONS, Method::POST],
+    },
+    FunctionRoute {
+        name: "manage/{*rest}",
+        methods: &[Method::DELETE, Method::POST, Method::PUT],
     },
     FunctionRoute {
         name: "negotiate",
@@ -40,6 +53,16 @@ pub const FUNCTIONS: &[FunctionRoute] = &[
         methods: &[Method::POST],
     },
 ];
+
+impl FunctionRoute {
+    /// Whether `path` (below `/api/`) is this function's.
+    pub fn serves(&self, path: &str) -> bool {
+        match self.name.strip_suffix("/{*rest}") {
+            Some(prefix) => path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/')),
+            None => path == self.name,
+        }
+    }
+}
 
 /// The one answer to a hub a request may not use: 400 for a malformed name, 403 for a valid one `function`
 /// does not offer.

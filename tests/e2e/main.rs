@@ -3,6 +3,7 @@
 mod auth;
 mod contract;
 mod dev;
+mod durable;
 mod events;
 mod host;
 mod negotiate;

@@ -13,6 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared")) / "schemas"
 FUNCTION_FILES = sorted(ROOT.glob("*/function.json"))
+# Timer-triggered functions (#15's outbox drain); every other function is plain HTTP.
+TIMER_FUNCTIONS = {"outbox"}
+HTTP_FILES = [p for p in FUNCTION_FILES if p.parent.name not in TIMER_FUNCTIONS]
 KNOWN_METHODS = {"get", "post", "delete", "head", "patch", "put", "options", "trace"}
 
 
@@ -33,7 +36,9 @@ def assert_valid(schema_name, document):
 
 
 def test_the_functions_exist():
-    assert [p.parent.name for p in FUNCTION_FILES] == ["events", "negotiate", "openapi.json", "publish"]
+    assert [p.parent.name for p in FUNCTION_FILES] == [
+        "conversations", "events", "manage", "negotiate", "openapi.json", "outbox", "publish"
+    ]
 
 
 def test_the_contract_route_is_anonymous_get_only():
@@ -60,7 +65,7 @@ def test_function_json_is_valid(path):
     assert_valid("function.json", load(path))
 
 
-@pytest.mark.parametrize("path", FUNCTION_FILES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("path", HTTP_FILES, ids=lambda p: p.parent.name)
 def test_function_is_plain_http_in_and_out(path):
     # Exactly one httpTrigger in and one http out, or the host falls back to JSON payload mode.
     bindings = load(path)["bindings"]
@@ -73,11 +78,21 @@ def test_function_is_plain_http_in_and_out(path):
     assert trigger["methods"], "declare methods deliberately"
     assert set(trigger["methods"]) <= KNOWN_METHODS
     assert trigger["authLevel"] in {"anonymous", "function", "admin"}
-    assert trigger.get("route", path.parent.name) == path.parent.name
+    # The route is the folder name, or the folder name with a catch-all for the paths below it.
+    assert trigger.get("route", path.parent.name) in {path.parent.name, f"{path.parent.name}/{{*rest}}"}
+
+
+def test_the_outbox_is_a_timer_with_no_output():
+    # The host POSTs /outbox with the JSON payload of a non-HTTP trigger; the handler answers the result.
+    bindings = load(ROOT / "outbox" / "function.json")["bindings"]
+    assert [(b["type"], b["direction"]) for b in bindings] == [("timerTrigger", "in")]
+    seconds, *rest = bindings[0]["schedule"].split()
+    assert len(rest) == 5, "NCRONTAB with seconds: six fields"
+    assert seconds.startswith("*/")
 
 
 def test_routes_are_unique():
-    routes = [load(p)["bindings"][0].get("route", p.parent.name) for p in FUNCTION_FILES]
+    routes = [load(p)["bindings"][0].get("route", p.parent.name) for p in HTTP_FILES]
     assert len(routes) == len(set(routes))
 
 

@@ -55,7 +55,7 @@ use warp::filters::BoxedFilter;
 use warp::http::HeaderMap;
 use warp::reply::Response;
 
-pub use policy::{FUNCTION_KEY_CALLER, REQUIRED_ROLE_SETTING, TRUST_SETTING, TrustSettings};
+pub use policy::{FUNCTION_KEY_CALLER, REQUIRED_ROLE_SETTING, TRUST_SETTING, Trust, TrustSettings};
 pub use reply::Status;
 pub use request::{ActionKind, MAX_ACTIONS};
 

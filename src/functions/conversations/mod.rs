@@ -1,0 +1,115 @@
+//! The `conversations` function (#15): the user door to durable conversations. The caller is identified
+//! exactly as `negotiate` identifies it (`NegotiateIdentity`; in `anonymous` mode by the `userId` query
+//! parameter or the `X-User-Id` header, which is then required), and every conversation route checks
+//! membership in the store.
+//!
+//! - `GET /api/conversations` → `{"items":[{"id","title","members","createdAt"}]}`, the caller's own.
+//! - `POST /api/conversations/{id}/messages` `{"id"?, "body"}` (idempotency: the `Idempotency-Key` header or
+//!   `id`) → 201 with the stored message, 200 with it on a retry; answered after the commit, then the
+//!   broadcast to `conversation:{id}` is tried at once (bounded to 2 s; the `outbox` drain retries).
+//! - `GET /api/conversations/{id}/messages?after=<seq>|before=<seq>&limit=` → `{"items":[…],"next"}`.
+//!
+//! Unknown conversation 404, not a member 403, bad cursor 400, body over `MessageMaxBytes` 413, store
+//! unreachable 503 with Retry-After.
+
+mod request;
+
+use std::sync::Arc;
+
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, Method, StatusCode};
+use warp::reply::Response;
+
+use crate::auth::{Authenticator, CallerSource};
+use crate::error::{self, ApiError};
+use crate::functions::durable::{self, Durable, bounded, reply};
+use crate::request::{UnreadBody, read_body, unread_body};
+use crate::store::messages::Sender;
+
+/// State of `conversations`: negotiate's way of identifying callers and the shared durable state.
+#[derive(Debug)]
+pub struct State {
+    authenticator: Authenticator,
+    durable: Arc<Durable>,
+}
+
+impl State {
+    pub fn new(authenticator: Authenticator, durable: Arc<Durable>) -> Self {
+        Self { authenticator, durable }
+    }
+}
+
+/// `GET|POST /api/conversations/{*rest}`.
+pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::path!("api" / "conversations" / ..)
+        .and(warp::path::tail())
+        .and(warp::method())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(unread_body())
+        .then(
+            move |tail: warp::path::Tail, method: Method, query: String, headers: HeaderMap, body: UnreadBody| {
+                let state = state.clone();
+                async move {
+                    error::into_response(conversations(&state, tail.as_str(), &method, &query, &headers, body).await)
+                }
+            },
+        )
+        .boxed()
+}
+
+/// Identify the caller, then dispatch on the path.
+async fn conversations(
+    state: &State,
+    tail: &str,
+    method: &Method,
+    query: &str,
+    headers: &HeaderMap,
+    body: UnreadBody,
+) -> Result<Response, ApiError> {
+    let query = request::Query::parse(query)?;
+    let requested = query.user_id.as_deref().or_else(|| request::header_user_id(headers));
+    let caller = state.authenticator.authenticate(headers, requested).await?;
+    if matches!(caller.source, CallerSource::Anonymous { generated: true }) {
+        return Err(ApiError::unauthorized(
+            "name the caller with the userId query parameter or the X-User-Id header",
+        ));
+    }
+    let user = caller.user_id.as_str();
+    let durable = &state.durable;
+    let segments = reply::segments(tail)?;
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (segments.as_slice(), method) {
+        ([], &Method::GET) => {
+            let store = durable.store().await?;
+            let list = bounded(store.list_user_conversations(user)).await?;
+            let items: Vec<_> = list.iter().map(reply::conversation).collect();
+            Ok(reply::json_with(StatusCode::OK, &serde_json::json!({ "items": items })))
+        }
+        ([id, "messages"], &Method::POST) => {
+            let body = read_body(headers, body, durable.message_max_bytes).await?;
+            let send = request::send(&body, headers)?;
+            let store = durable.store().await?;
+            let sent = bounded(store.send_message(id, Sender::Member(user), send.id.as_deref(), &send.body)).await?;
+            Ok(durable::after_send(durable, store, sent))
+        }
+        ([id, "messages"], &Method::GET) => {
+            let (page, limit) = query.page()?;
+            let store = durable.store().await?;
+            if !bounded(store.is_member(id, user)).await? {
+                return Err(durable::store_error(crate::store::StoreError::NotMember));
+            }
+            let page = bounded(store.history(id, page, limit)).await?;
+            let items: Vec<_> = page.items.iter().map(reply::message).collect();
+            Ok(reply::json_with(
+                StatusCode::OK,
+                &serde_json::json!({ "items": items, "next": page.next }),
+            ))
+        }
+        ([], _) => Err(reply::method_not_allowed("GET")),
+        ([_, "messages"], _) => Err(reply::method_not_allowed("GET, POST")),
+        _ => Err(reply::not_found()),
+    }
+}

@@ -1,0 +1,186 @@
+//! Delivering outbox rows, at least once: [`try_now`] right after a send (the writer's own lease, bounded
+//! to [`BROADCAST_TIMEOUT`]) and [`drain`] from the timer (claim due rows by lease, deliver, mark sent or
+//! reschedule with backoff honouring the service's Retry-After, log parked rows at error, prune sent rows).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::Durable;
+use crate::store::outbox::{OutboxKind, OutboxLease, Rescheduled, RetryPolicy};
+use crate::store::{Store, StoreError};
+use crate::webpubsub::{Message, RestError, SendOptions};
+
+/// Longest the immediate broadcast after a send may take.
+pub const BROADCAST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Rows one drain claims.
+const DRAIN_BATCH: i64 = 100;
+/// How long a drain owns its claimed rows.
+const DRAIN_LEASE: Duration = Duration::from_secs(60);
+/// Sent rows are kept this long (for inspection), then pruned.
+const SENT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// Longest one delivery may take inside a drain.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one drain did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainReport {
+    pub sent: u64,
+    pub retried: u64,
+    pub parked: u64,
+    pub pruned: u64,
+}
+
+/// Why a delivery failed, with the Retry-After the service asked for.
+struct Failed {
+    error: String,
+    retry_after: Option<Duration>,
+}
+
+impl From<RestError> for Failed {
+    fn from(error: RestError) -> Self {
+        let retry_after = match &error {
+            RestError::Service { error, .. } => error.retry_after,
+            _ => None,
+        };
+        Self {
+            error: error.to_string(),
+            retry_after,
+        }
+    }
+}
+
+/// Performs one row: a message frame to its group, or a removed member out of the group.
+async fn perform(durable: &Durable, kind: OutboxKind, payload: &Value) -> Result<(), Failed> {
+    let text = |name: &str| payload[name].as_str().unwrap_or_default().to_owned();
+    let corrupt = |what: &str| Failed {
+        error: format!("outbox row without {what}"),
+        retry_after: None,
+    };
+    let client = durable.client();
+    let hub = durable.hub();
+    match kind {
+        OutboxKind::MessageBroadcast => {
+            let group = text("group");
+            if group.is_empty() {
+                return Err(corrupt("group"));
+            }
+            let message = Message::json(&payload["frame"]).map_err(RestError::from)?;
+            client
+                .send_to_group(hub, &group, &message, &SendOptions::default())
+                .await?;
+        }
+        OutboxKind::MembershipRemoved => {
+            let (group, user) = (text("group"), text("userId"));
+            if group.is_empty() || user.is_empty() {
+                return Err(corrupt("group or userId"));
+            }
+            // Out of the group: no more frames. A token's per-group role ends with the token, and negotiate's
+            // member check refuses the next one.
+            client.remove_user_from_group(hub, &group, &user).await?;
+        }
+        other => {
+            return Err(Failed {
+                error: format!("outbox kind {} is not delivered by this build", other.as_str()),
+                retry_after: None,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Delivers one leased row and records the outcome.
+pub async fn deliver(
+    durable: &Durable,
+    store: &Store,
+    lease: &OutboxLease,
+    kind: OutboxKind,
+    payload: &Value,
+    timeout: Duration,
+    report: &mut DrainReport,
+) -> Result<(), StoreError> {
+    let outcome = match tokio::time::timeout(timeout, perform(durable, kind, payload)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(Failed {
+            error: format!("no answer within {} ms", timeout.as_millis()),
+            retry_after: None,
+        }),
+    };
+    match outcome {
+        Ok(()) => {
+            if store.mark_sent(lease).await? {
+                report.sent += 1;
+            }
+        }
+        Err(failed) => {
+            match store
+                .reschedule(lease, &failed.error, failed.retry_after, &RetryPolicy::default())
+                .await?
+            {
+                Rescheduled::Retry { at_ms } => {
+                    report.retried += 1;
+                    tracing::warn!(outbox_id = lease.id, kind = kind.as_str(), at_ms, error = %failed.error, "outbox delivery failed; retrying later");
+                }
+                Rescheduled::Parked(item) => {
+                    report.parked += 1;
+                    tracing::error!(outbox_id = item.id, kind = item.kind.as_str(), attempts = item.attempts, error = %failed.error, "outbox row parked after its last attempt");
+                }
+                Rescheduled::LeaseLost => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The immediate try after a commit, in the background: bounded to [`BROADCAST_TIMEOUT`]; a failure leaves the
+/// row to the drain.
+pub fn try_now(durable: std::sync::Arc<Durable>, store: Store, lease: OutboxLease, kind: OutboxKind, payload: Value) {
+    tokio::spawn(async move {
+        let mut report = DrainReport::default();
+        if let Err(error) = deliver(&durable, &store, &lease, kind, &payload, BROADCAST_TIMEOUT, &mut report).await {
+            tracing::warn!(outbox_id = lease.id, error = %error, "immediate delivery not recorded; the drain will retry");
+        }
+    });
+}
+
+/// One drain: claims due rows (in batches until none are due), delivers each, then prunes old sent rows.
+pub async fn drain(durable: &Durable, store: &Store) -> Result<DrainReport, StoreError> {
+    let mut report = DrainReport::default();
+    let policy = RetryPolicy::default();
+    // Bounded: at most ten batches per run; the next tick continues.
+    for _ in 0..10 {
+        let claim = store.claim_outbox(DRAIN_BATCH, DRAIN_LEASE, &policy).await?;
+        for item in &claim.parked {
+            report.parked += 1;
+            tracing::error!(
+                outbox_id = item.id,
+                kind = item.kind.as_str(),
+                attempts = item.attempts,
+                error = item.last_error.as_deref().unwrap_or(""),
+                "outbox row parked after its last attempt"
+            );
+        }
+        if claim.items.is_empty() {
+            break;
+        }
+        let full = claim.items.len() as i64 == DRAIN_BATCH;
+        for item in &claim.items {
+            deliver(
+                durable,
+                store,
+                &item.lease,
+                item.kind,
+                &item.payload,
+                DELIVERY_TIMEOUT,
+                &mut report,
+            )
+            .await?;
+        }
+        if !full {
+            break;
+        }
+    }
+    report.pruned = store.prune_sent(SENT_RETENTION).await?;
+    Ok(report)
+}

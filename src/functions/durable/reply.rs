@@ -1,0 +1,82 @@
+//! The JSON shapes the durable routes answer with, and the request pieces they share (path segments, JSON
+//! bodies read within a limit).
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+use crate::error::ApiError;
+use crate::store::conversations::Conversation;
+use crate::store::messages::Message;
+use crate::store::rfc3339_ms;
+
+/// A stored message as answered: `{"id","conversationId","seq","sender","createdAt","body"}`.
+pub fn message(message: &Message) -> Value {
+    json!({
+        "id": message.id,
+        "conversationId": message.conversation_id,
+        "seq": message.seq,
+        "sender": message.sender,
+        "createdAt": rfc3339_ms(message.created_at_ms),
+        "body": message.body,
+    })
+}
+
+/// A conversation as answered: `{"id","title","members","createdAt"}`.
+pub fn conversation(conversation: &Conversation) -> Value {
+    json!({
+        "id": conversation.id,
+        "title": conversation.title,
+        "members": conversation.members,
+        "createdAt": rfc3339_ms(conversation.created_at_ms),
+    })
+}
+
+/// `value` as JSON with `status`.
+pub fn json_with(status: StatusCode, value: &Value) -> Response {
+    warp::reply::with_status(warp::reply::json(value), status).into_response()
+}
+
+/// 201 when this call created it, 200 when it was already there.
+pub fn created_or_found(created: bool) -> StatusCode {
+    if created { StatusCode::CREATED } else { StatusCode::OK }
+}
+
+/// The percent-decoded segments of a path tail (`a/b%20c` → `["a", "b c"]`); empty segments refused.
+pub fn segments(tail: &str) -> Result<Vec<String>, ApiError> {
+    if tail.is_empty() {
+        return Ok(Vec::new());
+    }
+    tail.split('/')
+        .map(|segment| {
+            let decoded = percent_encoding::percent_decode_str(segment)
+                .decode_utf8()
+                .map_err(|_| ApiError::bad_request("InvalidPath", "a path segment is not UTF-8"))?;
+            if decoded.is_empty() {
+                return Err(not_found());
+            }
+            Ok(decoded.into_owned())
+        })
+        .collect()
+}
+
+/// The 404 for a path under a durable function that names no operation.
+pub fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no function is served at this path")
+}
+
+/// The 405 for a known path with another method.
+pub fn method_not_allowed(allow: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!("this route takes {allow}"),
+    )
+}
+
+/// Parses a JSON body into `T`, a 400 `InvalidJson` naming the problem otherwise.
+pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("InvalidJson", format!("invalid request body: {e}")))
+}

@@ -67,7 +67,10 @@ impl Env {
             None => Ok(default),
             Some("true" | "1" | "yes" | "on") => Ok(true),
             Some("false" | "0" | "no" | "off") => Ok(false),
-            Some(_) => Err(ConfigError::new(name, "expected true or false (or 1/0, yes/no, on/off)")),
+            Some(_) => Err(ConfigError::new(
+                name,
+                "expected true or false (or 1/0, yes/no, on/off)",
+            )),
         }
     }
 
@@ -128,7 +131,10 @@ mod tests {
         let env = Env::from_pairs([("PORT", "AccessKey=topsecret")]);
         let err = env.parse_or::<u16>("PORT", 1).unwrap_err();
         assert_eq!(err.setting, "PORT");
-        assert!(err.to_string().contains("PORT") && err.to_string().contains("not valid"), "{err}");
+        assert!(
+            err.to_string().contains("PORT") && err.to_string().contains("not valid"),
+            "{err}"
+        );
         assert!(!err.to_string().contains("topsecret"), "{err}");
         assert_eq!(Env::default().parse_or::<u16>("PORT", 7).unwrap(), 7);
     }

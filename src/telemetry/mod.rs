@@ -43,10 +43,7 @@ impl LogSettings {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(_) => {
-                return Err(ConfigError::new(
-                    "LOG_FORMAT",
-                    "expected text or json",
-                ));
+                return Err(ConfigError::new("LOG_FORMAT", "expected text or json"));
             }
         };
         Ok(Self { filter, format })

@@ -150,6 +150,10 @@ fn rejection_to_error(rejection: &Rejection) -> ApiError {
     use warp::reject;
     if rejection.is_not_found() {
         ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no function is served at this path")
+    } else if let Some(invalid) = rejection.find::<reject::InvalidHeader>() {
+        // Before MethodNotAllowed: header filters run only after a route's path and method matched, so
+        // an invalid header is the real answer even when other routes refused the method.
+        ApiError::bad_request("InvalidHeader", format!("header {} is invalid", invalid.name()))
     } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -166,8 +170,6 @@ fn rejection_to_error(rejection: &Rejection) -> ApiError {
         ApiError::bad_request("InvalidQuery", "the query string could not be parsed")
     } else if let Some(missing) = rejection.find::<reject::MissingHeader>() {
         ApiError::bad_request("MissingHeader", format!("header {} is required", missing.name()))
-    } else if let Some(invalid) = rejection.find::<reject::InvalidHeader>() {
-        ApiError::bad_request("InvalidHeader", format!("header {} is invalid", invalid.name()))
     } else if rejection.find::<reject::UnsupportedMediaType>().is_some() {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

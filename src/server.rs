@@ -242,6 +242,21 @@ mod tests {
         ])
     }
 
+    #[tokio::test]
+    async fn a_non_ascii_origin_header_is_a_bad_request_not_a_wrong_method() {
+        let app = App::new(Settings::from_env(&env("anonymous", "appservice")).unwrap()).unwrap();
+        let origin = HeaderValue::from_bytes("h\u{f6}st.example".as_bytes()).unwrap();
+        let response = warp::test::request()
+            .method("OPTIONS")
+            .path("/api/events")
+            .header("webhook-request-origin", origin)
+            .reply(&app.routes())
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{:?}", response.body());
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["code"], "InvalidHeader");
+    }
+
     #[test]
     fn the_auth_settings_are_read_once_for_every_function_that_uses_them() {
         let error = Settings::from_env(&env("jwt", "appservice")).unwrap_err();

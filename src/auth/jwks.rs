@@ -61,6 +61,8 @@ const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 30;
 /// A cache of one provider's signing keys.
 pub struct JwksCache {
     url: Url,
+    /// `url` without credentials, for logs and Debug.
+    shown_url: String,
     client: reqwest::Client,
     options: JwksOptions,
     keys: RwLock<Arc<KeySet>>,
@@ -108,9 +110,12 @@ impl JwksCache {
         let client = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .timeout(options.timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
+            // A redirect could hand key selection to any host (the https/loopback rule checked only
+            // the configured URL): the configured URL must serve the document itself.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
+            shown_url: redacted(&url),
             url,
             client,
             options,
@@ -151,14 +156,14 @@ impl JwksCache {
             Ok(fresh) => {
                 refresh.last_failed = false;
                 let count = fresh.by_id.len() + fresh.without_id.len();
-                tracing::info!(jwks_url = %self.url, keys = count, "fetched identity provider signing keys");
+                tracing::info!(jwks_url = %self.shown_url, keys = count, "fetched identity provider signing keys");
                 let fresh = Arc::new(fresh);
                 *self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh.clone();
                 fresh.find(kid).ok_or_else(|| unknown_key(kid))
             }
             Err(error) => {
                 refresh.last_failed = true;
-                tracing::warn!(jwks_url = %self.url, error = %error, "could not fetch identity provider signing keys");
+                tracing::warn!(jwks_url = %self.shown_url, error = %error, "could not fetch identity provider signing keys");
                 found.ok_or_else(unavailable)
             }
         }
@@ -197,7 +202,7 @@ impl JwksCache {
             body.extend_from_slice(&chunk);
         }
         let document: JwksDocument = serde_json::from_slice(&body)?;
-        let keys = parse_keys(document.keys, self.options.max_keys, &self.url);
+        let keys = parse_keys(document.keys, self.options.max_keys, &self.shown_url);
         if keys.by_id.is_empty() && keys.without_id.is_empty() {
             return Err(FetchError::NoUsableKeys);
         }
@@ -208,7 +213,7 @@ impl JwksCache {
 impl std::fmt::Debug for JwksCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwksCache")
-            .field("url", &self.url.as_str())
+            .field("url", &self.shown_url)
             .finish_non_exhaustive()
     }
 }
@@ -228,7 +233,7 @@ impl KeySet {
 }
 
 /// Keeps RSA signature keys usable with RS256, up to `max_keys`; skips (and logs) the rest.
-fn parse_keys(raw: Vec<serde_json::Value>, max_keys: usize, url: &Url) -> KeySet {
+fn parse_keys(raw: Vec<serde_json::Value>, max_keys: usize, url: &str) -> KeySet {
     let mut keys = KeySet {
         fetched_at: Some(Instant::now()),
         ..KeySet::default()
@@ -258,6 +263,18 @@ fn parse_keys(raw: Vec<serde_json::Value>, max_keys: usize, url: &Url) -> KeySet
         tracing::debug!(jwks_url = %url, skipped, "ignored JWKS entries that are not RS256 signing keys (or over the limit)");
     }
     keys
+}
+
+/// `url` as it may appear in logs: user info, query and fragment (where credentials hide) removed.
+pub(crate) fn redacted(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    if shown.query().is_some() {
+        shown.set_query(Some("redacted"));
+    }
+    shown.set_fragment(None);
+    shown.to_string()
 }
 
 fn is_rs256_signing_key(key: &Jwk) -> bool {

@@ -68,12 +68,22 @@ impl fmt::Debug for JwtSecret {
 }
 
 /// Where verification keys come from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum JwtKeySource {
     /// HS256 with a shared secret.
     Secret(JwtSecret),
     /// RS256 with keys published at a JWKS URL.
     Jwks(Url),
+}
+
+impl fmt::Debug for JwtKeySource {
+    // The URL may carry credentials (user info or a query key): show it redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Secret(secret) => f.debug_tuple("Secret").field(secret).finish(),
+            Self::Jwks(url) => f.debug_tuple("Jwks").field(&super::jwks::redacted(url)).finish(),
+        }
+    }
 }
 
 /// Validated bearer-token settings.
@@ -281,6 +291,12 @@ impl JwtValidator {
         }
         .map_err(|e| rejected(e.kind()))?;
         let claims = data.claims;
+        // jsonwebtoken also accepts an array of issuers; RFC 7519 and every provider send one string.
+        if !matches!(claims.get("iss"), Some(Value::String(_))) {
+            return Err(AuthError::InvalidCredentials(
+                "the bearer token's issuer (iss) must be one string".into(),
+            ));
+        }
         let user_id = match claims.get(&self.user_id_claim) {
             Some(Value::String(id)) => id,
             Some(_) => {
@@ -542,6 +558,10 @@ mod tests {
             (with(good_claims(), "exp", json!(now() - 3600)), "expired"),
             (with(good_claims(), "nbf", json!(now() + 3600)), "not valid yet"),
             (with(good_claims(), "iss", json!("https://evil.example")), "issuer"),
+            (
+                with(good_claims(), "iss", json!(["https://issuer.example"])),
+                "issuer (iss) must be one string",
+            ),
             (with(good_claims(), "aud", json!("api://elsewhere")), "audience"),
             (without(good_claims(), "exp"), "exp"),
             (without(good_claims(), "iss"), "iss"),
@@ -630,6 +650,34 @@ mod tests {
             min_refresh_interval: Duration::ZERO,
             ..JwksOptions::default()
         }
+    }
+
+    #[test]
+    fn jwks_url_credentials_never_reach_debug_output() {
+        let url = "https://alice:hunter2@login.example/keys?code=querysecret#frag";
+        let env = hs_env().with(SECRET_SETTING, "").with(JWKS_URL_SETTING, url);
+        let settings = JwtSettings::from_env(&env, "t").unwrap();
+        let validator = JwtValidator::with_jwks_options(&settings, JwksOptions::default()).unwrap();
+        for shown in [format!("{settings:?}"), format!("{validator:?}")] {
+            assert!(shown.contains("login.example/keys"), "{shown}");
+            for secret in ["alice", "hunter2", "querysecret", "frag"] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn jwks_redirects_are_not_followed() {
+        // An attacker's key set on another (loopback) host, reached only by a 302.
+        let attacker = JwksServer::start(jwks(&[TEST_KEY_1_JWK])).await;
+        let redirecting = JwksServer::redirecting_to(attacker.url()).await;
+        let validator = rs_validator(&redirecting.url(), eager_refresh());
+        let result = validator
+            .validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims()))
+            .await;
+        assert!(result.is_err(), "a key served after a redirect must not verify");
+        assert_eq!(redirecting.fetches(), 1);
+        assert_eq!(attacker.fetches(), 0, "the redirect is not followed");
     }
 
     #[tokio::test]

@@ -100,7 +100,7 @@ impl IdentityConfig {
             "appservice" => Ok(Self::AppService),
             "jwt" => Ok(Self::Jwt),
             "anonymous" if allow_anonymous => Ok(Self::Anonymous),
-            _ => Err(ConfigError::new(setting, format!("expected {choices}, got {raw:?}"))),
+            _ => Err(ConfigError::new(setting, format!("expected {choices}"))),
         }
     }
 
@@ -283,6 +283,10 @@ mod tests {
         let error = IdentityConfig::from_env(&Env::default(), "NegotiateIdentity", true).unwrap_err();
         assert_eq!(error.setting, "NegotiateIdentity");
         assert!(error.problem.contains("appservice, jwt or anonymous"), "{error}");
+        let env = Env::from_pairs([("NegotiateIdentity", "AccessKey=pastedsecret")]);
+        let error = IdentityConfig::from_env(&env, "NegotiateIdentity", true).unwrap_err();
+        assert!(error.problem.contains("appservice, jwt or anonymous"), "{error}");
+        assert!(!error.to_string().contains("pastedsecret"), "{error}");
     }
 
     #[test]

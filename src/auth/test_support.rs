@@ -94,6 +94,43 @@ impl JwksServer {
         }
     }
 
+    /// A server whose `/keys` answers `302 Found` to `location`.
+    pub async fn redirecting_to(location: String) -> Self {
+        let served = Arc::new(Mutex::new(Served {
+            status: 302,
+            body: String::new(),
+        }));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let route = {
+            let fetches = fetches.clone();
+            warp::path("keys").map(move || {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                warp::http::Response::builder()
+                    .status(302)
+                    .header("location", location.as_str())
+                    .body(String::new())
+                    .unwrap()
+            })
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(
+            warp::serve(route)
+                .incoming(listener)
+                .graceful(async {
+                    let _ = stopped.await;
+                })
+                .run(),
+        );
+        Self {
+            addr,
+            served,
+            fetches,
+            _stop: stop,
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}/keys", self.addr)
     }

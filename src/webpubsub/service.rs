@@ -36,13 +36,13 @@ impl ServiceSettings {
                 hubs.push(hub);
             }
         }
+        // Errors name the setting (and the list position), never the value: a connection string
+        // pasted into the wrong setting would otherwise print its key.
         for (index, hub) in hubs.iter().enumerate() {
-            let setting = if index == 0 {
-                "WebPubSubHub"
-            } else {
-                "WebPubSubAllowedHubs"
-            };
-            validate::hub(hub).map_err(|e| ConfigError::new(setting, format!("{hub:?}: {e}")))?;
+            validate::hub(hub).map_err(|e| match index {
+                0 => ConfigError::new("WebPubSubHub", e.to_string()),
+                _ => ConfigError::new("WebPubSubAllowedHubs", format!("a listed hub is not valid: {e}")),
+            })?;
         }
         Ok(Self {
             primary,
@@ -168,13 +168,16 @@ mod tests {
         let error = ServiceSettings::from_env(&bad_secondary).unwrap_err();
         assert_eq!(error.setting, "WebPubSubSecondaryConnectionString");
         assert!(!error.to_string().contains("supersecret2"));
-        let bad_hub = env.clone().with("WebPubSubHub", "1bad");
-        assert_eq!(ServiceSettings::from_env(&bad_hub).unwrap_err().setting, "WebPubSubHub");
-        let bad_allowed = env.with("WebPubSubAllowedHubs", "ok, no spaces");
-        assert_eq!(
-            ServiceSettings::from_env(&bad_allowed).unwrap_err().setting,
-            "WebPubSubAllowedHubs"
-        );
+        // A connection string pasted into a hub setting: named, never printed.
+        let pasted = "Endpoint=https://x;AccessKey=pastedsecret;";
+        let bad_hub = env.clone().with("WebPubSubHub", pasted);
+        let error = ServiceSettings::from_env(&bad_hub).unwrap_err();
+        assert_eq!(error.setting, "WebPubSubHub");
+        assert!(!error.to_string().contains("pastedsecret"), "{error}");
+        let bad_allowed = env.with("WebPubSubAllowedHubs", &format!("ok, {pasted}"));
+        let error = ServiceSettings::from_env(&bad_allowed).unwrap_err();
+        assert_eq!(error.setting, "WebPubSubAllowedHubs");
+        assert!(!error.to_string().contains("pastedsecret"), "{error}");
         let missing = Env::from_pairs([("WebPubSubHub", "chat")]);
         assert_eq!(
             ServiceSettings::from_env(&missing).unwrap_err().setting,

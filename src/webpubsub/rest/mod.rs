@@ -185,7 +185,7 @@ impl RestClient {
         let token = inner.signer.sign(&BearerClaims {
             aud: url.as_str(),
             iat: issued_at,
-            exp: issued_at + inner.options.token_ttl.as_secs(),
+            exp: issued_at.saturating_add(inner.options.token_ttl.as_secs()),
         });
         let mut authorization = HeaderValue::try_from(["Bearer ", &token].concat())
             .expect("a JWT is base64url and dots, always a valid header value");
@@ -261,8 +261,8 @@ impl RestClient {
                 Failed::Transport(_) => None,
             };
             let wait = (attempts <= policy.max_retries && retry::is_retryable(operation.is_idempotent(), failure))
-                .then(|| server_wait.unwrap_or_else(|| policy.backoff(attempts, rand::random::<f64>())))
-                .filter(|wait| started.elapsed() + *wait <= policy.max_elapsed);
+                .then(|| policy.wait_before(attempts, server_wait, started.elapsed(), rand::random::<f64>()))
+                .flatten();
             if let Some(wait) = wait {
                 tracing::warn!(
                     operation = operation.name(),

@@ -56,7 +56,9 @@ impl RetryPolicy {
         let exponent = retry.saturating_sub(1).min(30);
         let base = self.initial_backoff.saturating_mul(1 << exponent).min(self.max_backoff);
         let half = base / 2;
-        half + half.mul_f64(jitter.clamp(0.0, 1.0))
+        // NaN would make `mul_f64` panic: read it as no jitter.
+        let jitter = if jitter.is_nan() { 0.0 } else { jitter.clamp(0.0, 1.0) };
+        half.saturating_add(half.mul_f64(jitter))
     }
 }
 
@@ -89,6 +91,27 @@ pub(crate) fn is_retryable(idempotent: bool, failure: AttemptFailure) -> bool {
     }
 }
 
+/// The longest server-requested wait ever honoured; a larger `Retry-After` is read as this much
+/// (and then usually exceeds [`RetryPolicy::max_elapsed`], so no retry is made).
+pub(crate) const MAX_SERVER_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` when `elapsed` has passed since the first attempt, or `None`
+    /// when the retry would start after [`RetryPolicy::max_elapsed`]. A server wait replaces the
+    /// computed backoff. Every sum saturates, so no input (a `Retry-After` of `u64::MAX` seconds after
+    /// a slow answer) can overflow.
+    pub(crate) fn wait_before(
+        &self,
+        retry: u32,
+        server_wait: Option<Duration>,
+        elapsed: Duration,
+        jitter: f64,
+    ) -> Option<Duration> {
+        let wait = server_wait.map_or_else(|| self.backoff(retry, jitter), |wait| wait.min(MAX_SERVER_WAIT));
+        (elapsed.saturating_add(wait) <= self.max_elapsed).then_some(wait)
+    }
+}
+
 /// The server's requested wait: `retry-after-ms` / `x-ms-retry-after-ms` (milliseconds) or
 /// `Retry-After` in whole seconds. HTTP-date forms are ignored (the computed backoff applies).
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -97,6 +120,7 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .or_else(|| number("x-ms-retry-after-ms"))
         .map(Duration::from_millis)
         .or_else(|| number("retry-after").map(Duration::from_secs))
+        .map(|wait| wait.min(MAX_SERVER_WAIT))
 }
 
 #[cfg(test)]
@@ -200,6 +224,45 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::from_millis(150)));
         headers.insert("retry-after-ms", HeaderValue::from_static("20"));
         assert_eq!(retry_after(&headers), Some(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn huge_retry_after_after_a_slow_answer_saturates_instead_of_panicking() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_static("18446744073709551615"));
+        let server_wait = retry_after(&headers);
+        assert_eq!(server_wait, Some(MAX_SERVER_WAIT));
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.wait_before(1, server_wait, Duration::from_secs(13), 0.5), None);
+        // Even an uncapped wait at the edge of Duration does not overflow.
+        assert_eq!(policy.wait_before(1, Some(Duration::MAX), Duration::MAX, 0.5), None);
+        assert_eq!(
+            policy.wait_before(1, Some(Duration::from_secs(2)), Duration::from_secs(1), 0.5),
+            Some(Duration::from_secs(2))
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn waits_never_panic_and_never_pass_the_budget(
+            retry in proptest::prelude::any::<u32>(),
+            server in proptest::option::of(proptest::prelude::any::<u64>()),
+            millis in proptest::prelude::any::<bool>(),
+            elapsed_secs in proptest::prelude::any::<u64>(),
+            jitter in proptest::prelude::any::<f64>(),
+        ) {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = server {
+                let name = if millis { "retry-after-ms" } else { "retry-after" };
+                headers.insert(name, HeaderValue::from(value));
+            }
+            let policy = RetryPolicy::default();
+            let elapsed = Duration::from_secs(elapsed_secs);
+            if let Some(wait) = policy.wait_before(retry, retry_after(&headers), elapsed, jitter) {
+                proptest::prop_assert!(wait <= MAX_SERVER_WAIT);
+                proptest::prop_assert!(elapsed.saturating_add(wait) <= policy.max_elapsed);
+            }
+        }
     }
 
     #[test]

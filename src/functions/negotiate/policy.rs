@@ -147,7 +147,13 @@ impl State {
         }
         let mut roles: Vec<String> = Vec::with_capacity(self.default_roles.len() + requested.len());
         for template in &self.default_roles {
-            let role = template.render(user_id);
+            let role = template.try_render(user_id).ok_or_else(|| {
+                ApiError::bad_request(
+                    "InvalidUserId",
+                    format!("the user id contains a separator that {template} places next to it"),
+                )
+                .with_detail("field", "userId")
+            })?;
             if !roles.contains(&role) {
                 roles.push(role);
             }

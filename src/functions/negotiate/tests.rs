@@ -362,6 +362,47 @@ async fn a_user_id_with_wildcards_cannot_widen_a_wildcard_role() {
 }
 
 #[tokio::test]
+async fn user_id_segments_never_reach_another_users_groups() {
+    // Issue #14 item 3: `john` asking for a group of `john.smith`'s inbox.
+    let env = env("anonymous")
+        .with(DEFAULT_ROLES_SETTING, "webpubsub.sendToGroup.inbox.{userId}")
+        .with(ALLOWED_GROUPS_SETTING, "inbox.{userId}.*,*:{userId}");
+    let route = route_for(&env);
+    let reply = post(&route, json!({"userId": "john", "groups": ["inbox.john.private"]})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // `john.smith` cannot use templates whose separator is part of the id, so no name of theirs is
+    // reachable through `john`'s templates, and they get no default role that `john` could reach.
+    let reply = post(&route, json!({"userId": "john.smith"})).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "InvalidUserId");
+    let route = route_for(&env.with(DEFAULT_ROLES_SETTING, ""));
+    let reply = post(
+        &route,
+        json!({"userId": "john.smith", "groups": ["inbox.john.smith.private"]}),
+    )
+    .await;
+    assert_error(&reply, StatusCode::FORBIDDEN, "GroupNotAllowed");
+    let reply = post(&route, json!({"userId": "b:c", "groups": ["a:b:c"]})).await;
+    assert_error(&reply, StatusCode::FORBIDDEN, "GroupNotAllowed");
+    let reply = post(&route, json!({"userId": "c", "groups": ["a:b:c"]})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+#[test]
+fn ambiguous_user_id_templates_are_refused_at_start_up() {
+    for (setting, value) in [
+        (ALLOWED_GROUPS_SETTING, "inbox.{userId}*"),
+        (ALLOWED_GROUPS_SETTING, "inbox.*{userId}"),
+        (ALLOWED_GROUPS_SETTING, "*.{userId}.*"),
+        (ALLOWED_ROLES_SETTING, "webpubsub.sendToGroup.user{userId}"),
+        (DEFAULT_ROLES_SETTING, "webpubsub.sendToGroup.user.{userId}x"),
+    ] {
+        let error = Settings::from_env(&env("anonymous").with(setting, value)).unwrap_err();
+        assert_eq!(error.setting, setting, "{value}");
+        assert!(error.problem.contains("{userId}"), "{error}");
+    }
+}
+
+#[tokio::test]
 async fn malformed_groups_and_roles_are_bad_requests() {
     let route = route_for(&policy_env());
     assert_error(

@@ -1,5 +1,5 @@
 //! Unit tests of `negotiate`: settings, request parsing (body and query), identity modes, the policy (hubs,
-//! lifetimes, groups, roles, rate limit), the reply and its log line, and the calendar maths.
+//! lifetimes, groups, roles, rate limit), the reply and its log line.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
@@ -207,7 +207,10 @@ async fn anonymous_post_issues_a_token_in_both_shapes() {
         claims.get("role").is_none() && claims.get("webpubsub.group").is_none(),
         "{claims}"
     );
-    assert_eq!(reply.body["expiresOn"], rfc3339(claims["exp"].as_u64().unwrap()));
+    assert_eq!(
+        reply.body["expiresOn"],
+        webpubsub_protocol::time::rfc3339_from_unix(claims["exp"].as_u64().unwrap())
+    );
 }
 
 #[tokio::test]
@@ -485,6 +488,17 @@ async fn client_types_choose_the_endpoint_path() {
         let reply = post(&route, json!({"clientType": name})).await;
         assert_eq!(reply.body["baseUrl"], format!("ws://localhost:8080{path}"), "{name}");
         claims(&reply, path);
+        // Socket.IO clients read the binding's `endpoint` and `path` (#14 item 15); the others do not get them.
+        if name == "socketio" {
+            assert_eq!(reply.body["endpoint"], "http://localhost:8080/");
+            assert_eq!(reply.body["path"], path);
+            assert_eq!(reply.body["token"], reply.body["accessToken"]);
+        } else {
+            assert!(
+                reply.body.get("endpoint").is_none() && reply.body.get("path").is_none(),
+                "{name}"
+            );
+        }
     }
     assert_error(
         &post(&route, json!({"clientType": "carrier-pigeon"})).await,
@@ -759,11 +773,19 @@ async fn each_issue_is_logged_without_the_token() {
 // ----- helpers -----
 
 #[test]
-fn rfc3339_known_answers() {
-    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-    assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+fn socketio_endpoints_follow_the_binding() {
+    assert_eq!(
+        socketio_endpoint("wss://demo.webpubsub.azure.com/clients/socketio/hubs/chat"),
+        Some((
+            "https://demo.webpubsub.azure.com/".to_owned(),
+            "/clients/socketio/hubs/chat"
+        ))
+    );
+    assert_eq!(
+        socketio_endpoint("ws://127.0.0.1:8080/clients/socketio/hubs/chat"),
+        Some(("http://127.0.0.1:8080/".to_owned(), "/clients/socketio/hubs/chat"))
+    );
+    assert_eq!(socketio_endpoint("nonsense"), None);
 }
 
 #[test]

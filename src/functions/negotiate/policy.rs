@@ -134,13 +134,17 @@ impl State {
         }
         let mut roles: Vec<String> = Vec::with_capacity(self.default_roles.len() + requested.len());
         for template in &self.default_roles {
-            let role = template.try_render(user_id).ok_or_else(|| {
-                ApiError::bad_request(
-                    "InvalidUserId",
-                    format!("the user id contains a separator that {template} places next to it"),
-                )
-                .with_detail("field", "userId")
-            })?;
+            // The id must fit the template and make a valid role (no `,` or control character).
+            let role = template
+                .try_render(user_id)
+                .filter(|role| validate::role(role).is_ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "InvalidUserId",
+                        format!("the user id does not fit the default role {template}"),
+                    )
+                    .with_detail("field", "userId")
+                })?;
             if !roles.contains(&role) {
                 roles.push(role);
             }

@@ -390,6 +390,36 @@ async fn user_id_segments_never_reach_another_users_groups() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 }
 
+#[tokio::test]
+async fn names_with_control_characters_or_commas_are_refused() {
+    // #14 item 11: nothing the handler builds or forwards may carry NUL, newlines or `,`.
+    let route = route_for(
+        &policy_env()
+            .with(ALLOWED_GROUPS_SETTING, "*")
+            .with(ALLOWED_ROLES_SETTING, "webpubsub.sendToGroup.*"),
+    );
+    for group in ["room-1\u{0}", "a\nb", "a,b"] {
+        let reply = post(&route, json!({"userId": "ada", "groups": [group]})).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "InvalidGroup");
+    }
+    for role in [
+        "webpubsub.sendToGroup.a,webpubsub.sendToGroup",
+        "webpubsub.sendToGroup.a\u{0}",
+    ] {
+        let reply = post(&route, json!({"userId": "ada", "roles": [role]})).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "InvalidRole");
+    }
+    // A user id placed into a default role must not smuggle a second role in.
+    let reply = post(&route, json!({"userId": "x,webpubsub.joinLeaveGroup"})).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "InvalidUserId");
+    let reply = post(
+        &route,
+        json!({"userId": "ada", "groups": ["a;b"], "roles": ["webpubsub.sendToGroup.a;b"]}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
 #[test]
 fn ambiguous_user_id_templates_are_refused_at_start_up() {
     for (setting, value) in [

@@ -6,7 +6,8 @@
 //!   `/api/events`.
 //! - The handler's settings come from the process environment through the same `Settings::from_env` as
 //!   production. Dev mode forces only the wiring (connection string, hub, port) and fills in what the chat
-//!   needs when it is unset ([`CHAT_DEFAULTS`]): anonymous negotiate, `broadcast` user events with every
+//!   needs when it is unset ([`CHAT_DEFAULTS`]): anonymous negotiate that grants any requested
+//!   `webpubsub.joinLeaveGroup.<g>` / `webpubsub.sendToGroup.<g>` role, `broadcast` user events with every
 //!   group joinable as a room, and `PublishTrust=functionkey` — with no Functions host in front, nothing
 //!   checks a key, so anyone who can reach the loopback port may publish. The banner says so.
 //! - The chat page (`page`) is served at `GET /` of the handler port (instead of the host's readiness
@@ -42,11 +43,16 @@ pub const DEFAULT_HUB: &str = "chat";
 
 /// Settings the chat needs, applied only when the environment leaves them unset (so a developer can try
 /// other values).
-pub const CHAT_DEFAULTS: [(&str, &str); 3] = [
+pub const CHAT_DEFAULTS: [(&str, &str); 4] = [
     (negotiate::IDENTITY_SETTING, "anonymous"),
+    // Negotiate is anonymous anyway: let official clients ask for per-group roles and `joinGroup` /
+    // `sendToGroup` directly (the lightweight-server pattern) with no extra settings.
+    (negotiate::ALLOWED_ROLES_SETTING, DEV_ALLOWED_ROLES),
     (publish::TRUST_SETTING, "functionkey"),
     (events_settings::USER_EVENT_BEHAVIOR, "broadcast"),
 ];
+/// `NegotiateAllowedRoles` in dev mode: any `webpubsub.joinLeaveGroup.<g>` and `webpubsub.sendToGroup.<g>`.
+pub const DEV_ALLOWED_ROLES: &str = "webpubsub.joinLeaveGroup.*,webpubsub.sendToGroup.*";
 /// The rooms the chat may join, when the behaviour is `broadcast` and the environment names none. Dev mode
 /// gives connections no private groups, so every group may be a chat room.
 pub const CHAT_JOINABLE_ROOMS: (&str, &str) = (events_settings::JOINABLE_ROOMS, "*");
@@ -67,7 +73,8 @@ OPTIONS:
     -h, --help          this text
 
 Other settings come from the environment as in production (see README.md); dev mode sets the connection
-string and hub, and defaults NegotiateIdentity=anonymous, PublishTrust=functionkey,
+string and hub, and defaults NegotiateIdentity=anonymous, NegotiateAllowedRoles=
+webpubsub.joinLeaveGroup.*,webpubsub.sendToGroup.*, PublishTrust=functionkey,
 EventsUserEventBehavior=broadcast (with EventsJoinableRooms=*) when they are unset. Stop with ctrl-c.";
 
 /// What to start. `env` is the environment snapshot the handler's settings are read from.
@@ -490,6 +497,7 @@ mod tests {
         assert_eq!(env.get("RUST_LOG"), Some("debug"));
         // Unset: the chat's defaults.
         assert_eq!(env.get("NegotiateIdentity"), Some("anonymous"));
+        assert_eq!(env.get("NegotiateAllowedRoles"), Some(DEV_ALLOWED_ROLES));
         assert_eq!(env.get("PublishTrust"), Some("functionkey"));
         // Not with a behaviour other than broadcast, which refuses joinable rooms.
         assert_eq!(env.get("EventsJoinableRooms"), None);
@@ -505,6 +513,10 @@ mod tests {
         let settings = Settings::from_env(&env).expect("valid");
         assert_eq!(settings.negotiate.identity.mode_name(), "anonymous");
         assert_eq!(settings.publish.trust.mode_name(), "functionkey");
+        // #14 item 22: official clients may ask for per-group roles, never the all-groups ones.
+        let allowed = |role: &str| settings.negotiate.allowed_roles.iter().any(|t| t.matches(role, "ada"));
+        assert!(allowed("webpubsub.joinLeaveGroup.room1") && allowed("webpubsub.sendToGroup.room1"));
+        assert!(!allowed("webpubsub.joinLeaveGroup") && !allowed("webpubsub.sendToGroups.**"));
         assert_eq!(
             settings.events.user_event_behavior,
             crate::functions::events::UserEventBehavior::Broadcast

@@ -25,7 +25,7 @@ pub const MAX_PAGE_SIZE: u32 = 200;
 pub enum ValidationError {
     #[error("hub must start with an ASCII letter followed by at most 127 ASCII letters, digits or _`,.[] characters")]
     InvalidHub,
-    #[error("group must be 1 to 1024 characters and not only whitespace")]
+    #[error("group must be 1 to 1024 characters, not only whitespace, without control characters or `,`")]
     InvalidGroup,
     #[error("groups must name at least one group")]
     NoGroups,
@@ -35,6 +35,8 @@ pub enum ValidationError {
     EmptyUserId,
     #[error("role must not be empty")]
     EmptyRole,
+    #[error("role must not contain control characters or `,`")]
+    InvalidRole,
     #[error("message is {size} bytes, more than the {limit}-byte limit")]
     MessageTooLarge { size: usize, limit: usize },
     #[error("message declared as application/json is not valid JSON")]
@@ -70,7 +72,7 @@ impl ValidationError {
             Self::NoGroups => "groups",
             Self::EmptyConnectionId => "connectionId",
             Self::EmptyUserId => "userId",
-            Self::EmptyRole => "role",
+            Self::EmptyRole | Self::InvalidRole => "role",
             Self::MessageTooLarge { .. } | Self::InvalidJson => "message",
             Self::TtlOutOfRange(_) => "messageTtlSeconds",
             Self::UnknownPermission => "permission",
@@ -92,7 +94,7 @@ impl ValidationError {
             Self::InvalidGroup | Self::NoGroups => "InvalidGroup",
             Self::EmptyConnectionId => "InvalidConnectionId",
             Self::EmptyUserId => "InvalidUserId",
-            Self::EmptyRole => "InvalidRole",
+            Self::EmptyRole | Self::InvalidRole => "InvalidRole",
             Self::MessageTooLarge { .. } => "MessageTooLarge",
             Self::InvalidJson => "InvalidJson",
             Self::TtlOutOfRange(_) => "InvalidMessageTtl",
@@ -123,11 +125,17 @@ pub fn hub(name: &str) -> Result<(), ValidationError> {
     }
 }
 
-/// Checks a group name: 1 to 1024 characters, not only whitespace.
+/// Whether `name` holds a character no group or role name may: a control character (NUL, newlines...) or a
+/// `,`, which joins lists in queries and settings, so `a,webpubsub.sendToGroup` could read as two names.
+fn has_forbidden_character(name: &str) -> bool {
+    name.chars().any(|c| c.is_control() || c == ',')
+}
+
+/// Checks a group name: 1 to 1024 characters, not only whitespace, no control character or `,`.
 pub fn group(name: &str) -> Result<(), ValidationError> {
     // Byte length bounds the character count from above, so most names skip the count.
     let too_long = name.len() > MAX_GROUP_LEN && name.chars().count() > MAX_GROUP_LEN;
-    if name.trim().is_empty() || too_long {
+    if name.trim().is_empty() || too_long || has_forbidden_character(name) {
         return Err(ValidationError::InvalidGroup);
     }
     Ok(())
@@ -159,10 +167,12 @@ pub fn user_id(id: &str) -> Result<(), ValidationError> {
     }
 }
 
-/// Checks a role name: never empty.
+/// Checks a role name: never empty, no control character or `,`.
 pub fn role(name: &str) -> Result<(), ValidationError> {
     if name.is_empty() {
         Err(ValidationError::EmptyRole)
+    } else if has_forbidden_character(name) {
+        Err(ValidationError::InvalidRole)
     } else {
         Ok(())
     }
@@ -251,6 +261,25 @@ mod tests {
             assert_eq!(group(name), Err(ValidationError::InvalidGroup), "{name:?}");
         }
         assert_eq!(group(" a "), Ok(()));
+    }
+
+    #[test]
+    fn group_and_role_names_refuse_control_characters_and_commas() {
+        // #14 item 11.
+        for bad in ["room-1\u{0}", "a\nb", "a\rb", "tab\there", "a\u{7f}", "a\u{85}", "a,b"] {
+            assert_eq!(group(bad), Err(ValidationError::InvalidGroup), "{bad:?}");
+            assert_eq!(role(bad), Err(ValidationError::InvalidRole), "{bad:?}");
+        }
+        assert_eq!(
+            role("webpubsub.sendToGroup.a,webpubsub.sendToGroup"),
+            Err(ValidationError::InvalidRole)
+        );
+        assert_eq!(ValidationError::InvalidRole.code(), "InvalidRole");
+        assert_eq!(ValidationError::InvalidRole.field(), "role");
+        for good in ["room 1", "ünï:cödé", "a.b;c"] {
+            assert_eq!(group(good), Ok(()));
+            assert_eq!(role(good), Ok(()));
+        }
     }
 
     #[test]

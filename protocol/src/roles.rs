@@ -94,7 +94,8 @@ impl Grant {
 }
 
 /// The one role parser: what `role` grants, and for which permission. `None` for roles that grant no
-/// group permission (unknown roles, `webpubsub.sendToGroupX`, malformed patterns, an empty `.<group>`).
+/// group permission (unknown roles, `webpubsub.sendToGroupX`, malformed patterns, an empty `.<group>`, a
+/// control character or `,` anywhere).
 pub fn parse_role(role: &str) -> Option<(Permission, Grant)> {
     [Permission::JoinLeaveGroup, Permission::SendToGroup]
         .into_iter()
@@ -143,6 +144,8 @@ impl RoleSet {
 }
 
 fn parse_grant(role: &str, permission: Permission) -> Option<Grant> {
+    // A control character or `,` makes no role (`webpubsub.sendToGroup.a,webpubsub.sendToGroup`).
+    crate::names::role(role).ok()?;
     let (literal, pattern_prefix) = permission.role_prefixes();
     if role == literal {
         return Some(Grant::AnyGroup);
@@ -362,6 +365,9 @@ mod tests {
             "webpubsub.sendToGroup.",
             "webpubsub.sendToGroups.***",
             "admin",
+            "webpubsub.sendToGroup.a,webpubsub.sendToGroup",
+            "webpubsub.joinLeaveGroup.room-1\u{0}",
+            "webpubsub.joinLeaveGroups.a\n*",
         ] {
             assert_eq!(parse_role(none), None, "{none}");
         }

@@ -13,6 +13,11 @@
 //! give `*`, `?` and `\` a meaning of their own, so a policy `*` must never widen one (a caller asking for
 //! `webpubsub.joinLeaveGroups.**` must not match `webpubsub.joinLeaveGroups.room.*`). Templates of those roles
 //! are therefore always literal, and the user id placed into them is escaped with `\`.
+//!
+//! `{userId}` is always a whole segment: each side of it is the template's edge or a separator (ASCII
+//! punctuation other than `*`, `?`, `\`, `{`, `}`), wildcards may stand on one side of it only, and a user id
+//! containing a separator next to its placeholder neither matches nor renders that template. Otherwise
+//! `inbox.{userId}.*` would let `john` request `inbox.john.smith.private`, the group of `john.smith`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -24,7 +29,10 @@ pub const USER_ID_PLACEHOLDER: &str = "{userId}";
 pub const MAX_WILDCARDS: usize = 8;
 
 /// Role-name prefixes whose group part is itself a Web PubSub wildcard pattern.
-const WILDCARD_ROLE_PREFIXES: [&str; 2] = ["webpubsub.joinLeaveGroups.", "webpubsub.sendToGroups."];
+const WILDCARD_ROLE_PREFIXES: [&str; 2] = [
+    webpubsub_protocol::roles::JOIN_LEAVE_GROUPS_PREFIX,
+    webpubsub_protocol::roles::SEND_TO_GROUPS_PREFIX,
+];
 
 /// Why a template was refused at start-up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +43,11 @@ pub enum TemplateError {
     AdjacentWildcards(String),
     #[error("template {0:?} has more than {MAX_WILDCARDS} wildcards")]
     TooManyWildcards(String),
+    #[error(
+        "template {0:?} places {{userId}} ambiguously: each side must be the template's edge or a separator such as `.` or `:` \
+         (not `*`, a letter or another {{userId}}), and wildcards may stand on one side of it only"
+    )]
+    AmbiguousUserId(String),
 }
 
 /// A parsed template. `Display` shows the text as written in settings.
@@ -45,6 +58,8 @@ pub struct Template {
     runs: Vec<Vec<Piece>>,
     /// Whether the user id is escaped for the Web PubSub wildcard syntax when placed into this template.
     escape_user_id: bool,
+    /// The separators next to `{userId}`: a user id containing one of them does not fit this template.
+    user_id_separators: Vec<char>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,11 +120,24 @@ impl Template {
                 rest = &rest[end..];
             }
         }
+        let user_id_separators = user_id_separators(text, wildcards)?;
         Ok(Self {
             source: text.to_owned(),
             runs,
             escape_user_id: is_wildcard_role(text),
+            user_id_separators,
         })
+    }
+
+    /// Whether `user_id` may be placed into this template: it must not contain a separator next to
+    /// `{userId}`, or its segment could be read as someone else's.
+    pub fn fits(&self, user_id: &str) -> bool {
+        !user_id.contains(self.user_id_separators.as_slice())
+    }
+
+    /// The name this template grants to `user_id`, or `None` when the id does not [`fit`](Self::fits).
+    pub fn try_render(&self, user_id: &str) -> Option<String> {
+        self.fits(user_id).then(|| self.render(user_id))
     }
 
     /// The text as written in settings.
@@ -122,7 +150,8 @@ impl Template {
         self.runs.iter().flatten().any(|piece| *piece == Piece::UserId)
     }
 
-    /// The name this template grants to `user_id` (literals; for a pattern, its text with `*` kept).
+    /// The name this template grants to `user_id` (literals; for a pattern, its text with `*` kept). It does not
+    /// check that the id [`fits`](Self::fits); prefer [`try_render`](Self::try_render).
     pub fn render(&self, user_id: &str) -> String {
         let user_id = self.user_id_text(user_id);
         let mut out = String::with_capacity(self.source.len() + user_id.len());
@@ -142,6 +171,9 @@ impl Template {
 
     /// Whether `candidate` is allowed by this template for `user_id`.
     pub fn matches(&self, candidate: &str, user_id: &str) -> bool {
+        if !self.fits(user_id) {
+            return false;
+        }
         let user_id = self.user_id_text(user_id);
         let user_id: &str = &user_id;
         let (first, rest) = self.runs.split_first().expect("a template has at least one run");
@@ -204,6 +236,34 @@ pub fn escape_wildcards(text: &str) -> Cow<'_, str> {
         out.push(c);
     }
     Cow::Owned(out)
+}
+
+/// A character that may border `{userId}`: ASCII punctuation without a meaning in templates or wildcard roles.
+fn is_separator(c: char) -> bool {
+    c.is_ascii_punctuation() && !matches!(c, '*' | '?' | '\\' | '{' | '}')
+}
+
+/// The separators bordering each `{userId}` in `text`, or why its placement is ambiguous. `wildcards`: whether
+/// `*` is a wildcard in this template (for literals it is an ordinary, but still refused, neighbour).
+fn user_id_separators(text: &str, wildcards: bool) -> Result<Vec<char>, TemplateError> {
+    let ambiguous = || TemplateError::AmbiguousUserId(text.to_owned());
+    let mut separators = Vec::new();
+    for (start, _) in text.match_indices(USER_ID_PLACEHOLDER) {
+        let end = start + USER_ID_PLACEHOLDER.len();
+        let (before, after) = (&text[..start], &text[end..]);
+        for neighbour in [before.chars().next_back(), after.chars().next()].into_iter().flatten() {
+            if !is_separator(neighbour) {
+                return Err(ambiguous());
+            }
+            if !separators.contains(&neighbour) {
+                separators.push(neighbour);
+            }
+        }
+        if wildcards && before.contains('*') && after.contains('*') {
+            return Err(ambiguous());
+        }
+    }
+    Ok(separators)
 }
 
 fn run_len(run: &[Piece], user_id: &str) -> usize {
@@ -333,6 +393,80 @@ mod tests {
     }
 
     #[test]
+    fn user_id_is_a_whole_segment_in_every_template_form() {
+        // Issue #14 item 3: `john` must not reach the groups of `john.smith` (or `smith` those of `x.smith`).
+        assert!(allows("inbox.{userId}.*", "inbox.john.private", "john"));
+        assert!(!allows("inbox.{userId}.*", "inbox.john.smith.private", "john.smith"));
+        assert!(allows("inbox.{userId}.*", "inbox.john.smith.private", "john"));
+        // ...so `john.smith` never owns that name: no prefix collision.
+        for (template, name, owner, other) in [
+            ("inbox.{userId}", "inbox.john", "john", "john.smith"),
+            ("inbox.{userId}.*", "inbox.john.smith.x", "john", "john.smith"),
+            ("inbox.{userId}:*", "inbox.john:x:mail", "john", "john:x"),
+            ("*.{userId}", "x.john.smith", "smith", "john.smith"),
+            ("*:{userId}.inbox", "a:b:c.inbox", "c", "b:c"),
+            ("{userId}.*", "john.smith.x", "john", "john.smith"),
+            ("a.{userId}.b.*", "a.j.b.k.b.x", "j", "j.b.k"),
+        ] {
+            let template = Template::pattern(template).unwrap();
+            assert!(template.matches(name, owner), "{template} {name} {owner}");
+            assert!(!template.matches(name, other), "{template} {name} {other}");
+            assert_eq!(template.try_render(other), None, "{template} {other}");
+        }
+        // Literal templates (events' default groups and roles) render only for ids that fit.
+        let literal = Template::literal("inbox.{userId}").unwrap();
+        assert_eq!(literal.try_render("john").as_deref(), Some("inbox.john"));
+        assert_eq!(literal.try_render("john.smith"), None);
+        assert!(!literal.matches("inbox.john.smith", "john.smith"));
+        let role = Template::literal("webpubsub.sendToGroup.user:{userId}").unwrap();
+        assert_eq!(role.try_render("a:b"), None);
+        assert_eq!(
+            role.try_render("a.b").as_deref(),
+            Some("webpubsub.sendToGroup.user:a.b")
+        );
+        // A template without a separator next to the id has nothing to refuse.
+        assert_eq!(
+            Template::literal("{userId}").unwrap().try_render("a.b:c").as_deref(),
+            Some("a.b:c")
+        );
+    }
+
+    #[test]
+    fn ambiguous_user_id_placements_are_refused() {
+        for text in [
+            "inbox.*{userId}",
+            "inbox.{userId}*",
+            "inbox{userId}.x",
+            "inbox.{userId}x",
+            "inbox.{userId}{userId}",
+            "*.{userId}.*",
+            "*.{userId}.x.*",
+            "a*b.{userId}.c*",
+        ] {
+            assert!(
+                matches!(Template::pattern(text), Err(TemplateError::AmbiguousUserId(_))),
+                "{text}"
+            );
+        }
+        assert!(matches!(
+            Template::literal("x*{userId}"),
+            Err(TemplateError::AmbiguousUserId(_))
+        ));
+        for text in [
+            "{userId}",
+            "inbox.{userId}",
+            "{userId}.*",
+            "*.{userId}",
+            "team:*:member:{userId}",
+            "a.{userId}.b:{userId}",
+        ] {
+            assert!(Template::pattern(text).is_ok(), "{text}");
+        }
+        // Service wildcard roles are literal: their `*` after a separator is the service's own.
+        assert!(Template::pattern("webpubsub.joinLeaveGroups.user.{userId}.*").is_ok());
+    }
+
+    #[test]
     fn display_shows_the_source_text() {
         assert_eq!(
             Template::pattern("conversation:*").unwrap().to_string(),
@@ -351,8 +485,23 @@ mod tests {
 
         #[test]
         fn a_rendered_literal_pattern_matches_itself(text in "[a-z:.{}Id]{1,20}", user in "[a-z0-9]{1,8}") {
-            let template = Template::pattern(&text).unwrap();
-            prop_assert!(template.matches(&template.render(&user), &user));
+            if let Ok(template) = Template::pattern(&text) {
+                prop_assert!(template.matches(&template.render(&user), &user));
+            }
+        }
+
+        #[test]
+        fn no_two_user_ids_match_one_name(
+            template in "(inbox[.:]|[*][.:])?\\{userId\\}([.:]inbox|[.:][*])?",
+            candidate in "(inbox|x)[.:][a-c.:]{1,8}([.:]inbox)?",
+            first in "[a-c.:]{1,4}",
+            second in "[a-c.:]{1,4}",
+        ) {
+            if let Ok(template) = Template::pattern(&template) {
+                if first != second {
+                    prop_assert!(!(template.matches(&candidate, &first) && template.matches(&candidate, &second)));
+                }
+            }
         }
 
         #[test]

@@ -77,21 +77,35 @@ impl Visit for TextVisitor<'_> {
 }
 
 /// Whether a string value can be written without quotes: non-empty, no whitespace, quotes, backslashes,
-/// `=` or control characters (non-ASCII text is fine, except the C1 controls, which all start with 0xC2).
+/// `=`, control or invisible characters (non-ASCII text is fine, except what may start with 0xC2 — the C1
+/// controls — 0xE2 or 0xEF, the lead bytes of the bidi, zero-width and line-separator characters; quoted
+/// values are written with `Debug`, which escapes those).
 fn is_bare_token(value: &str) -> bool {
     !value.is_empty()
         && value
             .bytes()
-            .all(|b| b > b' ' && b != b'"' && b != b'\\' && b != b'=' && b != 0x7f && b != 0xc2)
+            .all(|b| b > b' ' && b != b'"' && b != b'\\' && b != b'=' && b != 0x7f && !matches!(b, 0xc2 | 0xe2 | 0xef))
 }
 
-/// Writes through to the inner writer, escaping control characters (C0, DEL and C1).
+/// Characters that change how a line reads without being seen: bidi embeddings, overrides and isolates,
+/// left-to-right / right-to-left marks, zero-width spaces and joiners, the byte-order mark, and the line
+/// and paragraph separators.
+fn is_invisible(ch: char) -> bool {
+    matches!(ch, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// Writes through to the inner writer, escaping control characters (C0, DEL and C1) and [invisible
+/// ones](is_invisible).
 struct Escaped<'a, W: fmt::Write>(&'a mut W);
 
 impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
     fn write_str(&mut self, mut text: &str) -> fmt::Result {
-        // Every control character's UTF-8 encoding starts with a byte below 0x20, 0x7f or 0xc2.
-        while let Some(at) = text.bytes().position(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+        // Every control or invisible character's UTF-8 encoding starts with a byte below 0x20, 0x7f, 0xc2,
+        // 0xe2 or 0xef.
+        while let Some(at) = text
+            .bytes()
+            .position(|b| b < 0x20 || matches!(b, 0x7f | 0xc2 | 0xe2 | 0xef))
+        {
             let (clean, rest) = text.split_at(at);
             self.0.write_str(clean)?;
             let Some(ch) = rest.chars().next() else { break };
@@ -99,8 +113,8 @@ impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
                 '\n' => self.0.write_str("\\n")?,
                 '\r' => self.0.write_str("\\r")?,
                 '\t' => self.0.write_str("\\t")?,
-                ch if ch.is_control() => write!(self.0, "\\u{{{:x}}}", ch as u32)?,
-                // 0xc2 also starts printable characters (U+00A0..U+00BF, e.g. '£').
+                ch if ch.is_control() || is_invisible(ch) => write!(self.0, "\\u{{{:x}}}", ch as u32)?,
+                // 0xc2, 0xe2 and 0xef also start printable characters (e.g. '£', '✓', '€').
                 ch => self.0.write_char(ch)?,
             }
             text = &rest[ch.len_utf8()..];
@@ -182,6 +196,24 @@ mod tests {
     }
 
     #[test]
+    fn escapes_bidi_and_zero_width_characters() {
+        // #14 item 11: a user id that reorders or hides text in a log line.
+        assert_eq!(escaped("ada\u{202e}nimda"), r"ada\u{202e}nimda");
+        for ch in [
+            '\u{200b}', '\u{200c}', '\u{200d}', '\u{200e}', '\u{200f}', '\u{2028}', '\u{2029}', '\u{202a}', '\u{2066}',
+            '\u{2069}', '\u{feff}',
+        ] {
+            assert_eq!(escaped(&format!("a{ch}b")), format!("a\\u{{{:x}}}b", ch as u32));
+            assert!(!is_bare_token(&format!("a{ch}b")), "{ch:?}");
+        }
+        let text = line(|| tracing::info!(user_id = "ada\u{202e}nimda", "Issued"));
+        assert!(text.contains(r#"user_id="ada\u{202e}nimda""#), "{text}");
+        let shown = "\u{202e}x";
+        let text = line(|| tracing::info!(user_id = %shown, "Issued"));
+        assert!(text.contains(r"user_id=\u{202e}x"), "{text}");
+    }
+
+    #[test]
     fn bare_tokens() {
         for bare in ["chat", "/api/events", "6f9619ff-8b86", "ünï", "a.b:c"] {
             assert!(is_bare_token(bare), "{bare}");
@@ -195,8 +227,8 @@ mod tests {
         #[test]
         fn escaped_text_has_no_control_characters_and_round_trips_clean_text(text in any::<String>()) {
             let out = escaped(&text);
-            prop_assert!(!out.chars().any(char::is_control));
-            if !text.chars().any(char::is_control) {
+            prop_assert!(!out.chars().any(|c| c.is_control() || is_invisible(c)));
+            if !text.chars().any(|c| c.is_control() || is_invisible(c)) {
                 prop_assert_eq!(out, text);
             }
         }

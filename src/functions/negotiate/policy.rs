@@ -14,16 +14,6 @@ use crate::error::ApiError;
 use crate::functions::refused_hub;
 use crate::webpubsub::{ClientAccessRequest, ClientType, validate};
 
-// TODO(merge): use webpubsub_protocol role parser (the service's role names live in the protocol crate).
-/// Role names of the service: the group-wide roles and the prefixes of per-group and wildcard roles.
-const GROUP_WIDE_ROLES: [&str; 2] = ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"];
-const SCOPED_ROLE_PREFIXES: [&str; 4] = [
-    "webpubsub.joinLeaveGroup.",
-    "webpubsub.sendToGroup.",
-    "webpubsub.joinLeaveGroups.",
-    "webpubsub.sendToGroups.",
-];
-
 /// Parses a list of role templates, refusing names that are not Web PubSub roles (typos would otherwise
 /// silently grant nothing, or match nothing).
 pub(super) fn role_templates(
@@ -46,12 +36,9 @@ pub(super) fn role_templates(
         .collect()
 }
 
-/// Whether `name` is a group-wide role or starts with a per-group / wildcard role prefix and names a group.
+/// Whether `name` is a Web PubSub role granting a group permission (the protocol crate's one role parser).
 pub(super) fn is_service_role(name: &str) -> bool {
-    GROUP_WIDE_ROLES.contains(&name)
-        || SCOPED_ROLE_PREFIXES
-            .iter()
-            .any(|prefix| name.len() > prefix.len() && name.starts_with(prefix))
+    webpubsub_protocol::roles::parse_role(name).is_some()
 }
 
 impl State {
@@ -147,7 +134,17 @@ impl State {
         }
         let mut roles: Vec<String> = Vec::with_capacity(self.default_roles.len() + requested.len());
         for template in &self.default_roles {
-            let role = template.render(user_id);
+            // The id must fit the template and make a valid role (no `,` or control character).
+            let role = template
+                .try_render(user_id)
+                .filter(|role| validate::role(role).is_ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "InvalidUserId",
+                        format!("the user id does not fit the default role {template}"),
+                    )
+                    .with_detail("field", "userId")
+                })?;
             if !roles.contains(&role) {
                 roles.push(role);
             }

@@ -8,7 +8,7 @@ use warp::http::{HeaderValue, header};
 use warp::reply::{Reply, Response};
 
 use crate::error::ApiError;
-use crate::webpubsub::{ClientAccessIssuer, ClientAccessRequest};
+use crate::webpubsub::{ClientAccessIssuer, ClientAccessRequest, ClientType};
 
 /// The reply: the SDK shape (`url`, `baseUrl`, `token`) and the Functions binding shape (`accessToken`).
 #[derive(Serialize)]
@@ -20,6 +20,26 @@ struct NegotiateResponse<'a> {
     access_token: &'a str,
     expires_on: String,
     user_id: &'a str,
+    /// Socket.IO only, as the Functions `SocketIONegotiation` binding answers: the service origin over
+    /// http(s) with a trailing `/`, and the Socket.IO path (`/clients/socketio/hubs/<hub>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+}
+
+/// `(endpoint, path)` of a Socket.IO base URL: `wss://host/clients/socketio/hubs/chat` →
+/// `("https://host/", "/clients/socketio/hubs/chat")`; `ws://` (a loopback emulator) → `http://`.
+pub(super) fn socketio_endpoint(base_url: &str) -> Option<(String, &str)> {
+    let (scheme, rest) = base_url.split_once("://")?;
+    let scheme = match scheme {
+        "wss" | "https" => "https",
+        "ws" | "http" => "http",
+        _ => return None,
+    };
+    let slash = rest.find('/')?;
+    let (host, path) = rest.split_at(slash);
+    Some((format!("{scheme}://{host}/"), path))
 }
 
 /// Signs `access` for `hub`, logs the issue and answers with the credential.
@@ -32,7 +52,11 @@ pub(super) fn issue(
     let access = issuer
         .issue(hub, access_request)
         .map_err(|e| ApiError::bad_request(e.code(), e.to_string()).with_detail("field", e.field()))?;
-    let expires_on = rfc3339(access.expires_at);
+    let socketio = match access_request.client_type {
+        ClientType::SocketIo => socketio_endpoint(&access.base_url),
+        _ => None,
+    };
+    let expires_on = webpubsub_protocol::time::rfc3339_from_unix(access.expires_at);
     tracing::info!(
         user_id,
         hub,
@@ -49,6 +73,8 @@ pub(super) fn issue(
         access_token: &access.token,
         expires_on,
         user_id,
+        path: socketio.as_ref().map(|(_, path)| *path),
+        endpoint: socketio.map(|(endpoint, _)| endpoint),
     };
     let mut response = warp::reply::json(&body).into_response();
     // The body is a credential: no cache may keep it.
@@ -71,31 +97,4 @@ impl fmt::Display for Joined<'_> {
         }
         Ok(())
     }
-}
-
-// TODO(merge): use webpubsub_protocol time formatting (RFC 3339 lives once, in the protocol crate).
-/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the Unix epoch (UTC, proleptic Gregorian calendar).
-pub(super) fn rfc3339(unix_secs: u64) -> String {
-    let days = (unix_secs / 86_400) as i64;
-    let secs_of_day = unix_secs % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs_of_day / 3600,
-        secs_of_day / 60 % 60,
-        secs_of_day % 60
-    )
 }

@@ -1,5 +1,5 @@
 //! Unit tests of `negotiate`: settings, request parsing (body and query), identity modes, the policy (hubs,
-//! lifetimes, groups, roles, rate limit), the reply and its log line, and the calendar maths.
+//! lifetimes, groups, roles, rate limit), the reply and its log line.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
@@ -207,7 +207,10 @@ async fn anonymous_post_issues_a_token_in_both_shapes() {
         claims.get("role").is_none() && claims.get("webpubsub.group").is_none(),
         "{claims}"
     );
-    assert_eq!(reply.body["expiresOn"], rfc3339(claims["exp"].as_u64().unwrap()));
+    assert_eq!(
+        reply.body["expiresOn"],
+        webpubsub_protocol::time::rfc3339_from_unix(claims["exp"].as_u64().unwrap())
+    );
 }
 
 #[tokio::test]
@@ -362,6 +365,77 @@ async fn a_user_id_with_wildcards_cannot_widen_a_wildcard_role() {
 }
 
 #[tokio::test]
+async fn user_id_segments_never_reach_another_users_groups() {
+    // Issue #14 item 3: `john` asking for a group of `john.smith`'s inbox.
+    let env = env("anonymous")
+        .with(DEFAULT_ROLES_SETTING, "webpubsub.sendToGroup.inbox.{userId}")
+        .with(ALLOWED_GROUPS_SETTING, "inbox.{userId}.*,*:{userId}");
+    let route = route_for(&env);
+    let reply = post(&route, json!({"userId": "john", "groups": ["inbox.john.private"]})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // `john.smith` cannot use templates whose separator is part of the id, so no name of theirs is
+    // reachable through `john`'s templates, and they get no default role that `john` could reach.
+    let reply = post(&route, json!({"userId": "john.smith"})).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "InvalidUserId");
+    let route = route_for(&env.with(DEFAULT_ROLES_SETTING, ""));
+    let reply = post(
+        &route,
+        json!({"userId": "john.smith", "groups": ["inbox.john.smith.private"]}),
+    )
+    .await;
+    assert_error(&reply, StatusCode::FORBIDDEN, "GroupNotAllowed");
+    let reply = post(&route, json!({"userId": "b:c", "groups": ["a:b:c"]})).await;
+    assert_error(&reply, StatusCode::FORBIDDEN, "GroupNotAllowed");
+    let reply = post(&route, json!({"userId": "c", "groups": ["a:b:c"]})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn names_with_control_characters_or_commas_are_refused() {
+    // #14 item 11: nothing the handler builds or forwards may carry NUL, newlines or `,`.
+    let route = route_for(
+        &policy_env()
+            .with(ALLOWED_GROUPS_SETTING, "*")
+            .with(ALLOWED_ROLES_SETTING, "webpubsub.sendToGroup.*"),
+    );
+    for group in ["room-1\u{0}", "a\nb", "a,b"] {
+        let reply = post(&route, json!({"userId": "ada", "groups": [group]})).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "InvalidGroup");
+    }
+    for role in [
+        "webpubsub.sendToGroup.a,webpubsub.sendToGroup",
+        "webpubsub.sendToGroup.a\u{0}",
+    ] {
+        let reply = post(&route, json!({"userId": "ada", "roles": [role]})).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "InvalidRole");
+    }
+    // A user id placed into a default role must not smuggle a second role in.
+    let reply = post(&route, json!({"userId": "x,webpubsub.joinLeaveGroup"})).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "InvalidUserId");
+    let reply = post(
+        &route,
+        json!({"userId": "ada", "groups": ["a;b"], "roles": ["webpubsub.sendToGroup.a;b"]}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+#[test]
+fn ambiguous_user_id_templates_are_refused_at_start_up() {
+    for (setting, value) in [
+        (ALLOWED_GROUPS_SETTING, "inbox.{userId}*"),
+        (ALLOWED_GROUPS_SETTING, "inbox.*{userId}"),
+        (ALLOWED_GROUPS_SETTING, "*.{userId}.*"),
+        (ALLOWED_ROLES_SETTING, "webpubsub.sendToGroup.user{userId}"),
+        (DEFAULT_ROLES_SETTING, "webpubsub.sendToGroup.user.{userId}x"),
+    ] {
+        let error = Settings::from_env(&env("anonymous").with(setting, value)).unwrap_err();
+        assert_eq!(error.setting, setting, "{value}");
+        assert!(error.problem.contains("{userId}"), "{error}");
+    }
+}
+
+#[tokio::test]
 async fn malformed_groups_and_roles_are_bad_requests() {
     let route = route_for(&policy_env());
     assert_error(
@@ -444,6 +518,17 @@ async fn client_types_choose_the_endpoint_path() {
         let reply = post(&route, json!({"clientType": name})).await;
         assert_eq!(reply.body["baseUrl"], format!("ws://localhost:8080{path}"), "{name}");
         claims(&reply, path);
+        // Socket.IO clients read the binding's `endpoint` and `path` (#14 item 15); the others do not get them.
+        if name == "socketio" {
+            assert_eq!(reply.body["endpoint"], "http://localhost:8080/");
+            assert_eq!(reply.body["path"], path);
+            assert_eq!(reply.body["token"], reply.body["accessToken"]);
+        } else {
+            assert!(
+                reply.body.get("endpoint").is_none() && reply.body.get("path").is_none(),
+                "{name}"
+            );
+        }
     }
     assert_error(
         &post(&route, json!({"clientType": "carrier-pigeon"})).await,
@@ -718,11 +803,19 @@ async fn each_issue_is_logged_without_the_token() {
 // ----- helpers -----
 
 #[test]
-fn rfc3339_known_answers() {
-    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-    assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+fn socketio_endpoints_follow_the_binding() {
+    assert_eq!(
+        socketio_endpoint("wss://demo.webpubsub.azure.com/clients/socketio/hubs/chat"),
+        Some((
+            "https://demo.webpubsub.azure.com/".to_owned(),
+            "/clients/socketio/hubs/chat"
+        ))
+    );
+    assert_eq!(
+        socketio_endpoint("ws://127.0.0.1:8080/clients/socketio/hubs/chat"),
+        Some(("http://127.0.0.1:8080/".to_owned(), "/clients/socketio/hubs/chat"))
+    );
+    assert_eq!(socketio_endpoint("nonsense"), None);
 }
 
 #[test]

@@ -131,7 +131,18 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .and(warp::options())
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
-        .map(|headers: HeaderMap, state: Arc<State>| abuse_protection(&state, requested_origins(&headers).as_deref()));
+        .map(|headers: HeaderMap, state: Arc<State>| {
+            if headers
+                .get_all(headers::WEBHOOK_REQUEST_ORIGIN)
+                .iter()
+                .any(|value| value.to_str().is_err())
+            {
+                return ApiError::bad_request("InvalidHeader", "header WebHook-Request-Origin is not visible ASCII")
+                    .with_detail("header", headers::WEBHOOK_REQUEST_ORIGIN)
+                    .into_response();
+            }
+            abuse_protection(&state, requested_origins(&headers).as_deref())
+        });
     let event = warp::path!("api" / "events")
         .and(warp::post())
         .and(warp::header::headers_cloned())

@@ -409,6 +409,27 @@ async fn connect_adds_default_groups_and_roles_to_the_tokens() {
 }
 
 #[tokio::test]
+async fn a_user_id_holding_the_separator_after_its_placeholder_gets_no_default_group() {
+    // `inbox.{userId}.all` for `john.smith` would render `inbox.john.smith.all`, which `inbox.{userId}.*`
+    // grants to user `john`: refused as a bad user id instead of rendered.
+    let route = route_with(
+        env()
+            .with("EventsUserIdSource", "query:name")
+            .with("EventsDefaultGroups", "inbox.{userId}.all"),
+    );
+    let connect_as = |name: &str| {
+        event_without("azure.webpubsub.sys.connect", &["ce-userId"])
+            .body(json!({"query": {"name": [name]}}).to_string())
+    };
+    let response = connect_as("john.smith").reply(&route).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json_of(&response)["code"], "InvalidUserId");
+    let response = connect_as("john").reply(&route).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json_of(&response)["groups"], json!(["inbox.john.all"]));
+}
+
+#[tokio::test]
 async fn user_ids_are_escaped_inside_wildcard_roles() {
     let route = route_with(
         env()

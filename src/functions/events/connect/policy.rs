@@ -80,25 +80,29 @@ pub fn draft(policy: &ConnectPolicy, request: &ConnectRequest<'_>) -> Result<Con
         }
         push_unique(&mut roles, role.to_owned());
     }
-    // A template naming {userId} needs a user; the others apply to every connection.
-    let render = |template: &crate::auth::template::Template| match user_id.as_deref() {
-        Some(user_id) => Some(template.render(user_id)),
-        None if template.uses_user_id() => None,
-        None => Some(template.render("")),
-    };
     let user_id_does_not_fit = || {
         ApiError::bad_request(
             "InvalidUserId",
-            "the user id does not fit in a group name or role (1 to 1024 characters, no control character or comma)",
+            "the user id does not fit in a group name or role (1 to 1024 characters, no control character or comma, \
+             and not the separator that follows {userId} in a default group or role)",
         )
     };
-    for group in policy.default_groups.iter().filter_map(render) {
+    // A template naming {userId} needs a user; the others apply to every connection. An id holding the
+    // separator after {userId} would name another user's group, so it is refused, never rendered.
+    let render = |template: &crate::auth::template::Template| match user_id.as_deref() {
+        Some(user_id) => template.try_render(user_id).map(Some).ok_or_else(user_id_does_not_fit),
+        None if template.uses_user_id() => Ok(None),
+        None => Ok(Some(template.render(""))),
+    };
+    for template in &policy.default_groups {
+        let Some(group) = render(template)? else { continue };
         if !names::is_group(&group) {
             return Err(user_id_does_not_fit());
         }
         push_unique(&mut groups, group);
     }
-    for role in policy.default_roles.iter().filter_map(render) {
+    for template in &policy.default_roles {
+        let Some(role) = render(template)? else { continue };
         if !names::is_role(&role) {
             return Err(user_id_does_not_fit());
         }

@@ -497,10 +497,8 @@ mod tests {
             first in "[a-c.:]{1,4}",
             second in "[a-c.:]{1,4}",
         ) {
-            if let Ok(template) = Template::pattern(&template) {
-                if first != second {
-                    prop_assert!(!(template.matches(&candidate, &first) && template.matches(&candidate, &second)));
-                }
+            if let (Ok(template), true) = (Template::pattern(&template), first != second) {
+                prop_assert!(!(template.matches(&candidate, &first) && template.matches(&candidate, &second)));
             }
         }
 

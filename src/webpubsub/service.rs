@@ -174,7 +174,7 @@ mod tests {
         let error = ServiceSettings::from_env(&bad_hub).unwrap_err();
         assert_eq!(error.setting, "WebPubSubHub");
         assert!(!error.to_string().contains("pastedsecret"), "{error}");
-        let bad_allowed = env.with("WebPubSubAllowedHubs", &format!("ok, {pasted}"));
+        let bad_allowed = env.with("WebPubSubAllowedHubs", format!("ok, {pasted}"));
         let error = ServiceSettings::from_env(&bad_allowed).unwrap_err();
         assert_eq!(error.setting, "WebPubSubAllowedHubs");
         assert!(!error.to_string().contains("pastedsecret"), "{error}");

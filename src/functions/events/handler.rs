@@ -55,7 +55,7 @@ pub trait EventHandler: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(UserEventReply::none())))
     }
 
-    /// `gp.joined` / `gp.left` (notifications; [`VerifiedEvent::kind`] says which), with the group named in
+    /// `gp.joined` / `gp.left` (notifications; the event's `ce-eventName` says which), with the group named in
     /// the body.
     fn on_group_event<'a>(&'a self, event: &'a VerifiedEvent, group: &'a str) -> HookFuture<'a, ()> {
         let _ = (event, group);

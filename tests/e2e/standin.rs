@@ -138,6 +138,10 @@ fn function_routes() -> BTreeMap<String, Vec<Method>> {
         if let Ok(text) = std::fs::read_to_string(&path) {
             let json: serde_json::Value = serde_json::from_str(&text).unwrap();
             let trigger = &json["bindings"][0];
+            // Timer functions have no HTTP route: the host invokes them itself (POST /<name>).
+            if trigger["type"] != "httpTrigger" {
+                continue;
+            }
             let name = path.parent().unwrap().file_name().unwrap().to_str().unwrap().to_owned();
             let route = trigger["route"].as_str().map(str::to_owned).unwrap_or(name);
             let methods = trigger["methods"]

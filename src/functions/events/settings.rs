@@ -95,16 +95,20 @@ impl Settings {
         let allowed_origins = env
             .list(ALLOWED_ORIGINS)
             .into_iter()
-            .map(|host| check_host(&host).map(|()| host.to_ascii_lowercase()))
+            .enumerate()
+            .map(|(index, host)| check_host(index, &host).map(|()| host.to_ascii_lowercase()))
             .collect::<Result<_, _>>()?;
 
         let subprotocols = match env.list(SUBPROTOCOLS) {
             list if list.is_empty() => DEFAULT_SUBPROTOCOLS.map(String::from).to_vec(),
             list => {
-                if let Some(bad) = list.iter().find(|name| !is_token(name)) {
+                if let Some(bad) = list.iter().position(|name| !is_token(name)) {
                     return Err(ConfigError::new(
                         SUBPROTOCOLS,
-                        format!("{bad:?} is not a valid subprotocol name"),
+                        format!(
+                            "entry {} is not a valid subprotocol name (an HTTP token: letters, digits, !#$%&'*+-.^_`|~)",
+                            bad + 1
+                        ),
                     ));
                 }
                 list
@@ -159,8 +163,9 @@ fn templates<E: fmt::Display>(
         .collect()
 }
 
-/// A bare host or `host:port`: no scheme, path, spaces or wildcards.
-fn check_host(host: &str) -> Result<(), ConfigError> {
+/// A bare host or `host:port`: no scheme, path, spaces or wildcards. The error names the entry by position,
+/// never by value: a pasted secret must not reach stderr (#14 item 7).
+fn check_host(index: usize, host: &str) -> Result<(), ConfigError> {
     let valid = !host.is_empty()
         && host
             .chars()
@@ -170,7 +175,10 @@ fn check_host(host: &str) -> Result<(), ConfigError> {
     } else {
         Err(ConfigError::new(
             ALLOWED_ORIGINS,
-            format!("{host:?} is not a host name (write hosts without scheme or path)"),
+            format!(
+                "entry {} is not a host name (write hosts without scheme or path)",
+                index + 1
+            ),
         ))
     }
 }
@@ -296,6 +304,28 @@ mod tests {
         for bad in ["", "claim", "claim:", "header:x", "sub"] {
             assert!(bad.parse::<UserIdSource>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn no_error_shows_the_value_it_refused() {
+        // A connection string pasted into the wrong setting must not reach stderr (#14 item 7).
+        let pasted = "Endpoint=https://x.webpubsub.azure.com;AccessKey=PASTED/SECRET+KEY**;Version=1.0;";
+        for name in [
+            ALLOWED_ORIGINS,
+            SUBPROTOCOLS,
+            USER_ID_SOURCE,
+            REQUIRE_USER_ID,
+            USER_EVENT_BEHAVIOR,
+            MAX_BODY_BYTES,
+        ] {
+            let error = Settings::from_env(&Env::default().with(name, pasted)).unwrap_err();
+            assert_eq!(error.setting, name);
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("SECRET") && !shown.contains("x.webpubsub"), "{shown}");
+        }
+        let error =
+            Settings::from_env(&Env::default().with(ALLOWED_ORIGINS, format!("ok.example, {pasted}"))).unwrap_err();
+        assert!(error.to_string().contains("entry 2"), "{error}");
     }
 
     #[test]

@@ -74,7 +74,8 @@ impl TrustSettings {
             )),
             _ => Err(ConfigError::new(
                 TRUST_SETTING,
-                format!("expected jwt, appservice or functionkey, got {raw:?}"),
+                // The value is never echoed: a pasted secret must not reach stderr (#14 item 7).
+                "must be jwt, appservice or functionkey",
             )),
         }
     }

@@ -762,6 +762,20 @@ fn role_based_modes_need_a_role_and_jwt_needs_the_auth_settings() {
 }
 
 #[test]
+fn an_invalid_trust_mode_is_named_without_its_value() {
+    // A connection string pasted into the wrong setting must not reach stderr (#14 item 7).
+    let pasted = "Endpoint=https://x.webpubsub.azure.com;AccessKey=PASTED-SECRET-KEY;Version=1.0;";
+    let error = Settings::from_env(&env(pasted)).unwrap_err();
+    assert_eq!(error.setting, TRUST_SETTING);
+    let shown = format!("{error} {error:?}");
+    assert!(shown.contains("jwt, appservice or functionkey"), "{shown}");
+    assert!(
+        !shown.contains("PASTED-SECRET-KEY") && !shown.contains("x.webpubsub"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn function_key_mode_refuses_a_role_it_would_not_check() {
     assert_eq!(
         Settings::from_env(&env("functionkey")).unwrap().trust.mode_name(),

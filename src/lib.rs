@@ -23,6 +23,7 @@
 //!   `App::new(settings)?.with_event_handler(handler)` ([`server::App::with_event_handler`]).
 //! - [`server`]: the app's [`server::Settings`] (every module's, from one snapshot), the [`server::App`]
 //!   builder, route assembly, readiness probe, `run(listener, app, shutdown)`.
+//! - [`http_client`]: outbound HTTP clients built in the background, off the start-up path.
 //! - `dev` (feature `dev`): `handler dev`, the handler wired to the embedded local emulator.
 //!
 //! Imports point one way: `config` ← `webpubsub`, `auth`, `telemetry` ← `functions` ← `server` ← `dev`, `main`.
@@ -38,6 +39,7 @@ pub mod config;
 pub mod dev;
 pub mod error;
 pub mod functions;
+pub mod http_client;
 pub mod identity;
 pub mod request;
 pub mod server;

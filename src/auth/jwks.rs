@@ -24,6 +24,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::AuthError;
+use crate::http_client::{ClientBuildError, LazyClient};
 
 /// Tuning of the JWKS cache. The defaults suit production identity providers.
 #[derive(Debug, Clone)]
@@ -63,7 +64,8 @@ pub struct JwksCache {
     url: Url,
     /// `url` without credentials, for logs and Debug.
     shown_url: String,
-    client: reqwest::Client,
+    /// Built in the background (it loads the TLS trust store), off the start-up path.
+    client: LazyClient,
     options: JwksOptions,
     keys: RwLock<Arc<KeySet>>,
     /// Held while fetching; remembers the last attempt for rate limiting refreshes.
@@ -97,6 +99,8 @@ enum FetchError {
     Json(#[from] serde_json::Error),
     #[error("document has no usable RS256 signing key")]
     NoUsableKeys,
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
 }
 
 #[derive(Deserialize)]
@@ -105,15 +109,17 @@ struct JwksDocument {
 }
 
 impl JwksCache {
-    /// A cache for `url`; builds the shared HTTP client (nothing is fetched yet).
+    /// A cache for `url`; its HTTP client is built in the background (nothing is fetched yet).
     pub fn new(url: Url, options: JwksOptions) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.timeout)
-            // A redirect could hand key selection to any host (the https/loopback rule checked only
-            // the configured URL): the configured URL must serve the document itself.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let (connect_timeout, timeout) = (options.connect_timeout, options.timeout);
+        let client = LazyClient::new("JWKS", move || {
+            reqwest::Client::builder()
+                .connect_timeout(connect_timeout)
+                .timeout(timeout)
+                // A redirect could hand key selection to any host (the https/loopback rule checked only
+                // the configured URL): the configured URL must serve the document itself.
+                .redirect(reqwest::redirect::Policy::none())
+        });
         Ok(Self {
             shown_url: redacted(&url),
             url,
@@ -183,6 +189,7 @@ impl JwksCache {
     async fn fetch(&self) -> Result<KeySet, FetchError> {
         let mut response = self
             .client
+            .get()?
             .get(self.url.clone())
             .header("accept", "application/json")
             .send()

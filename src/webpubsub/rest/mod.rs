@@ -20,6 +20,8 @@ use http::{HeaderValue, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::http_client::LazyClient;
+
 pub use error::{Delivery, RestError, ServiceError};
 pub use request::{
     ApiRequest, CloseOptions, ContentType, GenerateTokenOptions, ListConnectionsOptions, Message, Operation,
@@ -72,7 +74,8 @@ impl Default for RestOptions {
     }
 }
 
-/// The HTTP client could not be created (e.g. TLS initialisation failed).
+/// The HTTP client could not be created. No longer returned: the client is built in the background and a
+/// failure fails each call instead ([`LazyClient`]); the constructors keep their `Result` for callers.
 #[derive(Debug, thiserror::Error)]
 #[error("could not create the Web PubSub HTTP client")]
 pub struct RestClientInitError(#[source] reqwest::Error);
@@ -109,7 +112,8 @@ pub struct RestClient {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    /// Built in the background (it loads the TLS trust store): a failure fails each call, not start-up.
+    http: LazyClient,
     endpoint: Endpoint,
     signer: Hs256Signer,
     options: RestOptions,
@@ -139,15 +143,20 @@ impl RestClient {
 
     /// A client for `endpoint`, signing with `key`.
     pub fn from_parts(endpoint: Endpoint, key: &AccessKey, options: RestOptions) -> Result<Self, RestClientInitError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .pool_idle_timeout(options.pool_idle_timeout)
-            // A redirect would re-send a signed request somewhere else; the service never redirects.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("webpubsub-control/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(RestClientInitError)?;
+        let (connect_timeout, request_timeout, pool_idle_timeout) = (
+            options.connect_timeout,
+            options.request_timeout,
+            options.pool_idle_timeout,
+        );
+        let http = LazyClient::new("Web PubSub REST", move || {
+            reqwest::Client::builder()
+                .connect_timeout(connect_timeout)
+                .timeout(request_timeout)
+                .pool_idle_timeout(pool_idle_timeout)
+                // A redirect would re-send a signed request somewhere else; the service never redirects.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("webpubsub-control/", env!("CARGO_PKG_VERSION")))
+        });
         let signer = Hs256Signer::new(key);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -226,7 +235,13 @@ impl RestClient {
         loop {
             attempts += 1;
             let http_request = self.prepare(request, SystemTime::now())?;
-            let (failure, error) = match self.inner.http.execute(http_request).await {
+            let http = self.inner.http.get().map_err(|error| RestError::Transport {
+                operation,
+                delivery: Delivery::NotSent,
+                attempts,
+                detail: error.to_string(),
+            })?;
+            let (failure, error) = match http.execute(http_request).await {
                 Ok(response) => {
                     let status = response.status();
                     if status.is_success() || (status == StatusCode::NOT_FOUND && operation.is_existence_check()) {

@@ -24,6 +24,8 @@
 //! - [`server`]: the app's [`server::Settings`] (every module's, from one snapshot), the [`server::App`]
 //!   builder, route assembly, readiness probe, `run(listener, app, shutdown)`.
 //! - [`http_client`]: outbound HTTP clients built in the background, off the start-up path.
+//! - [`connections`]: the HTTP/1 connection loop under the routes, every client-held resource bounded
+//!   ([`connections::Limits`]).
 //! - `dev` (feature `dev`): `handler dev`, the handler wired to the embedded local emulator.
 //!
 //! Imports point one way: `config` ← `webpubsub`, `auth`, `telemetry` ← `functions` ← `server` ← `dev`, `main`.
@@ -35,6 +37,7 @@ extern crate self as webpubsub_control;
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod error;

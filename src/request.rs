@@ -10,7 +10,7 @@ use std::pin::Pin;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use warp::Filter;
-use warp::http::{HeaderMap, header};
+use warp::http::{HeaderMap, StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use crate::error::ApiError;
@@ -57,7 +57,8 @@ where
     Box::pin(stream.map(|chunk| chunk.map(|mut buf| buf.copy_to_bytes(buf.remaining()))))
 }
 
-/// Reads the whole body, failing with a 413 past `limit` bytes (declared in `Content-Length` or actual).
+/// Reads the whole body, failing with a 413 past `limit` bytes (declared in `Content-Length` or actual), and
+/// with a 408 when it stalls past the server's body deadline ([`crate::connections::Limits`]).
 pub async fn read_body(headers: &HeaderMap, body: UnreadBody, limit: u64) -> Result<Bytes, ApiError> {
     let declared = match headers.get(header::CONTENT_LENGTH) {
         None => None,
@@ -79,8 +80,13 @@ async fn collect_bounded(body: UnreadBody, limit: u64) -> Result<Bytes, ApiError
     let mut stream = body;
     let mut body = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::bad_request("InvalidBody", format!("could not read the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            if crate::connections::BodyReadError::is_timeout(&e) {
+                ApiError::new(StatusCode::REQUEST_TIMEOUT, "RequestTimeout", e.to_string())
+            } else {
+                ApiError::bad_request("InvalidBody", format!("could not read the request body: {e}"))
+            }
+        })?;
         if body.len() as u64 + chunk.len() as u64 > limit {
             return Err(ApiError::payload_too_large(limit));
         }
@@ -97,7 +103,6 @@ pub fn invocation_id(headers: &HeaderMap) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warp::http::StatusCode;
 
     fn echo_len(limit: u64) -> impl Filter<Extract = (String,), Error = warp::Rejection> + Clone {
         warp::post()

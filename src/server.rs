@@ -81,6 +81,7 @@ impl App {
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
         let auth = SharedAuth::new(settings.jwt.as_ref())?;
         let service = &settings.service;
+        warn_on_plain_http(service);
         let durable = Arc::new(durable::Durable::new(&settings.durable, service)?);
         let manage_trust = publish::Trust::new(&settings.publish.trust, &auth)?;
         let conversations_identity = auth.authenticator(settings.negotiate.identity)?;
@@ -153,6 +154,32 @@ impl App {
     }
 }
 
+/// One warning at start per connection string whose endpoint is plain `http` to a host that is not loopback:
+/// tokens, keys' signatures and messages would cross the network unencrypted (#14 item 12). The emulator on
+/// loopback stays silent.
+fn warn_on_plain_http(service: &ServiceSettings) {
+    let named = [("WebPubSubConnectionString", Some(&service.primary))]
+        .into_iter()
+        .chain([("WebPubSubSecondaryConnectionString", service.secondary.as_ref())]);
+    for (setting, connection) in named {
+        let Some(endpoint) = connection.map(|connection| connection.endpoint()) else {
+            continue;
+        };
+        let host = endpoint.host();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback =
+            host.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !endpoint.is_https() && !loopback {
+            tracing::warn!(
+                setting,
+                host,
+                "the Web PubSub endpoint is plain http to a host that is not loopback: \
+                 traffic to the service is unencrypted; use https"
+            );
+        }
+    }
+}
+
 /// `GET /`: the Functions host polls this until it answers, then treats the handler as ready.
 fn readiness() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path::end()
@@ -193,13 +220,20 @@ fn method_not_allowed() -> impl Filter<Extract = (Response,), Error = warp::Reje
         })
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains open connections.
+/// Serves `app` on `listener` until `shutdown` resolves, then drains open connections, within the default
+/// [`Limits`](crate::connections::Limits).
 pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output = ()> + Send + 'static) {
-    warp::serve(app.routes())
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    run_with_limits(listener, app, crate::connections::Limits::default(), shutdown).await;
+}
+
+/// [`run`] within the given limits (tests shorten the timeouts).
+pub async fn run_with_limits(
+    listener: TcpListener,
+    app: App,
+    limits: crate::connections::Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    crate::connections::serve(listener, app.routes(), limits, shutdown).await;
 }
 
 /// Resolves on ctrl-c or SIGTERM (local runs; the Functions host itself kills the process).
@@ -255,6 +289,27 @@ mod tests {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{:?}", response.body());
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["code"], "InvalidHeader");
+    }
+
+    #[test]
+    fn a_plain_http_endpoint_off_loopback_warns_once_at_start() {
+        let warnings = |endpoint: &str| {
+            let (captured, _guard) = crate::testing::capture_logs();
+            let connection = format!("Endpoint={endpoint};AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;");
+            let env = env("anonymous", "appservice").with("WebPubSubConnectionString", connection);
+            App::new(Settings::from_env(&env).unwrap()).unwrap();
+            captured
+                .text()
+                .lines()
+                .filter(|line| line.contains("plain http"))
+                .count()
+        };
+        assert_eq!(warnings("http://pubsub.example.com"), 1);
+        assert_eq!(warnings("http://10.0.0.7:8080"), 1);
+        assert_eq!(warnings("https://pubsub.example.com"), 0);
+        for loopback in ["http://localhost:8080", "http://127.0.0.1", "http://[::1]:8080"] {
+            assert_eq!(warnings(loopback), 0, "{loopback}");
+        }
     }
 
     #[test]

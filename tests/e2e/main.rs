@@ -1,6 +1,7 @@
 //! End-to-end tests: one test binary, real sockets on 127.0.0.1. Shared helpers live in `support`.
 
 mod auth;
+mod connections;
 mod contract;
 mod dev;
 mod durable;

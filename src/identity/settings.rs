@@ -14,7 +14,7 @@
 //! over https (http only to a loopback endpoint such as the local emulator).
 
 use crate::config::{ConfigError, Env};
-use crate::webpubsub::{ConnectionString, ConnectionStringError, ConnectionStringKey, Endpoint};
+use webpubsub_protocol::connection_string::{ConnectionString, ConnectionStringError, ConnectionStringKey, Endpoint};
 
 /// The extension's sub-setting names (after `__` or `:`).
 pub const SERVICE_URI: &str = "serviceUri";

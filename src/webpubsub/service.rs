@@ -3,33 +3,53 @@
 //! default hub when a request names none, otherwise the configured spelling of a served hub (names compare
 //! ignoring ASCII case, as the service does).
 
+use std::sync::Arc;
+
 use crate::config::{ConfigError, Env};
+use crate::identity::{SecretSource, ServiceCredential, TokenOptions, TokenSource};
 
 use super::validate::{self, ValidationError};
-use super::{ConnectionString, Endpoint, ServiceKeys};
+use super::{AccessKey, Endpoint, ServiceKeys};
 
-/// The Web PubSub service the handler fronts: its connection string(s) and the hubs this app serves.
+pub const PRIMARY_SETTING: &str = "WebPubSubConnectionString";
+pub const SECONDARY_SETTING: &str = "WebPubSubSecondaryConnectionString";
+
+/// The Web PubSub service the handler fronts: how the handler authenticates to it (key or identity mode,
+/// see [`crate::identity::settings`]) and the hubs this app serves.
 ///
 /// `WebPubSubSecondaryConnectionString` carries the other access key during key rotation: upstream
 /// signatures made with either key are accepted and either endpoint's host may validate the webhook;
-/// tokens and REST calls always use the primary.
+/// tokens and REST calls always use the primary. In identity mode ([`ServiceSettings::identity`]) REST
+/// calls carry an Entra token from the one shared [`TokenSource`] and client tokens come from the service.
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
-    pub primary: ConnectionString,
-    pub secondary: Option<ConnectionString>,
+    pub primary: ServiceCredential,
+    pub secondary: Option<ServiceCredential>,
     /// The default hub (`WebPubSubHub`) first, then `WebPubSubAllowedHubs`, without duplicates.
     pub hubs: Hubs,
+    /// Identity mode only: the token source every REST client shares (one cache, one refresh in flight).
+    pub identity: Option<Arc<TokenSource>>,
 }
 
 impl ServiceSettings {
+    /// Reads the service settings; `IDENTITY_HEADER` (rotated by the platform) is re-read from the process
+    /// environment on every token refresh, falling back to the snapshot's value.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let parse =
-            |name: &str, value: &str| ConnectionString::parse(value).map_err(|e| ConfigError::new(name, e.to_string()));
-        let primary = parse("WebPubSubConnectionString", env.require("WebPubSubConnectionString")?)?;
-        let secondary = env
-            .get("WebPubSubSecondaryConnectionString")
-            .map(|value| parse("WebPubSubSecondaryConnectionString", value))
-            .transpose()?;
+        let snapshot = env.get("IDENTITY_HEADER").map(str::to_owned);
+        let process = crate::identity::process_env_secret("IDENTITY_HEADER");
+        let header: SecretSource = Arc::new(move || process().or_else(|| snapshot.clone()));
+        Self::from_env_with(env, header, TokenOptions::default())
+    }
+
+    /// [`ServiceSettings::from_env`] with the identity header source and token tuning given (tests).
+    pub fn from_env_with(env: &Env, identity_header: SecretSource, options: TokenOptions) -> Result<Self, ConfigError> {
+        let primary = ServiceCredential::from_env(env, PRIMARY_SETTING)?.ok_or_else(|| {
+            ConfigError::new(
+                PRIMARY_SETTING,
+                format!("is required but not set (or set {PRIMARY_SETTING}__serviceUri for identity mode)"),
+            )
+        })?;
+        let secondary = ServiceCredential::from_env(env, SECONDARY_SETTING)?;
         let mut hubs = vec![env.require("WebPubSubHub")?.to_owned()];
         for hub in env.list("WebPubSubAllowedHubs") {
             if !hubs.iter().any(|known| known.eq_ignore_ascii_case(&hub)) {
@@ -44,10 +64,19 @@ impl ServiceSettings {
                 _ => ConfigError::new("WebPubSubAllowedHubs", format!("a listed hub is not valid: {e}")),
             })?;
         }
+        let identity = match &primary {
+            ServiceCredential::Identity { credential, .. } => {
+                let source = TokenSource::for_webpubsub(env, credential, identity_header, options)
+                    .map_err(|e| ConfigError::new(PRIMARY_SETTING, format!("identity mode cannot start: {e}")))?;
+                Some(Arc::new(source))
+            }
+            ServiceCredential::AccessKey(_) => None,
+        };
         Ok(Self {
             primary,
             secondary,
             hubs: Hubs::new(hubs),
+            identity,
         })
     }
 
@@ -56,18 +85,38 @@ impl ServiceSettings {
         self.hubs.default_hub()
     }
 
-    /// The primary key, plus the secondary connection string's key for rotation.
-    pub fn keys(&self) -> ServiceKeys {
-        let keys = ServiceKeys::new(self.primary.access_key().clone());
-        match &self.secondary {
-            Some(secondary) => keys.with_secondary(secondary.access_key().clone()),
-            None => keys,
+    /// Whether the handler runs keyless towards the service (REST with identity tokens).
+    pub fn is_identity_mode(&self) -> bool {
+        self.identity.is_some()
+    }
+
+    /// The primary access key (key mode only).
+    pub fn primary_key(&self) -> Option<&AccessKey> {
+        match &self.primary {
+            ServiceCredential::AccessKey(connection) => Some(connection.access_key()),
+            ServiceCredential::Identity { .. } => None,
         }
+    }
+
+    /// Every configured access key for upstream signatures, primary first; `None` when no key is
+    /// configured at all (identity mode on both connections).
+    pub fn keys(&self) -> Option<ServiceKeys> {
+        let mut keys = std::iter::once(&self.primary)
+            .chain(self.secondary.as_ref())
+            .filter_map(|credential| match credential {
+                ServiceCredential::AccessKey(connection) => Some(connection.access_key().clone()),
+                ServiceCredential::Identity { .. } => None,
+            });
+        let first = ServiceKeys::new(keys.next()?);
+        Some(match keys.next() {
+            Some(second) => first.with_secondary(second),
+            None => first,
+        })
     }
 
     /// Every configured endpoint, primary first.
     pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
-        std::iter::once(self.primary.endpoint()).chain(self.secondary.as_ref().map(ConnectionString::endpoint))
+        std::iter::once(self.primary.endpoint()).chain(self.secondary.as_ref().map(ServiceCredential::endpoint))
     }
 }
 
@@ -141,7 +190,8 @@ mod tests {
         assert_eq!(service.hub(), "chat");
         assert_eq!(service.hubs.served("NEWS"), Some("news"));
         assert_eq!(service.hubs.served("other"), None);
-        assert!(service.keys().secondary().is_some());
+        assert!(service.keys().unwrap().secondary().is_some());
+        assert!(!service.is_identity_mode());
         let hosts: Vec<_> = service.endpoints().map(|e| e.host().to_owned()).collect();
         assert_eq!(hosts, ["contoso.webpubsub.azure.com", "127.0.0.1"]);
     }
@@ -182,6 +232,64 @@ mod tests {
         assert_eq!(
             ServiceSettings::from_env(&missing).unwrap_err().setting,
             "WebPubSubConnectionString"
+        );
+    }
+
+    #[test]
+    fn identity_mode_from_service_uri_or_a_keyless_connection_string() {
+        let base = [
+            ("WebPubSubHub", "chat"),
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:9/msi/token"),
+        ];
+        for primary in [
+            (
+                "WebPubSubConnectionString__serviceUri",
+                "https://contoso.webpubsub.azure.com",
+            ),
+            (
+                "WebPubSubConnectionString",
+                "Endpoint=https://contoso.webpubsub.azure.com;Version=1.0;",
+            ),
+        ] {
+            let env = Env::from_pairs(base.into_iter().chain([primary]));
+            let service = ServiceSettings::from_env(&env).unwrap();
+            assert!(service.is_identity_mode(), "{primary:?}");
+            assert!(service.keys().is_none() && service.primary_key().is_none());
+            assert_eq!(service.endpoints().count(), 1);
+        }
+        // A keyed secondary still signs events during a move to identity mode.
+        let env = Env::from_pairs(base.into_iter().chain([
+            (
+                "WebPubSubConnectionString__serviceUri",
+                "https://contoso.webpubsub.azure.com",
+            ),
+            ("WebPubSubSecondaryConnectionString", SECONDARY),
+        ]));
+        let service = ServiceSettings::from_env(&env).unwrap();
+        assert!(service.is_identity_mode() && service.keys().is_some());
+    }
+
+    #[test]
+    fn identity_misconfiguration_names_the_setting() {
+        let env = Env::from_pairs([
+            ("WebPubSubHub", "chat"),
+            (
+                "WebPubSubConnectionString__serviceUri",
+                "https://contoso.webpubsub.azure.com",
+            ),
+            ("WebPubSubConnectionString__clientId", "secret-looking-client"),
+        ]);
+        let error = ServiceSettings::from_env(&env).unwrap_err();
+        assert_eq!(error.setting, "WebPubSubConnectionString__clientId");
+        assert!(!error.to_string().contains("secret-looking-client"));
+        let env = Env::from_pairs([
+            ("WebPubSubHub", "chat"),
+            ("WebPubSubConnectionString", PRIMARY),
+            ("WebPubSubSecondaryConnectionString__credential", "managedidentity"),
+        ]);
+        assert_eq!(
+            ServiceSettings::from_env(&env).unwrap_err().setting,
+            "WebPubSubSecondaryConnectionString__serviceUri"
         );
     }
 }

@@ -87,7 +87,7 @@ impl Durable {
         Ok(Self {
             connection: own.store.clone(),
             store: OnceCell::new(),
-            client: RestClient::new(&service.primary, RestOptions::default())?,
+            client: RestClient::for_service(service, RestOptions::default())?,
             hub: service.hubs.default_hub().to_owned(),
             message_max_bytes: own.message_max_bytes,
         })

@@ -266,6 +266,14 @@ fn not_in_room() -> ApiError {
 /// A failed REST call while handling an event: the service or network failed, not the client.
 fn rest_error(error: RestError) -> ApiError {
     tracing::warn!(code = error.code(), error = %error, "Web PubSub REST call failed while handling a user event");
+    if let Some(retry_after) = error.identity_retry_after() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error.code(),
+            "no identity token for the Web PubSub service",
+        )
+        .with_retry_after(retry_after);
+    }
     ApiError::new(
         StatusCode::BAD_GATEWAY,
         error.code(),

@@ -24,6 +24,7 @@ mod handler;
 mod names;
 mod origin;
 mod settings;
+mod upstream_auth;
 mod verify;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub use connection_state::ConnectionState;
 pub use handler::{DefaultHandler, EventHandler, HookFuture, UserEventReply, UserMessage};
 pub use origin::AllowedOrigins;
 pub use settings::{ConnectPolicy, JOINABLE_ROOMS, Settings, USER_EVENT_BEHAVIOR, UserEventBehavior, UserIdSource};
+pub use upstream_auth::{ALLOW_UNAUTHENTICATED, UpstreamAuth, UpstreamAuthSettings};
 pub use verify::{VerifiedEvent, Verifier};
 
 use crate::error::ApiError;
@@ -54,6 +56,7 @@ use cloud_event::headers;
 /// State of `events`, built once at start-up: everything a request needs, pre-computed.
 pub struct State {
     verifier: Verifier,
+    upstream_auth: UpstreamAuth,
     origins: AllowedOrigins,
     policy: ConnectPolicy,
     max_body_bytes: u64,
@@ -75,31 +78,38 @@ impl State {
     /// The state for `own` settings in front of `service`, answering events with the settings-driven
     /// [`Builtin`] handler.
     pub fn new(own: &Settings, service: &ServiceSettings) -> anyhow::Result<Self> {
+        own.upstream_auth.check(service)?;
         let handler = Builtin::from_parts(service, own)?;
-        Ok(Self::with_handler(own, service, Arc::new(handler)))
+        Self::with_handler(own, service, Arc::new(handler))
     }
 
     /// An application's own handler; the plumbing (checks, policy, replies, logs) stays the same.
-    pub fn with_handler(own: &Settings, service: &ServiceSettings, handler: Arc<dyn EventHandler>) -> Self {
+    pub fn with_handler(
+        own: &Settings,
+        service: &ServiceSettings,
+        handler: Arc<dyn EventHandler>,
+    ) -> anyhow::Result<Self> {
         let origins = AllowedOrigins::new(
             service
                 .endpoints()
                 .map(|endpoint| (endpoint.host(), endpoint.port(), has_default_port(endpoint))),
             own.allowed_origins.iter().map(String::as_str),
         );
-        Self {
+        Ok(Self {
             verifier: Verifier::new(service.keys(), service.hubs.clone()),
+            upstream_auth: UpstreamAuth::new(&own.upstream_auth)?,
             origins,
             policy: own.connect.clone(),
             max_body_bytes: own.max_body_bytes,
             handler,
-        }
+        })
     }
 
     /// This state with `handler` in place of the current one.
     pub fn replace_handler(&self, handler: Arc<dyn EventHandler>) -> Self {
         Self {
             verifier: self.verifier.clone(),
+            upstream_auth: self.upstream_auth.clone(),
             origins: self.origins.clone(),
             policy: self.policy.clone(),
             max_body_bytes: self.max_body_bytes,
@@ -113,7 +123,7 @@ impl Builtin {
     /// `broadcast` needs one. Public so an application's handler can wrap it and delegate.
     pub fn from_parts(service: &ServiceSettings, events: &Settings) -> anyhow::Result<Self> {
         let rest = match events.user_event_behavior {
-            UserEventBehavior::Broadcast => Some(RestClient::new(&service.primary, RestOptions::default())?),
+            UserEventBehavior::Broadcast => Some(RestClient::for_service(service, RestOptions::default())?),
             _ => None,
         };
         Builtin::new(events, rest)
@@ -156,6 +166,17 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
 
 /// `POST /api/events`: verify the headers, then read the body within `EventsMaxBodyBytes`, then dispatch.
 async fn receive(state: &State, headers: &HeaderMap, body: UnreadBody) -> Response {
+    let origin = upstream_auth::check_origin(
+        &state.origins,
+        requested_origins(headers).as_deref(),
+        state.verifier.is_keyed(),
+    );
+    if let Err(error) = origin {
+        return error.into_response();
+    }
+    if let Err(error) = state.upstream_auth.check(headers).await {
+        return error.into_response();
+    }
     let event = match verified_event(state, headers) {
         Ok(event) => event,
         Err(error) => return error.into_response(),

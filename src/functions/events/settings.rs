@@ -49,6 +49,8 @@ pub struct Settings {
     pub joinable_rooms: Vec<Template>,
     /// Largest body read (`EventsMaxBodyBytes`).
     pub max_body_bytes: u64,
+    /// The Entra bearer check and `EventsAllowUnauthenticated` (issue 18).
+    pub upstream_auth: super::upstream_auth::UpstreamAuthSettings,
 }
 
 /// The configured answer to `connect`, applied before any application hook.
@@ -86,6 +88,7 @@ impl Default for Settings {
             user_event_behavior: UserEventBehavior::None,
             joinable_rooms: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            upstream_auth: Default::default(),
         }
     }
 }
@@ -148,6 +151,7 @@ impl Settings {
             user_event_behavior,
             joinable_rooms,
             max_body_bytes,
+            upstream_auth: super::upstream_auth::UpstreamAuthSettings::from_env(env)?,
         })
     }
 }

@@ -39,7 +39,7 @@ fn env() -> Env {
 fn route_with(env: Env) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
     let (service, settings) = settings_of(&env);
     let builtin = Builtin::from_parts(&service, &settings).expect("built-in handler builds");
-    recovered(State::with_handler(&settings, &service, Arc::new(builtin)))
+    recovered(State::with_handler(&settings, &service, Arc::new(builtin)).unwrap())
 }
 
 fn route_with_handler(
@@ -47,7 +47,7 @@ fn route_with_handler(
     handler: Arc<dyn EventHandler>,
 ) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
     let (service, settings) = settings_of(&env);
-    recovered(State::with_handler(&settings, &service, handler))
+    recovered(State::with_handler(&settings, &service, handler).unwrap())
 }
 
 /// The service's and this function's settings only, so other functions' settings never matter here.

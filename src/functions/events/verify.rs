@@ -31,13 +31,20 @@ impl Deref for VerifiedEvent {
 /// Checks upstream requests against the service keys and hubs, built once at start-up.
 #[derive(Debug, Clone)]
 pub struct Verifier {
-    keys: ServiceKeys,
+    /// `None` in identity mode without any access key: no `ce-signature` to check (the Entra check or
+    /// `EventsAllowUnauthenticated` stands in, see `upstream_auth`).
+    keys: Option<ServiceKeys>,
     hubs: Hubs,
 }
 
 impl Verifier {
-    pub fn new(keys: ServiceKeys, hubs: Hubs) -> Self {
+    pub fn new(keys: Option<ServiceKeys>, hubs: Hubs) -> Self {
         Self { keys, hubs }
+    }
+
+    /// Whether an access key signs events (`ce-signature` is checked).
+    pub fn is_keyed(&self) -> bool {
+        self.keys.is_some()
     }
 
     /// Signature, then hub. A missing or wrong signature is a 401; a hub this handler does not serve a 400.
@@ -60,8 +67,10 @@ impl Verifier {
     }
 
     fn check(&self, event: &CloudEvent) -> Result<(), ApiError> {
-        let header = event.signature().as_deref().unwrap_or("");
-        signature::verify(&self.keys, event.connection_id(), header).map_err(signature_error)?;
+        if let Some(keys) = &self.keys {
+            let header = event.signature().as_deref().unwrap_or("");
+            signature::verify(keys, event.connection_id(), header).map_err(signature_error)?;
+        }
         if self.hubs.served(event.hub()).is_none() {
             return Err(
                 ApiError::bad_request("HubNotServed", "this handler does not serve the event's hub")
@@ -100,7 +109,7 @@ mod tests {
         if secondary {
             keys = keys.with_secondary(AccessKey::new(SECONDARY).unwrap());
         }
-        Verifier::new(keys, Hubs::new(vec!["chat".into(), "Other".into()]))
+        Verifier::new(Some(keys), Hubs::new(vec!["chat".into(), "Other".into()]))
     }
 
     fn event(signature: Option<&str>, hub: &str) -> CloudEvent {
@@ -157,6 +166,14 @@ mod tests {
             (error.status(), error.code()),
             (StatusCode::BAD_REQUEST, "HubNotServed")
         );
+    }
+
+    #[test]
+    fn without_keys_no_signature_is_asked_but_the_hub_still_is() {
+        let keyless = Verifier::new(None, Hubs::new(vec!["chat".into()]));
+        assert!(keyless.verify(event(None, "chat")).is_ok());
+        let error = keyless.verify(event(None, "elsewhere")).unwrap_err();
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
     }
 
     #[test]

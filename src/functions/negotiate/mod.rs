@@ -27,6 +27,7 @@
 //! Layout: `request` (body or query → `NegotiateRequest`), `policy` (role names, hub, lifetime, groups and
 //! roles against the templates), `reply` (sign, log, answer), `tests`.
 
+mod issuer;
 mod policy;
 mod reply;
 mod request;
@@ -44,7 +45,7 @@ use crate::auth::{Authenticator, IdentityConfig, RateLimiter, SharedAuth};
 use crate::config::{ConfigError, Env};
 use crate::error::{self, ApiError};
 use crate::request::{UnreadBody, unread_body};
-use crate::webpubsub::{ClientAccessIssuer, Hubs, ServiceSettings};
+use crate::webpubsub::{Hubs, ServiceSettings};
 
 use policy::role_templates;
 
@@ -130,7 +131,7 @@ impl Settings {
 #[derive(Debug)]
 pub struct State {
     authenticator: Authenticator,
-    issuer: ClientAccessIssuer,
+    issuer: issuer::Issuer,
     hubs: Hubs,
     default_roles: Vec<Template>,
     allowed_groups: Vec<Template>,
@@ -141,11 +142,11 @@ pub struct State {
 }
 
 impl State {
-    /// The state for `own` settings in front of `service` (tokens signed with its primary key; the hub is
+    /// The state for `own` settings in front of `service` (tokens signed with its primary key, or made by the
+    /// service in identity mode; the hub is
     /// `WebPubSubHub` unless the caller picks one of `WebPubSubAllowedHubs`), identifying callers through
     /// the app's `auth`.
     pub fn new(own: &Settings, service: &ServiceSettings, auth: &SharedAuth) -> anyhow::Result<Self> {
-        let primary = &service.primary;
         if matches!(own.identity, IdentityConfig::Anonymous) {
             tracing::warn!(
                 "negotiate issues tokens to unauthenticated callers ({IDENTITY_SETTING}=anonymous): for development only"
@@ -156,7 +157,7 @@ impl State {
         }
         Ok(Self {
             authenticator: auth.authenticator(own.identity)?,
-            issuer: ClientAccessIssuer::new(primary.endpoint().clone(), primary.access_key()),
+            issuer: issuer::Issuer::for_service(service)?,
             hubs: service.hubs.clone(),
             default_roles: own.default_roles.clone(),
             allowed_groups: own.allowed_groups.clone(),
@@ -199,7 +200,7 @@ async fn negotiate(
         .authenticate(headers, request.user_id.as_deref())
         .await?;
     let (hub, access) = state.grant(request, &caller.user_id)?;
-    reply::issue(&state.issuer, hub, &access, &caller.user_id)
+    reply::issue(&state.issuer, hub, &access, &caller.user_id).await
 }
 
 #[cfg(test)]

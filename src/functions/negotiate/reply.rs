@@ -7,8 +7,9 @@ use serde::Serialize;
 use warp::http::{HeaderValue, header};
 use warp::reply::{Reply, Response};
 
+use super::issuer::Issuer;
 use crate::error::ApiError;
-use crate::webpubsub::{ClientAccessIssuer, ClientAccessRequest, ClientType};
+use crate::webpubsub::{ClientAccessRequest, ClientType};
 
 /// The reply: the SDK shape (`url`, `baseUrl`, `token`) and the Functions binding shape (`accessToken`).
 #[derive(Serialize)]
@@ -42,16 +43,15 @@ pub(super) fn socketio_endpoint(base_url: &str) -> Option<(String, &str)> {
     Some((format!("{scheme}://{host}/"), path))
 }
 
-/// Signs `access` for `hub`, logs the issue and answers with the credential.
-pub(super) fn issue(
-    issuer: &ClientAccessIssuer,
+/// Issues `access` for `hub` (signed here, or by the service in identity mode), logs the issue and
+/// answers with the credential.
+pub(super) async fn issue(
+    issuer: &Issuer,
     hub: &str,
     access_request: &ClientAccessRequest,
     user_id: &str,
 ) -> Result<Response, ApiError> {
-    let access = issuer
-        .issue(hub, access_request)
-        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()).with_detail("field", e.field()))?;
+    let access = issuer.issue(hub, access_request).await?;
     let socketio = match access_request.client_type {
         ClientType::SocketIo => socketio_endpoint(&access.base_url),
         _ => None,

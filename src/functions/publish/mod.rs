@@ -150,7 +150,7 @@ impl State {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             trust: policy::Trust::new(&own.trust, auth)?,
-            client: RestClient::new(&service.primary, options)?,
+            client: RestClient::for_service(service, options)?,
             hubs: service.hubs.clone(),
             max_body_bytes: own.max_body_bytes,
             deadline: own.deadline,

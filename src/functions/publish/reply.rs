@@ -243,6 +243,8 @@ fn tally(results: &[ActionResult]) -> (usize, usize) {
 fn upstream_error(index: usize, kind: ActionKind, error: &RestError, results: Vec<ActionResult>) -> ApiError {
     let (status, retry_after) = match error {
         RestError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, None),
+        // Identity mode: no token for the service (its identity endpoint is down or slow); nothing was sent.
+        RestError::Identity { .. } => (StatusCode::SERVICE_UNAVAILABLE, error.identity_retry_after()),
         // The service is healthy and refuses the action's input (e.g. a filter's grammar, which is the
         // service's to judge) or knows no such connection, user or group: the caller's mistake, not an
         // upstream fault. `results` still says what earlier actions did.

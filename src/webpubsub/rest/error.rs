@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::request::Operation;
+use crate::identity::IdentityError;
 use crate::webpubsub::validate::ValidationError;
 
 /// What is known about whether the service carried out a failed operation.
@@ -99,6 +100,10 @@ pub enum RestError {
         attempts: u32,
         error: ServiceError,
     },
+    /// Identity mode: no token for the service could be had (the identity endpoint is down, slow or
+    /// refuses); nothing was sent. Callers answer 503 with [`IdentityError::retry_after_secs`].
+    #[error("{operation}: no identity token for the Web PubSub service: {error}")]
+    Identity { operation: Operation, error: IdentityError },
     /// The service answered 2xx but the body was not what the API defines.
     #[error("{operation}: unexpected response from the Web PubSub service (HTTP {status}): {detail}")]
     InvalidResponse {
@@ -112,7 +117,7 @@ impl RestError {
     /// Whether the service may have acted on the request.
     pub fn delivery(&self) -> Delivery {
         match self {
-            Self::Invalid(_) => Delivery::NotSent,
+            Self::Invalid(_) | Self::Identity { .. } => Delivery::NotSent,
             Self::Transport { delivery, .. } | Self::Timeout { delivery, .. } | Self::Service { delivery, .. } => {
                 *delivery
             }
@@ -124,7 +129,7 @@ impl RestError {
     /// Whether a retry is *safe* also depends on [`RestError::delivery`] and the operation.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Transport { .. } | Self::Timeout { .. } => true,
+            Self::Transport { .. } | Self::Timeout { .. } | Self::Identity { .. } => true,
             Self::Service { error, .. } => matches!(error.status, 408 | 429 | 500..=599) && error.status != 501,
             Self::Invalid(_) | Self::InvalidResponse { .. } => false,
         }
@@ -154,6 +159,7 @@ impl RestError {
             Self::Transport { operation, .. }
             | Self::Timeout { operation, .. }
             | Self::Service { operation, .. }
+            | Self::Identity { operation, .. }
             | Self::InvalidResponse { operation, .. } => Some(*operation),
         }
     }
@@ -161,7 +167,7 @@ impl RestError {
     /// How many HTTP attempts were made (0 when refused before sending).
     pub fn attempts(&self) -> u32 {
         match self {
-            Self::Invalid(_) => 0,
+            Self::Invalid(_) | Self::Identity { .. } => 0,
             Self::Transport { attempts, .. } | Self::Timeout { attempts, .. } | Self::Service { attempts, .. } => {
                 *attempts
             }
@@ -179,6 +185,15 @@ impl RestError {
             Self::Service { error, .. } if error.status >= 500 => "ServiceUnavailable",
             Self::Service { .. } => "ServiceRejected",
             Self::InvalidResponse { .. } => "ServiceBadResponse",
+            Self::Identity { .. } => "IdentityUnavailable",
+        }
+    }
+
+    /// Identity mode: the `Retry-After` (seconds) a 503 for a missing identity token should carry.
+    pub fn identity_retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Identity { error, .. } => Some(error.retry_after_secs()),
+            _ => None,
         }
     }
 }
@@ -240,6 +255,23 @@ mod tests {
         assert_eq!(error.attempts(), 0);
         assert_eq!(error.code(), "InvalidUserId");
         assert_eq!(error.to_string(), "userId must not be empty");
+    }
+
+    #[test]
+    fn identity_failures_were_never_sent_and_carry_a_retry_hint() {
+        let error = RestError::Identity {
+            operation: Operation::SendToAll,
+            error: IdentityError::Unavailable {
+                reason: "cannot connect".into(),
+                retry_after_secs: 3,
+            },
+        };
+        assert_eq!(error.delivery(), Delivery::NotSent);
+        assert_eq!(error.attempts(), 0);
+        assert!(error.is_retryable());
+        assert_eq!(error.code(), "IdentityUnavailable");
+        assert_eq!(error.identity_retry_after(), Some(3));
+        assert_eq!(service(503).identity_retry_after(), None);
     }
 
     #[test]

@@ -6,13 +6,14 @@
 //! sends and retries them under the rule in [`retry`], and turns failures into a [`RestError`] that says
 //! whether the service may have acted. Build one [`RestClient`] at startup and clone it freely.
 
+mod auth;
 mod error;
 pub mod request;
 pub mod retry;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
@@ -33,7 +34,6 @@ use self::retry::AttemptFailure;
 use super::connection_string::{ConnectionString, Endpoint};
 use super::keys::AccessKey;
 use super::validate::Permission;
-use webpubsub_protocol::jwt::Hs256Signer;
 
 /// The api-version every request carries unless configured otherwise (the SDKs' default).
 pub const DEFAULT_API_VERSION: &str = "2024-12-01";
@@ -115,7 +115,7 @@ struct Inner {
     /// Built in the background (it loads the TLS trust store): a failure fails each call, not start-up.
     http: LazyClient,
     endpoint: Endpoint,
-    signer: Hs256Signer,
+    credential: auth::Credential,
     options: RestOptions,
 }
 
@@ -128,13 +128,6 @@ impl fmt::Debug for RestClient {
     }
 }
 
-#[derive(Serialize)]
-struct BearerClaims<'a> {
-    aud: &'a str,
-    iat: u64,
-    exp: u64,
-}
-
 impl RestClient {
     /// A client for the service in `connection`, signing with its access key.
     pub fn new(connection: &ConnectionString, options: RestOptions) -> Result<Self, RestClientInitError> {
@@ -143,6 +136,14 @@ impl RestClient {
 
     /// A client for `endpoint`, signing with `key`.
     pub fn from_parts(endpoint: Endpoint, key: &AccessKey, options: RestOptions) -> Result<Self, RestClientInitError> {
+        Self::build(endpoint, auth::Credential::key(key), options)
+    }
+
+    fn build(
+        endpoint: Endpoint,
+        credential: auth::Credential,
+        options: RestOptions,
+    ) -> Result<Self, RestClientInitError> {
         let (connect_timeout, request_timeout, pool_idle_timeout) = (
             options.connect_timeout,
             options.request_timeout,
@@ -157,12 +158,11 @@ impl RestClient {
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("webpubsub-control/", env!("CARGO_PKG_VERSION")))
         });
-        let signer = Hs256Signer::new(key);
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
                 endpoint,
-                signer,
+                credential,
                 options,
             }),
         })
@@ -178,7 +178,8 @@ impl RestClient {
         &self.inner.options
     }
 
-    /// Builds the signed HTTP request for `request` as if the clock read `now`, without sending it.
+    /// Builds the signed HTTP request for `request` as if the clock read `now`, without sending it (in
+    /// identity mode without `Authorization`: see [`RestClient::prepare_authorized`]).
     pub fn prepare(&self, request: &ApiRequest, now: SystemTime) -> Result<reqwest::Request, RestError> {
         let inner = &*self.inner;
         let operation = request.operation();
@@ -190,19 +191,15 @@ impl RestClient {
                 detail: "request URL is invalid".into(),
             }
         })?;
-        let issued_at = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let token = inner.signer.sign(&BearerClaims {
-            aud: url.as_str(),
-            iat: issued_at,
-            exp: issued_at.saturating_add(inner.options.token_ttl.as_secs()),
-        });
-        let mut authorization = HeaderValue::try_from(["Bearer ", &token].concat())
-            .expect("a JWT is base64url and dots, always a valid header value");
-        authorization.set_sensitive(true);
+        let authorization = inner
+            .credential
+            .signed_header(url.as_str(), now, inner.options.token_ttl);
 
         let method = request.method();
         let mut http_request = reqwest::Request::new(method.clone(), url);
-        http_request.headers_mut().insert(AUTHORIZATION, authorization);
+        if let Some(authorization) = authorization {
+            http_request.headers_mut().insert(AUTHORIZATION, authorization);
+        }
         match request.body() {
             Some((content_type, body)) => {
                 http_request
@@ -234,7 +231,7 @@ impl RestClient {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            let http_request = self.prepare(request, SystemTime::now())?;
+            let http_request = self.prepare_authorized(request, operation).await?;
             let http = self.inner.http.get().map_err(|error| RestError::Transport {
                 operation,
                 delivery: Delivery::NotSent,
@@ -757,6 +754,7 @@ fn continuation_token(endpoint: &Endpoint, next_link: &str) -> Option<String> {
 mod tests {
     use super::*;
     use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+    use std::time::UNIX_EPOCH;
 
     const KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
 

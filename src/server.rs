@@ -85,7 +85,9 @@ impl App {
         let manage_trust = publish::Trust::new(&settings.publish.trust, &auth)?;
         let conversations_identity = auth.authenticator(settings.negotiate.identity)?;
         Ok(Self {
-            negotiate: Arc::new(negotiate::State::new(&settings.negotiate, service, &auth)?),
+            negotiate: Arc::new(
+                negotiate::State::new(&settings.negotiate, service, &auth)?.with_durable(durable.clone()),
+            ),
             publish: Arc::new(publish::State::new(&settings.publish, service, &auth)?),
             events: Arc::new(events::State::new(&settings.events, service)?),
             manage: Arc::new(manage::State::new(manage_trust, durable.clone())),

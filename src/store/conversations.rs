@@ -191,6 +191,22 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Up to `limit` ids of the conversations `user_id` belongs to, the most recently joined first (the groups
+    /// negotiate puts in a token without being asked).
+    pub async fn recent_conversation_ids(&self, user_id: &str, limit: i64) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT conversation_id FROM members WHERE user_id = $1 \
+             ORDER BY joined_at DESC, conversation_id LIMIT $2",
+        )
+        .bind(user_id)
+        .bind(limit.max(0))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
+    }
+}
+
 /// `NotFound` unless the conversation exists.
 pub(crate) async fn ensure_exists(tx: &mut Transaction<'static, Any>, conversation_id: &str) -> StoreResult<()> {
     sqlx::query("SELECT 1 FROM conversations WHERE id = $1")

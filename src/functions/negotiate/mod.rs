@@ -22,11 +22,16 @@
 //! - The hub is `WebPubSubHub` unless the caller picks one of `WebPubSubAllowedHubs` (the service settings).
 //! - `NegotiateRateLimitPerMinute` (default 0 = off): tokens per identity per minute, then 429.
 //!
+//! With `StoreConnectionString` set, `conversation:{id}` and `notifications:user:{userId}` groups are decided
+//! by the store, not the templates: members get their conversations, everyone their own notification group
+//! ([`membership`]).
+//!
 //! Every issue is logged as `Issued Web PubSub access token user_id=… hub=… roles=… groups=…`; the token never is.
 //!
 //! Layout: `request` (body or query → `NegotiateRequest`), `policy` (role names, hub, lifetime, groups and
-//! roles against the templates), `reply` (sign, log, answer), `tests`.
+//! roles against the templates), `membership` (the store's groups), `reply` (sign, log, answer), `tests`.
 
+pub mod membership;
 mod policy;
 mod reply;
 mod request;
@@ -43,6 +48,7 @@ use crate::auth::template::Template;
 use crate::auth::{Authenticator, IdentityConfig, RateLimiter, SharedAuth};
 use crate::config::{ConfigError, Env};
 use crate::error::{self, ApiError};
+use crate::functions::durable::Durable;
 use crate::request::{UnreadBody, unread_body};
 use crate::webpubsub::{ClientAccessIssuer, Hubs, ServiceSettings};
 
@@ -138,6 +144,8 @@ pub struct State {
     token_ttl_minutes: u32,
     max_token_ttl_minutes: u32,
     rate_limiter: Option<RateLimiter>,
+    /// Set when a store is configured: conversation and notification groups are checked against it.
+    durable: Option<Arc<Durable>>,
 }
 
 impl State {
@@ -166,7 +174,14 @@ impl State {
             rate_limiter: own
                 .rate_limit_per_minute
                 .map(|limit| RateLimiter::per_minute(limit.get())),
+            durable: None,
         })
+    }
+
+    /// Membership-checked groups from `durable`'s store ([`membership`]); no change when no store is configured.
+    pub fn with_durable(mut self, durable: Arc<Durable>) -> Self {
+        self.durable = durable.is_configured().then_some(durable);
+        self
     }
 }
 
@@ -193,14 +208,23 @@ async fn negotiate(
     query: &str,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let request = request::read(body, query, headers).await?;
+    let mut request = request::read(body, query, headers).await?;
     let caller = state
         .authenticator
         .authenticate(headers, request.user_id.as_deref())
         .await?;
-    let (hub, access) = state.grant(request, &caller.user_id)?;
+    let durable_ask = match &state.durable {
+        Some(_) => Some(membership::split(&mut request, &caller.user_id)?),
+        None => None,
+    };
+    let (hub, mut access) = state.grant(request, &caller.user_id)?;
+    if let (Some(durable), Some(ask)) = (&state.durable, durable_ask) {
+        membership::extend(durable, ask, &caller.user_id, &mut access).await?;
+    }
     reply::issue(&state.issuer, hub, &access, &caller.user_id)
 }
 
+#[cfg(test)]
+mod membership_tests;
 #[cfg(test)]
 mod tests;

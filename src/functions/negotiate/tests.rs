@@ -15,7 +15,7 @@ const CONNECTION_STRING: &str =
     "Endpoint=http://localhost;Port=8080;AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;";
 const JWT_SECRET: &str = "negotiate-test-secret-at-least-32-bytes!";
 
-fn env(mode: &str) -> Env {
+pub(super) fn env(mode: &str) -> Env {
     Env::from_pairs([
         ("WebPubSubConnectionString", CONNECTION_STRING),
         ("WebPubSubHub", "chat"),
@@ -23,7 +23,7 @@ fn env(mode: &str) -> Env {
     ])
 }
 
-fn route_for(env: &Env) -> BoxedFilter<(Response,)> {
+pub(super) fn route_for(env: &Env) -> BoxedFilter<(Response,)> {
     let settings = Settings::from_env(env).unwrap();
     let service = ServiceSettings::from_env(env).unwrap();
     let jwt = SharedAuth::jwt_settings_from_env(env, settings.jwt_user().as_slice()).unwrap();
@@ -31,13 +31,13 @@ fn route_for(env: &Env) -> BoxedFilter<(Response,)> {
     routes(Arc::new(State::new(&settings, &service, &auth).unwrap()))
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
+pub(super) struct Reply {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Value,
 }
 
-async fn post(route: &BoxedFilter<(Response,)>, body: Value) -> Reply {
+pub(super) async fn post(route: &BoxedFilter<(Response,)>, body: Value) -> Reply {
     send(
         route,
         warp::test::request()
@@ -70,7 +70,7 @@ async fn send(route: &BoxedFilter<(Response,)>, request: warp::test::RequestBuil
 }
 
 /// The token's claims, verified with the access key against the audience of `path_and_hub`.
-fn claims(reply: &Reply, path_and_hub: &str) -> Value {
+pub(super) fn claims(reply: &Reply, path_and_hub: &str) -> Value {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_audience(&[format!("http://localhost:8080{path_and_hub}")]);
     let token = reply.body["token"].as_str().expect("a token");
@@ -79,7 +79,7 @@ fn claims(reply: &Reply, path_and_hub: &str) -> Value {
         .claims
 }
 
-fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
+pub(super) fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
     assert_eq!(reply.status, status, "{}", reply.body);
     assert_eq!(reply.body["code"], code, "{}", reply.body);
     assert!(reply.body["message"].as_str().is_some_and(|m| !m.is_empty()));

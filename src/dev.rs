@@ -14,6 +14,11 @@
 //!   `ok`). Its clients hold tokens without roles: they can only send events, so every frame goes through
 //!   the handler (`join`/`leave`/`message`/`presence`), and the handler joins and broadcasts through REST.
 //!
+//! - Durable conversations (#15) keep their data in a SQLite file under `--data-dir` (default
+//!   [`DEFAULT_DATA_DIR`] under the working directory) unless `StoreConnectionString` is set, so history
+//!   survives a restart; the `outbox` drain runs in-process every [`DEV_DRAIN_INTERVAL`] (no Functions host
+//!   fires the timer here). The banner prints the store.
+//!
 //! [`start`] binds both ports first (a busy port is a [`DevError::PortInUse`] naming the flag), then serves
 //! both; [`RunningDev`] stops them. `main` prints [`RunningDev::banner`] and waits for ctrl-c.
 
@@ -21,6 +26,7 @@ mod page;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -30,7 +36,7 @@ use warp::Filter;
 
 use crate::config::{ConfigError, Env};
 use crate::functions::events as events_settings;
-use crate::functions::{negotiate, publish};
+use crate::functions::{durable, negotiate, outbox, publish};
 use crate::server::{App, Settings};
 use crate::webpubsub::validate;
 
@@ -57,6 +63,13 @@ pub const DEV_ALLOWED_ROLES: &str = "webpubsub.joinLeaveGroup.*,webpubsub.sendTo
 /// gives connections no private groups, so every group may be a chat room.
 pub const CHAT_JOINABLE_ROOMS: (&str, &str) = (events_settings::JOINABLE_ROOMS, "*");
 
+/// Where `handler dev` keeps its SQLite store when `--data-dir` is not given (under the working directory).
+pub const DEFAULT_DATA_DIR: &str = ".webpubsub-dev";
+/// The store's file name inside the data directory.
+pub const DEV_STORE_FILE: &str = "store.db";
+/// How often dev mode drains the outbox (the Functions timer ticks every 10 s; dev wants quick retries).
+pub const DEV_DRAIN_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How long each server may take to stop before its task is abandoned.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -64,12 +77,14 @@ pub const USAGE: &str = "\
 handler dev — the handler and the local Web PubSub emulator together, with a chat page (DEVELOPMENT ONLY)
 
 USAGE:
-    handler dev [--port P] [--emulator-port P] [--hub NAME]
+    handler dev [--port P] [--emulator-port P] [--hub NAME] [--data-dir PATH]
 
 OPTIONS:
     --port P            handler port on 127.0.0.1 (default 7071; 0 picks a free port)
     --emulator-port P   emulator port on 127.0.0.1 (default 8080; 0 picks a free port)
     --hub NAME          the hub the chat uses (default chat)
+    --data-dir PATH     where durable conversations keep their SQLite file (default .webpubsub-dev;
+                        ignored when StoreConnectionString is set)
     -h, --help          this text
 
 Other settings come from the environment as in production (see README.md); dev mode sets the connection
@@ -83,6 +98,8 @@ pub struct DevOptions {
     pub handler_port: u16,
     pub emulator_port: u16,
     pub hub: String,
+    /// `None`: [`DEFAULT_DATA_DIR`] under the working directory.
+    pub data_dir: Option<PathBuf>,
     pub env: Env,
 }
 
@@ -92,6 +109,7 @@ impl Default for DevOptions {
             handler_port: DEFAULT_HANDLER_PORT,
             emulator_port: DEFAULT_EMULATOR_PORT,
             hub: DEFAULT_HUB.to_owned(),
+            data_dir: None,
             env: Env::default(),
         }
     }
@@ -128,6 +146,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<DevCommand, 
                 validate::hub(&hub).map_err(|e| format!("--hub {hub:?}: {e}"))?;
                 options.hub = hub;
             }
+            "--data-dir" => options.data_dir = Some(PathBuf::from(value()?)),
             other => {
                 return Err(format!(
                     "unknown argument {other:?} for `handler dev`; see `handler dev --help`"
@@ -168,6 +187,12 @@ pub enum DevError {
     SamePort(u16),
     #[error("configuration error: {0}")]
     Config(#[from] ConfigError),
+    #[error("--data-dir {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot start: {0:#}")]
     Start(anyhow::Error),
 }
@@ -182,6 +207,9 @@ pub struct RunningDev {
     stop_emulator: Option<oneshot::Sender<()>>,
     handler_task: Option<JoinHandle<()>>,
     emulator_task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// What the store is (the redacted connection string), for the banner.
+    store: String,
+    drain_task: Option<JoinHandle<()>>,
 }
 
 /// The effective security-relevant modes, as validated, for the banner.
@@ -222,13 +250,21 @@ pub async fn start(options: DevOptions) -> Result<RunningDev, DevError> {
 
     let access_key = format!("dev-{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
     let env = handler_env(options.env, &options.hub, handler_addr, emulator_addr, &access_key);
+    let env = with_dev_store(env, options.data_dir)?;
     let settings = Settings::from_env(&env)?;
+    let store = settings
+        .durable
+        .store
+        .as_ref()
+        .map_or_else(|| "none".to_owned(), ToString::to_string);
     let modes = Modes {
         negotiate: settings.negotiate.identity.mode_name(),
         publish: settings.publish.trust.mode_name(),
         user_events: format!("{:?}", settings.events.user_event_behavior).to_ascii_lowercase(),
     };
     let app = App::new(settings).map_err(DevError::Start)?;
+    app.open_store().await;
+    let drain_task = tokio::spawn(outbox::run_every(app.durable(), DEV_DRAIN_INTERVAL));
 
     let emulator_config = webpubsub_emulator::EmulatorConfig {
         access_key,
@@ -274,7 +310,28 @@ pub async fn start(options: DevOptions) -> Result<RunningDev, DevError> {
         stop_emulator: Some(stop_emulator),
         handler_task: Some(handler_task),
         emulator_task: Some(emulator_task),
+        store,
+        drain_task: Some(drain_task),
     })
+}
+
+/// Points `StoreConnectionString` at `<data_dir>/store.db` (creating the directory) unless the environment
+/// sets it.
+fn with_dev_store(env: Env, data_dir: Option<PathBuf>) -> Result<Env, DevError> {
+    if env
+        .get(durable::STORE_SETTING)
+        .is_some_and(|value| !value.trim().is_empty())
+    {
+        return Ok(env);
+    }
+    let dir = data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let failed = |source| DevError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(failed)?;
+    let file = std::path::absolute(dir.join(DEV_STORE_FILE)).map_err(failed)?;
+    Ok(env.with(durable::STORE_SETTING, format!("sqlite:{}", file.display())))
 }
 
 /// The handler's environment: the caller's, with the wiring forced and the chat's defaults filled in.
@@ -373,17 +430,23 @@ impl RunningDev {
   contract    {handler}/api/openapi.json
   emulator    http://{emulator}  hub {hub:?}, events -> {handler}/api/events
   security    {security}
+  store       {store}  (outbox drained in-process every {drain}s)
   publish     curl -X POST {handler}/api/publish -H 'Content-Type: application/json' -d '{{\"room\":\"lobby\",\"message\":\"hello\"}}'
 Stop with ctrl-c.",
             emulator = self.emulator_addr,
             hub = self.hub,
             security = self.modes.describe(),
+            store = self.store,
+            drain = DEV_DRAIN_INTERVAL.as_secs(),
         )
     }
 
     /// Stops the emulator (it closes its clients while the handler still answers their `disconnected`
     /// events), then the handler, each within a grace period.
     pub async fn shutdown(mut self) {
+        if let Some(task) = self.drain_task.take() {
+            task.abort();
+        }
         if let Some(stop) = self.stop_emulator.take() {
             let _ = stop.send(());
         }
@@ -408,6 +471,9 @@ Stop with ctrl-c.",
 
 impl Drop for RunningDev {
     fn drop(&mut self) {
+        if let Some(task) = self.drain_task.take() {
+            task.abort();
+        }
         for stop in [self.stop_emulator.take(), self.stop_handler.take()]
             .into_iter()
             .flatten()
@@ -449,6 +515,8 @@ mod tests {
             (0, 9000, "lobby")
         );
         assert!(matches!(parse_args(args("--port 1 --help")), Ok(DevCommand::Help)));
+        assert_eq!(run_options("--data-dir=/tmp/d").data_dir, Some(PathBuf::from("/tmp/d")));
+        assert_eq!(run_options("").data_dir, None);
     }
 
     #[test]

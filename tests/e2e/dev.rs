@@ -24,8 +24,14 @@ fn options() -> DevOptions {
         handler_port: 0,
         emulator_port: 0,
         hub: "chat".into(),
+        data_dir: Some(temp_data_dir()),
         env: Env::default(),
     }
+}
+
+/// A fresh `--data-dir` per test (the default, under the working directory, would be shared).
+fn temp_data_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("wps-dev-{}", uuid::Uuid::now_v7()))
 }
 
 async fn start() -> RunningDev {
@@ -295,4 +301,55 @@ async fn a_bad_setting_in_the_environment_is_a_configuration_error() {
         matches!(&error, DevError::Config(config) if config.setting == "EventsUserEventBehavior"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn history_survives_a_restart_with_the_same_data_dir() {
+    let data_dir = temp_data_dir();
+    let with_dir = || DevOptions {
+        data_dir: Some(data_dir.clone()),
+        ..options()
+    };
+    let running = dev::start(with_dir()).await.expect("dev mode starts");
+    let store_file = data_dir.join(dev::DEV_STORE_FILE);
+    let banner = running.banner();
+    assert!(banner.contains(&store_file.display().to_string()), "{banner}");
+    let created = http()
+        .post(running.url("/api/manage/conversations"))
+        .json(&json!({"id": "kept", "members": ["alice", "bob"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let sent = http()
+        .post(running.url("/api/conversations/kept/messages?userId=alice"))
+        .json(&json!({"id": "m1", "body": "still here after a restart"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 201);
+    running.shutdown().await;
+    assert!(store_file.is_file(), "the SQLite file is under --data-dir");
+
+    let running = dev::start(with_dir()).await.expect("dev mode starts again");
+    let history: Value = http()
+        .get(running.url("/api/conversations/kept/messages?userId=bob"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = history["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{history}");
+    assert_eq!(
+        (
+            items[0]["id"].as_str(),
+            items[0]["seq"].as_i64(),
+            items[0]["body"].as_str()
+        ),
+        (Some("m1"), Some(1), Some("still here after a restart"))
+    );
+    running.shutdown().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -16,7 +16,9 @@ use warp::reply::{Reply, Response};
 use crate::auth::{JwtSettings, SharedAuth};
 use crate::config::{ConfigError, Env};
 use crate::error;
-use crate::functions::{FUNCTIONS, conversations, durable, events, manage, negotiate, openapi, outbox, publish};
+use crate::functions::{
+    FUNCTIONS, conversations, durable, events, manage, negotiate, notifications, openapi, outbox, publish, sync,
+};
 use crate::request::{INVOCATION_ID_HEADER, control_characters};
 use crate::telemetry::LogSettings;
 use crate::webpubsub::ServiceSettings;
@@ -73,6 +75,8 @@ pub struct App {
     durable: Arc<durable::Durable>,
     manage: Arc<manage::State>,
     conversations: Arc<conversations::State>,
+    notifications: Arc<notifications::State>,
+    sync: Arc<sync::State>,
 }
 
 impl App {
@@ -89,9 +93,25 @@ impl App {
                 negotiate::State::new(&settings.negotiate, service, &auth)?.with_durable(durable.clone()),
             ),
             publish: Arc::new(publish::State::new(&settings.publish, service, &auth)?),
-            events: Arc::new(events::State::new(&settings.events, service)?),
+            // Presence for the offline hand-off (#16) is recorded around the events handler when a store is set.
+            events: Arc::new(events::State::with_handler(
+                &settings.events,
+                service,
+                durable::presence::PresenceRecorder::wrap(
+                    Arc::new(events::Builtin::from_parts(service, &settings.events)?),
+                    &durable,
+                ),
+            )),
             manage: Arc::new(manage::State::new(manage_trust, durable.clone())),
             conversations: Arc::new(conversations::State::new(conversations_identity, durable.clone())),
+            notifications: Arc::new(notifications::State::new(
+                auth.authenticator(settings.negotiate.identity)?,
+                durable.clone(),
+            )),
+            sync: Arc::new(sync::State::new(
+                auth.authenticator(settings.negotiate.identity)?,
+                durable.clone(),
+            )),
             durable,
         })
     }
@@ -112,8 +132,10 @@ impl App {
     }
 
     /// The application's own Web PubSub event handling in `events` instead of the settings-driven built-in
-    /// behaviours (signature checks, connect policy, replies and logs still apply).
+    /// behaviours (signature checks, connect policy, replies and logs still apply; with a store, presence is
+    /// still recorded around it for the offline hand-off).
     pub fn with_event_handler(mut self, handler: Arc<dyn events::EventHandler>) -> Self {
+        let handler = durable::presence::PresenceRecorder::wrap(handler, &self.durable);
         self.events = Arc::new(self.events.replace_handler(handler));
         self
     }
@@ -128,6 +150,10 @@ impl App {
             .or(manage::routes(self.manage.clone()))
             .unify()
             .or(conversations::routes(self.conversations.clone()))
+            .unify()
+            .or(notifications::routes(self.notifications.clone()))
+            .unify()
+            .or(sync::routes(self.sync.clone()))
             .unify()
             .or(openapi::routes())
             .unify();

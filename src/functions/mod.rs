@@ -8,9 +8,11 @@ pub mod durable;
 pub mod events;
 pub mod manage;
 pub mod negotiate;
+pub mod notifications;
 pub mod openapi;
 pub mod outbox;
 pub mod publish;
+pub mod sync;
 
 use warp::http::Method;
 
@@ -30,7 +32,7 @@ pub struct FunctionRoute {
 pub const FUNCTIONS: &[FunctionRoute] = &[
     FunctionRoute {
         name: "conversations/{*rest}",
-        methods: &[Method::GET, Method::POST],
+        methods: &[Method::GET, Method::POST, Method::PUT],
     },
     FunctionRoute {
         name: "events",
@@ -45,12 +47,20 @@ pub const FUNCTIONS: &[FunctionRoute] = &[
         methods: &[Method::GET, Method::POST],
     },
     FunctionRoute {
+        name: "notifications/{*rest}",
+        methods: &[Method::GET, Method::PUT],
+    },
+    FunctionRoute {
         name: "openapi.json",
         methods: &[Method::GET],
     },
     FunctionRoute {
         name: "publish",
         methods: &[Method::POST],
+    },
+    FunctionRoute {
+        name: "sync",
+        methods: &[Method::GET],
     },
 ];
 

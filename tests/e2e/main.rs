@@ -7,6 +7,7 @@ mod durable;
 mod events;
 mod host;
 mod negotiate;
+mod notify;
 mod publish;
 mod rest_client;
 mod routes;

@@ -3,7 +3,10 @@
 //! parameter or the `X-User-Id` header, which is then required), and every conversation route checks
 //! membership in the store.
 //!
-//! - `GET /api/conversations` → `{"items":[{"id","title","members","createdAt"}]}`, the caller's own.
+//! - `GET /api/conversations` → `{"items":[{"id","title","lastMessage","unread"}],"unread":<total>}`, the
+//!   caller's own (#16; their own messages never count as unread, system messages do).
+//! - `PUT /api/conversations/{id}/read` `{"seq": n}` → `{"conversationId","seq"}`: the caller's read marker,
+//!   monotonic (an older `seq` leaves it where it is), a `seq` beyond the last message 400 (#16).
 //! - `POST /api/conversations/{id}/messages` `{"id"?, "body"}` (idempotency: the `Idempotency-Key` header or
 //!   `id`) → 201 with the stored message, 200 with it on a retry; answered after the commit, then the
 //!   broadcast to `conversation:{id}` is tried at once (bounded to 2 s; the `outbox` drain retries).
@@ -13,6 +16,8 @@
 //! unreachable 503 with Retry-After.
 
 mod request;
+
+pub(crate) use request::{MAX_READ_BYTES, read_marker};
 
 use std::sync::Arc;
 
@@ -60,6 +65,23 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// The caller's user id, exactly as negotiate identifies it; in `anonymous` mode `user_param` (the `userId`
+/// query parameter) or the `X-User-Id` header must name it. Shared by `notifications` and `sync` (#16).
+pub(crate) async fn identify(
+    authenticator: &Authenticator,
+    headers: &HeaderMap,
+    user_param: Option<&str>,
+) -> Result<String, ApiError> {
+    let requested = user_param.or_else(|| request::header_user_id(headers));
+    let caller = authenticator.authenticate(headers, requested).await?;
+    if matches!(caller.source, CallerSource::Anonymous { generated: true }) {
+        return Err(ApiError::unauthorized(
+            "name the caller with the userId query parameter or the X-User-Id header",
+        ));
+    }
+    Ok(caller.user_id)
+}
+
 /// Identify the caller, then dispatch on the path.
 async fn conversations(
     state: &State,
@@ -70,23 +92,30 @@ async fn conversations(
     body: UnreadBody,
 ) -> Result<Response, ApiError> {
     let query = request::Query::parse(query)?;
-    let requested = query.user_id.as_deref().or_else(|| request::header_user_id(headers));
-    let caller = state.authenticator.authenticate(headers, requested).await?;
-    if matches!(caller.source, CallerSource::Anonymous { generated: true }) {
-        return Err(ApiError::unauthorized(
-            "name the caller with the userId query parameter or the X-User-Id header",
-        ));
-    }
-    let user = caller.user_id.as_str();
+    let caller = identify(&state.authenticator, headers, query.user_id.as_deref()).await?;
+    let user = caller.as_str();
     let durable = &state.durable;
     let segments = reply::segments(tail)?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (segments.as_slice(), method) {
         ([], &Method::GET) => {
             let store = durable.store().await?;
-            let list = bounded(store.list_user_conversations(user)).await?;
-            let items: Vec<_> = list.iter().map(reply::conversation).collect();
-            Ok(reply::json_with(StatusCode::OK, &serde_json::json!({ "items": items })))
+            let list = bounded(store.conversation_list(user)).await?;
+            let items: Vec<_> = list.items.iter().map(reply::summary).collect();
+            Ok(reply::json_with(
+                StatusCode::OK,
+                &serde_json::json!({ "items": items, "unread": list.unread }),
+            ))
+        }
+        ([id, "read"], &Method::PUT) => {
+            let body = read_body(headers, body, request::MAX_READ_BYTES).await?;
+            let seq = request::read_marker(&body)?;
+            let store = durable.store().await?;
+            let marker = bounded(store.mark_read(id, user, seq)).await?;
+            Ok(reply::json_with(
+                StatusCode::OK,
+                &serde_json::json!({ "conversationId": id, "seq": marker }),
+            ))
         }
         ([id, "messages"], &Method::POST) => {
             let body = read_body(headers, body, durable.message_max_bytes).await?;
@@ -110,6 +139,7 @@ async fn conversations(
         }
         ([], _) => Err(reply::method_not_allowed("GET")),
         ([_, "messages"], _) => Err(reply::method_not_allowed("GET, POST")),
+        ([_, "read"], _) => Err(reply::method_not_allowed("PUT")),
         _ => Err(reply::not_found()),
     }
 }

@@ -84,6 +84,25 @@ pub(super) fn header_user_id(headers: &HeaderMap) -> Option<&str> {
     headers.get(USER_ID_HEADER).and_then(|v| v.to_str().ok())
 }
 
+/// Largest body of a read marker (`{"seq": n}`).
+pub(crate) const MAX_READ_BYTES: u64 = 1024;
+
+/// `{"seq": n}`: a read marker (conversations and the notification feed, #16).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadMarker {
+    seq: i64,
+}
+
+/// The `seq` of a read marker body, ≥ 0.
+pub(crate) fn read_marker(body: &Bytes) -> Result<i64, ApiError> {
+    let marker: ReadMarker = parse_json(body)?;
+    if marker.seq < 0 {
+        return Err(ApiError::bad_request("InvalidField", "seq must be ≥ 0").with_detail("field", "seq"));
+    }
+    Ok(marker.seq)
+}
+
 /// `{"id"?, "body"}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +153,20 @@ mod tests {
             Query::parse("userId=ada%20l").unwrap().user_id.as_deref(),
             Some("ada l")
         );
+    }
+
+    #[test]
+    fn read_markers_are_whole_numbers() {
+        assert_eq!(read_marker(&Bytes::from_static(br#"{"seq":3}"#)).unwrap(), 3);
+        for bad in [
+            &br#"{"seq":-1}"#[..],
+            br#"{"seq":1.5}"#,
+            br#"{}"#,
+            br#"{"seq":1,"x":2}"#,
+            b"[]",
+        ] {
+            assert!(read_marker(&Bytes::copy_from_slice(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -51,7 +51,8 @@ impl From<RestError> for Failed {
     }
 }
 
-/// Performs one row: a message frame to its group, or a removed member out of the group.
+/// Performs one row: a message or notification frame to its group, a removed member out of the group, or a
+/// notification to the offline webhook.
 async fn perform(durable: &Durable, kind: OutboxKind, payload: &Value) -> Result<(), Failed> {
     let text = |name: &str| payload[name].as_str().unwrap_or_default().to_owned();
     let corrupt = |what: &str| Failed {
@@ -80,11 +81,34 @@ async fn perform(durable: &Durable, kind: OutboxKind, payload: &Value) -> Result
             // member check refuses the next one.
             client.remove_user_from_group(hub, &group, &user).await?;
         }
-        other => {
-            return Err(Failed {
-                error: format!("outbox kind {} is not delivered by this build", other.as_str()),
+        OutboxKind::Notification => {
+            let group = text("group");
+            if group.is_empty() {
+                return Err(corrupt("group"));
+            }
+            let message = Message::json(&payload["frame"]).map_err(RestError::from)?;
+            client
+                .send_to_group(hub, &group, &message, &SendOptions::default())
+                .await?;
+        }
+        OutboxKind::OfflineWebhook => {
+            let Some((hook, http)) = durable.offline_webhook() else {
+                // The setting was removed since the row was written: nothing to hand off to.
+                tracing::warn!("offline webhook row dropped: NotificationsOfflineWebhookUrl is no longer set");
+                return Ok(());
+            };
+            if payload["userId"].as_str().is_none_or(str::is_empty) {
+                return Err(corrupt("userId"));
+            }
+            let body = serde_json::json!({ "userId": payload["userId"], "notification": payload["notification"] });
+            let body = serde_json::to_vec(&body).map_err(|e| Failed {
+                error: e.to_string(),
                 retry_after: None,
-            });
+            })?;
+            hook.post(http, body).await.map_err(|f| Failed {
+                error: f.error,
+                retry_after: f.retry_after,
+            })?;
         }
     }
     Ok(())
@@ -140,6 +164,18 @@ pub fn try_now(durable: std::sync::Arc<Durable>, store: Store, lease: OutboxLeas
         let mut report = DrainReport::default();
         if let Err(error) = deliver(&durable, &store, &lease, kind, &payload, BROADCAST_TIMEOUT, &mut report).await {
             tracing::warn!(outbox_id = lease.id, error = %error, "immediate delivery not recorded; the drain will retry");
+        }
+    });
+}
+
+/// A drain in the background, bounded in time, for rows written due at once (a notification's fan-out); what
+/// it misses the timer's drain takes.
+pub fn drain_soon(durable: std::sync::Arc<Durable>, store: Store) {
+    tokio::spawn(async move {
+        match tokio::time::timeout(Duration::from_secs(30), drain(&durable, &store)).await {
+            Ok(Ok(report)) => tracing::debug!(sent = report.sent, retried = report.retried, "immediate drain"),
+            Ok(Err(error)) => tracing::warn!(error = %error, "immediate drain failed; the timer retries"),
+            Err(_) => tracing::warn!("immediate drain still running after 30 s; the timer continues"),
         }
     });
 }

@@ -10,7 +10,9 @@
 //! | `MessageMaxBytes` | `65536` | Largest request body of a send (→ 413). |
 
 mod delivery;
+pub mod presence;
 pub mod reply;
+pub mod webhook;
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use warp::http::StatusCode;
 
-pub use delivery::{BROADCAST_TIMEOUT, DrainReport, deliver, drain, try_now};
+pub use delivery::{BROADCAST_TIMEOUT, DrainReport, deliver, drain, drain_soon, try_now};
 
 use crate::config::{ConfigError, Env};
 use crate::error::ApiError;
@@ -43,6 +45,8 @@ pub struct Settings {
     /// `None`: the durable routes answer 503 `StoreNotConfigured`.
     pub store: Option<StoreConnectionString>,
     pub message_max_bytes: u64,
+    /// `NotificationsOfflineWebhookUrl` / `NotificationsOfflineWebhookSecret` (#16); `None`: no hand-off.
+    pub offline_webhook: Option<webhook::OfflineWebhook>,
 }
 
 impl Settings {
@@ -68,6 +72,7 @@ impl Settings {
         Ok(Self {
             store,
             message_max_bytes,
+            offline_webhook: webhook::OfflineWebhook::from_env(env)?,
         })
     }
 }
@@ -80,6 +85,8 @@ pub struct Durable {
     client: RestClient,
     hub: String,
     pub message_max_bytes: u64,
+    /// The offline hand-off (#16) and the client its POSTs go through.
+    offline_webhook: Option<(webhook::OfflineWebhook, reqwest::Client)>,
 }
 
 impl Durable {
@@ -90,7 +97,16 @@ impl Durable {
             client: RestClient::new(&service.primary, RestOptions::default())?,
             hub: service.hubs.default_hub().to_owned(),
             message_max_bytes: own.message_max_bytes,
+            offline_webhook: match &own.offline_webhook {
+                Some(hook) => Some((hook.clone(), webhook::client()?)),
+                None => None,
+            },
         })
+    }
+
+    /// The offline webhook, when configured (#16).
+    pub fn offline_webhook(&self) -> Option<&(webhook::OfflineWebhook, reqwest::Client)> {
+        self.offline_webhook.as_ref()
     }
 
     /// Whether `StoreConnectionString` is set.

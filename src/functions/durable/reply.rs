@@ -10,6 +10,7 @@ use warp::reply::{Reply, Response};
 use crate::error::ApiError;
 use crate::store::conversations::Conversation;
 use crate::store::messages::Message;
+use crate::store::read_state::ConversationSummary;
 use crate::store::rfc3339_ms;
 
 /// A stored message as answered: `{"id","conversationId","seq","sender","createdAt","body"}`.
@@ -31,6 +32,16 @@ pub fn conversation(conversation: &Conversation) -> Value {
         "title": conversation.title,
         "members": conversation.members,
         "createdAt": rfc3339_ms(conversation.created_at_ms),
+    })
+}
+
+/// A row of the caller's list (#16): `{"id","title","lastMessage","unread"}` (`lastMessage` null when empty).
+pub fn summary(summary: &ConversationSummary) -> Value {
+    json!({
+        "id": summary.id,
+        "title": summary.title,
+        "lastMessage": summary.last_message.as_ref().map(message),
+        "unread": summary.unread,
     })
 }
 

@@ -9,6 +9,10 @@
 //!   through the outbox (out of `conversation:{id}`).
 //! - `POST /api/manage/conversations/{id}/messages` `{"sender", "id"?, "body"}` → 201 / 200 (a retry), a
 //!   system message (bots, notices) stored and broadcast like a member's.
+//! - `POST /api/manage/notifications` `{"id"?, "userIds": [...] | "conversationId", "data"}` → 201
+//!   `{"id","userIds"}`, 200 on a retry with the same id (nothing resent) (#16). Stored per user and delivered
+//!   through the outbox to `notifications:user:{userId}` as `{"type":"notification","id","seq","createdAt",
+//!   "data"}`, plus the offline webhook for recipients with no live connection.
 //!
 //! The store comes from [`crate::functions::durable`]; without `StoreConnectionString` every route answers
 //! 503 `StoreNotConfigured`.
@@ -31,6 +35,8 @@ use crate::store::outbox::OutboxKind;
 
 /// Largest body of a conversation create (a member list).
 const MAX_CREATE_BYTES: u64 = 256 * 1024;
+/// Largest body of a notification (up to 10 000 user ids and its data).
+const MAX_NOTIFY_BYTES: u64 = 2 * 1024 * 1024;
 
 /// State of `manage`: publish's trust check and the shared durable state.
 #[derive(Debug)]
@@ -125,6 +131,25 @@ async fn manage(
                 bounded(store.send_message(id, Sender::System(&send.sender), send.id.as_deref(), &send.body)).await?;
             Ok(durable::after_send(durable, store, sent))
         }
+        (["notifications"], &Method::POST) => {
+            let body = read_body(headers, body, MAX_NOTIFY_BYTES).await?;
+            let notify = request::notify(&body)?;
+            let store = durable.store().await?;
+            let offline = durable.offline_webhook().is_some();
+            let done =
+                bounded(store.create_notification(notify.id.as_deref(), &notify.audience, &notify.data, offline))
+                    .await?;
+            tracing::info!(user_id = %caller, notification_id = %done.item.id, recipients = done.item.user_ids.len(), created = done.created, "notification stored");
+            if done.created {
+                // The fan-out's outbox rows are due now; deliver them at once instead of at the next tick.
+                durable::drain_soon(durable.clone(), store.clone());
+            }
+            Ok(reply::json_with(
+                reply::created_or_found(done.created),
+                &serde_json::json!({ "id": done.item.id, "userIds": done.item.user_ids }),
+            ))
+        }
+        (["notifications"], _) => Err(reply::method_not_allowed("POST")),
         (["conversations"], _) => Err(reply::method_not_allowed("POST")),
         (["conversations", _, "members", _], _) => Err(reply::method_not_allowed("PUT, DELETE")),
         (["conversations", _, "messages"], _) => Err(reply::method_not_allowed("POST")),

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::functions::durable::reply::parse_json;
+use crate::store::notifications::Audience;
 
 /// `{"id"?, "title"?, "members": [...]}`.
 #[derive(Debug, Deserialize)]
@@ -60,6 +61,58 @@ pub(super) fn system_message(body: &Bytes) -> Result<SystemMessage, ApiError> {
     Ok(message)
 }
 
+/// Most recipients one notification may list (`userIds`).
+pub(super) const MAX_RECIPIENTS: usize = 10_000;
+
+/// `{"id"?, "userIds": [...] | "conversationId", "data"}` (#16).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NotifyBody {
+    id: Option<String>,
+    user_ids: Option<Vec<String>>,
+    conversation_id: Option<String>,
+    data: Value,
+}
+
+/// A notification to create.
+#[derive(Debug)]
+pub(super) struct Notify {
+    pub id: Option<String>,
+    pub audience: Audience,
+    pub data: Value,
+}
+
+pub(super) fn notify(body: &Bytes) -> Result<Notify, ApiError> {
+    let body: NotifyBody = parse_json(body)?;
+    if body.data.is_null() {
+        return Err(ApiError::bad_request("InvalidField", "data is required").with_detail("field", "data"));
+    }
+    let audience = match (body.user_ids, body.conversation_id) {
+        (Some(users), None) => {
+            if users.is_empty() || users.len() > MAX_RECIPIENTS {
+                return Err(ApiError::bad_request(
+                    "InvalidField",
+                    format!("userIds must list 1 to {MAX_RECIPIENTS} user ids"),
+                )
+                .with_detail("field", "userIds"));
+            }
+            Audience::Users(users)
+        }
+        (None, Some(conversation)) => Audience::Conversation(conversation),
+        _ => {
+            return Err(
+                ApiError::bad_request("InvalidField", "give userIds or conversationId, exactly one of them")
+                    .with_detail("field", "userIds"),
+            );
+        }
+    };
+    Ok(Notify {
+        id: body.id,
+        audience,
+        data: body.data,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +153,29 @@ mod tests {
                 .unwrap_err()
                 .code(),
             "InvalidField"
+        );
+    }
+
+    #[test]
+    fn a_notification_names_users_or_a_conversation() {
+        let parse = |b: &'static [u8]| notify(&Bytes::from_static(b));
+        let users = parse(br#"{"userIds":["a","b"],"data":{"x":1}}"#).unwrap();
+        assert_eq!(users.audience, Audience::Users(vec!["a".into(), "b".into()]));
+        let conv = parse(br#"{"id":"n-1","conversationId":"c","data":1}"#).unwrap();
+        assert_eq!(conv.audience, Audience::Conversation("c".into()));
+        assert_eq!(conv.id.as_deref(), Some("n-1"));
+        for bad in [
+            &br#"{"userIds":["a"],"conversationId":"c","data":1}"#[..],
+            br#"{"data":1}"#,
+            br#"{"userIds":[],"data":1}"#,
+            br#"{"userIds":["a"],"data":null}"#,
+        ] {
+            assert_eq!(parse(bad).unwrap_err().code(), "InvalidField", "{bad:?}");
+        }
+        assert_eq!(parse(br#"{"userIds":["a"]}"#).unwrap_err().code(), "InvalidJson");
+        assert_eq!(
+            parse(br#"{"userIds":["a"],"data":1,"x":1}"#).unwrap_err().code(),
+            "InvalidJson"
         );
     }
 }

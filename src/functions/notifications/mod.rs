@@ -1,0 +1,99 @@
+//! The `notifications` function (#16): the caller's notification feed. The caller is identified exactly as
+//! `conversations` identifies it (negotiate's `NegotiateIdentity`; in `anonymous` mode `userId` or
+//! `X-User-Id`). Notifications are created through the trusted door (`POST /api/manage/notifications`).
+//!
+//! - `GET /api/notifications?after=<seq>&limit=` → `{"items":[{"type":"notification","id","seq","createdAt",
+//!   "data"}],"next":<seq or null>,"unread":<n>}`: ascending `seq` (per user, gap-free); `next` goes into
+//!   `after`; items are exactly the live frames, so a client deduplicates both by `id`.
+//! - `PUT /api/notifications/read` `{"seq": n}` → `{"seq"}`: the feed's read marker, monotonic; beyond the
+//!   last notification 400.
+
+mod request;
+
+pub(crate) use request::clamped_limit;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, Method, StatusCode};
+use warp::reply::Response;
+
+use crate::auth::Authenticator;
+use crate::error::{self, ApiError};
+use crate::functions::conversations::identify;
+use crate::functions::durable::{Durable, bounded, reply};
+use crate::request::{UnreadBody, read_body, unread_body};
+
+/// State of `notifications`: negotiate's way of identifying callers and the shared durable state.
+#[derive(Debug)]
+pub struct State {
+    authenticator: Authenticator,
+    durable: Arc<Durable>,
+}
+
+impl State {
+    pub fn new(authenticator: Authenticator, durable: Arc<Durable>) -> Self {
+        Self { authenticator, durable }
+    }
+}
+
+/// `GET /api/notifications`, `PUT /api/notifications/read`.
+pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::path!("api" / "notifications" / ..)
+        .and(warp::path::tail())
+        .and(warp::method())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(unread_body())
+        .then(
+            move |tail: warp::path::Tail, method: Method, query: String, headers: HeaderMap, body: UnreadBody| {
+                let state = state.clone();
+                async move {
+                    error::into_response(notifications(&state, tail.as_str(), &method, &query, &headers, body).await)
+                }
+            },
+        )
+        .boxed()
+}
+
+/// Identify the caller, then dispatch on the path.
+async fn notifications(
+    state: &State,
+    tail: &str,
+    method: &Method,
+    query: &str,
+    headers: &HeaderMap,
+    body: UnreadBody,
+) -> Result<Response, ApiError> {
+    let query = request::Query::parse(query)?;
+    let user = identify(&state.authenticator, headers, query.user_id.as_deref()).await?;
+    let segments = reply::segments(tail)?;
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let durable = &state.durable;
+    match (segments.as_slice(), method) {
+        ([], &Method::GET) => {
+            let (after, limit) = query.page()?;
+            let store = durable.store().await?;
+            let page = bounded(store.list_notifications(&user, after, limit)).await?;
+            let items: Vec<_> = page.items.iter().map(|n| n.frame()).collect();
+            Ok(reply::json_with(
+                StatusCode::OK,
+                &serde_json::json!({ "items": items, "next": page.next, "unread": page.unread }),
+            ))
+        }
+        (["read"], &Method::PUT) => {
+            let body = read_body(headers, body, request::MAX_READ_BYTES).await?;
+            let seq = request::read_marker(&body)?;
+            let store = durable.store().await?;
+            let marker = bounded(store.mark_notifications_read(&user, seq)).await?;
+            Ok(reply::json_with(StatusCode::OK, &serde_json::json!({ "seq": marker })))
+        }
+        ([], _) => Err(reply::method_not_allowed("GET")),
+        (["read"], _) => Err(reply::method_not_allowed("PUT")),
+        _ => Err(reply::not_found()),
+    }
+}

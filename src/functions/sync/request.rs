@@ -1,0 +1,56 @@
+//! What `sync` reads: the query (`userId`, `since`, `limit`), and how a refused cursor is answered.
+
+use crate::error::ApiError;
+use crate::functions::notifications::clamped_limit;
+use crate::store::cursor::{CursorError, MAX_CURSOR_LEN};
+use crate::store::sync::MAX_SYNC_LIMIT;
+
+/// Page size without `limit`.
+pub(super) const DEFAULT_SYNC_LIMIT: i64 = 100;
+
+/// The query parameters `sync` reads (others are ignored, as the host adds its own).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Query {
+    pub user_id: Option<String>,
+    pub since: Option<String>,
+    limit: Option<String>,
+}
+
+impl Query {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let mut query = Self::default();
+        for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+            let slot = match name.as_ref() {
+                "userId" => &mut query.user_id,
+                "since" => &mut query.since,
+                "limit" => &mut query.limit,
+                _ => continue,
+            };
+            if slot.replace(value.into_owned()).is_some() {
+                return Err(
+                    ApiError::bad_request("InvalidQuery", format!("{name} is given more than once"))
+                        .with_detail("field", name.as_ref()),
+                );
+            }
+        }
+        if query
+            .since
+            .as_ref()
+            .is_some_and(|s| s.is_empty() || s.len() > MAX_CURSOR_LEN)
+        {
+            return Err(cursor_error(CursorError::Malformed));
+        }
+        Ok(query)
+    }
+
+    /// `limit`: clamped to 1..=1000, default 100.
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        clamped_limit(self.limit.as_deref(), DEFAULT_SYNC_LIMIT, MAX_SYNC_LIMIT)
+    }
+}
+
+/// 400 `InvalidCursor` naming what is wrong, never echoing the cursor.
+pub(super) fn cursor_error(error: CursorError) -> ApiError {
+    ApiError::bad_request("InvalidCursor", format!("since: {error}; start again without since"))
+        .with_detail("field", "since")
+}

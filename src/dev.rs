@@ -11,8 +11,9 @@
 //!   group joinable as a room, and `PublishTrust=functionkey` — with no Functions host in front, nothing
 //!   checks a key, so anyone who can reach the loopback port may publish. The banner says so.
 //! - The chat page (`page`) is served at `GET /` of the handler port (instead of the host's readiness
-//!   `ok`). Its clients hold tokens without roles: they can only send events, so every frame goes through
-//!   the handler (`join`/`leave`/`message`/`presence`), and the handler joins and broadcasts through REST.
+//!   `ok`). Its rooms are durable conversations (#16 item 5): joining one adds the member through the manage
+//!   door (trusted here, as publish is), negotiate grants the member's `conversation:{id}` groups, and
+//!   sends, history, sync and read markers go through the durable API; the socket only receives.
 //!
 //! - Durable conversations (#15) keep their data in a SQLite file under `--data-dir` (default
 //!   [`DEFAULT_DATA_DIR`] under the working directory) unless `StoreConnectionString` is set, so history
@@ -431,7 +432,7 @@ impl RunningDev {
   emulator    http://{emulator}  hub {hub:?}, events -> {handler}/api/events
   security    {security}
   store       {store}  (outbox drained in-process every {drain}s)
-  publish     curl -X POST {handler}/api/publish -H 'Content-Type: application/json' -d '{{\"room\":\"lobby\",\"message\":\"hello\"}}'
+  publish     curl -X POST {handler}/api/manage/conversations/lobby/messages -H 'Content-Type: application/json' -d '{{\"sender\":\"server\",\"body\":{{\"kind\":\"system\",\"text\":\"hello\"}}}}'
 Stop with ctrl-c.",
             emulator = self.emulator_addr,
             hub = self.hub,

@@ -1,40 +1,66 @@
-// The chat client of `handler dev`: negotiate, connect with the json.webpubsub.azure.v1 subprotocol, and
-// talk to the handler with user events only (the token carries no roles):
-//   join     {"room"}                  the handler adds this connection to the room's group
-//   leave    {"room"}                  ... and removes it
-//   message  {"room", "text"}          the handler broadcasts it to the room
-//   presence {"room", "status"}        joined | here | left, broadcast likewise; "here" answers "joined"
-// Room members receive each broadcast as a server message whose data is the handler's envelope
-// {"from", "room", "event", "dataType", "data"}; "from" is the verified sender, never the page's claim.
-// Anything else that arrives (e.g. a POST /api/publish to the room) is shown as a server message.
-// A lost connection is retried with exponential backoff and jitter, negotiating a fresh URL each time.
+// The chat client of `handler dev` on durable conversations (#15, #16). Rooms are conversations: joining
+// one adds the user as a member through the manage door (dev mode trusts local callers), negotiate puts the
+// member's `conversation:{id}` groups and `notifications:user:{id}` in the token, and the socket
+// (json.webpubsub.azure.v1) only receives. Everything else is the HTTP API:
+//   history    GET  /api/conversations/{id}/messages?before=|after=   on open, on scroll-back, on a seq gap
+//   send       POST /api/conversations/{id}/messages {"id","body"}    client id: a retry is idempotent
+//   catch-up   GET  /api/sync?since=<cursor>                          after every (re)connect, paged by `next`
+//   unread     GET  /api/conversations (list), sync `unread`, PUT /api/conversations/{id}/read as seen
+//   notices    GET  /api/notifications, live frames, PUT /api/notifications/read
+// Live frames ({"type":"message"|"notification", "id", "seq", …}) and sync overlap on purpose: every
+// message is kept by id and shown in seq order, so each appears exactly once.
+// A network drop is retried with exponential backoff and jitter, negotiating a fresh URL each time; a
+// deliberate close (sign out, or a new room that needs a new token) reconnects at once or not at all.
 'use strict';
 
 const PROTOCOL = 'json.webpubsub.azure.v1';
-const BACKOFF_BASE_MS = 500;
-const BACKOFF_MAX_MS = 30000;
-const ACK_TIMEOUT_MS = 10000;
 
-const $ = (id) => document.getElementById(id);
+// ----- catch-up -----
 
-const chat = {
-  name: '',
-  room: '',
-  socket: null,
-  /** Whether this connection is in the room (the join event was acknowledged). */
-  joined: false,
-  /** Whether this page joined before: a later join is a reconnect. */
-  joinedBefore: false,
-  /** Set when the user leaves: no reconnect then. */
-  leaving: false,
-  /** Bumped on every join and leave, so a connect still in flight for an earlier session gives up. */
-  session: 0,
-  attempt: 0,
-  timer: null,
-  nextAckId: 1,
-  acks: new Map(),
-  members: new Set(),
-};
+/** One sync from the last cursor (paged while `limited`): closes every gap the socket left. */
+function catchUp() {
+  if (!chat.catchingUp) {
+    chat.catchingUp = runSync().finally(() => {
+      chat.catchingUp = null;
+    });
+  }
+  return chat.catchingUp;
+}
+
+async function runSync() {
+  const session = chat.session;
+  for (let page = 0; page < SYNC_MAX_PAGES; page += 1) {
+    const since = chat.cursor ? `since=${enc(chat.cursor)}&` : '';
+    const { body } = await api('GET', `/api/sync?${since}limit=${SYNC_PAGE}`);
+    if (session !== chat.session) return;
+    for (const conversation of body.conversations || []) mergeConversation(conversation);
+    for (const notification of body.notifications || []) addNotification(notification, { live: false });
+    if (body.next) chat.cursor = body.next;
+    if (!body.limited) break;
+  }
+  refreshRooms();
+  markSeen();
+  const missing = [...chat.rooms.keys()].some((id) => !chat.tokenGroups.has(`conversation:${id}`));
+  if (missing) reconnectNow('a new room needs a new token');
+}
+
+function mergeConversation(conversation) {
+  const membership = conversation.membership;
+  const removed =
+    membership === 'removed' ||
+    membership === 'left' ||
+    (membership && typeof membership === 'object' && (membership.removed === true || ['removed', 'left'].includes(membership.status || membership.change)));
+  if (removed) {
+    addNotice(`You are no longer a member of #${conversation.id}`);
+    dropRoom(conversation.id);
+    if (chat.current) openRoom(chat.current);
+    return;
+  }
+  const room = ensureRoom(conversation.id, conversation);
+  const messages = conversation.messages || (conversation.lastMessage ? [conversation.lastMessage] : []);
+  for (const message of messages) addMessage(message, { live: false });
+  if (typeof conversation.unread === 'number') room.unread = conversation.unread;
+}
 
 // ----- connection -----
 
@@ -43,10 +69,11 @@ async function connect() {
   chat.timer = null;
   const session = chat.session;
   setStatus('connecting', chat.attempt ? `Reconnecting (attempt ${chat.attempt})…` : 'Connecting…');
+  const groups = [...[...chat.rooms.keys()].map((id) => `conversation:${id}`), `notifications:user:${chat.me}`];
   let url;
   try {
-    // A fresh URL (and token) on every attempt: an old one may have expired.
-    const response = await fetch(`/api/negotiate?userId=${encodeURIComponent(chat.name)}`, { cache: 'no-store' });
+    // A fresh URL (and token) on every attempt: an old one may have expired, and membership may have changed.
+    const response = await fetch(`/api/negotiate?userId=${enc(chat.me)}&groups=${groups.map(enc).join(',')}`, { cache: 'no-store' });
     const body = await response.json().catch(() => ({}));
     if (session !== chat.session) return;
     if (!response.ok) {
@@ -63,199 +90,94 @@ async function connect() {
     if (session === chat.session) scheduleReconnect(`Negotiate failed: ${error.message}`);
     return;
   }
-  if (session !== chat.session) return;
-
   const socket = new WebSocket(url, PROTOCOL);
   chat.socket = socket;
   socket.onmessage = (event) => {
-    if (chat.socket === socket) onFrame(event.data);
+    if (chat.socket === socket) onFrame(event.data, groups);
   };
   socket.onclose = (event) => {
     if (chat.socket !== socket) return;
     chat.socket = null;
-    leftRoom();
-    failPendingAcks('the connection closed');
-    if (!chat.leaving) scheduleReconnect(`Connection lost (${event.code})`);
+    setComposerEnabled(false);
+    const closing = chat.closing;
+    chat.closing = null;
+    if (closing === 'reconnect') {
+      connect();
+    } else if (!closing && !chat.signedOut) {
+      scheduleReconnect(`Connection lost (${event.code})`);
+    }
   };
+}
+
+/** Closes this page's own socket on purpose and connects again at once (no backoff: nothing failed). */
+function reconnectNow(reason) {
+  const socket = chat.socket;
+  if (!socket) return;
+  addNotice(`Reconnecting: ${reason}`);
+  chat.closing = 'reconnect';
+  socket.close(1000, reason);
 }
 
 function scheduleReconnect(reason) {
   clearTimeout(chat.timer);
-  // Exponential backoff with jitter: half the ceiling for sure, the other half at random, so many pages
-  // that lost the service at once do not come back in step.
-  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** chat.attempt);
-  const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+  const delay = backoff(chat.attempt);
   chat.attempt += 1;
   setStatus('reconnecting', `${reason}; retrying in ${(delay / 1000).toFixed(1)} s`);
-  addSystem(`${reason}. Reconnecting in ${(delay / 1000).toFixed(1)} s…`);
+  addNotice(`${reason}. Reconnecting in ${(delay / 1000).toFixed(1)} s…`);
   chat.timer = setTimeout(connect, delay);
 }
 
-function onFrame(text) {
+function onFrame(text, groups) {
   let frame;
   try {
     frame = JSON.parse(text);
   } catch {
     return;
   }
-  switch (frame.type) {
-    case 'system':
-      if (frame.event === 'connected') {
-        chat.attempt = 0;
-        setStatus('connected', `Connected as ${frame.userId}`);
-        enterRoom();
-      } else if (frame.event === 'disconnected') {
-        addSystem(`The service closed the connection: ${frame.message || 'no reason given'}`, 'error');
-      }
-      break;
-    case 'ack':
-      settleAck(frame);
-      break;
-    case 'message':
-      onMessage(frame);
-      break;
-    default:
-      break;
+  if (frame.type === 'system' && frame.event === 'connected') {
+    const reconnected = chat.attempt > 0;
+    chat.attempt = 0;
+    chat.tokenGroups = new Set(groups);
+    setStatus('connected', `Connected as ${frame.userId}`);
+    setComposerEnabled(true);
+    catchUp()
+      .catch(async (error) => {
+        // No sync (e.g. the store answered 503 for a moment): each room's history after what is shown
+        // closes the gap too, one call per room; the next sync starts from the old cursor.
+        addNotice(`Sync failed (${error.message}); catching up from each room's history`, 'error');
+        for (const id of [...chat.rooms.keys()]) await fillAfter(id, maxSeq(id));
+      })
+      .then(() => {
+        if (reconnected) addNotice('Reconnected; caught up');
+      });
+  } else if (frame.type === 'system' && frame.event === 'disconnected') {
+    addNotice(`The service closed the connection: ${frame.message || 'no reason given'}`, 'error');
+  } else if (frame.type === 'message') {
+    onMessageFrame(frame);
   }
 }
 
-// ----- acknowledged events -----
-
-/** Sends a user event and resolves when the service acknowledges it (the handler accepted it). */
-function sendEvent(event, data) {
-  return new Promise((resolve, reject) => {
-    const socket = chat.socket;
-    if (!socket || socket.readyState !== WebSocket.OPEN) {
-      reject(new Error('not connected'));
-      return;
-    }
-    const ackId = chat.nextAckId++;
-    const timer = setTimeout(() => {
-      chat.acks.delete(ackId);
-      reject(new Error('no answer from the service'));
-    }, ACK_TIMEOUT_MS);
-    chat.acks.set(ackId, { resolve, reject, timer });
-    socket.send(JSON.stringify({ type: 'event', event, dataType: 'json', data, ackId }));
-  });
-}
-
-function settleAck(frame) {
-  const pending = chat.acks.get(frame.ackId);
-  if (!pending) return;
-  chat.acks.delete(frame.ackId);
-  clearTimeout(pending.timer);
-  if (frame.success || (frame.error && frame.error.name === 'Duplicate')) {
-    pending.resolve();
-  } else {
-    const error = frame.error || {};
-    pending.reject(new Error(error.message || error.name || 'refused'));
-  }
-}
-
-function failPendingAcks(reason) {
-  for (const pending of chat.acks.values()) {
-    clearTimeout(pending.timer);
-    pending.reject(new Error(reason));
-  }
-  chat.acks.clear();
-}
-
-// ----- the room -----
-
-async function enterRoom() {
-  try {
-    await sendEvent('join', { room: chat.room });
-  } catch (error) {
-    addSystem(`Could not join #${chat.room}: ${error.message}`, 'error');
-    return;
-  }
-  chat.joined = true;
-  const rejoin = chat.joinedBefore;
-  chat.joinedBefore = true;
-  chat.members = new Set([chat.name]);
-  renderMembers();
-  setComposerEnabled(true);
-  addSystem(rejoin ? `Reconnected to #${chat.room}` : `You joined #${chat.room}`);
-  announce(rejoin ? 'back' : 'joined');
-}
-
-function leftRoom() {
-  chat.joined = false;
-  setComposerEnabled(false);
-  chat.members.clear();
-  renderMembers();
-}
-
-function announce(status) {
-  sendEvent('presence', { room: chat.room, status }).catch((error) => {
-    addSystem(`Could not tell the room you are here: ${error.message}`, 'error');
-  });
-}
-
-function onMessage(frame) {
-  const envelope = frame.data;
-  const isEnvelope =
-    envelope !== null &&
-    typeof envelope === 'object' &&
-    typeof envelope.event === 'string' &&
-    typeof envelope.room === 'string' &&
-    'dataType' in envelope &&
-    'data' in envelope;
-  if (!isEnvelope) {
-    // The handler's own answers to join/leave ({"event": "joined"|"left", "room"}) need no display.
-    if (envelope && typeof envelope === 'object' && (envelope.event === 'joined' || envelope.event === 'left')) return;
-    addServer(describe(frame));
-    return;
-  }
-  if (envelope.room !== chat.room) return;
-  const from = envelope.from || 'someone';
-  const data = envelope.data;
-  if (envelope.event === 'message') {
-    const text = data && typeof data === 'object' ? data.text : data;
-    addChat(from, String(text ?? ''));
-  } else if (envelope.event === 'presence' && data && typeof data === 'object') {
-    onPresence(from, data.status);
-  }
-}
-
-function onPresence(from, status) {
-  if (from === chat.name) return;
-  if (status === 'joined' || status === 'back') {
-    chat.members.add(from);
-    addSystem(status === 'joined' ? `${from} joined` : `${from} is back`);
-    // Tell the newcomer who is already here.
-    if (chat.joined) announce('here');
-  } else if (status === 'here') {
-    chat.members.add(from);
-  } else if (status === 'left') {
-    chat.members.delete(from);
-    addSystem(`${from} left`);
-  }
-  renderMembers();
-}
-
-/** A short text for a message that is not a chat envelope (typically a server-side publish). */
-function describe(frame) {
-  switch (frame.dataType) {
-    case 'text':
-      return String(frame.data);
-    case 'binary':
-      return `[${Math.floor((String(frame.data).length * 3) / 4)} bytes of binary data]`;
-    default:
-      return JSON.stringify(frame.data);
+function onMessageFrame(frame) {
+  const data = frame.data;
+  if (data && typeof data === 'object' && data.type === 'message') {
+    addMessage(data, { live: true });
+    markSeen();
+    refreshRooms();
+  } else if (data && typeof data === 'object' && data.type === 'notification') {
+    addNotification(data, { live: true });
+  } else if (frame.group === `conversation:${chat.current}`) {
+    addTransient(frame.dataType === 'json' ? JSON.stringify(data) : String(data));
   }
 }
 
 // ----- user actions -----
 
-function onJoinSubmit(event) {
+async function onJoinSubmit(event) {
   event.preventDefault();
   const name = $('name').value.trim();
   const room = $('room').value.trim();
-  if (!name || !room) {
-    showJoinError('Enter a name and a room.');
-    return;
-  }
+  if (!name || !room) return showJoinError('Enter a name and a room.');
+  if (!ROOM_ID.test(room)) return showJoinError('A room name is 1-128 of A-Z a-z 0-9 - _ . ~');
   showJoinError('');
   try {
     localStorage.setItem('chat.name', name);
@@ -263,169 +185,132 @@ function onJoinSubmit(event) {
   } catch {
     // Storage may be disabled; remembering the name is only a convenience.
   }
-  Object.assign(chat, { name, room, leaving: false, attempt: 0, joinedBefore: false });
   chat.session += 1;
-  $('room-name').textContent = room;
+  Object.assign(chat, { me: name, current: room, signedOut: false, attempt: 0, cursor: null, closing: null });
+  chat.readMarkerWarned = false;
+  chat.rooms.clear();
+  chat.messages.clear();
+  chat.notifications.clear();
+  setStatus('connecting', 'Signing in…');
+  try {
+    // The caller's own list first: a name the handler refuses is refused here, before any membership.
+    await loadRooms();
+    await joinRoom(room);
+    await loadNotifications().catch((error) => addNotice(`No notifications: ${error.message}`, 'error'));
+  } catch (error) {
+    chat.signedOut = true;
+    setStatus('error', 'Not connected');
+    showJoinError(error.message);
+    return;
+  }
   $('me').textContent = name;
-  $('log').replaceChildren();
   $('join-view').hidden = true;
   $('chat-view').hidden = false;
+  openRoom(room);
   connect();
 }
 
-async function onSendSubmit(event) {
+async function onAddRoom(event) {
+  event.preventDefault();
+  const input = $('add-room');
+  const id = input.value.trim();
+  if (!ROOM_ID.test(id)) return addNotice('A room name is 1-128 of A-Z a-z 0-9 - _ . ~', 'error');
+  input.value = '';
+  try {
+    await joinRoom(id);
+  } catch (error) {
+    return addNotice(`Could not join #${id}: ${error.message}`, 'error');
+  }
+  openRoom(id);
+  if (!chat.tokenGroups.has(`conversation:${id}`)) reconnectNow(`joining #${id}`);
+}
+
+function onSendSubmit(event) {
   event.preventDefault();
   const input = $('message');
   const text = input.value.trim();
-  if (!text || !chat.joined) return;
+  if (!text || !chat.current) return;
   input.value = '';
-  try {
-    await sendEvent('message', { room: chat.room, text });
-  } catch (error) {
-    addSystem(`Not delivered: "${text}" (${error.message})`, 'error');
-  }
+  const id = newId();
+  chat.pending.set(id, { conversationId: chat.current, text });
+  renderPending(id, chat.me, text);
+  deliver(id);
   input.focus();
 }
 
-async function onPublishSubmit(event) {
+/** The server side: a system message stored through the manage door, or a notification to the members. */
+async function onServerSide(event, notify) {
   event.preventDefault();
   const input = $('publish-text');
   const text = input.value.trim();
   if (!text) return;
   const result = $('publish-result');
   try {
-    const response = await fetch('/api/publish', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ room: chat.room, message: text }),
-    });
-    const body = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(body.message || `publish answered ${response.status}`);
+    if (notify) {
+      await manage('POST', '/api/manage/notifications', { conversationId: chat.current, data: { text } });
+      result.textContent = `Notified the members of #${chat.current}.`;
+    } else {
+      await manage('POST', `/api/manage/conversations/${enc(chat.current)}/messages`, {
+        sender: 'server',
+        id: newId(),
+        body: { kind: 'system', text },
+      });
+      result.textContent = `Published to #${chat.current}.`;
+    }
     input.value = '';
-    result.textContent = `Published to #${chat.room}.`;
   } catch (error) {
-    result.textContent = `Publish failed: ${error.message}`;
+    result.textContent = `Failed: ${error.message}`;
   }
 }
 
-async function onLeave() {
-  chat.leaving = true;
+function onSignOut() {
   chat.session += 1;
+  chat.signedOut = true;
   clearTimeout(chat.timer);
-  if (chat.joined) {
-    await sendEvent('presence', { room: chat.room, status: 'left' }).catch(() => {});
-    await sendEvent('leave', { room: chat.room }).catch(() => {});
-  }
   const socket = chat.socket;
   chat.socket = null;
-  if (socket) socket.close(1000, 'left the room');
-  leftRoom();
-  failPendingAcks('left the room');
+  if (socket) socket.close(1000, 'signed out');
+  chat.pending.clear();
   backToJoin('');
 }
 
 function backToJoin(error) {
-  chat.leaving = true;
+  chat.signedOut = true;
   clearTimeout(chat.timer);
   setStatus(error ? 'error' : 'idle', 'Not connected');
+  setComposerEnabled(false);
   $('chat-view').hidden = true;
   $('join-view').hidden = false;
   showJoinError(error);
 }
 
-// Closing the tab: tell the room, best effort (there is no time to wait for an answer).
-function onPageHide() {
-  if (chat.joined && chat.socket && chat.socket.readyState === WebSocket.OPEN) {
-    const data = { room: chat.room, status: 'left' };
-    chat.socket.send(JSON.stringify({ type: 'event', event: 'presence', dataType: 'json', data }));
-  }
-}
-
-// ----- rendering (text only: nothing received is ever parsed as HTML) -----
-
-function setStatus(state, text) {
-  const status = $('status');
-  status.dataset.state = state;
-  status.textContent = text;
-  status.title = text;
-}
-
-function setComposerEnabled(enabled) {
-  $('message').disabled = !enabled;
-  $('send').disabled = !enabled;
-  if (enabled) $('message').focus();
-}
-
-function showJoinError(text) {
-  const error = $('join-error');
-  error.textContent = text;
-  error.hidden = !text;
-}
-
-function addEntry(kind, who, text) {
-  const log = $('log');
-  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  const entry = document.createElement('li');
-  entry.className = `entry ${kind}`;
-  const time = document.createElement('span');
-  time.className = 'time';
-  time.textContent = new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  entry.append(time);
-  if (who !== null) {
-    const name = document.createElement('span');
-    name.className = 'who';
-    name.textContent = who;
-    entry.append(name);
-  }
-  const body = document.createElement('span');
-  body.className = 'text';
-  body.textContent = text;
-  entry.append(body);
-  log.append(entry);
-  if (atBottom) log.scrollTop = log.scrollHeight;
-  return entry;
-}
-
-function addChat(from, text) {
-  const entry = addEntry(from === chat.name ? 'chat mine' : 'chat', from, text);
-  entry.dataset.from = from;
-}
-
-function addServer(text) {
-  addEntry('server', 'server', text);
-}
-
-function addSystem(text, tone) {
-  addEntry(tone ? `system ${tone}` : 'system', null, text);
-}
-
-function renderMembers() {
-  const list = $('members');
-  const names = [...chat.members].sort((a, b) => a.localeCompare(b));
-  list.replaceChildren(
-    ...names.map((name) => {
-      const item = document.createElement('li');
-      item.textContent = name === chat.name ? `${name} (you)` : name;
-      if (name === chat.name) item.className = 'you';
-      return item;
-    }),
-  );
-  $('member-count').textContent = String(names.length);
-}
-
-// ----- start -----
-
-document.addEventListener('DOMContentLoaded', () => {
+function init() {
   try {
     $('name').value = localStorage.getItem('chat.name') || '';
-    $('room').value = localStorage.getItem('chat.room') || $('room').value;
+    $('room').value = localStorage.getItem('chat.room') || 'lobby';
   } catch {
-    // No storage: start with empty fields.
+    // No storage: start empty.
   }
   $('join-form').addEventListener('submit', onJoinSubmit);
   $('send-form').addEventListener('submit', onSendSubmit);
-  $('publish-form').addEventListener('submit', onPublishSubmit);
-  $('leave').addEventListener('click', onLeave);
-  window.addEventListener('pagehide', onPageHide);
-  $('name').focus();
-});
+  $('add-room-form').addEventListener('submit', onAddRoom);
+  $('publish-form').addEventListener('submit', (event) => onServerSide(event, false));
+  $('notify').addEventListener('click', (event) => onServerSide(event, true));
+  $('leave').addEventListener('click', onSignOut);
+  $('older').addEventListener('click', loadOlder);
+  $('notifications-toggle').addEventListener('click', () => {
+    $('notifications').hidden = !$('notifications').hidden;
+  });
+  $('notifications-read').addEventListener('click', markNotificationsRead);
+  $('log').addEventListener('scroll', () => {
+    if ($('log').scrollTop < 40) loadOlder();
+    markSeen();
+  });
+  document.addEventListener('visibilitychange', markSeen);
+  // The network came back: try now instead of waiting out the backoff.
+  window.addEventListener('online', () => {
+    if (chat.timer && !chat.signedOut) connect();
+  });
+}
+
+init();

@@ -1,5 +1,7 @@
-//! The chat page `handler dev` serves: three static files compiled into the binary (`chat.html`,
-//! `chat.css`, `chat.js`; plain HTML and JavaScript, no build step, nothing fetched from the internet).
+//! The chat page `handler dev` serves: five static files compiled into the binary (`chat.html`,
+//! `chat.css`, `chat-view.js` for rendering, `chat-store.js` for the state and the durable API, `chat.js`
+//! for the connection and sync; plain HTML and JavaScript, no build step, nothing fetched from the
+//! internet).
 //!
 //! The page lives at `GET /` of the handler port, in front of the readiness probe: in dev mode no Functions
 //! host polls `/`, and a newcomer opening the printed address should see the chat, not `ok`. Every file is
@@ -14,6 +16,8 @@ use warp::reply::{Reply, Response};
 const CHAT_HTML: &str = include_str!("chat.html");
 const CHAT_CSS: &str = include_str!("chat.css");
 const CHAT_JS: &str = include_str!("chat.js");
+const CHAT_VIEW_JS: &str = include_str!("chat-view.js");
+const CHAT_STORE_JS: &str = include_str!("chat-store.js");
 
 /// The policy for the page, given the emulator's WebSocket origin (e.g. `ws://127.0.0.1:8080`).
 pub fn content_security_policy(websocket_origin: &str) -> String {
@@ -23,7 +27,7 @@ pub fn content_security_policy(websocket_origin: &str) -> String {
     )
 }
 
-/// `GET /` (the page), `GET /chat.css`, `GET /chat.js`; anything else falls through to the handler's routes.
+/// `GET /` (the page), `GET /chat.css` and the scripts (`/chat.js`, `/chat-view.js`, `/chat-store.js`); anything else falls through to the handler's routes.
 pub fn routes(content_security_policy: &str) -> BoxedFilter<(Response,)> {
     let policy = HeaderValue::from_str(content_security_policy).expect("the policy is ASCII without newlines");
     let file = move |body: &'static str, content_type: &'static str| {
@@ -33,7 +37,10 @@ pub fn routes(content_security_policy: &str) -> BoxedFilter<(Response,)> {
     let page = warp::path::end().map(file(CHAT_HTML, "text/html; charset=utf-8"));
     let css = warp::path!("chat.css").map(file(CHAT_CSS, "text/css; charset=utf-8"));
     let js = warp::path!("chat.js").map(file(CHAT_JS, "text/javascript; charset=utf-8"));
-    warp::get().and(page.or(css).unify().or(js).unify()).boxed()
+    let view = warp::path!("chat-view.js").map(file(CHAT_VIEW_JS, "text/javascript; charset=utf-8"));
+    let store = warp::path!("chat-store.js").map(file(CHAT_STORE_JS, "text/javascript; charset=utf-8"));
+    let scripts = js.or(view).unify().or(store).unify();
+    warp::get().and(page.or(css).unify().or(scripts).unify()).boxed()
 }
 
 fn static_file(body: &'static str, content_type: &'static str, policy: HeaderValue) -> Response {
@@ -55,12 +62,14 @@ mod tests {
     const POLICY: &str = "default-src 'none'";
 
     #[tokio::test]
-    async fn serves_the_three_files_with_their_types_and_the_policy() {
+    async fn serves_the_five_files_with_their_types_and_the_policy() {
         let filter = routes(POLICY);
         for (path, content_type, marker) in [
             ("/", "text/html; charset=utf-8", "<!doctype html>"),
             ("/chat.css", "text/css; charset=utf-8", "body"),
             ("/chat.js", "text/javascript; charset=utf-8", "json.webpubsub.azure.v1"),
+            ("/chat-view.js", "text/javascript; charset=utf-8", "textcontent"),
+            ("/chat-store.js", "text/javascript; charset=utf-8", "/api/conversations/"),
         ] {
             let response = warp::test::request().method("GET").path(path).reply(&filter).await;
             assert_eq!(response.status(), 200, "{path}");
@@ -95,7 +104,7 @@ mod tests {
 
     #[test]
     fn the_page_loads_nothing_from_elsewhere() {
-        for file in [CHAT_HTML, CHAT_CSS, CHAT_JS] {
+        for file in [CHAT_HTML, CHAT_CSS, CHAT_JS, CHAT_VIEW_JS, CHAT_STORE_JS] {
             assert!(!file.contains("https://") && !file.contains("http://") && !file.contains("//cdn"));
         }
     }

@@ -12,6 +12,8 @@
 # (correctly signed), publish (jwt trust → emulator REST), each with info logs to /dev/null and, where it
 # matters, with logs off. Then cold start (median of spawn → first 200) and the emulator's 10 000-client
 # load program. Prints a Markdown table and writes everything to target/bench/.
+# The programs it builds live under bench/: calibration.rs and cold_start.rs (examples of the handler
+# package), emulator_load.rs (the emulator's `load` example); bench/*.lua are the wrk scripts.
 #
 # Tunables (environment): BENCH_THREADS (2), BENCH_CONNECTIONS (32), BENCH_DURATION (10s),
 # BENCH_ROUNDS (3: each scenario runs that often on a fresh server; the median round is reported),

@@ -102,7 +102,7 @@ impl App {
                     Arc::new(events::Builtin::from_parts(service, &settings.events)?),
                     &durable,
                 ),
-            )),
+            )?),
             manage: Arc::new(manage::State::new(manage_trust, durable.clone())),
             conversations: Arc::new(conversations::State::new(conversations_identity, durable.clone())),
             notifications: Arc::new(notifications::State::new(

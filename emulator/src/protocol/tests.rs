@@ -1,7 +1,7 @@
 //! Unit tests of the JSON subprotocol frames: parsing every message kind and its errors, writing frames.
 
 use super::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[test]
 fn protocols() {

@@ -27,13 +27,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use warp::http::StatusCode;
 
-use super::cloud_event::DataType;
 use super::connect::{ConnectRequest, ConnectResponse};
 use super::connection_state::ConnectionState;
 use super::handler::{EventHandler, HookFuture, UserEventReply, UserMessage};
 use super::names;
+use super::policy::VerifiedEvent;
+use super::request::DataType;
 use super::settings::{Settings, UserEventBehavior};
-use super::verify::VerifiedEvent;
 use crate::auth::template::Template;
 use crate::error::ApiError;
 use crate::webpubsub::{Message, RestClient, RestError, SendOptions};

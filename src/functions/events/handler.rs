@@ -13,10 +13,10 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::cloud_event::DataType;
 use super::connect::{ConnectRequest, ConnectResponse};
 use super::connection_state::ConnectionState;
-use super::verify::VerifiedEvent;
+use super::policy::VerifiedEvent;
+use super::request::DataType;
 use crate::error::ApiError;
 
 /// What every hook returns: a boxed, sendable future borrowing the handler and the event.
@@ -128,7 +128,7 @@ impl UserEventReply {
     /// `type/subtype` is ignored and the answer is `application/octet-stream`.
     pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
         let content_type = content_type.into();
-        self.content_type = super::cloud_event::is_media_type(&content_type).then_some(content_type);
+        self.content_type = super::request::is_media_type(&content_type).then_some(content_type);
         self
     }
 

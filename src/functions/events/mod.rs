@@ -2,9 +2,9 @@
 //! reference §4). It is a security boundary and on the path of every client connect.
 //!
 //! - `OPTIONS /api/events`: abuse protection; `WebHook-Allowed-Origin` only for the service hosts
-//!   (`origin`).
-//! - `POST /api/events`: headers are parsed into a [`CloudEvent`] (`cloud_event`); the signature and hub
-//!   are checked before the body is read, giving the [`VerifiedEvent`] handlers receive (`verify`); the
+//!   (`policy`).
+//! - `POST /api/events`: headers are parsed into a [`CloudEvent`] (`request`); the signature and hub
+//!   are checked before the body is read, giving the [`VerifiedEvent`] handlers receive (`policy`); the
 //!   body is then read within `EventsMaxBodyBytes` and dispatched by event type: `connect` (`connect`),
 //!   `connected`, `disconnected`, user events. Application code plugs in through [`EventHandler`]
 //!   (`handler`); the settings-driven behaviours are [`Builtin`] (`builtin`).
@@ -17,15 +17,14 @@
 //! (`event_type`, `hub`, `connection_id`, `user_id`, `reason`, `status`), never with signatures or tokens.
 
 mod builtin;
-mod cloud_event;
 mod connect;
 mod connection_state;
 mod handler;
 mod names;
-mod origin;
+mod policy;
+mod request;
 mod settings;
 mod upstream_auth;
-mod verify;
 
 use std::sync::Arc;
 
@@ -37,21 +36,20 @@ use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 
 pub use builtin::Builtin;
-pub use cloud_event::{CloudEvent, DataType, EventKind};
 pub use connect::{
     ClientCertificate, ConnectBody, ConnectRequest, ConnectResponse, MqttConnect, MqttUserProperty, Multimap, Values,
 };
 pub use connection_state::ConnectionState;
 pub use handler::{DefaultHandler, EventHandler, HookFuture, UserEventReply, UserMessage};
-pub use origin::AllowedOrigins;
+pub use policy::{AllowedOrigins, VerifiedEvent, Verifier};
+pub use request::{CloudEvent, DataType, EventKind};
 pub use settings::{ConnectPolicy, JOINABLE_ROOMS, Settings, USER_EVENT_BEHAVIOR, UserEventBehavior, UserIdSource};
 pub use upstream_auth::{ALLOW_UNAUTHENTICATED, UpstreamAuth, UpstreamAuthSettings};
-pub use verify::{VerifiedEvent, Verifier};
 
 use crate::error::ApiError;
 use crate::request::{UnreadBody, read_body, unread_body};
 use crate::webpubsub::{Endpoint, RestClient, RestOptions, ServiceSettings, validate};
-use cloud_event::headers;
+use request::headers;
 
 /// State of `events`, built once at start-up: everything a request needs, pre-computed.
 pub struct State {

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::identity::{EntraError, EntraSettings, EntraValidator};
 use crate::webpubsub::ServiceSettings;
 
-use super::origin::AllowedOrigins;
+use super::policy::AllowedOrigins;
 
 pub const ALLOW_UNAUTHENTICATED: &str = "EventsAllowUnauthenticated";
 

@@ -16,7 +16,7 @@ pub use body::{ClientCertificate, ConnectBody, MqttConnect, MqttUserProperty, Mu
 pub use policy::{ConnectResponse, draft, finish};
 pub use reply::rejection;
 
-use super::verify::VerifiedEvent;
+use super::policy::VerifiedEvent;
 
 /// A verified `connect` request: the event metadata and its parsed body. Handed to
 /// [`super::EventHandler::on_connect`].

@@ -6,7 +6,7 @@ use serde::Serialize;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 
-use super::super::cloud_event::headers;
+use super::super::request::headers;
 use super::ConnectRequest;
 use super::body::ConnectBody;
 use super::body::MqttUserProperty;

@@ -1,17 +1,21 @@
-//! Verification: the step that turns an unverified [`CloudEvent`] into a [`VerifiedEvent`], the only type
+//! Who may call `events`. Verification is the step that turns an unverified [`CloudEvent`] into a [`VerifiedEvent`], the only type
 //! the event handlers receive. It runs on headers alone, before the body is read.
 //!
 //! Two checks, in this order: `ce-signature` against every configured access key (primary and secondary,
 //! constant-time, via [`crate::webpubsub::signature::verify`]), then `ce-hub` against the served hubs
 //! (case-insensitively). The hub is checked second so an unauthenticated caller learns nothing about the
-//! configuration.
+//! configuration. Abuse protection (`OPTIONS`, the allowed origins) is in [`origin`].
+
+mod origin;
 
 use std::ops::Deref;
 
 use crate::error::ApiError;
 use crate::webpubsub::{Hubs, ServiceKeys, SignatureError, signature};
 
-use super::cloud_event::CloudEvent;
+use super::request::CloudEvent;
+
+pub use origin::AllowedOrigins;
 
 /// A [`CloudEvent`] whose signature matched a configured key and whose hub is served. Only
 /// [`Verifier::verify`] makes one; it derefs to the event's metadata.
@@ -74,7 +78,7 @@ impl Verifier {
         if self.hubs.served(event.hub()).is_none() {
             return Err(
                 ApiError::bad_request("HubNotServed", "this handler does not serve the event's hub")
-                    .with_detail("header", super::cloud_event::headers::HUB),
+                    .with_detail("header", super::request::headers::HUB),
             );
         }
         Ok(())
@@ -92,8 +96,8 @@ fn signature_error(error: SignatureError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::functions::events::cloud_event::headers;
-    use crate::functions::events::cloud_event::tests::service_headers;
+    use crate::functions::events::request::headers;
+    use crate::functions::events::request::tests::service_headers;
     use crate::webpubsub::AccessKey;
     use warp::http::{HeaderValue, StatusCode};
 

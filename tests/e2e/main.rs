@@ -4,6 +4,8 @@ mod auth;
 mod contract;
 mod dev;
 mod durable;
+mod durable_faults;
+mod durable_members;
 mod events;
 mod host;
 mod negotiate;

@@ -11,6 +11,7 @@
 
 mod delivery;
 pub mod reply;
+mod revoke;
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;

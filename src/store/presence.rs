@@ -38,3 +38,15 @@ impl Store {
         )
     }
 }
+
+impl Store {
+    /// The ids of `user_id`'s live connections (at most 1000; a removed member's connections to revoke).
+    pub async fn user_connection_ids(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT connection_id FROM connections WHERE user_id = $1 ORDER BY connection_id LIMIT 1000",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}

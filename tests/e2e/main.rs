@@ -5,6 +5,8 @@ mod connections;
 mod contract;
 mod dev;
 mod durable;
+mod durable_faults;
+mod durable_members;
 mod events;
 mod host;
 mod negotiate;

@@ -1,4 +1,4 @@
-//! Delivering outbox rows, at least once: [`try_now`] right after a send (the writer's own lease, bounded
+//! Delivering outbox rows (a message frame; a removed member's revocation, see `revoke`), at least once: [`try_now`] right after a send (the writer's own lease, bounded
 //! to [`BROADCAST_TIMEOUT`]) and [`drain`] from the timer (claim due rows by lease, deliver, mark sent or
 //! reschedule with backoff honouring the service's Retry-After, log parked rows at error, prune sent rows).
 
@@ -51,9 +51,9 @@ impl From<RestError> for Failed {
     }
 }
 
-/// Performs one row: a message or notification frame to its group, a removed member out of the group, or a
-/// notification to the offline webhook.
-async fn perform(durable: &Durable, kind: OutboxKind, payload: &Value) -> Result<(), Failed> {
+/// Performs one row: a message or notification frame to its group, a removed member out of the group (its
+/// live connections' permissions revoked first), or a notification to the offline webhook.
+async fn perform(durable: &Durable, store: &Store, kind: OutboxKind, payload: &Value) -> Result<(), Failed> {
     let text = |name: &str| payload[name].as_str().unwrap_or_default().to_owned();
     let corrupt = |what: &str| Failed {
         error: format!("outbox row without {what}"),
@@ -77,9 +77,17 @@ async fn perform(durable: &Durable, kind: OutboxKind, payload: &Value) -> Result
             if group.is_empty() || user.is_empty() {
                 return Err(corrupt("group or userId"));
             }
-            // Out of the group: no more frames. A token's per-group role ends with the token, and negotiate's
-            // member check refuses the next one.
-            client.remove_user_from_group(hub, &group, &user).await?;
+            // Permissions revoked per live connection, then out of the group: no more frames; negotiate's
+            // member check refuses the next token.
+            super::revoke::remove_from_live_connections(durable, store, &group, &user)
+                .await
+                .map_err(|error| Failed {
+                    error: error.to_string(),
+                    retry_after: match &error {
+                        super::revoke::RevokeError::Rest(RestError::Service { error, .. }) => error.retry_after,
+                        _ => None,
+                    },
+                })?;
         }
         OutboxKind::Notification => {
             let group = text("group");
@@ -124,7 +132,7 @@ pub async fn deliver(
     timeout: Duration,
     report: &mut DrainReport,
 ) -> Result<(), StoreError> {
-    let outcome = match tokio::time::timeout(timeout, perform(durable, kind, payload)).await {
+    let outcome = match tokio::time::timeout(timeout, perform(durable, store, kind, payload)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(Failed {
             error: format!("no answer within {} ms", timeout.as_millis()),

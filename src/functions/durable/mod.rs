@@ -12,6 +12,7 @@
 mod delivery;
 pub mod presence;
 pub mod reply;
+mod revoke;
 pub mod webhook;
 
 use std::ops::RangeInclusive;

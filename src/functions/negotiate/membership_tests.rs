@@ -27,7 +27,7 @@ impl Drop for WithStore {
 
 async fn with_store(env: Env) -> WithStore {
     let path = std::env::temp_dir().join(format!("wps-negotiate-{}.db", crate::store::new_id()));
-    let env = env.with(durable::STORE_SETTING, &format!("sqlite:{}", path.display()));
+    let env = env.with(durable::STORE_SETTING, format!("sqlite:{}", path.display()));
     let settings = Settings::from_env(&env).unwrap();
     let service = ServiceSettings::from_env(&env).unwrap();
     let auth = SharedAuth::new(None).unwrap();

@@ -64,12 +64,14 @@ pub const USAGE: &str = "\
 handler dev — the handler and the local Web PubSub emulator together, with a chat page (DEVELOPMENT ONLY)
 
 USAGE:
-    handler dev [--port P] [--emulator-port P] [--hub NAME]
+    handler dev [--port P] [--emulator-port P] [--hub NAME] [--identity]
 
 OPTIONS:
     --port P            handler port on 127.0.0.1 (default 7071; 0 picks a free port)
     --emulator-port P   emulator port on 127.0.0.1 (default 8080; 0 picks a free port)
     --hub NAME          the hub the chat uses (default chat)
+    --identity          keyless (#18): managed identity from the emulator's identity endpoint, access keys
+                        refused by the emulator, events checked by the Entra bearer check
     -h, --help          this text
 
 Other settings come from the environment as in production (see README.md); dev mode sets the connection
@@ -84,6 +86,8 @@ pub struct DevOptions {
     pub emulator_port: u16,
     pub hub: String,
     pub env: Env,
+    /// `--identity`: run the whole loop keyless.
+    pub identity: bool,
 }
 
 impl Default for DevOptions {
@@ -93,6 +97,7 @@ impl Default for DevOptions {
             emulator_port: DEFAULT_EMULATOR_PORT,
             hub: DEFAULT_HUB.to_owned(),
             env: Env::default(),
+            identity: false,
         }
     }
 }
@@ -123,6 +128,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<DevCommand, 
             "-h" | "--help" => return Ok(DevCommand::Help),
             "--port" => options.handler_port = port(&flag, &value()?)?,
             "--emulator-port" => options.emulator_port = port(&flag, &value()?)?,
+            "--identity" => options.identity = true,
             "--hub" => {
                 let hub = value()?;
                 validate::hub(&hub).map_err(|e| format!("--hub {hub:?}: {e}"))?;
@@ -178,6 +184,7 @@ pub struct RunningDev {
     emulator_addr: SocketAddr,
     hub: String,
     modes: Modes,
+    identity: bool,
     stop_handler: Option<oneshot::Sender<()>>,
     stop_emulator: Option<oneshot::Sender<()>>,
     handler_task: Option<JoinHandle<()>>,
@@ -222,6 +229,11 @@ pub async fn start(options: DevOptions) -> Result<RunningDev, DevError> {
 
     let access_key = format!("dev-{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
     let env = handler_env(options.env, &options.hub, handler_addr, emulator_addr, &access_key);
+    let identity_header = format!("dev-identity-{:032x}", rand::random::<u128>());
+    let env = match options.identity {
+        true => crate::identity::dev::keyless_env(env, emulator_addr, &identity_header),
+        false => env,
+    };
     let settings = Settings::from_env(&env)?;
     let modes = Modes {
         negotiate: settings.negotiate.identity.mode_name(),
@@ -240,6 +252,9 @@ pub async fn start(options: DevOptions) -> Result<RunningDev, DevError> {
                 user_event_pattern: Some("*".to_owned()),
             }],
         }],
+        identity: options
+            .identity
+            .then(|| crate::identity::dev::emulator_identity(&identity_header)),
         ..webpubsub_emulator::EmulatorConfig::default()
     };
     emulator_config.validate().map_err(|e| DevError::Start(e.into()))?;
@@ -270,6 +285,7 @@ pub async fn start(options: DevOptions) -> Result<RunningDev, DevError> {
         emulator_addr,
         hub: options.hub,
         modes,
+        identity: options.identity,
         stop_handler: Some(stop_handler),
         stop_emulator: Some(stop_emulator),
         handler_task: Some(handler_task),
@@ -372,12 +388,13 @@ impl RunningDev {
   handler     {handler}/api/negotiate  {handler}/api/publish  {handler}/api/events
   contract    {handler}/api/openapi.json
   emulator    http://{emulator}  hub {hub:?}, events -> {handler}/api/events
-  security    {security}
+  security    {security}{identity}
   publish     curl -X POST {handler}/api/publish -H 'Content-Type: application/json' -d '{{\"room\":\"lobby\",\"message\":\"hello\"}}'
 Stop with ctrl-c.",
             emulator = self.emulator_addr,
             hub = self.hub,
             security = self.modes.describe(),
+            identity = if self.identity { crate::identity::dev::BANNER_LINE } else { "" },
         )
     }
 

@@ -25,6 +25,7 @@ fn options() -> DevOptions {
         emulator_port: 0,
         hub: "chat".into(),
         env: Env::default(),
+        identity: false,
     }
 }
 

@@ -6,6 +6,7 @@ mod dev;
 mod durable;
 mod events;
 mod host;
+mod identity;
 mod negotiate;
 mod publish;
 mod rest_client;

@@ -78,7 +78,7 @@ pub const USAGE: &str = "\
 handler dev — the handler and the local Web PubSub emulator together, with a chat page (DEVELOPMENT ONLY)
 
 USAGE:
-    handler dev [--port P] [--emulator-port P] [--hub NAME] [--data-dir PATH]
+    handler dev [--port P] [--emulator-port P] [--hub NAME] [--data-dir PATH] [--identity]
 
 OPTIONS:
     --port P            handler port on 127.0.0.1 (default 7071; 0 picks a free port)
@@ -86,6 +86,8 @@ OPTIONS:
     --hub NAME          the hub the chat uses (default chat)
     --data-dir PATH     where durable conversations keep their SQLite file (default .webpubsub-dev;
                         ignored when StoreConnectionString is set)
+    --identity          keyless (#18): managed identity from the emulator's identity endpoint, access keys
+                        refused by the emulator, events checked by the Entra bearer check
     -h, --help          this text
 
 Other settings come from the environment as in production (see README.md); dev mode sets the connection
@@ -102,6 +104,8 @@ pub struct DevOptions {
     /// `None`: [`DEFAULT_DATA_DIR`] under the working directory.
     pub data_dir: Option<PathBuf>,
     pub env: Env,
+    /// `--identity`: run the whole loop keyless.
+    pub identity: bool,
 }
 
 impl Default for DevOptions {
@@ -112,6 +116,7 @@ impl Default for DevOptions {
             hub: DEFAULT_HUB.to_owned(),
             data_dir: None,
             env: Env::default(),
+            identity: false,
         }
     }
 }
@@ -142,6 +147,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<DevCommand, 
             "-h" | "--help" => return Ok(DevCommand::Help),
             "--port" => options.handler_port = port(&flag, &value()?)?,
             "--emulator-port" => options.emulator_port = port(&flag, &value()?)?,
+            "--identity" => options.identity = true,
             "--hub" => {
                 let hub = value()?;
                 validate::hub(&hub).map_err(|e| format!("--hub {hub:?}: {e}"))?;
@@ -204,6 +210,7 @@ pub struct RunningDev {
     emulator_addr: SocketAddr,
     hub: String,
     modes: Modes,
+    identity: bool,
     stop_handler: Option<oneshot::Sender<()>>,
     stop_emulator: Option<oneshot::Sender<()>>,
     handler_task: Option<JoinHandle<()>>,
@@ -252,6 +259,11 @@ pub async fn start(options: DevOptions) -> Result<RunningDev, DevError> {
     let access_key = format!("dev-{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
     let env = handler_env(options.env, &options.hub, handler_addr, emulator_addr, &access_key);
     let env = with_dev_store(env, options.data_dir)?;
+    let identity_header = format!("dev-identity-{:032x}", rand::random::<u128>());
+    let env = match options.identity {
+        true => crate::identity::dev::keyless_env(env, emulator_addr, &identity_header),
+        false => env,
+    };
     let settings = Settings::from_env(&env)?;
     let store = settings
         .durable
@@ -277,6 +289,9 @@ pub async fn start(options: DevOptions) -> Result<RunningDev, DevError> {
                 user_event_pattern: Some("*".to_owned()),
             }],
         }],
+        identity: options
+            .identity
+            .then(|| crate::identity::dev::emulator_identity(&identity_header)),
         ..webpubsub_emulator::EmulatorConfig::default()
     };
     emulator_config.validate().map_err(|e| DevError::Start(e.into()))?;
@@ -307,6 +322,7 @@ pub async fn start(options: DevOptions) -> Result<RunningDev, DevError> {
         emulator_addr,
         hub: options.hub,
         modes,
+        identity: options.identity,
         stop_handler: Some(stop_handler),
         stop_emulator: Some(stop_emulator),
         handler_task: Some(handler_task),
@@ -430,7 +446,7 @@ impl RunningDev {
   handler     {handler}/api/negotiate  {handler}/api/publish  {handler}/api/events
   contract    {handler}/api/openapi.json
   emulator    http://{emulator}  hub {hub:?}, events -> {handler}/api/events
-  security    {security}
+  security    {security}{identity}
   store       {store}  (outbox drained in-process every {drain}s)
   publish     curl -X POST {handler}/api/manage/conversations/lobby/messages -H 'Content-Type: application/json' -d '{{\"sender\":\"server\",\"body\":{{\"kind\":\"system\",\"text\":\"hello\"}}}}'
 Stop with ctrl-c.",
@@ -439,6 +455,7 @@ Stop with ctrl-c.",
             security = self.modes.describe(),
             store = self.store,
             drain = DEV_DRAIN_INTERVAL.as_secs(),
+            identity = if self.identity { crate::identity::dev::BANNER_LINE } else { "" },
         )
     }
 

@@ -41,6 +41,45 @@ pub struct EmulatorConfig {
     /// The host sent in `WebHook-Request-Origin` (what handlers compare with the endpoint
     /// host of their connection string).
     pub webhook_origin: String,
+    /// Identity (keyless) mode: `None` = off (access keys only).
+    pub identity: Option<IdentityModeConfig>,
+}
+
+/// Identity mode of the emulator (see `crate::identity`).
+#[derive(Clone)]
+pub struct IdentityModeConfig {
+    /// What callers of the local identity endpoint must send as `X-IDENTITY-HEADER`.
+    pub identity_header: String,
+    /// Refuse access-key REST tokens (the resource's `disableLocalAuth`).
+    pub disable_local_auth: bool,
+    /// Send `Authorization: Bearer` with this `aud` on upstream calls (the event handler's authentication
+    /// setting); `None`: no bearer.
+    pub upstream_audience: Option<String>,
+    /// Lifetime of minted identity tokens.
+    pub token_ttl: Duration,
+}
+
+impl IdentityModeConfig {
+    /// Identity mode with `identity_header`, local auth still allowed, no upstream bearer, 1-hour tokens.
+    pub fn new(identity_header: impl Into<String>) -> Self {
+        Self {
+            identity_header: identity_header.into(),
+            disable_local_auth: false,
+            upstream_audience: None,
+            token_ttl: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+impl std::fmt::Debug for IdentityModeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityModeConfig")
+            .field("identity_header", &"<redacted>")
+            .field("disable_local_auth", &self.disable_local_auth)
+            .field("upstream_audience", &self.upstream_audience)
+            .field("token_ttl", &self.token_ttl)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -57,6 +96,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("validation_refresh_interval", &self.validation_refresh_interval)
             .field("reconnect_window", &self.reconnect_window)
             .field("webhook_origin", &self.webhook_origin)
+            .field("identity", &self.identity)
             .finish()
     }
 }
@@ -75,6 +115,7 @@ impl Default for EmulatorConfig {
             validation_refresh_interval: Duration::from_secs(60),
             reconnect_window: Duration::from_secs(30),
             webhook_origin: "127.0.0.1".to_owned(),
+            identity: None,
         }
     }
 }

@@ -216,6 +216,12 @@ impl IdentityAuthority {
         Ok(claims)
     }
 
+    /// Signs any claims with this authority's key (tests craft expired, foreign-tenant or other-client
+    /// tokens with it: they pass the signature check and must fail the later ones).
+    pub fn sign_claims(&self, claims: &Value) -> String {
+        self.sign(claims)
+    }
+
     fn sign(&self, claims: &Value) -> String {
         let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.kid});
         let input = format!(

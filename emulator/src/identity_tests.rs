@@ -226,3 +226,56 @@ fn rest_authorisation_in_both_modes() {
         BearerError::Missing
     );
 }
+
+/// The whole emulator in identity mode with local auth disabled, over HTTP: its identity endpoint's
+/// tokens open the REST API (including `:generateToken`), access-key tokens do not.
+#[tokio::test]
+async fn identity_mode_serves_tokens_accepts_them_and_refuses_access_keys() {
+    let config = crate::EmulatorConfig {
+        identity: Some(crate::IdentityModeConfig {
+            disable_local_auth: true,
+            ..crate::IdentityModeConfig::new("header-1")
+        }),
+        ..Default::default()
+    };
+    let service = crate::Service::new(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(crate::serve(listener, service, async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let answer: Value = http
+        .get(format!(
+            "{base}/identity/token?resource={WEBPUBSUB_RESOURCE}&api-version=2019-08-01"
+        ))
+        .header("X-IDENTITY-HEADER", "header-1")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap();
+    let identity_token = answer["access_token"].as_str().unwrap().to_owned();
+    let url = format!("{base}/api/hubs/chat/:generateToken?api-version=2024-12-01&userId=alice");
+    let generated = http.post(&url).bearer_auth(&identity_token).send().await.unwrap();
+    assert_eq!(generated.status(), 200);
+    let body: Value = serde_json::from_slice(&generated.bytes().await.unwrap()).unwrap();
+    assert!(body["token"].as_str().is_some_and(|t| t.split('.').count() == 3));
+    let mut claims = Map::new();
+    claims.insert("aud".into(), json!(url));
+    claims.insert("exp".into(), json!(token::unix_now() + 60));
+    let key = webpubsub_protocol::keys::AccessKey::new(crate::DEV_ACCESS_KEY).unwrap();
+    let keyed = http
+        .post(&url)
+        .bearer_auth(token::sign(&claims, &key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), 401);
+    let keys = http.get(format!("{base}/identity/keys")).send().await.unwrap();
+    assert_eq!(keys.status(), 200);
+    let _ = stop.send(());
+}

@@ -31,7 +31,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use config::{DEV_ACCESS_KEY, EmulatorConfig, EventHandlerConfig, HubConfig};
+pub use config::{DEV_ACCESS_KEY, EmulatorConfig, EventHandlerConfig, HubConfig, IdentityModeConfig};
 pub use service::Service;
 
 /// The line every start prints: this is not the real service.
@@ -67,6 +67,8 @@ pub async fn serve(
         .unify()
         .or(rest::routes(service.clone()))
         .unify()
+        .or(identity_routes(&service))
+        .unify()
         .or(not_found())
         .unify()
         .boxed();
@@ -81,6 +83,18 @@ fn health() -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
         .and(warp::head().or(warp::get()).unify())
         .map(|| warp::reply::Reply::into_response(warp::http::StatusCode::OK))
         .boxed()
+}
+
+/// Identity mode: the local identity endpoint (`/identity/token`) and key set (`/identity/keys`);
+/// otherwise nothing (falls through to 404).
+fn identity_routes(service: &Service) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    use warp::Filter as _;
+    match service.identity() {
+        Some(authority) => authority.clone().routes(),
+        None => warp::any()
+            .and_then(|| async { Err::<warp::reply::Response, _>(warp::reject::not_found()) })
+            .boxed(),
+    }
 }
 
 /// Anything else: a JSON 404.

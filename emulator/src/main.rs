@@ -18,6 +18,10 @@ OPTIONS:
                           (default: env WEBPUBSUB_EMULATOR_ACCESS_KEY, else the public dev key)
     --secondary-key K2    Optional secondary access key
     --event-handler SPEC  Adds an event handler (repeatable; handlers of a hub are tried in order)
+    --identity-header H   Identity (keyless) mode: serves /identity/token (App Service shape; callers send
+                          X-IDENTITY-HEADER: H) and /identity/keys, and accepts its tokens as REST bearer
+    --disable-local-auth  With --identity-header: refuse access-key REST tokens (disableLocalAuth)
+    --upstream-audience A With --identity-header: send Authorization: Bearer (aud A) on upstream events
     -h, --help            Shows this help
 
 SPEC:
@@ -37,6 +41,9 @@ struct Cli {
     access_key: Option<String>,
     secondary_key: Option<String>,
     handlers: Vec<(String, EventHandlerConfig)>,
+    identity_header: Option<String>,
+    disable_local_auth: bool,
+    upstream_audience: Option<String>,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>, String> {
@@ -45,6 +52,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>, Str
         access_key: None,
         secondary_key: None,
         handlers: Vec::new(),
+        identity_header: None,
+        disable_local_auth: false,
+        upstream_audience: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -68,8 +78,14 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>, Str
             "--access-key" => cli.access_key = Some(value("--access-key")?),
             "--secondary-key" => cli.secondary_key = Some(value("--secondary-key")?),
             "--event-handler" => cli.handlers.push(parse_handler(&value("--event-handler")?)?),
+            "--identity-header" => cli.identity_header = Some(value("--identity-header")?),
+            "--disable-local-auth" => cli.disable_local_auth = true,
+            "--upstream-audience" => cli.upstream_audience = Some(value("--upstream-audience")?),
             other => return Err(format!("unknown argument '{other}'")),
         }
+    }
+    if (cli.disable_local_auth || cli.upstream_audience.is_some()) && cli.identity_header.is_none() {
+        return Err("--disable-local-auth and --upstream-audience need --identity-header".to_owned());
     }
     Ok(Some(cli))
 }
@@ -116,6 +132,13 @@ fn build_config(cli: Cli, env_key: Option<String>) -> EmulatorConfig {
         config.access_key = key;
     }
     config.secondary_key = cli.secondary_key;
+    config.identity = cli
+        .identity_header
+        .map(|header| webpubsub_emulator::IdentityModeConfig {
+            disable_local_auth: cli.disable_local_auth,
+            upstream_audience: cli.upstream_audience,
+            ..webpubsub_emulator::IdentityModeConfig::new(header)
+        });
     for (hub, handler) in cli.handlers {
         match config.hubs.iter_mut().find(|h| h.hub.eq_ignore_ascii_case(&hub)) {
             Some(existing) => existing.event_handlers.push(handler),
@@ -234,6 +257,21 @@ mod tests {
     }
 
     #[test]
+    fn identity_flags_build_identity_mode() {
+        let args = [
+            "--identity-header",
+            "h",
+            "--disable-local-auth",
+            "--upstream-audience=api://x",
+        ];
+        let cli = parse_args(args.map(String::from)).unwrap().unwrap();
+        let identity = build_config(cli, None).identity.unwrap();
+        assert!(identity.disable_local_auth);
+        assert_eq!(identity.upstream_audience.as_deref(), Some("api://x"));
+        assert!(parse_args(["--disable-local-auth".to_owned()]).is_err());
+    }
+
+    #[test]
     fn config_from_cli() {
         let cli = Cli {
             port: 1,
@@ -243,6 +281,9 @@ mod tests {
                 parse_handler("chat=http://a").unwrap(),
                 parse_handler("CHAT=http://b").unwrap(),
             ],
+            identity_header: None,
+            disable_local_auth: false,
+            upstream_audience: None,
         };
         let config = build_config(cli, Some("env-key".into()));
         assert_eq!(config.access_key, "env-key");

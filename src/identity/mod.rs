@@ -8,9 +8,12 @@
 //! - [`token`]: the redacted [`AccessToken`], token responses, [`IdentityError`].
 //! - [`source`]: [`TokenSource`], the cache with one refresh in flight, backoff and a deadline.
 //! - [`entra`]: [`EntraValidator`], the Entra bearer check of upstream event requests.
+//! - `dev` (feature `dev`): the settings `handler dev --identity` runs keyless with.
 //!
 //! Own code over `reqwest` rather than the `azure_identity` crate: see the commit that added this module.
 
+#[cfg(feature = "dev")]
+pub mod dev;
 pub mod entra;
 pub mod provider;
 pub mod settings;

@@ -26,6 +26,7 @@ fn options() -> DevOptions {
         hub: "chat".into(),
         data_dir: Some(temp_data_dir()),
         env: Env::default(),
+        identity: false,
     }
 }
 

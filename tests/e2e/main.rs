@@ -9,6 +9,7 @@ mod durable_faults;
 mod durable_members;
 mod events;
 mod host;
+mod identity;
 mod negotiate;
 mod notify;
 mod publish;

@@ -83,12 +83,19 @@ impl Call {
         self.dispatch(route).await
     }
 
-    /// 401 unless the bearer token is signed with an access key and names this URL.
+    /// 401 unless the bearer token is signed with an access key and names this URL, or (identity mode)
+    /// is an identity token of the emulator's authority; access-key tokens are refused while local auth
+    /// is disabled.
     pub(super) fn authorize(&self) -> Result<(), ApiError> {
         let authorization = self.headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-        self.service
-            .verify_rest_token(authorization, &self.request_url())
-            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", e.to_string()))
+        crate::identity::authorize_rest(
+            &self.service,
+            self.service.identity().map(|authority| &**authority),
+            self.service.local_auth_disabled(),
+            authorization,
+            &self.request_url(),
+        )
+        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", e.to_string()))
     }
 
     pub(super) fn check_api_version(&self) -> Result<(), ApiError> {

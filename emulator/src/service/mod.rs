@@ -214,6 +214,23 @@ pub struct Service {
     hubs: Mutex<HashMap<String, Arc<Hub>>>,
     pub(crate) upstream: Arc<Upstream>,
     pub(crate) config: EmulatorConfig,
+    /// Identity mode: the local identity authority.
+    identity: Option<Arc<crate::identity::IdentityAuthority>>,
+}
+
+impl Service {
+    /// Identity mode: the local identity authority (mints and verifies tokens, serves the key set).
+    pub fn identity(&self) -> Option<&Arc<crate::identity::IdentityAuthority>> {
+        self.identity.as_ref()
+    }
+
+    /// Whether access-key REST tokens are refused (identity mode with local auth disabled).
+    pub fn local_auth_disabled(&self) -> bool {
+        self.config
+            .identity
+            .as_ref()
+            .is_some_and(|mode| mode.disable_local_auth)
+    }
 }
 
 impl std::fmt::Debug for Service {
@@ -232,11 +249,21 @@ impl Service {
         if let Some(secondary) = &config.secondary_key {
             keys = keys.with_secondary(key(secondary));
         }
-        let upstream = Arc::new(Upstream::new(&config, keys.clone()));
+        let identity = config.identity.as_ref().map(|mode| {
+            let authority = crate::identity::IdentityAuthority::new(mode.identity_header.clone())
+                .expect("generating an RSA key does not fail")
+                .with_token_ttl(mode.token_ttl);
+            Arc::new(authority)
+        });
+        let upstream_bearer = identity
+            .clone()
+            .zip(config.identity.as_ref().and_then(|mode| mode.upstream_audience.clone()));
+        let upstream = Arc::new(Upstream::new(&config, keys.clone()).with_bearer(upstream_bearer));
         Arc::new(Service {
             keys,
             hubs: Mutex::new(HashMap::new()),
             upstream,
+            identity,
             config,
         })
     }

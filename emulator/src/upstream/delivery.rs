@@ -67,6 +67,12 @@ impl Upstream {
         put(ce::ID, &self.next_event_id.fetch_add(1, Ordering::Relaxed).to_string());
         put(ce::TIME, &rfc3339_utc(SystemTime::now()));
         put(ce::SIGNATURE, &self.signature(event.connection_id));
+        if let Some((authority, audience)) = &self.bearer {
+            put(
+                "authorization",
+                &format!("Bearer {}", authority.sign_upstream_bearer(audience)),
+            );
+        }
         if let Some(user) = event.user_id {
             put(ce::USER_ID, user);
         }

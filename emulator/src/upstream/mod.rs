@@ -184,6 +184,8 @@ pub(crate) struct Upstream {
     origin: String,
     next_event_id: AtomicU64,
     validations: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Validation>>>>>,
+    /// Identity mode with event handler authentication: who signs the bearer, and its `aud`.
+    bearer: Option<(Arc<crate::identity::IdentityAuthority>, String)>,
 }
 
 enum PostError {
@@ -223,7 +225,14 @@ impl Upstream {
             origin: config.webhook_origin.clone(),
             next_event_id: AtomicU64::new(1),
             validations: Mutex::new(HashMap::new()),
+            bearer: None,
         }
+    }
+
+    /// Sends `Authorization: Bearer` (signed by the authority, `aud` as given) on every event.
+    pub(crate) fn with_bearer(mut self, bearer: Option<(Arc<crate::identity::IdentityAuthority>, String)>) -> Self {
+        self.bearer = bearer;
+        self
     }
 
     /// True when some handler of `hub` takes `connect`.

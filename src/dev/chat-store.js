@@ -35,6 +35,8 @@ const chat = {
   /** Sends not yet answered: id → {conversationId, text}. */
   pending: new Map(),
   catchingUp: null,
+  /** Set while a room opens (its log is emptied and refilled). */
+  opening: false,
   readMarkerWarned: false,
 };
 
@@ -207,6 +209,8 @@ async function openRoom(id) {
   const room = chat.rooms.get(id);
   if (!room) return;
   chat.current = id;
+  // Scroll events from emptying and filling the log are not the user scrolling back.
+  chat.opening = true;
   $('room-name').textContent = room.title || id;
   $('log').replaceChildren();
   $('older').hidden = true;
@@ -220,6 +224,12 @@ async function openRoom(id) {
     addNotice(`Could not load the history of #${id}: ${error.message}`, 'error');
   }
   $('log').scrollTop = $('log').scrollHeight;
+  // Scroll events are dispatched with the next frame: drop those, then listen again.
+  requestAnimationFrame(() =>
+    requestAnimationFrame(() => {
+      if (chat.current === id) chat.opening = false;
+    }),
+  );
   markSeen();
 }
 

@@ -69,7 +69,11 @@ mod tests {
             ("/chat.css", "text/css; charset=utf-8", "body"),
             ("/chat.js", "text/javascript; charset=utf-8", "json.webpubsub.azure.v1"),
             ("/chat-view.js", "text/javascript; charset=utf-8", "textcontent"),
-            ("/chat-store.js", "text/javascript; charset=utf-8", "/api/conversations/"),
+            (
+                "/chat-store.js",
+                "text/javascript; charset=utf-8",
+                "/api/conversations/",
+            ),
         ] {
             let response = warp::test::request().method("GET").path(path).reply(&filter).await;
             assert_eq!(response.status(), 200, "{path}");

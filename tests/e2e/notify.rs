@@ -251,6 +251,27 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7())
 }
 
+/// Fresh user names for one run (the PostgreSQL database outlives runs, and presence and feeds are per user).
+struct Users {
+    alice: String,
+    bob: String,
+    carol: String,
+    dave: String,
+}
+
+impl Users {
+    fn new() -> Self {
+        let tag = uuid::Uuid::now_v7().simple().to_string();
+        let name = |n: &str| format!("{n}-{tag}");
+        Self {
+            alice: name("alice"),
+            bob: name("bob"),
+            carol: name("carol"),
+            dave: name("dave"),
+        }
+    }
+}
+
 fn cursor(body: &Value) -> String {
     body["next"].as_str().expect("a next cursor").to_owned()
 }
@@ -259,11 +280,13 @@ fn cursor(body: &Value) -> String {
 async fn offline_client_catches_up_with_one_sync_and_unread_follows_markers() {
     for store in backends() {
         let rig = Rig::start(&store).await;
+        let users = Users::new();
+        let (alice, bob) = (&*users.alice, &*users.bob);
         let id = new_id("c");
-        rig.create(&id, &["alice", "bob"]).await;
+        rig.create(&id, &[alice, bob]).await;
 
         // Alice's initial state, then she goes offline.
-        let initial = rig.sync("alice", None, None).await;
+        let initial = rig.sync(alice, None, None).await;
         assert_eq!(initial["conversations"][0]["id"], id.as_str(), "{store}: {initial}");
         assert_eq!(initial["conversations"][0]["messages"], json!([]));
         assert_eq!(initial["limited"], false);
@@ -272,16 +295,16 @@ async fn offline_client_catches_up_with_one_sync_and_unread_follows_markers() {
         // While she is away: 5 messages and 2 notifications.
         let mut sent = Vec::new();
         for n in 1..=5 {
-            sent.push(rig.send(&id, "bob", &format!("m{n}")).await["id"].clone());
+            sent.push(rig.send(&id, bob, &format!("m{n}")).await["id"].clone());
         }
         for n in 1..=2 {
             let (status, created) = rig
-                .notify(json!({"id": format!("{id}-n{n}"), "userIds": ["alice"], "data": {"n": n}}))
+                .notify(json!({"id": format!("{id}-n{n}"), "userIds": [alice], "data": {"n": n}}))
                 .await;
-            assert_eq!((status, created["userIds"].clone()), (201, json!(["alice"])));
+            assert_eq!((status, created["userIds"].clone()), (201, json!([alice])));
         }
 
-        let caught = rig.sync("alice", Some(&since), None).await;
+        let caught = rig.sync(alice, Some(&since), None).await;
         assert_eq!(caught["limited"], false);
         let conversations = caught["conversations"].as_array().unwrap();
         assert_eq!(conversations.len(), 1, "{caught}");
@@ -296,7 +319,7 @@ async fn offline_client_catches_up_with_one_sync_and_unread_follows_markers() {
         assert_eq!(data, vec![json!(1), json!(2)]);
         assert!(notifications.iter().all(|n| n["type"] == "notification"));
         // From the new cursor: nothing again.
-        let again = rig.sync("alice", Some(&cursor(&caught)), None).await;
+        let again = rig.sync(alice, Some(&cursor(&caught)), None).await;
         assert_eq!(
             (again["conversations"].clone(), again["notifications"].clone()),
             (json!([]), json!([]))
@@ -304,19 +327,21 @@ async fn offline_client_catches_up_with_one_sync_and_unread_follows_markers() {
 
         // A retried notification: 200, nothing new in the feed.
         let (status, _) = rig
-            .notify(json!({"id": format!("{id}-n1"), "userIds": ["alice"], "data": {"n": 1}}))
+            .notify(json!({"id": format!("{id}-n1"), "userIds": [alice], "data": {"n": 1}}))
             .await;
         assert_eq!(status, 200);
 
         // Unread follows markers: own messages never count, system messages do.
-        let (status, alice) = rig.call("GET", "/api/conversations?userId=alice", None).await;
+        let (status, alice_list) = rig
+            .call("GET", &format!("/api/conversations?userId={alice}"), None)
+            .await;
         assert_eq!(status, 200);
         assert_eq!(
-            (alice["items"][0]["unread"].clone(), alice["unread"].clone()),
+            (alice_list["items"][0]["unread"].clone(), alice_list["unread"].clone()),
             (json!(5), json!(5))
         );
-        assert_eq!(alice["items"][0]["lastMessage"]["seq"], 5);
-        let read = format!("/api/conversations/{id}/read?userId=alice");
+        assert_eq!(alice_list["items"][0]["lastMessage"]["seq"], 5);
+        let read = format!("/api/conversations/{id}/read?userId={alice}");
         let (status, marker) = rig.call("PUT", &read, Some(json!({"seq": 3}))).await;
         assert_eq!((status, marker["seq"].clone()), (200, json!(3)));
         let (status, marker) = rig.call("PUT", &read, Some(json!({"seq": 1}))).await;
@@ -327,53 +352,80 @@ async fn offline_client_catches_up_with_one_sync_and_unread_follows_markers() {
         );
         let (status, error) = rig.call("PUT", &read, Some(json!({"seq": 6}))).await;
         assert_eq!((status, error["code"].as_str()), (400, Some("InvalidField")));
-        let (_, alice) = rig.call("GET", "/api/conversations?userId=alice", None).await;
-        assert_eq!(alice["unread"], 2);
-        let (_, bob) = rig.call("GET", "/api/conversations?userId=bob", None).await;
-        assert_eq!(bob["unread"], 0, "own messages are never unread");
+        let (_, alice_list) = rig
+            .call("GET", &format!("/api/conversations?userId={alice}"), None)
+            .await;
+        assert_eq!(alice_list["unread"], 2);
+        let (_, bob_list) = rig.call("GET", &format!("/api/conversations?userId={bob}"), None).await;
+        assert_eq!(bob_list["unread"], 0, "own messages are never unread");
         let (status, _) = rig
             .call(
                 "POST",
                 &format!("/api/manage/conversations/{id}/messages"),
-                Some(json!({"sender": "bob", "body": "system notice"})),
+                Some(json!({"sender": bob, "body": "system notice"})),
             )
             .await;
         assert_eq!(status, 201);
-        let (_, bob) = rig.call("GET", "/api/conversations?userId=bob", None).await;
-        assert_eq!(bob["unread"], 1, "system messages count, even under the member's name");
+        let (_, bob_list) = rig.call("GET", &format!("/api/conversations?userId={bob}"), None).await;
+        assert_eq!(
+            bob_list["unread"], 1,
+            "system messages count, even under the member's name"
+        );
 
         // The notification feed and its marker.
-        let (status, feed) = rig.call("GET", "/api/notifications?userId=alice", None).await;
+        let (status, feed) = rig
+            .call("GET", &format!("/api/notifications?userId={alice}"), None)
+            .await;
         assert_eq!(status, 200);
         assert_eq!(
             (feed["items"].as_array().unwrap().len(), feed["unread"].clone()),
             (2, json!(2))
         );
-        let (_, page) = rig.call("GET", "/api/notifications?userId=alice&limit=1", None).await;
+        let (_, page) = rig
+            .call("GET", &format!("/api/notifications?userId={alice}&limit=1"), None)
+            .await;
         assert_eq!(
             (page["items"][0]["seq"].clone(), page["next"].clone()),
             (json!(1), json!(1))
         );
         let (_, page) = rig
-            .call("GET", "/api/notifications?userId=alice&after=1&limit=0", None)
+            .call(
+                "GET",
+                &format!("/api/notifications?userId={alice}&after=1&limit=0"),
+                None,
+            )
             .await;
         assert_eq!(
             (page["items"][0]["seq"].clone(), page["next"].clone()),
             (json!(2), Value::Null)
         );
         let (status, marker) = rig
-            .call("PUT", "/api/notifications/read?userId=alice", Some(json!({"seq": 2})))
+            .call(
+                "PUT",
+                &format!("/api/notifications/read?userId={alice}"),
+                Some(json!({"seq": 2})),
+            )
             .await;
         assert_eq!((status, marker["seq"].clone()), (200, json!(2)));
         let (_, marker) = rig
-            .call("PUT", "/api/notifications/read?userId=alice", Some(json!({"seq": 1})))
+            .call(
+                "PUT",
+                &format!("/api/notifications/read?userId={alice}"),
+                Some(json!({"seq": 1})),
+            )
             .await;
         assert_eq!(marker["seq"], 2, "monotonic");
         let (status, _) = rig
-            .call("PUT", "/api/notifications/read?userId=alice", Some(json!({"seq": 3})))
+            .call(
+                "PUT",
+                &format!("/api/notifications/read?userId={alice}"),
+                Some(json!({"seq": 3})),
+            )
             .await;
         assert_eq!(status, 400);
-        let (_, feed) = rig.call("GET", "/api/notifications?userId=alice", None).await;
+        let (_, feed) = rig
+            .call("GET", &format!("/api/notifications?userId={alice}"), None)
+            .await;
         assert_eq!(feed["unread"], 0);
 
         // Bad input.
@@ -388,7 +440,7 @@ async fn offline_client_catches_up_with_one_sync_and_unread_follows_markers() {
         let (status, _) = rig
             .call(
                 "PUT",
-                "/api/conversations/nope/read?userId=alice",
+                &format!("/api/conversations/nope/read?userId={alice}"),
                 Some(json!({"seq": 1})),
             )
             .await;
@@ -401,13 +453,17 @@ async fn offline_client_catches_up_with_one_sync_and_unread_follows_markers() {
             "garbage".to_owned(),
         ] {
             let (status, error) = rig
-                .call("GET", &format!("/api/sync?userId=bob&since={bad}"), None)
+                .call("GET", &format!("/api/sync?userId={bob}&since={bad}"), None)
                 .await;
             assert_eq!((status, error["code"].as_str()), (400, Some("InvalidCursor")), "{bad}");
         }
-        let (status, _) = rig.call("GET", "/api/sync?userId=alice&limit=999999", None).await;
+        let (status, _) = rig
+            .call("GET", &format!("/api/sync?userId={alice}&limit=999999"), None)
+            .await;
         assert_eq!(status, 200, "limit clamped, not refused");
-        let (status, _) = rig.call("GET", "/api/sync?userId=alice&limit=ten", None).await;
+        let (status, _) = rig
+            .call("GET", &format!("/api/sync?userId={alice}&limit=ten"), None)
+            .await;
         assert_eq!(status, 400);
         let (status, _) = rig.call("GET", "/api/sync", None).await;
         assert_eq!(status, 401, "anonymous mode needs the caller named");
@@ -424,17 +480,19 @@ async fn offline_client_catches_up_with_one_sync_and_unread_follows_markers() {
 async fn limited_paging_over_500_missed_messages_loses_and_repeats_nothing() {
     for store in backends() {
         let rig = Rig::start(&store).await;
+        let users = Users::new();
+        let (alice, bob, carol) = (&*users.alice, &*users.bob, &*users.carol);
         let (a, b) = (new_id("a"), new_id("b"));
-        rig.create(&a, &["alice", "bob"]).await;
-        rig.create(&b, &["alice", "carol"]).await;
-        let since = cursor(&rig.sync("alice", None, None).await);
+        rig.create(&a, &[alice, bob]).await;
+        rig.create(&b, &[alice, carol]).await;
+        let since = cursor(&rig.sync(alice, None, None).await);
         let mut expected: BTreeSet<String> = BTreeSet::new();
         for n in 0..500 {
-            let (conversation, sender) = if n % 3 == 0 { (&b, "carol") } else { (&a, "bob") };
+            let (conversation, sender) = if n % 3 == 0 { (&b, carol) } else { (&a, bob) };
             let sent = rig.send(conversation, sender, &format!("m{n}")).await;
             expected.insert(sent["id"].as_str().unwrap().to_owned());
             if n % 100 == 0 {
-                let (status, _) = rig.notify(json!({"userIds": ["alice", "bob"], "data": {"n": n}})).await;
+                let (status, _) = rig.notify(json!({"userIds": [alice, bob], "data": {"n": n}})).await;
                 assert_eq!(status, 201);
             }
         }
@@ -446,7 +504,7 @@ async fn limited_paging_over_500_missed_messages_loses_and_repeats_nothing() {
         loop {
             pages += 1;
             assert!(pages < 100, "paging ends");
-            let page = rig.sync("alice", Some(&cursor_now), Some(70)).await;
+            let page = rig.sync(alice, Some(&cursor_now), Some(70)).await;
             let mut count = 0;
             for conversation in page["conversations"].as_array().unwrap() {
                 let cid = conversation["id"].as_str().unwrap().to_owned();
@@ -479,51 +537,55 @@ async fn limited_paging_over_500_missed_messages_loses_and_repeats_nothing() {
 async fn notifications_reach_only_their_users_group_and_offline_users_get_the_webhook() {
     for store in backends() {
         let rig = Rig::start(&store).await;
+        let users = Users::new();
+        let (alice, bob, dave) = (&*users.alice, &*users.bob, &*users.dave);
+        let (na, nb, nc) = (new_id("n-a"), new_id("n-b"), new_id("n-c"));
         let group = |user: &str| format!("notifications:user:{user}");
-        let mut alice = rig.socket("alice", &[group("alice")]).await;
-        let mut bob = rig.socket("bob", &[group("bob")]).await;
-        rig.await_presence("alice", 1).await;
-        rig.await_presence("bob", 1).await;
+        let mut alice_ws = rig.socket(alice, &[group(alice)]).await;
+        let mut bob_ws = rig.socket(bob, &[group(bob)]).await;
+        rig.await_presence(alice, 1).await;
+        rig.await_presence(bob, 1).await;
 
         // Alice and bob connected, dave offline: frames to the two groups, the webhook for dave only.
         let (status, created) = rig
-            .notify(json!({"id": "n-a", "userIds": ["alice", "dave"], "data": {"to": "alice+dave"}}))
+            .notify(json!({"id": na, "userIds": [alice, dave], "data": {"to": "alice+dave"}}))
             .await;
         assert_eq!(
             (status, created["userIds"].clone()),
-            (201, json!(["alice", "dave"])),
+            (201, json!([alice, dave])),
             "{store}"
         );
-        let frame = next_json(&mut alice).await;
+        let frame = next_json(&mut alice_ws).await;
         assert_eq!(
             (frame["type"].as_str(), frame["id"].as_str(), frame["seq"].as_i64()),
-            (Some("notification"), Some("n-a"), Some(1))
+            (Some("notification"), Some(na.as_str()), Some(1))
         );
         assert_eq!(frame["data"], json!({"to": "alice+dave"}));
         let (status, _) = rig
-            .notify(json!({"id": "n-b", "userIds": ["bob"], "data": {"to": "bob"}}))
+            .notify(json!({"id": nb, "userIds": [bob], "data": {"to": bob}}))
             .await;
         assert_eq!(status, 201);
-        let frame = next_json(&mut bob).await;
+        let frame = next_json(&mut bob_ws).await;
         assert_eq!(
-            frame["id"], "n-b",
+            frame["id"],
+            nb.as_str(),
             "bob's first frame is his own: alice's never reached his group"
         );
         let hooks = rig.await_webhooks(1).await;
-        assert_eq!(hooks[0]["userId"], "dave");
-        assert_eq!(hooks[0]["notification"]["id"], "n-a");
+        assert_eq!(hooks[0]["userId"], dave);
+        assert_eq!(hooks[0]["notification"]["id"], na.as_str());
         assert_eq!(hooks[0]["notification"]["type"], "notification");
 
         // Alice disconnects: her next notification goes to the webhook too.
-        alice.close(None).await.unwrap();
-        drop(alice);
-        rig.await_presence("alice", 0).await;
+        alice_ws.close(None).await.unwrap();
+        drop(alice_ws);
+        rig.await_presence(alice, 0).await;
         let (status, _) = rig
-            .notify(json!({"id": "n-c", "userIds": ["alice", "bob"], "data": {"to": "alice+bob"}}))
+            .notify(json!({"id": nc, "userIds": [alice, bob], "data": {"to": "alice+bob"}}))
             .await;
         assert_eq!(status, 201);
-        let frame = next_json(&mut bob).await;
-        assert_eq!(frame["id"], "n-c");
+        let frame = next_json(&mut bob_ws).await;
+        assert_eq!(frame["id"], nc.as_str());
         let hooks = rig.await_webhooks(2).await;
         // Give a wrong extra POST (for bob, connected) the time to arrive before counting.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -531,7 +593,7 @@ async fn notifications_reach_only_their_users_group_and_offline_users_get_the_we
         assert_eq!(hooks_after.len(), 2, "nothing for connected users: {hooks_after:?}");
         assert_eq!(
             (hooks[1]["userId"].as_str(), hooks[1]["notification"]["id"].as_str()),
-            (Some("alice"), Some("n-c"))
+            (Some(alice), Some(nc.as_str()))
         );
         assert_eq!(hooks[1]["notification"]["seq"], 2, "alice's second notification");
     }

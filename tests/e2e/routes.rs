@@ -95,7 +95,7 @@ async fn server_answers_exactly_the_declared_routes_and_methods() {
     let handler = start_handler(base_env()).await;
     let client = http();
     let declared = declared_routes();
-    assert_eq!(declared.len(), 6);
+    assert_eq!(declared.len(), 8);
     for (route, methods) in &declared {
         for method in ALL_METHODS {
             let url = handler.url(&format!("/api/{}", concrete(route, method)));

@@ -37,7 +37,8 @@ def assert_valid(schema_name, document):
 
 def test_the_functions_exist():
     assert [p.parent.name for p in FUNCTION_FILES] == [
-        "conversations", "events", "manage", "negotiate", "openapi.json", "outbox", "publish"
+        "conversations", "events", "manage", "negotiate", "notifications", "openapi.json", "outbox", "publish",
+        "sync",
     ]
 
 

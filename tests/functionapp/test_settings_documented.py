@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Settings are read through `Env` accessors, either with a literal name or a named `&str` constant.
 ACCESSOR = re.compile(r'\benv\s*\.(?:get|require|parse_or|flag|list)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"')
 SETTING_CONST = re.compile(
-    r'const [A-Z0-9_]+: &str = "((?:WebPubSub|Negotiate|Auth|Publish|Events|Dev|Store|Message)[A-Za-z0-9]*|[A-Z][A-Z0-9]*_[A-Z0-9_]+)";'
+    r'const [A-Z0-9_]+: &str = "((?:WebPubSub|Negotiate|Auth|Publish|Events|Dev|Store|Message|Notifications)[A-Za-z0-9]*|[A-Z][A-Z0-9]*_[A-Z0-9_]+)";'
 )
 # Set by the Functions host or the Azure platform (managed / workload identity), never by hand.
 HOST_PROVIDED = {"FUNCTIONS_CUSTOMHANDLER_PORT", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_FEDERATED_TOKEN_FILE"}

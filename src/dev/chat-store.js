@@ -35,6 +35,8 @@ const chat = {
   /** Sends not yet answered: id → {conversationId, text}. */
   pending: new Map(),
   catchingUp: null,
+  /** Set while a room opens (its log is emptied and refilled). */
+  opening: false,
   readMarkerWarned: false,
 };
 
@@ -121,7 +123,11 @@ async function joinRoom(id) {
   ensureRoom(id, answer.body);
   if (answer.status === 201) {
     // Idempotent by id: a retry of this join never stores the notice twice.
-    const notice = { sender: 'system', id: `joined.${id}.${chat.me}`.slice(0, 128), body: { kind: 'system', text: `${chat.me} joined #${id}` } };
+    const notice = {
+      sender: 'system',
+      id: `joined.${id}.${chat.me}`.slice(0, 128),
+      body: { kind: 'system', text: `${chat.me} joined #${id}`, joined: chat.me },
+    };
     if (ROOM_ID.test(notice.id)) await manage('POST', `/api/manage/conversations/${enc(id)}/messages`, notice).catch(() => {});
   }
 }
@@ -146,12 +152,23 @@ function addMessage(message, { live }) {
   const previousMax = maxSeq(message.conversationId);
   kept.set(message.id, message);
   chat.pending.delete(message.id);
+  learnMember(room, message);
   if (live && message.sender !== chat.me && message.seq > room.readSeq && !isSeen(room)) room.unread += 1;
   if (message.conversationId === chat.current) {
     renderMessage(message, chat.me);
     // A live frame past a hole (a frame lost on the way): fetch what lies between from history.
     if (live && room.loaded && previousMax > 0 && message.seq > previousMax + 1) fillAfter(room.id, previousMax);
   }
+}
+
+/** Only members send, and this page's join notices name who joined: the members pane learns from both. */
+function learnMember(room, message) {
+  const body = message.body;
+  const joined = isSystemBody(body) && typeof body.joined === 'string' ? body.joined : null;
+  const member = joined ?? (isSystemBody(body) ? null : message.sender);
+  if (!member || room.members.has(member)) return;
+  room.members.add(member);
+  if (room.id === chat.current) renderMembers(room.members, chat.me);
 }
 
 function maxSeq(conversationId) {
@@ -207,6 +224,8 @@ async function openRoom(id) {
   const room = chat.rooms.get(id);
   if (!room) return;
   chat.current = id;
+  // Scroll events from emptying and filling the log are not the user scrolling back.
+  chat.opening = true;
   $('room-name').textContent = room.title || id;
   $('log').replaceChildren();
   $('older').hidden = true;
@@ -220,6 +239,12 @@ async function openRoom(id) {
     addNotice(`Could not load the history of #${id}: ${error.message}`, 'error');
   }
   $('log').scrollTop = $('log').scrollHeight;
+  // Scroll events are dispatched with the next frame: drop those, then listen again.
+  requestAnimationFrame(() =>
+    requestAnimationFrame(() => {
+      if (chat.current === id) chat.opening = false;
+    }),
+  );
   markSeen();
 }
 

@@ -303,7 +303,7 @@ function init() {
   });
   $('notifications-read').addEventListener('click', markNotificationsRead);
   $('log').addEventListener('scroll', () => {
-    if ($('log').scrollTop < 40) loadOlder();
+    if (!chat.opening && $('log').scrollTop < 40) loadOlder();
     markSeen();
   });
   document.addEventListener('visibilitychange', markSeen);

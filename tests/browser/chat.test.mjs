@@ -215,6 +215,7 @@ test('durable rooms: history, catch-up after a cut socket, unread badges, notifi
   await expectEntry(bob, 'server', 'alice joined #lobby');
   await expectEntry(alice, 'server', 'bob joined #lobby');
   await bob.page.locator('#members li', { hasText: 'alice' }).waitFor();
+  await alice.page.locator('#members li', { hasText: 'bob' }).waitFor();
 
   // One sends, the other receives; the sender sees its own message stored.
   await say(alice, 'hello from alice');

@@ -32,9 +32,6 @@
 //!
 //! The binary (`src/main.rs`) only reads the environment, builds [`server::App`] and calls [`server::run`].
 
-// Lets `src/testing.rs` name this crate `webpubsub_control::…` both here and where the e2e tests include it.
-extern crate self as webpubsub_control;
-
 pub mod auth;
 pub mod config;
 pub mod connections;
@@ -49,6 +46,3 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod webpubsub;
-
-#[cfg(test)]
-mod testing;

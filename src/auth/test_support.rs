@@ -8,7 +8,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
-use tokio::sync::oneshot;
 use warp::Filter;
 
 pub const TEST_KEY_1_PEM: &str = include_str!("../../tests/fixtures/auth-test-rsa-key.pem");
@@ -54,7 +53,7 @@ pub struct JwksServer {
     addr: std::net::SocketAddr,
     served: Arc<Mutex<Served>>,
     fetches: Arc<AtomicUsize>,
-    _stop: oneshot::Sender<()>,
+    _server: ::test_support::Loopback,
 }
 
 impl JwksServer {
@@ -75,22 +74,13 @@ impl JwksServer {
                 warp::reply::with_status(served.body.clone(), status)
             })
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(
-            warp::serve(route)
-                .incoming(listener)
-                .graceful(async {
-                    let _ = stopped.await;
-                })
-                .run(),
-        );
+        let server = ::test_support::serve(route).await;
+        let addr = server.addr;
         Self {
             addr,
             served,
             fetches,
-            _stop: stop,
+            _server: server,
         }
     }
 
@@ -112,22 +102,13 @@ impl JwksServer {
                     .unwrap()
             })
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(
-            warp::serve(route)
-                .incoming(listener)
-                .graceful(async {
-                    let _ = stopped.await;
-                })
-                .run(),
-        );
+        let server = ::test_support::serve(route).await;
+        let addr = server.addr;
         Self {
             addr,
             served,
             fetches,
-            _stop: stop,
+            _server: server,
         }
     }
 

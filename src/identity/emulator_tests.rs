@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use webpubsub_emulator::identity::{self as emulated, IdentityAuthority};
 
 use super::*;
@@ -17,26 +16,17 @@ const HEADER: &str = "identity-header-for-tests";
 struct Running {
     authority: Arc<IdentityAuthority>,
     addr: std::net::SocketAddr,
-    _stop: oneshot::Sender<()>,
+    _server: ::test_support::Loopback,
 }
 
 async fn start(authority: IdentityAuthority) -> Running {
     let authority = Arc::new(authority);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(
-        warp::serve(authority.clone().routes())
-            .incoming(listener)
-            .graceful(async {
-                let _ = stopped.await;
-            })
-            .run(),
-    );
+    let server = ::test_support::serve(authority.clone().routes()).await;
+    let addr = server.addr;
     Running {
         authority,
         addr,
-        _stop: stop,
+        _server: server,
     }
 }
 

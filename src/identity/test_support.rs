@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
 use warp::Filter;
 use warp::http::{HeaderMap, StatusCode};
 
@@ -62,7 +61,7 @@ pub struct TokenServer {
     answers: Arc<Mutex<VecDeque<Answer>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
     hits: Arc<AtomicUsize>,
-    _stop: oneshot::Sender<()>,
+    _server: ::test_support::Loopback,
 }
 
 impl TokenServer {
@@ -107,23 +106,14 @@ impl TokenServer {
                     },
                 )
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(
-            warp::serve(route)
-                .incoming(listener)
-                .graceful(async {
-                    let _ = stopped.await;
-                })
-                .run(),
-        );
+        let server = ::test_support::serve(route).await;
+        let addr = server.addr;
         Self {
             addr,
             answers,
             seen,
             hits,
-            _stop: stop,
+            _server: server,
         }
     }
 

@@ -126,7 +126,7 @@ impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Captured;
+    use test_support::Captured;
 
     use proptest::prelude::*;
 

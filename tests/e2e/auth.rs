@@ -6,7 +6,6 @@ use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use warp::Filter;
 
 use crate::support::{base_env, http, start_handler};
@@ -17,23 +16,14 @@ const KEY_2_PEM: &str = include_str!("../fixtures/auth-test-rsa-key-2.pem");
 const ISSUER: &str = "https://login.example/tenant/v2.0";
 const AUDIENCE: &str = "api://negotiate";
 
-/// Serves `{"keys":[KEY_1_JWK]}` at `/keys` on `127.0.0.1:0` until the sender is dropped.
-async fn start_jwks() -> (String, oneshot::Sender<()>) {
+/// Serves `{"keys":[KEY_1_JWK]}` at `/keys` on `127.0.0.1:0` until the returned server is dropped.
+async fn start_jwks() -> (String, test_support::Loopback) {
     let document = format!(r#"{{"keys":[{KEY_1_JWK}]}}"#);
     let route =
         warp::path("keys").map(move || warp::reply::with_header(document.clone(), "content-type", "application/json"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/keys", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(
-        warp::serve(route)
-            .incoming(listener)
-            .graceful(async {
-                let _ = stopped.await;
-            })
-            .run(),
-    );
-    (url, stop)
+    let server = test_support::serve(route).await;
+    let url = format!("http://{}/keys", server.addr);
+    (url, server)
 }
 
 fn rs256_token(pem: &str, kid: &str, claims: Value) -> String {

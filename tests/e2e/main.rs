@@ -17,5 +17,3 @@ mod rest_client;
 mod routes;
 mod standin;
 mod support;
-#[path = "../../src/testing.rs"]
-mod testing;

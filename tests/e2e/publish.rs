@@ -14,7 +14,6 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -648,7 +647,7 @@ struct FaultyProxy {
     faults: Arc<Mutex<Vec<Fault>>>,
     /// `(path, injected)` of every request, in order.
     seen: Arc<Mutex<Vec<(String, bool)>>>,
-    _stop: oneshot::Sender<()>,
+    _server: test_support::Loopback,
 }
 
 impl FaultyProxy {
@@ -719,22 +718,13 @@ impl FaultyProxy {
                     },
                 )
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(
-            warp::serve(route)
-                .incoming(listener)
-                .graceful(async {
-                    let _ = stopped.await;
-                })
-                .run(),
-        );
+        let server = test_support::serve(route).await;
+        let addr = server.addr;
         Self {
             addr,
             faults,
             seen,
-            _stop: stop,
+            _server: server,
         }
     }
 

@@ -777,24 +777,22 @@ async fn without_a_rate_limit_many_requests_pass() {
 
 #[tokio::test]
 async fn each_issue_is_logged_without_the_token() {
-    let (captured, _guard) = crate::testing::capture_logs();
+    let (captured, _guard) = test_support::capture_logs(crate::telemetry::fields::TextFields);
     let route = route_for(&policy_env());
     let reply = post(&route, json!({"userId": "ada", "groups": ["conversation:7"]})).await;
     assert_eq!(reply.status, StatusCode::OK);
     let token = reply.body["token"].as_str().unwrap();
     let logs = captured.text();
-    let line = logs
-        .lines()
-        .find(|l| l.contains("Issued Web PubSub access token"))
-        .expect(&logs);
-    for field in [
-        "user_id=ada",
-        "hub=chat",
-        "roles=webpubsub.sendToGroup.notifications:user:ada",
-        "groups=conversation:7",
-    ] {
-        assert!(line.contains(field), "{field} missing in {line}");
-    }
+    let line = captured.line("Issued Web PubSub access token");
+    test_support::assert_fields(
+        &line,
+        &[
+            "user_id=ada",
+            "hub=chat",
+            "roles=webpubsub.sendToGroup.notifications:user:ada",
+            "groups=conversation:7",
+        ],
+    );
     assert!(!logs.contains(token), "the token must never be logged");
     let signature = token.rsplit('.').next().unwrap();
     assert!(!logs.contains(signature));

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use warp::Filter;
 use warp::http::{HeaderMap, StatusCode, header};
 
@@ -842,7 +841,7 @@ struct Seen {
 struct Upstream {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
-    _stop: oneshot::Sender<()>,
+    _server: test_support::Loopback,
 }
 
 impl Upstream {
@@ -884,21 +883,12 @@ impl Upstream {
                     },
                 )
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(
-            warp::serve(route)
-                .incoming(listener)
-                .graceful(async {
-                    let _ = stopped.await;
-                })
-                .run(),
-        );
+        let server = test_support::serve(route).await;
+        let port = server.port();
         Self {
             port,
             seen,
-            _stop: stop,
+            _server: server,
         }
     }
 
@@ -1163,7 +1153,7 @@ async fn the_deadline_answers_504_with_what_was_done_so_far() {
 
 #[tokio::test]
 async fn the_simple_form_answers_published_and_logs_the_attribution() {
-    let (captured, _guard) = crate::testing::capture_logs();
+    let (captured, _guard) = test_support::capture_logs(crate::telemetry::fields::TextFields);
     let upstream = Upstream::start([]).await;
     let route = route_with(&env("functionkey"), upstream.port);
     let reply = post(
@@ -1356,7 +1346,7 @@ async fn trust_is_checked_before_the_body_is_judged() {
 
 #[tokio::test]
 async fn each_action_is_logged_with_caller_and_target_but_not_the_payload_or_token() {
-    let (captured, _guard) = crate::testing::capture_logs();
+    let (captured, _guard) = test_support::capture_logs(crate::telemetry::fields::TextFields);
     let upstream = Upstream::start([]).await;
     let route = route_with(&jwt_env().with("AuthUserIdClaim", "sub"), upstream.port);
     let token = hs_token(service_claims(json!({"sub": "ada", "roles": [ROLE]})));
@@ -1371,24 +1361,19 @@ async fn each_action_is_logged_with_caller_and_target_but_not_the_payload_or_tok
     .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let logs = captured.text();
-    let forwarded = logs
-        .lines()
-        .find(|l| l.contains("Forwarded WebSocket message through Web PubSub"))
-        .expect(&logs);
-    for field in [
-        "room=ops",
-        "user_id=ada",
-        "hub=chat",
-        "action=sendToGroup",
-        "data_type=text",
-        "bytes=14",
-    ] {
-        assert!(forwarded.contains(field), "{field} missing in {forwarded}");
-    }
-    let performed = logs
-        .lines()
-        .find(|l| l.contains("Performed Web PubSub action"))
-        .expect(&logs);
+    let forwarded = captured.line("Forwarded WebSocket message through Web PubSub");
+    test_support::assert_fields(
+        &forwarded,
+        &[
+            "room=ops",
+            "user_id=ada",
+            "hub=chat",
+            "action=sendToGroup",
+            "data_type=text",
+            "bytes=14",
+        ],
+    );
+    let performed = captured.line("Performed Web PubSub action");
     assert!(
         performed.contains("target_user_id=bob") && performed.contains("user_id=ada"),
         "{performed}"

@@ -1,13 +1,12 @@
-//! Test helpers shared by the unit tests of several modules (compiled only for tests) and, through
-//! `#[path]`, by the e2e tests, so both capture logs the same way.
-//!
-//! [`capture_logs`] records this thread's log lines, so a test can assert what a request logged (and that
-//! no secret was).
+//! Log capture for tests: [`capture_logs`] records this thread's log lines (formatted by the caller's field
+//! formatter), so a test can assert what a request logged, and that no secret was.
 
 use std::sync::{Arc, Mutex};
+use tracing_subscriber::fmt::FormatFields;
 
+/// Log output captured by [`capture_logs`]; also an `io::Write` a test can hand to a formatter itself.
 #[derive(Clone, Default)]
-pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -20,8 +19,25 @@ impl std::io::Write for Captured {
 }
 
 impl Captured {
-    pub(crate) fn text(&self) -> String {
+    /// Everything captured so far.
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The first captured line containing `needle`; panics showing every line when there is none.
+    pub fn line(&self, needle: &str) -> String {
+        let text = self.text();
+        match text.lines().find(|line| line.contains(needle)) {
+            Some(line) => line.to_owned(),
+            None => panic!("no log line contains {needle:?}; captured:\n{text}"),
+        }
+    }
+}
+
+/// Asserts that `line` contains every one of `fields` (e.g. `"user_id=ada"`), naming the first missing one.
+pub fn assert_fields(line: &str, fields: &[&str]) {
+    for field in fields {
+        assert!(line.contains(field), "{field} missing in {line}");
     }
 }
 
@@ -53,14 +69,18 @@ impl tracing::Subscriber for InterestAnchor {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
-/// Captures this thread's log lines until the guard drops.
-pub(crate) fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+/// Captures this thread's log lines, formatted with `fields` (the caller's field formatter, so lines read as
+/// in production), until the guard drops.
+pub fn capture_logs<F>(fields: F) -> (Captured, tracing::subscriber::DefaultGuard)
+where
+    F: for<'w> FormatFields<'w> + Send + Sync + 'static,
+{
     static ANCHOR: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
     ANCHOR.get_or_init(|| tracing::Dispatch::new(InterestAnchor));
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
-        .fmt_fields(webpubsub_control::telemetry::fields::TextFields)
+        .fmt_fields(fields)
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();

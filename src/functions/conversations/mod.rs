@@ -70,6 +70,7 @@ async fn conversations(
     body: UnreadBody,
 ) -> Result<Response, ApiError> {
     let query = request::Query::parse(query)?;
+    request::check_user_id_header(headers)?;
     let requested = query.user_id.as_deref().or_else(|| request::header_user_id(headers));
     let caller = state.authenticator.authenticate(headers, requested).await?;
     if matches!(caller.source, CallerSource::Anonymous { generated: true }) {

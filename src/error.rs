@@ -23,6 +23,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after_secs: Option<u64>,
+    /// The `Allow` header of a 405: the methods the route does take.
+    allow: Option<&'static str>,
     details: Map<String, Value>,
 }
 
@@ -33,6 +35,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_secs: None,
+            allow: None,
             details: Map::new(),
         }
     }
@@ -40,6 +43,18 @@ impl ApiError {
     /// 400 with a specific code, e.g. `InvalidJson`, `InvalidField`.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 405: the route exists but takes only `allow` (comma-separated, e.g. `"PUT, DELETE"`), which the
+    /// answer's `Allow` header lists as RFC 9110 requires.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let mut error = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("this route takes {allow}"),
+        );
+        error.allow = Some(allow);
+        error
     }
 
     /// 401: the caller is not authenticated (missing or invalid credentials).
@@ -128,6 +143,11 @@ impl Reply for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         response
     }

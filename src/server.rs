@@ -227,7 +227,8 @@ fn method_not_allowed() -> impl Filter<Extract = (Response,), Error = warp::Reje
                 .strip_prefix("/api/")
                 .and_then(|name| FUNCTIONS.iter().find(|function| function.serves(name)));
             match function {
-                Some(function) if !function.methods.contains(&method) => {
+                // A function with several routes (`…/{*rest}`) answers its own 405s, with each route's methods.
+                Some(function) if !function.name.ends_with("/{*rest}") && !function.methods.contains(&method) => {
                     let allow = function
                         .methods
                         .iter()
@@ -319,10 +320,82 @@ mod tests {
         assert_eq!(body["code"], "InvalidHeader");
     }
 
+    fn function_key_env() -> Env {
+        Env::from_pairs([
+            ("WebPubSubConnectionString", CONNECTION_STRING),
+            ("WebPubSubHub", "chat"),
+            (negotiate::IDENTITY_SETTING, "anonymous"),
+            (publish::TRUST_SETTING, "functionkey"),
+        ])
+    }
+
+    /// Fuzz findings of #17 on the durable routes, one per class, through the assembled routes.
+    #[tokio::test]
+    async fn every_405_lists_the_methods_the_route_takes() {
+        let app = App::new(Settings::from_env(&function_key_env()).unwrap()).unwrap();
+        for (method, path, allow) in [
+            ("PUT", "/api/manage/conversations", "POST"),
+            ("POST", "/api/manage/conversations/team-1/members/alice", "PUT, DELETE"),
+            ("PUT", "/api/manage/conversations/team-1/messages", "POST"),
+            ("GET", "/api/manage/conversations", "POST"),
+            (
+                "OPTIONS",
+                "/api/manage/conversations/team-1/members/alice",
+                "PUT, DELETE",
+            ),
+            ("OPTIONS", "/api/conversations?userId=ada", "GET"),
+            ("POST", "/api/conversations?userId=ada", "GET"),
+            ("DELETE", "/api/conversations/team-1/messages?userId=ada", "GET, POST"),
+            ("TRACE", "/outbox", "POST"),
+            ("GET", "/outbox", "POST"),
+        ] {
+            let response = warp::test::request()
+                .method(method)
+                .path(path)
+                .reply(&app.routes())
+                .await;
+            assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(response.headers()[header::ALLOW], allow, "{method} {path}");
+            let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+            assert_eq!(body["code"], "MethodNotAllowed", "{method} {path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_member_user_id_past_256_characters_is_refused() {
+        let app = App::new(Settings::from_env(&function_key_env()).unwrap()).unwrap();
+        let path = format!("/api/manage/conversations/team-1/members/{}", "0".repeat(257));
+        for method in ["PUT", "DELETE"] {
+            let response = warp::test::request()
+                .method(method)
+                .path(&path)
+                .reply(&app.routes())
+                .await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{method}");
+            let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+            assert_eq!(body["field"], "userId", "{method}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_blank_x_user_id_header_is_refused_even_beside_a_user_id() {
+        let app = App::new(Settings::from_env(&function_key_env()).unwrap()).unwrap();
+        for value in ["", "  "] {
+            let response = warp::test::request()
+                .path("/api/conversations?userId=ada")
+                .header("x-user-id", value)
+                .reply(&app.routes())
+                .await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{value:?}");
+            let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+            assert_eq!(body["field"], "X-User-Id");
+        }
+    }
+
     #[test]
     fn a_plain_http_endpoint_off_loopback_warns_once_at_start() {
         let warnings = |endpoint: &str| {
-            let (captured, _guard) = crate::testing::capture_logs();
+            let (captured, _guard) = test_support::capture_logs(crate::telemetry::fields::TextFields);
             let connection = format!("Endpoint={endpoint};AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;");
             let env = env("anonymous", "appservice").with("WebPubSubConnectionString", connection);
             App::new(Settings::from_env(&env).unwrap()).unwrap();

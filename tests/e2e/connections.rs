@@ -213,7 +213,7 @@ async fn connections_past_the_bound_wait_and_are_served_once_one_closes() {
 async fn malformed_http_writes_no_error_or_warning_line() {
     let server = serve(short_limits()).await;
     // Captured from here: start-up warnings about the test's own settings are not the subject.
-    let (captured, _guard) = crate::testing::capture_logs();
+    let (captured, _guard) = test_support::capture_logs(webpubsub_control::telemetry::fields::TextFields);
     for garbage in [
         &b"\x00\x01\x02 not http at all\r\n\r\n"[..],
         b"GET / HTTP/9.9\r\n\r\n",

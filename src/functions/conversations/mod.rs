@@ -72,6 +72,7 @@ pub(crate) async fn identify(
     headers: &HeaderMap,
     user_param: Option<&str>,
 ) -> Result<String, ApiError> {
+    request::check_user_id_header(headers)?;
     let requested = user_param.or_else(|| request::header_user_id(headers));
     let caller = authenticator.authenticate(headers, requested).await?;
     if matches!(caller.source, CallerSource::Anonymous { generated: true }) {

@@ -79,6 +79,22 @@ impl Query {
     }
 }
 
+/// A present `X-User-Id` header must name someone: empty, blank or not text is a 400 even when the `userId`
+/// query parameter names the caller (the contract's `minLength: 1`; fuzz finding ST201, #17).
+pub(super) fn check_user_id_header(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(USER_ID_HEADER) else {
+        return Ok(());
+    };
+    match value.to_str() {
+        Ok(text) if !text.trim().is_empty() && text.chars().count() <= 256 => Ok(()),
+        _ => Err(ApiError::bad_request(
+            "InvalidHeader",
+            "header X-User-Id must name the caller (1-256 characters)",
+        )
+        .with_detail("field", "X-User-Id")),
+    }
+}
+
 /// The `X-User-Id` header, when present and text.
 pub(super) fn header_user_id(headers: &HeaderMap) -> Option<&str> {
     headers.get(USER_ID_HEADER).and_then(|v| v.to_str().ok())

@@ -78,13 +78,9 @@ pub fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no function is served at this path")
 }
 
-/// The 405 for a known path with another method.
-pub fn method_not_allowed(allow: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        format!("this route takes {allow}"),
-    )
+/// The 405 for a known path with another method, its `Allow` header listing `allow`.
+pub fn method_not_allowed(allow: &'static str) -> ApiError {
+    ApiError::method_not_allowed(allow)
 }
 
 /// Parses a JSON body into `T`, a 400 `InvalidJson` naming the problem otherwise.

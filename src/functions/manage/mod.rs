@@ -78,6 +78,9 @@ async fn manage(
     let caller = state.trust.check(headers).await?;
     let segments = reply::segments(tail)?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if let ["conversations", _, "members", user] = segments.as_slice() {
+        request::member_user_id(user)?;
+    }
     let durable = &state.durable;
     match (segments.as_slice(), method) {
         (["conversations"], &Method::POST) => {

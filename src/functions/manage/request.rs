@@ -22,6 +22,15 @@ const MAX_MEMBERS: usize = 1000;
 /// Longest title, in characters.
 const MAX_TITLE_CHARS: usize = 256;
 
+/// The member in a `members/{userId}` path: a user id as negotiate takes one (1-256 characters, not blank,
+/// no control characters), a 400 naming `userId` otherwise (fuzz finding ST201, #17).
+pub(super) fn member_user_id(user: &str) -> Result<(), ApiError> {
+    crate::auth::validate_user_id(user).map_err(|e| {
+        ApiError::bad_request("InvalidField", format!("the member's userId is not usable: {e}"))
+            .with_detail("field", "userId")
+    })
+}
+
 pub(super) fn create(body: &Bytes) -> Result<Create, ApiError> {
     let create: Create = parse_json(body)?;
     if create.members.is_empty() || create.members.len() > MAX_MEMBERS {

@@ -33,6 +33,9 @@ pub fn routes(durable: Arc<Durable>) -> BoxedFilter<(Response,)> {
             let durable = durable.clone();
             async move { error::into_response(invoke(&durable, &headers, body).await) }
         })
+        // Any other method: a 405 naming POST (fuzz finding ST204, #17).
+        .or(warp::path!("outbox").map(|| warp::Reply::into_response(ApiError::method_not_allowed("POST"))))
+        .unify()
         .boxed()
 }
 

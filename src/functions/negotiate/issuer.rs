@@ -20,7 +20,7 @@ use crate::webpubsub::{
 #[derive(Debug)]
 pub(super) enum Issuer {
     /// Key mode: signed here.
-    Key(ClientAccessIssuer),
+    Key(Box<ClientAccessIssuer>),
     /// Identity mode: asked of the service.
     Service { client: RestClient, endpoint: Endpoint },
 }
@@ -28,10 +28,10 @@ pub(super) enum Issuer {
 impl Issuer {
     pub(super) fn for_service(service: &ServiceSettings) -> anyhow::Result<Self> {
         Ok(match &service.primary {
-            ServiceCredential::AccessKey(connection) => Self::Key(ClientAccessIssuer::new(
+            ServiceCredential::AccessKey(connection) => Self::Key(Box::new(ClientAccessIssuer::new(
                 connection.endpoint().clone(),
                 connection.access_key(),
-            )),
+            ))),
             ServiceCredential::Identity { endpoint, .. } => Self::Service {
                 client: RestClient::for_service(service, RestOptions::default())?,
                 endpoint: endpoint.clone(),

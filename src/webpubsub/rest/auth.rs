@@ -17,13 +17,13 @@ use crate::webpubsub::{ServiceSettings, keys::AccessKey};
 
 /// What signs or carries a request's `Authorization`.
 pub(super) enum Credential {
-    Key(Hs256Signer),
+    Key(Box<Hs256Signer>),
     Identity(Arc<TokenSource>),
 }
 
 impl Credential {
     pub(super) fn key(key: &AccessKey) -> Self {
-        Self::Key(Hs256Signer::new(key))
+        Self::Key(Box::new(Hs256Signer::new(key)))
     }
 
     /// Key mode: `Bearer <HS256 token for url>` valid for `ttl` from `now`. Identity mode: `None` (the

@@ -23,7 +23,12 @@
 //!   `App::new(settings)?.with_event_handler(handler)` ([`server::App::with_event_handler`]).
 //! - [`server`]: the app's [`server::Settings`] (every module's, from one snapshot), the [`server::App`]
 //!   builder, route assembly, readiness probe, `run(listener, app, shutdown)`.
+//! - [`store`]: the durable store (SQLite or PostgreSQL through one sqlx pool, embedded migrations).
+//! - [`identity`]: keyless operation building blocks (Entra / managed identity credentials and checks).
 //! - `dev` (feature `dev`): `handler dev`, the handler wired to the embedded local emulator.
+//!
+//! Test helpers shared by the unit and e2e tests (loopback server, log capture) are the dev-only
+//! `test-support` crate; benchmark programs live under `bench/` and `benches/`, not in the library.
 //!
 //! Imports point one way: `config` ← `webpubsub`, `auth`, `telemetry` ← `functions` ← `server` ← `dev`, `main`.
 //!

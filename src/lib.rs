@@ -26,7 +26,13 @@
 //! - [`http_client`]: outbound HTTP clients built in the background, off the start-up path.
 //! - [`connections`]: the HTTP/1 connection loop under the routes, every client-held resource bounded
 //!   ([`connections::Limits`]).
+//! - [`store`]: the durable store (SQLite or PostgreSQL through one sqlx pool, embedded migrations).
+//! - [`identity`]: keyless operation (#18): identity-mode settings, the managed-identity token source, the
+//!   Entra check of upstream requests.
 //! - `dev` (feature `dev`): `handler dev`, the handler wired to the embedded local emulator.
+//!
+//! Test helpers shared by the unit and e2e tests (loopback server, log capture) are the dev-only
+//! `test-support` crate; benchmark programs live under `bench/` and `benches/`, not in the library.
 //!
 //! Imports point one way: `config` ← `webpubsub`, `auth`, `telemetry` ← `functions` ← `server` ← `dev`, `main`.
 //!

@@ -20,7 +20,8 @@ use std::sync::Arc;
 
 use webpubsub_protocol::roles::{Grant, JOIN_LEAVE_GROUP_ROLE, parse_role};
 
-use super::request::NegotiateRequest;
+use super::MAX_REQUESTED_ITEMS;
+use super::request::{NegotiateRequest, too_many};
 use crate::error::ApiError;
 use crate::functions::durable::{Durable, bounded};
 use crate::store::is_valid_conversation_id;
@@ -45,6 +46,12 @@ pub(super) struct DurableAsk {
 
 /// Moves the durable groups and roles out of `request`; another user's notification group is a 403 here.
 pub(super) fn split(request: &mut NegotiateRequest, user_id: &str) -> Result<DurableAsk, ApiError> {
+    // The same bound as the template policy, before any store look-up.
+    if request.groups.as_ref().is_some_and(|g| g.len() > MAX_REQUESTED_ITEMS)
+        || request.roles.as_ref().is_some_and(|r| r.len() > MAX_REQUESTED_ITEMS)
+    {
+        return Err(too_many());
+    }
     let mut ask = DurableAsk::default();
     if let Some(groups) = request.groups.as_mut() {
         let mut kept = Vec::with_capacity(groups.len());

@@ -186,3 +186,13 @@ async fn without_a_store_the_templates_decide_as_before() {
     let reply = post(&route, json!({"userId": "ada", "groups": ["notifications:user:ada"]})).await;
     assert_error(&reply, StatusCode::FORBIDDEN, "GroupNotAllowed");
 }
+
+#[tokio::test]
+async fn more_than_the_request_bound_is_refused_before_any_look_up() {
+    let t = with_store(env("anonymous")).await;
+    let groups: Vec<String> = (0..=MAX_REQUESTED_ITEMS)
+        .map(|n| format!("conversation:c{n}"))
+        .collect();
+    let reply = post(&t.route, json!({"userId": "ada", "groups": groups})).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "TooManyItems");
+}

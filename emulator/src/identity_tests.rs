@@ -171,17 +171,8 @@ fn token_endpoint_in_the_app_service_shape() {
 #[tokio::test]
 async fn routes_serve_tokens_and_keys_over_http() {
     let authority = Arc::new(IdentityAuthority::new(HEADER).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(
-        warp::serve(authority.clone().routes())
-            .incoming(listener)
-            .graceful(async {
-                let _ = stopped.await;
-            })
-            .run(),
-    );
+    let server = test_support::serve(authority.clone().routes()).await;
+    let addr = server.addr;
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/identity/token?resource=https%3A%2F%2Fwebpubsub.azure.com&api-version=2019-08-01");
     let response = client
@@ -196,7 +187,7 @@ async fn routes_serve_tokens_and_keys_over_http() {
     let keys = client.get(format!("http://{addr}/identity/keys")).send().await.unwrap();
     let keys: Value = serde_json::from_slice(&keys.bytes().await.unwrap()).unwrap();
     assert_eq!(keys, authority.jwks());
-    let _ = stop.send(());
+    drop(server);
 }
 
 #[test]

@@ -22,7 +22,7 @@ struct Emulator {
     service: Arc<Service>,
     base: String,
     http: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _server: test_support::Loopback,
 }
 
 struct Client {
@@ -58,18 +58,13 @@ impl Client {
 /// The REST routes served on 127.0.0.1, port 0.
 async fn emulator() -> Emulator {
     let service = Service::new(EmulatorConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(routes(service.clone())).incoming(listener).graceful(async {
-        let _ = stopped.await;
-    });
-    tokio::spawn(server.run());
+    let server = test_support::serve(routes(service.clone())).await;
+    let base = server.url("");
     Emulator {
         service,
         base,
         http: reqwest::Client::new(),
-        _stop: stop,
+        _server: server,
     }
 }
 

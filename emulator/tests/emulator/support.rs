@@ -226,7 +226,7 @@ pub struct Upstream {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
     arrivals: tokio::sync::Mutex<mpsc::UnboundedReceiver<Recorded>>,
-    _shutdown: oneshot::Sender<()>,
+    _server: test_support::Loopback,
 }
 
 pub fn reply(status: u16) -> warp::http::Response<Bytes> {
@@ -268,22 +268,13 @@ impl Upstream {
                     respond(&request)
                 },
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        tokio::spawn(
-            warp::serve(route)
-                .incoming(listener)
-                .graceful(async {
-                    let _ = shutdown_rx.await;
-                })
-                .run(),
-        );
+        let server = test_support::serve(route).await;
+        let addr = server.addr;
         Upstream {
             addr,
             requests,
             arrivals: tokio::sync::Mutex::new(rx),
-            _shutdown: shutdown_tx,
+            _server: server,
         }
     }
 

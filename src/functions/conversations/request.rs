@@ -7,7 +7,7 @@ use serde_json::Value;
 use warp::http::HeaderMap;
 
 use crate::error::ApiError;
-use crate::functions::durable::reply::parse_json;
+use crate::functions::durable::reply::{not_null, parse_json};
 use crate::store::is_valid_item_id;
 use crate::store::messages::{DEFAULT_PAGE, MAX_PAGE, Page};
 
@@ -123,6 +123,7 @@ pub(crate) fn read_marker(body: &Bytes) -> Result<i64, ApiError> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Send {
+    #[serde(default, deserialize_with = "not_null")]
     pub id: Option<String>,
     pub body: Value,
 }

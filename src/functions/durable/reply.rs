@@ -83,6 +83,16 @@ pub fn method_not_allowed(allow: &'static str) -> ApiError {
     ApiError::method_not_allowed(allow)
 }
 
+/// For an optional body field that may be absent but not `null` (the contract types it as a string, not
+/// nullable; fuzz finding ST201, #17): `#[serde(default, deserialize_with = "reply::not_null")]`.
+pub fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// Parses a JSON body into `T`, a 400 `InvalidJson` naming the problem otherwise.
 pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request("InvalidJson", format!("invalid request body: {e}")))

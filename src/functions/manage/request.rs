@@ -5,14 +5,16 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::functions::durable::reply::parse_json;
+use crate::functions::durable::reply::{not_null, parse_json};
 use crate::store::notifications::Audience;
 
 /// `{"id"?, "title"?, "members": [...]}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Create {
+    #[serde(default, deserialize_with = "not_null")]
     pub id: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub title: Option<String>,
     pub members: Vec<String>,
 }
@@ -58,6 +60,7 @@ pub(super) fn create(body: &Bytes) -> Result<Create, ApiError> {
 #[serde(deny_unknown_fields)]
 pub(super) struct SystemMessage {
     pub sender: String,
+    #[serde(default, deserialize_with = "not_null")]
     pub id: Option<String>,
     pub body: Value,
 }
@@ -125,6 +128,22 @@ pub(super) fn notify(body: &Bytes) -> Result<Notify, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn null_is_not_an_absent_id_or_title() {
+        for body in [
+            &br#"{"id":null,"members":["a"]}"#[..],
+            br#"{"title":null,"members":["a"]}"#,
+        ] {
+            assert_eq!(create(&Bytes::from_static(body)).unwrap_err().code(), "InvalidJson");
+        }
+        let message = br#"{"sender":"bot","id":null,"body":{}}"#;
+        assert_eq!(
+            system_message(&Bytes::from_static(message)).unwrap_err().code(),
+            "InvalidJson"
+        );
+        assert!(system_message(&Bytes::from_static(br#"{"sender":"bot","body":{}}"#)).is_ok());
+    }
 
     #[test]
     fn create_needs_members_and_a_sane_title() {

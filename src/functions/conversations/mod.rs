@@ -29,6 +29,7 @@ use warp::reply::Response;
 use crate::auth::{Authenticator, CallerSource};
 use crate::error::{self, ApiError};
 use crate::functions::durable::{self, Durable, bounded, reply};
+use crate::functions::notifications::method_not_allowed;
 use crate::request::{UnreadBody, read_body, unread_body};
 use crate::store::messages::Sender;
 
@@ -138,9 +139,9 @@ async fn conversations(
                 &serde_json::json!({ "items": items, "next": page.next }),
             ))
         }
-        ([], _) => Err(reply::method_not_allowed("GET")),
+        ([], _) => Ok(method_not_allowed("GET")),
         ([_, "messages"], _) => Err(reply::method_not_allowed("GET, POST")),
-        ([_, "read"], _) => Err(reply::method_not_allowed("PUT")),
+        ([_, "read"], _) => Ok(method_not_allowed("PUT")),
         _ => Err(reply::not_found()),
     }
 }

@@ -29,6 +29,7 @@ use warp::reply::Response;
 use crate::auth::{Authenticator, CallerSource};
 use crate::error::{self, ApiError};
 use crate::functions::durable::{self, Durable, bounded, reply};
+use crate::functions::notifications::method_not_allowed;
 use crate::request::{UnreadBody, read_body, unread_body};
 use crate::store::messages::Sender;
 
@@ -65,6 +66,9 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// Longest `X-User-Id` accepted (the contract's bound).
+const MAX_USER_ID_HEADER_CHARS: usize = 256;
+
 /// The caller's user id, exactly as negotiate identifies it; in `anonymous` mode `user_param` (the `userId`
 /// query parameter) or the `X-User-Id` header must name it. Shared by `notifications` and `sync` (#16).
 pub(crate) async fn identify(
@@ -72,7 +76,23 @@ pub(crate) async fn identify(
     headers: &HeaderMap,
     user_param: Option<&str>,
 ) -> Result<String, ApiError> {
-    let requested = user_param.or_else(|| request::header_user_id(headers));
+    let header = match headers.get(request::USER_ID_HEADER) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .filter(|v| (1..=MAX_USER_ID_HEADER_CHARS).contains(&v.chars().count()))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "InvalidHeader",
+                        format!("X-User-Id must be 1 to {MAX_USER_ID_HEADER_CHARS} characters"),
+                    )
+                    .with_detail("header", "X-User-Id")
+                })?,
+        ),
+    };
+    let requested = user_param.or(header);
     let caller = authenticator.authenticate(headers, requested).await?;
     if matches!(caller.source, CallerSource::Anonymous { generated: true }) {
         return Err(ApiError::unauthorized(
@@ -137,9 +157,9 @@ async fn conversations(
                 &serde_json::json!({ "items": items, "next": page.next }),
             ))
         }
-        ([], _) => Err(reply::method_not_allowed("GET")),
+        ([], _) => Ok(method_not_allowed("GET")),
         ([_, "messages"], _) => Err(reply::method_not_allowed("GET, POST")),
-        ([_, "read"], _) => Err(reply::method_not_allowed("PUT")),
+        ([_, "read"], _) => Ok(method_not_allowed("PUT")),
         _ => Err(reply::not_found()),
     }
 }

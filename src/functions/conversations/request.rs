@@ -79,11 +79,6 @@ impl Query {
     }
 }
 
-/// The `X-User-Id` header, when present and text.
-pub(super) fn header_user_id(headers: &HeaderMap) -> Option<&str> {
-    headers.get(USER_ID_HEADER).and_then(|v| v.to_str().ok())
-}
-
 /// Largest body of a read marker (`{"seq": n}`).
 pub(crate) const MAX_READ_BYTES: u64 = 1024;
 

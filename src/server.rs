@@ -215,9 +215,10 @@ fn readiness() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + 
         .map(|| "ok".into_response())
 }
 
-/// A function's route with a method it does not take: 405 with `Allow` listing the methods it does take
-/// (from [`FUNCTIONS`], which the route-consistency test holds in step with the routes). Any other request
-/// passes on untouched.
+/// A function's route with a method it does not take: 405 with `Allow` listing the methods it does take.
+/// The contract's path table ([`openapi::paths`]) decides for a documented path, so a catch-all function
+/// names the methods of the path asked for; otherwise the function's methods from [`FUNCTIONS`] (which the
+/// route-consistency test holds in step with the routes). Any other request passes on untouched.
 fn method_not_allowed() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path::full()
         .and(warp::method())
@@ -226,25 +227,22 @@ fn method_not_allowed() -> impl Filter<Extract = (Response,), Error = warp::Reje
                 .as_str()
                 .strip_prefix("/api/")
                 .and_then(|name| FUNCTIONS.iter().find(|function| function.serves(name)));
-            match function {
-                Some(function) if !function.methods.contains(&method) => {
-                    let allow = function
-                        .methods
-                        .iter()
-                        .map(Method::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let message = format!("this function takes {allow}");
-                    let mut response =
-                        error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", message)
-                            .into_response();
-                    if let Ok(allow) = HeaderValue::from_str(&allow) {
-                        response.headers_mut().insert(header::ALLOW, allow);
-                    }
-                    Ok(response)
-                }
-                _ => Err(warp::reject::not_found()),
+            let allowed = match (openapi::paths::allowed_methods(path.as_str()), function) {
+                (Some(documented), _) => documented,
+                (None, Some(function)) => function.methods,
+                (None, None) => return Err(warp::reject::not_found()),
+            };
+            if allowed.contains(&method) {
+                return Err(warp::reject::not_found());
             }
+            let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            let message = format!("this route takes {allow}");
+            let mut response =
+                error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", message).into_response();
+            if let Ok(allow) = HeaderValue::from_str(&allow) {
+                response.headers_mut().insert(header::ALLOW, allow);
+            }
+            Ok(response)
         })
 }
 

@@ -4,6 +4,8 @@
 //! binary, so serving it costs one copy-free reply: nothing is parsed or built at run time. It holds no
 //! secret, so the function is anonymous; the document describes this route too.
 
+pub mod paths;
+
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, header};

@@ -158,7 +158,7 @@ impl RestClient {
     }
 
     /// Builds the signed HTTP request for `request` as if the clock read `now`, without sending it (in
-    /// identity mode without `Authorization`: see [`RestClient::prepare_authorized`]).
+    /// identity mode without `Authorization`: see `RestClient::prepare_authorized`).
     pub fn prepare(&self, request: &ApiRequest, now: SystemTime) -> Result<reqwest::Request, RestError> {
         let inner = &*self.inner;
         let operation = request.operation();

@@ -45,22 +45,31 @@ pub type Claims = Map<String, Value>;
 /// Why a bearer token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BearerError {
+    /// No `Authorization: Bearer` header.
     #[error("no bearer token was presented")]
     Missing,
+    /// Not three base64url parts with JSON header and claims.
     #[error("the bearer token is not a well-formed JWT")]
     Malformed,
+    /// Signed with an algorithm other than RS256.
     #[error("the bearer token must be signed with RS256")]
     UnsupportedAlgorithm,
+    /// A `kid` this emulator did not issue.
     #[error("the bearer token names a key this authority does not have")]
     UnknownKey,
+    /// The signature does not verify.
     #[error("the bearer token signature is invalid")]
     BadSignature,
+    /// Past its `exp`.
     #[error("the bearer token has expired")]
     Expired,
+    /// Before its `nbf`.
     #[error("the bearer token is not valid yet")]
     NotYetValid,
+    /// An `aud` other than the Web PubSub resource.
     #[error("the bearer token audience is not {WEBPUBSUB_RESOURCE}")]
     WrongAudience,
+    /// An `iss` other than the emulator's tenant.
     #[error("the bearer token was not issued by the emulator's tenant")]
     WrongIssuer,
     /// Access-key tokens while local auth is disabled.
@@ -119,6 +128,7 @@ impl IdentityAuthority {
         format!("https://sts.windows.net/{TENANT_ID}/")
     }
 
+    /// The `kid` of the signing key, random per emulator run.
     pub fn key_id(&self) -> &str {
         &self.kid
     }

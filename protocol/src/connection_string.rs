@@ -24,8 +24,11 @@ pub struct ConnectionString {
 /// The keys this parser understands, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionStringKey {
+    /// `Endpoint=`: the service URL.
     Endpoint,
+    /// `AccessKey=`: the key that signs tokens and requests.
     AccessKey,
+    /// `Port=`: overrides the endpoint's port.
     Port,
 }
 
@@ -43,25 +46,34 @@ impl fmt::Display for ConnectionStringKey {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectionStringError {
+    /// Nothing but whitespace or `;`.
     #[error("connection string is empty")]
     Empty,
+    /// A segment without `=`, or with an empty key.
     #[error("connection string segment {position} is not of the form Key=Value")]
     MalformedSegment {
         /// 1-based position among the `;`-separated segments.
         position: usize,
     },
+    /// A key appears twice.
     #[error("connection string sets {0} more than once")]
     DuplicateKey(ConnectionStringKey),
+    /// A required key is absent.
     #[error("connection string has no {0}")]
     MissingKey(ConnectionStringKey),
+    /// A key has an empty value.
     #[error("connection string {0} is empty")]
     EmptyValue(ConnectionStringKey),
+    /// The endpoint does not parse as a URL.
     #[error("connection string Endpoint is not a valid URL")]
     InvalidEndpoint,
+    /// The endpoint's scheme is neither `http` nor `https`.
     #[error("connection string Endpoint must use http or https")]
     UnsupportedScheme,
+    /// The endpoint carries user info, a query or a fragment.
     #[error("connection string Endpoint must not contain credentials, a query or a fragment")]
     EndpointHasExtras,
+    /// The port is not a number from 1 to 65535.
     #[error("connection string Port must be a whole number from 1 to 65535")]
     InvalidPort,
 }

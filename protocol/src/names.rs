@@ -23,44 +23,76 @@ pub const MAX_PAGE_SIZE: u32 = 200;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValidationError {
+    /// A hub name outside the service's rule.
     #[error("hub must start with an ASCII letter followed by at most 127 ASCII letters, digits or _`,.[] characters")]
     InvalidHub,
+    /// A group name outside the service's rule.
     #[error("group must be 1 to 1024 characters, not only whitespace, without control characters or `,`")]
     InvalidGroup,
+    /// An empty list of groups.
     #[error("groups must name at least one group")]
     NoGroups,
+    /// An empty connection id.
     #[error("connectionId must not be empty")]
     EmptyConnectionId,
+    /// An empty user id.
     #[error("userId must not be empty")]
     EmptyUserId,
+    /// An empty role.
     #[error("role must not be empty")]
     EmptyRole,
+    /// A role with a control character or `,`.
     #[error("role must not contain control characters or `,`")]
     InvalidRole,
+    /// A message body over the size limit.
     #[error("message is {size} bytes, more than the {limit}-byte limit")]
-    MessageTooLarge { size: usize, limit: usize },
+    MessageTooLarge {
+        /// The body's size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A body sent as JSON that does not parse.
     #[error("message declared as application/json is not valid JSON")]
     InvalidJson,
+    /// A message time-to-live outside 0–300 seconds.
     #[error("messageTtlSeconds must be from 0 to 300, got {0}")]
     TtlOutOfRange(u32),
+    /// A permission name the service does not define.
     #[error("permission must be sendToGroup or joinLeaveGroup")]
     UnknownPermission,
+    /// A client type the service does not define.
     #[error("clientType must be Default, MQTT or SocketIO")]
     UnknownClientType,
+    /// An empty or blank OData filter.
     #[error("filter must not be empty or only whitespace")]
     EmptyFilter,
+    /// A token lifetime in minutes below 1.
     #[error("minutesToExpire must be at least 1")]
     MinutesToExpireOutOfRange,
+    /// A token lifetime outside 1 second to 24 hours.
     #[error("token lifetime must be from 1 second to 24 hours")]
     TokenLifetimeOutOfRange,
+    /// A page size outside 1–200.
     #[error("maxpagesize must be from 1 to 200, got {0}")]
     PageSizeOutOfRange(u32),
+    /// A `top` below 1.
     #[error("top must be at least 1")]
     TopOutOfRange,
+    /// A send option the chosen target does not take.
     #[error("{option} is not supported when sending to a {target}")]
-    UnsupportedOption { option: &'static str, target: &'static str },
+    UnsupportedOption {
+        /// The option's field name.
+        option: &'static str,
+        /// The kind of target (e.g. connection, group).
+        target: &'static str,
+    },
+    /// `.` or `..` where a URL path segment is built from the value.
     #[error("{field} cannot be \".\" or \"..\" because it is sent as a URL path segment")]
-    DotPathSegment { field: &'static str },
+    DotPathSegment {
+        /// The field that held the value.
+        field: &'static str,
+    },
 }
 
 impl ValidationError {

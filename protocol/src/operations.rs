@@ -9,30 +9,55 @@ use http::Method;
 /// One data-plane operation. The name is what logs and errors show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
+    /// `HEAD /api/health` (also `GET`): the service is up.
     Health,
+    /// `POST /api/hubs/{hub}/:send`: a message to every connection in the hub.
     SendToAll,
+    /// `POST /api/hubs/{hub}/:closeConnections`: close every connection in the hub.
     CloseAllConnections,
+    /// `POST /api/hubs/{hub}/:generateToken`: a client access token from the service.
     GenerateToken,
+    /// `POST /api/hubs/{hub}/:addToGroups`: add filtered connections to groups.
     AddConnectionsToGroups,
+    /// `POST /api/hubs/{hub}/:removeFromGroups`: remove filtered connections from groups.
     RemoveConnectionsFromGroups,
+    /// `DELETE /api/hubs/{hub}/connections/{connectionId}`: close one connection.
     CloseConnection,
+    /// `HEAD /api/hubs/{hub}/connections/{connectionId}`: whether a connection is open.
     ConnectionExists,
+    /// `POST /api/hubs/{hub}/connections/{connectionId}/:send`: a message to one connection.
     SendToConnection,
+    /// `DELETE /api/hubs/{hub}/connections/{connectionId}/groups`: take a connection out of every group.
     RemoveConnectionFromAllGroups,
+    /// `HEAD /api/hubs/{hub}/groups/{group}`: whether a group has any connection.
     GroupExists,
+    /// `POST /api/hubs/{hub}/groups/{group}/:closeConnections`: close every connection in a group.
     CloseGroupConnections,
+    /// `POST /api/hubs/{hub}/groups/{group}/:send`: a message to every connection in a group.
     SendToGroup,
+    /// `GET /api/hubs/{hub}/groups/{group}/connections`: one page of a group's connections.
     ListGroupConnections,
+    /// `PUT /api/hubs/{hub}/groups/{group}/connections/{connectionId}`: add a connection to a group.
     AddConnectionToGroup,
+    /// `DELETE /api/hubs/{hub}/groups/{group}/connections/{connectionId}`: remove a connection from a group.
     RemoveConnectionFromGroup,
+    /// `PUT /api/hubs/{hub}/permissions/{permission}/connections/{connectionId}`: grant a permission.
     GrantPermission,
+    /// `DELETE /api/hubs/{hub}/permissions/{permission}/connections/{connectionId}`: revoke a permission.
     RevokePermission,
+    /// `HEAD /api/hubs/{hub}/permissions/{permission}/connections/{connectionId}`: whether a permission is held.
     CheckPermission,
+    /// `HEAD /api/hubs/{hub}/users/{userId}`: whether a user has any connection.
     UserExists,
+    /// `POST /api/hubs/{hub}/users/{userId}/:closeConnections`: close every connection of a user.
     CloseUserConnections,
+    /// `POST /api/hubs/{hub}/users/{userId}/:send`: a message to every connection of a user.
     SendToUser,
+    /// `DELETE /api/hubs/{hub}/users/{userId}/groups`: take a user out of every group.
     RemoveUserFromAllGroups,
+    /// `PUT /api/hubs/{hub}/users/{userId}/groups/{group}`: add a user to a group.
     AddUserToGroup,
+    /// `DELETE /api/hubs/{hub}/users/{userId}/groups/{group}`: remove a user from a group.
     RemoveUserFromGroup,
 }
 

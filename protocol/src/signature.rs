@@ -19,12 +19,16 @@ pub const MAX_SIGNATURE_VALUES: usize = 8;
 /// Why a `ce-signature` header was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
+    /// No header, or an empty one.
     #[error("ce-signature header is missing or empty")]
     Missing,
+    /// More values than [`MAX_SIGNATURE_VALUES`].
     #[error("ce-signature header lists more than {MAX_SIGNATURE_VALUES} values")]
     TooManyValues,
+    /// No value has the `sha256=<64 hex digits>` form.
     #[error("ce-signature header has no well-formed sha256=<64 hex digits> value")]
     Malformed,
+    /// Well-formed, but signed with none of the configured keys.
     #[error("ce-signature does not match any configured access key")]
     Mismatch,
 }

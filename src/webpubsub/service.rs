@@ -11,8 +11,8 @@ use crate::identity::{SecretSource, ServiceCredential, TokenOptions, TokenSource
 use super::validate::{self, ValidationError};
 use super::{AccessKey, Endpoint, ServiceKeys};
 
-pub const PRIMARY_SETTING: &str = "WebPubSubConnectionString";
-pub const SECONDARY_SETTING: &str = "WebPubSubSecondaryConnectionString";
+pub(crate) const PRIMARY_SETTING: &str = "WebPubSubConnectionString";
+pub(crate) const SECONDARY_SETTING: &str = "WebPubSubSecondaryConnectionString";
 
 /// The Web PubSub service the handler fronts: how the handler authenticates to it (key or identity mode,
 /// see [`crate::identity::settings`]) and the hubs this app serves.
@@ -23,7 +23,9 @@ pub const SECONDARY_SETTING: &str = "WebPubSubSecondaryConnectionString";
 /// calls carry an Entra token from the one shared [`TokenSource`] and client tokens come from the service.
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
+    /// `WebPubSubConnectionString`: signs tokens and REST calls.
     pub primary: ServiceCredential,
+    /// `WebPubSubSecondaryConnectionString`: the other key during rotation; only upstream checks use it.
     pub secondary: Option<ServiceCredential>,
     /// The default hub (`WebPubSubHub`) first, then `WebPubSubAllowedHubs`, without duplicates.
     pub hubs: Hubs,

@@ -13,29 +13,49 @@ use super::{ContentKind, Payload};
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage {
     /// `joinGroup`.
-    JoinGroup { group: String, ack_id: Option<u64> },
+    JoinGroup {
+        /// The group to join.
+        group: String,
+        /// The `ackId`, if the client wants an ack.
+        ack_id: Option<u64>,
+    },
     /// `leaveGroup`.
-    LeaveGroup { group: String, ack_id: Option<u64> },
+    LeaveGroup {
+        /// The group to leave.
+        group: String,
+        /// The `ackId`, if the client wants an ack.
+        ack_id: Option<u64>,
+    },
     /// `sendToGroup`.
     SendToGroup {
+        /// The target group.
         group: String,
+        /// The `ackId`, if the client wants an ack.
         ack_id: Option<u64>,
+        /// `noEcho`: skip the sender's own connection.
         no_echo: bool,
+        /// The message.
         payload: Payload,
     },
     /// `event`.
     Event {
+        /// The user event's name.
         event: String,
+        /// The `ackId`, if the client wants an ack.
         ack_id: Option<u64>,
+        /// The event's data.
         payload: Payload,
     },
     /// `invoke` (the JS client's `invokeEvent`): a user event whose reply comes back as the
     /// `invokeResponse` with the same `invocationId`.
     Invoke {
+        /// `invocationId`, echoed in the `invokeResponse`.
         invocation_id: String,
         /// What is invoked; only `event` exists.
         target: String,
+        /// The user event's name.
         event: String,
+        /// The event's data.
         payload: Payload,
     },
     /// `cancelInvocation`: the client stopped waiting (nothing to undo here).
@@ -43,7 +63,10 @@ pub enum ClientMessage {
     /// `ping`.
     Ping,
     /// `sequenceAck`.
-    SequenceAck { sequence_id: u64 },
+    SequenceAck {
+        /// The highest sequence id the client has received.
+        sequence_id: u64,
+    },
 }
 
 impl ClientMessage {

@@ -19,22 +19,22 @@ use webpubsub_emulator::{EmulatorConfig, Service, service};
 use webpubsub_protocol::jwt as token;
 
 /// Longest wait for anything the tests expect to happen.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
-pub const KEY: &str = "test-access-key-0123456789-0123456789-abcdef";
-pub const SECONDARY_KEY: &str = "test-secondary-key-0123456789-0123456789";
+pub(crate) const KEY: &str = "test-access-key-0123456789-0123456789-abcdef";
+pub(crate) const SECONDARY_KEY: &str = "test-secondary-key-0123456789-0123456789";
 
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A running emulator; dropping it shuts it down.
-pub struct Emulator {
+pub(crate) struct Emulator {
     pub addr: SocketAddr,
     pub service: Arc<Service>,
     _shutdown: oneshot::Sender<()>,
 }
 
 /// A configuration with the test key and fast upstream retries.
-pub fn config() -> EmulatorConfig {
+pub(crate) fn config() -> EmulatorConfig {
     EmulatorConfig {
         access_key: KEY.into(),
         upstream_timeout: Duration::from_secs(5),
@@ -45,7 +45,7 @@ pub fn config() -> EmulatorConfig {
     }
 }
 
-pub async fn start(config: EmulatorConfig) -> Emulator {
+pub(crate) async fn start(config: EmulatorConfig) -> Emulator {
     config.validate().expect("valid test config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -62,21 +62,27 @@ pub async fn start(config: EmulatorConfig) -> Emulator {
 }
 
 impl Emulator {
-    pub fn url(&self, hub: &str, token: &str) -> String {
+    pub(crate) fn url(&self, hub: &str, token: &str) -> String {
         format!("ws://{}/client/hubs/{hub}?access_token={token}", self.addr)
     }
 
-    pub fn audience(&self, hub: &str) -> String {
+    pub(crate) fn audience(&self, hub: &str) -> String {
         format!("http://{}/client/hubs/{hub}", self.addr)
     }
 
     /// A client token for `hub` signed with the test key.
-    pub fn token(&self, hub: &str, user: Option<&str>, roles: &[&str], groups: &[&str]) -> String {
+    pub(crate) fn token(&self, hub: &str, user: Option<&str>, roles: &[&str], groups: &[&str]) -> String {
         token_with_key(KEY, &self.audience(hub), user, roles, groups, 3600)
     }
 
     /// Connects with `user` and `roles`, offering `subprotocol`.
-    pub async fn connect(&self, hub: &str, user: Option<&str>, roles: &[&str], subprotocol: Option<&str>) -> Socket {
+    pub(crate) async fn connect(
+        &self,
+        hub: &str,
+        user: Option<&str>,
+        roles: &[&str],
+        subprotocol: Option<&str>,
+    ) -> Socket {
         let token = self.token(hub, user, roles, &[]);
         open(&self.url(hub, &token), subprotocol)
             .await
@@ -84,7 +90,7 @@ impl Emulator {
     }
 
     /// Connects a JSON client and returns it with its `connected` system message.
-    pub async fn connect_json(&self, hub: &str, user: Option<&str>, roles: &[&str]) -> (Socket, Value) {
+    pub(crate) async fn connect_json(&self, hub: &str, user: Option<&str>, roles: &[&str]) -> (Socket, Value) {
         let mut socket = self.connect(hub, user, roles, Some("json.webpubsub.azure.v1")).await;
         let connected = next_json(&mut socket).await;
         assert_eq!(connected["type"], "system");
@@ -93,7 +99,7 @@ impl Emulator {
     }
 }
 
-pub fn token_with_key(
+pub(crate) fn token_with_key(
     key: &str,
     audience: &str,
     user: Option<&str>,
@@ -106,7 +112,7 @@ pub fn token_with_key(
 }
 
 /// Opens a WebSocket, offering `subprotocol` when given.
-pub async fn open(url: &str, subprotocol: Option<&str>) -> Result<Socket, WsError> {
+pub(crate) async fn open(url: &str, subprotocol: Option<&str>) -> Result<Socket, WsError> {
     let mut request = url.into_client_request()?;
     if let Some(protocol) = subprotocol {
         request
@@ -129,7 +135,7 @@ pub async fn open(url: &str, subprotocol: Option<&str>) -> Result<Socket, WsErro
 }
 
 /// The HTTP status of a refused upgrade.
-pub async fn refused_status(url: &str, subprotocol: Option<&str>) -> u16 {
+pub(crate) async fn refused_status(url: &str, subprotocol: Option<&str>) -> u16 {
     match open(url, subprotocol).await {
         Err(WsError::Http(response)) => response.status().as_u16(),
         Err(other) => panic!("expected an HTTP refusal, got {other:?}"),
@@ -138,7 +144,7 @@ pub async fn refused_status(url: &str, subprotocol: Option<&str>) -> u16 {
 }
 
 /// The next data frame (skipping pings), within `WAIT`.
-pub async fn next_message(socket: &mut Socket) -> Message {
+pub(crate) async fn next_message(socket: &mut Socket) -> Message {
     loop {
         let message = tokio::time::timeout(WAIT, socket.next())
             .await
@@ -151,7 +157,7 @@ pub async fn next_message(socket: &mut Socket) -> Message {
     }
 }
 
-pub async fn next_json(socket: &mut Socket) -> Value {
+pub(crate) async fn next_json(socket: &mut Socket) -> Value {
     match next_message(socket).await {
         Message::Text(text) => serde_json::from_str(text.as_str()).expect("JSON frame"),
         other => panic!("expected a text frame, got {other:?}"),
@@ -159,7 +165,7 @@ pub async fn next_json(socket: &mut Socket) -> Value {
 }
 
 /// Reads frames until one satisfies `wanted` (at most 50 frames).
-pub async fn next_json_where(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn next_json_where(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..50 {
         let value = next_json(socket).await;
         if wanted(&value) {
@@ -170,7 +176,7 @@ pub async fn next_json_where(socket: &mut Socket, wanted: impl Fn(&Value) -> boo
 }
 
 /// Reads until the close frame and returns it (code, reason).
-pub async fn close_frame(socket: &mut Socket) -> (u16, String) {
+pub(crate) async fn close_frame(socket: &mut Socket) -> (u16, String) {
     for _ in 0..100 {
         match tokio::time::timeout(WAIT, socket.next()).await.expect("close in time") {
             Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
@@ -185,12 +191,12 @@ pub async fn close_frame(socket: &mut Socket) -> (u16, String) {
     panic!("no close frame in 100 frames");
 }
 
-pub async fn send_json(socket: &mut Socket, value: Value) {
+pub(crate) async fn send_json(socket: &mut Socket, value: Value) {
     socket.send(Message::text(value.to_string())).await.unwrap();
 }
 
 /// Polls `condition` every 20 ms for up to `WAIT`.
-pub async fn eventually(what: &str, condition: impl Fn() -> bool) {
+pub(crate) async fn eventually(what: &str, condition: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !condition() {
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
@@ -200,7 +206,7 @@ pub async fn eventually(what: &str, condition: impl Fn() -> bool) {
 
 /// One request the upstream server received.
 #[derive(Debug, Clone)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub method: String,
     pub path: String,
     pub headers: warp::http::HeaderMap,
@@ -208,11 +214,11 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("JSON body")
     }
 }
@@ -222,21 +228,21 @@ type Responder = dyn Fn(&Recorded) -> warp::http::Response<Bytes> + Send + Sync;
 /// A local event handler that records every request and answers with `respond`
 /// (abuse-protection OPTIONS requests are answered with `WebHook-Allowed-Origin: *` unless
 /// `respond` handles them itself).
-pub struct Upstream {
+pub(crate) struct Upstream {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
     arrivals: tokio::sync::Mutex<mpsc::UnboundedReceiver<Recorded>>,
     _server: test_support::Loopback,
 }
 
-pub fn reply(status: u16) -> warp::http::Response<Bytes> {
+pub(crate) fn reply(status: u16) -> warp::http::Response<Bytes> {
     warp::http::Response::builder()
         .status(status)
         .body(Bytes::new())
         .unwrap()
 }
 
-pub fn allow_origin() -> warp::http::Response<Bytes> {
+pub(crate) fn allow_origin() -> warp::http::Response<Bytes> {
     warp::http::Response::builder()
         .status(200)
         .header("WebHook-Allowed-Origin", "*")
@@ -245,7 +251,9 @@ pub fn allow_origin() -> warp::http::Response<Bytes> {
 }
 
 impl Upstream {
-    pub async fn start(respond: impl Fn(&Recorded) -> warp::http::Response<Bytes> + Send + Sync + 'static) -> Upstream {
+    pub(crate) async fn start(
+        respond: impl Fn(&Recorded) -> warp::http::Response<Bytes> + Send + Sync + 'static,
+    ) -> Upstream {
         use warp::Filter as _;
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -278,12 +286,12 @@ impl Upstream {
         }
     }
 
-    pub fn url(&self, template_path: &str) -> String {
+    pub(crate) fn url(&self, template_path: &str) -> String {
         format!("http://{}{template_path}", self.addr)
     }
 
     /// The next request whose `ce-eventName` is `event` (or OPTIONS for "validate").
-    pub async fn next_event(&self, event: &str) -> Recorded {
+    pub(crate) async fn next_event(&self, event: &str) -> Recorded {
         let mut arrivals = self.arrivals.lock().await;
         for _ in 0..100 {
             let request = tokio::time::timeout(WAIT, arrivals.recv())
@@ -302,7 +310,7 @@ impl Upstream {
         panic!("no {event} request among 100");
     }
 
-    pub fn count(&self, predicate: impl Fn(&Recorded) -> bool) -> usize {
+    pub(crate) fn count(&self, predicate: impl Fn(&Recorded) -> bool) -> usize {
         self.requests.lock().unwrap().iter().filter(|r| predicate(r)).count()
     }
 }

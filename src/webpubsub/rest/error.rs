@@ -28,6 +28,7 @@ impl Delivery {
         matches!(self, Self::Unknown | Self::Performed)
     }
 
+    /// The snake_case name (also what `Display` writes).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NotSent => "not_sent",
@@ -80,35 +81,54 @@ pub enum RestError {
     /// No HTTP answer: the connection failed or broke.
     #[error("{operation}: Web PubSub service unreachable after {attempts} attempt(s): {detail}")]
     Transport {
+        /// The operation that failed.
         operation: Operation,
+        /// Whether it may have taken effect.
         delivery: Delivery,
+        /// Attempts made, retries included.
         attempts: u32,
+        /// The transport or parse error's text.
         detail: String,
     },
     /// No answer within the request (or connect) timeout.
     #[error("{operation}: Web PubSub service did not answer in time after {attempts} attempt(s)")]
     Timeout {
+        /// The operation that failed.
         operation: Operation,
+        /// Whether it may have taken effect.
         delivery: Delivery,
+        /// Attempts made, retries included.
         attempts: u32,
     },
     /// The service answered with an error status.
     #[error("{operation}: Web PubSub service answered {error} after {attempts} attempt(s)")]
     Service {
+        /// The operation that failed.
         operation: Operation,
+        /// Whether it may have taken effect.
         delivery: Delivery,
+        /// Attempts made, retries included.
         attempts: u32,
+        /// The service's answer.
         error: ServiceError,
     },
     /// Identity mode: no token for the service could be had (the identity endpoint is down, slow or
     /// refuses); nothing was sent. Callers answer 503 with [`IdentityError::retry_after_secs`].
     #[error("{operation}: no identity token for the Web PubSub service: {error}")]
-    Identity { operation: Operation, error: IdentityError },
+    Identity {
+        /// The operation that was not sent.
+        operation: Operation,
+        /// Why no token was had.
+        error: IdentityError,
+    },
     /// The service answered 2xx but the body was not what the API defines.
     #[error("{operation}: unexpected response from the Web PubSub service (HTTP {status}): {detail}")]
     InvalidResponse {
+        /// The operation that failed.
         operation: Operation,
+        /// The HTTP status of the unreadable answer.
         status: u16,
+        /// The transport or parse error's text.
         detail: String,
     },
 }

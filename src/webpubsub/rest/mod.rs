@@ -79,6 +79,7 @@ pub struct RestClientInitError(#[source] reqwest::Error);
 /// The service's answer to an operation that succeeded (a 2xx, or a 404 from an existence check).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiResponse {
+    /// The service's HTTP status.
     pub status: StatusCode,
     /// Read only for `generateToken` and the connection list; empty otherwise.
     pub body: Bytes,

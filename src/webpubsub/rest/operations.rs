@@ -17,7 +17,9 @@ use crate::webpubsub::validate::{Permission, ValidationError};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupMember {
+    /// The connection's id.
     pub connection_id: String,
+    /// The user the connection authenticated as, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
 }
@@ -25,6 +27,7 @@ pub struct GroupMember {
 /// One page of a group's connections.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GroupConnectionsPage {
+    /// The connections on this page.
     pub members: Vec<GroupMember>,
     /// Pass in [`ListConnectionsOptions::continuation_token`] for the next page; `None` on the last.
     pub continuation_token: Option<String>,

@@ -75,10 +75,12 @@ impl Message {
         }
     }
 
+    /// How the body is sent (JSON, text or binary).
     pub fn content_type(&self) -> ContentType {
         self.content_type
     }
 
+    /// The message bytes as sent.
     pub fn body(&self) -> &Bytes {
         &self.body
     }
@@ -88,6 +90,7 @@ impl Message {
         self.body.len()
     }
 
+    /// Whether the body has no bytes.
     pub fn is_empty(&self) -> bool {
         self.body.is_empty()
     }
@@ -126,8 +129,11 @@ pub struct CloseOptions {
 /// Options of `:generateToken` (the service signs the token).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GenerateTokenOptions {
+    /// The token's user id (`sub`), if any.
     pub user_id: Option<String>,
+    /// Roles granted to the connection (e.g. `webpubsub.joinLeaveGroup.<group>`).
     pub roles: Vec<String>,
+    /// Groups the connection joins when it connects.
     pub groups: Vec<String>,
     /// At least 1; the service defaults to 60.
     pub minutes_to_expire: Option<u32>,

@@ -337,7 +337,11 @@ mod tests {
             // A method the whole function does not take, or OPTIONS: still the path's own methods, not the
             // function's (fuzz finding ST205).
             ("GET", "/api/manage/conversations", "POST"),
-            ("OPTIONS", "/api/manage/conversations/team-1/members/alice", "PUT, DELETE"),
+            (
+                "OPTIONS",
+                "/api/manage/conversations/team-1/members/alice",
+                "PUT, DELETE",
+            ),
             ("OPTIONS", "/api/notifications/read?userId=ada", "PUT"),
             ("POST", "/api/conversations?userId=ada", "GET"),
             ("DELETE", "/api/conversations/team-1/messages?userId=ada", "GET, POST"),

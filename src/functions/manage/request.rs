@@ -80,8 +80,11 @@ pub(super) const MAX_RECIPIENTS: usize = 10_000;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NotifyBody {
+    #[serde(default, deserialize_with = "not_null")]
     id: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     user_ids: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "not_null")]
     conversation_id: Option<String>,
     data: Value,
 }
@@ -201,6 +204,19 @@ mod tests {
             assert_eq!(parse(bad).unwrap_err().code(), "InvalidField", "{bad:?}");
         }
         assert_eq!(parse(br#"{"userIds":["a"]}"#).unwrap_err().code(), "InvalidJson");
+        // Absent is fine, an explicit null is not: the contract types these as non-nullable (fuzz, ST201).
+        for body in [
+            &br#"{"userIds":["a"],"conversationId":null,"data":1}"#[..],
+            br#"{"id":null,"userIds":["a"],"data":1}"#,
+            br#"{"userIds":null,"conversationId":"c","data":1}"#,
+        ] {
+            assert_eq!(
+                parse(body).unwrap_err().code(),
+                "InvalidJson",
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
         assert_eq!(
             parse(br#"{"userIds":["a"],"data":1,"x":1}"#).unwrap_err().code(),
             "InvalidJson"

@@ -111,6 +111,14 @@ pub(super) fn notify(body: &Bytes) -> Result<Notify, ApiError> {
                 )
                 .with_detail("field", "userIds"));
             }
+            if let Some(bad) = users.iter().find(|user| crate::auth::validate_user_id(user).is_err()) {
+                let reason = crate::auth::validate_user_id(bad).unwrap_err();
+                return Err(ApiError::bad_request(
+                    "InvalidField",
+                    format!("every entry of userIds must be a usable user id: {reason}"),
+                )
+                .with_detail("field", "userIds"));
+            }
             Audience::Users(users)
         }
         (None, Some(conversation)) => Audience::Conversation(conversation),
@@ -204,6 +212,12 @@ mod tests {
             assert_eq!(parse(bad).unwrap_err().code(), "InvalidField", "{bad:?}");
         }
         assert_eq!(parse(br#"{"userIds":["a"]}"#).unwrap_err().code(), "InvalidJson");
+        let long = format!(r#"{{"userIds":["{}"],"data":1}}"#, "0".repeat(257));
+        assert_eq!(notify(&Bytes::from(long)).unwrap_err().code(), "InvalidField");
+        assert_eq!(
+            parse(br#"{"userIds":[""],"data":1}"#).unwrap_err().code(),
+            "InvalidField"
+        );
         // Absent is fine, an explicit null is not: the contract types these as non-nullable (fuzz, ST201).
         for body in [
             &br#"{"userIds":["a"],"conversationId":null,"data":1}"#[..],

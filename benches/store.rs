@@ -1,6 +1,7 @@
 //! Store ceilings (#15/#16), a plain timing program (not criterion: each figure needs its own set-up):
 //! the bare rate of the send transaction (message + outbox row) in a loop, history page latency with
-//! 1 000 000 stored messages, and notification fan-out to 10 000 users — on SQLite (a temp file) and, when
+//! 1 000 000 stored messages, sync latency for a user in 50 conversations with 1 000 missed messages, and
+//! notification fan-out to 10 000 users — on SQLite (a temp file) and, when
 //! `WPS_TEST_POSTGRES_URL` is set (`eval "$(PG_DURABLE=1 scripts/postgres.sh env)"`), on PostgreSQL.
 //! Run: `cargo bench --bench store`. Tunables: STORE_BENCH_SECONDS (3), STORE_BENCH_HISTORY_ROWS
 //! (1000000). Every loop is bounded in count and time.
@@ -124,11 +125,48 @@ async fn fan_out(store: &Store, users: usize) {
     );
 }
 
+/// A reader in 50 conversations misses 1 000 messages (20 each); one `sync` from its last position, limit
+/// 1 000, returns them all. Timed over at most 300 calls or 20 s.
+async fn sync_latency(store: &Store) {
+    let members = ["reader".to_owned(), "writer".to_owned()];
+    for c in 0..50 {
+        store
+            .create_conversation(Some(&format!("bench-sync-{c}")), None, &members)
+            .await
+            .unwrap();
+    }
+    let since = store.sync("reader", None, 100).await.unwrap().next;
+    let body = json!({"text": "missed while offline"});
+    for i in 0..1000 {
+        let conversation = format!("bench-sync-{}", i % 50);
+        store
+            .send_message(&conversation, Sender::Member("writer"), None, &body)
+            .await
+            .unwrap();
+    }
+    let (start, mut times) = (Instant::now(), Vec::new());
+    while times.len() < 300 && start.elapsed() < Duration::from_secs(20) {
+        let t = Instant::now();
+        let result = store.sync("reader", Some(&since), 1000).await.unwrap();
+        times.push(t.elapsed());
+        let messages: usize = result.conversations.iter().map(|c| c.messages.len()).sum();
+        assert_eq!(messages, 1000, "one sync returns every missed message");
+    }
+    times.sort();
+    println!(
+        "  sync, 50 conversations, 1 000 missed messages in one call: p50 {:?}, p99 {:?} ({} calls)",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        times.len()
+    );
+}
+
 async fn run(conn: StoreConnectionString, raw_url: &str, label: &str) {
     println!("{label}:");
     let store = Store::open(&conn, PoolOptions::default()).await.expect("open store");
     send_rate(&store, env_or("STORE_BENCH_SECONDS", 3)).await;
     fan_out(&store, 10_000).await;
+    sync_latency(&store).await;
     history_latency(&store, &conn, raw_url, env_or("STORE_BENCH_HISTORY_ROWS", 1_000_000)).await;
     store.close().await;
 }

@@ -3,8 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use serde_json::{Value, json};
-use warp::http::StatusCode;
+use warp::http::{HeaderValue, StatusCode};
 use warp::test::RequestBuilder;
 
 use super::*;
@@ -173,7 +174,7 @@ async fn several_origin_header_lines_are_read_together() {
         joined.as_deref(),
         Some("evil.example.com,other.example.com, contoso.webpubsub.azure.com")
     );
-    let response = abuse_protection(&state, joined.as_deref());
+    let response = reply::abuse_protection(&state, joined.as_deref());
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()["webhook-allowed-origin"],

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 
 /// A snapshot of the raw environment: names to values. Taken once, in `main` (or built by tests).
@@ -59,6 +60,34 @@ impl Env {
                 .parse()
                 .map_err(|e| ConfigError::new(name, format!("is not valid: {e}"))),
         }
+    }
+
+    /// As [`Env::parse_or`], and the value must lie in `range`: otherwise the error names the bounds, then
+    /// `unit` (`"bytes"`, or empty).
+    pub(crate) fn parse_in<T>(
+        &self,
+        name: &str,
+        default: T,
+        range: RangeInclusive<T>,
+        unit: &str,
+    ) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + Display,
+        T::Err: Display,
+    {
+        let value = self.parse_or(name, default)?;
+        if range.contains(&value) {
+            return Ok(value);
+        }
+        let bounds = format!("must be from {} to {}", range.start(), range.end());
+        Err(ConfigError::new(
+            name,
+            if unit.is_empty() {
+                bounds
+            } else {
+                format!("{bounds} {unit}")
+            },
+        ))
     }
 
     /// A boolean setting: `true/false`, `1/0`, `yes/no`, `on/off` (any case).

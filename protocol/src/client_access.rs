@@ -77,6 +77,23 @@ pub struct ClientAccess {
     pub expires_at: u64,
 }
 
+impl ClientAccess {
+    /// The client URLs of `endpoint` for `hub` and a `client_type`, carrying `token` (signed here or by the
+    /// service's `:generateToken`) that expires at `expires_at`.
+    pub fn for_token(endpoint: &Endpoint, client_type: ClientType, hub: &str, token: String, expires_at: u64) -> Self {
+        // The hub is validated to URL-safe characters and the token is base64url, so plain
+        // concatenation is exact, as in the SDKs.
+        let base_url = [endpoint.websocket_base(), client_type.path_prefix(), hub].concat();
+        let url = [base_url.as_str(), "?access_token=", token.as_str()].concat();
+        Self {
+            base_url,
+            url,
+            token,
+            expires_at,
+        }
+    }
+}
+
 impl fmt::Debug for ClientAccess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientAccess")
@@ -157,16 +174,13 @@ impl ClientAccessIssuer {
             role: &request.roles,
             groups: &request.groups,
         });
-        // The hub is validated to URL-safe characters and the token is base64url, so plain
-        // concatenation is exact, as in the SDKs.
-        let base_url = [self.endpoint.websocket_base(), prefix, hub].concat();
-        let url = [base_url.as_str(), "?access_token=", token.as_str()].concat();
-        Ok(ClientAccess {
-            base_url,
-            url,
+        Ok(ClientAccess::for_token(
+            &self.endpoint,
+            request.client_type,
+            hub,
             token,
             expires_at,
-        })
+        ))
     }
 }
 

@@ -135,7 +135,7 @@ impl JwtSettings {
                 }
                 JwtKeySource::Secret(JwtSecret(secret.to_owned()))
             }
-            (None, Some(url)) => JwtKeySource::Jwks(parse_jwks_url(url)?),
+            (None, Some(url)) => JwtKeySource::Jwks(parse_jwks_url(JWKS_URL_SETTING, url)?),
         };
         let user_id_claim = env.get(USER_ID_CLAIM_SETTING).unwrap_or("sub").to_owned();
         let leeway_secs = env.parse_or(LEEWAY_SETTING, DEFAULT_LEEWAY_SECS)?;
@@ -160,8 +160,10 @@ impl JwtSettings {
     }
 }
 
-fn parse_jwks_url(raw: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(raw).map_err(|e| ConfigError::new(JWKS_URL_SETTING, format!("is not a URL: {e}")))?;
+/// The JWKS address in `setting`: https, or http to a loopback host (a local issuer in tests and dev).
+/// Shared with the Entra check of upstream requests.
+pub(crate) fn parse_jwks_url(setting: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw).map_err(|e| ConfigError::new(setting, format!("is not a URL: {e}")))?;
     let loopback = match url.host() {
         Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -172,7 +174,7 @@ fn parse_jwks_url(raw: &str) -> Result<Url, ConfigError> {
         "https" => Ok(url),
         "http" if loopback => Ok(url),
         _ => Err(ConfigError::new(
-            JWKS_URL_SETTING,
+            setting,
             "must be an https URL (http is allowed only for localhost)",
         )),
     }

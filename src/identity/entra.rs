@@ -25,7 +25,7 @@ use warp::http::{HeaderMap, StatusCode};
 
 use crate::auth::AuthError;
 use crate::auth::jwks::{JwksCache, JwksOptions};
-use crate::auth::jwt::bearer_token;
+use crate::auth::jwt::{bearer_token, parse_jwks_url};
 use crate::config::{ConfigError, Env};
 use crate::error::ApiError;
 
@@ -80,7 +80,7 @@ impl EntraSettings {
         }
         let allowed_client_ids = required_list(CLIENT_IDS_SETTING)?;
         let jwks_url = match env.get(JWKS_URL_SETTING) {
-            Some(raw) => parse_jwks_url(raw)?,
+            Some(raw) => parse_jwks_url(JWKS_URL_SETTING, raw)?,
             None => Url::parse(&format!(
                 "https://login.microsoftonline.com/{tenant_id}/discovery/v2.0/keys"
             ))
@@ -101,24 +101,6 @@ impl EntraSettings {
             "2.0" => Some(format!("https://login.microsoftonline.com/{}/v2.0", self.tenant_id)),
             _ => None,
         }
-    }
-}
-
-fn parse_jwks_url(raw: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(raw).map_err(|_| ConfigError::new(JWKS_URL_SETTING, "is not a URL"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if loopback => Ok(url),
-        _ => Err(ConfigError::new(
-            JWKS_URL_SETTING,
-            "must be an https URL (http only for localhost)",
-        )),
     }
 }
 

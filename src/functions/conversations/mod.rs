@@ -30,7 +30,7 @@ use crate::auth::{Authenticator, CallerSource};
 use crate::error::{self, ApiError};
 use crate::functions::durable::{self, Durable, bounded, reply};
 use crate::functions::notifications::method_not_allowed;
-use crate::request::{UnreadBody, read_body, unread_body};
+use crate::request::{UnreadBody, read_body};
 use crate::store::messages::Sender;
 
 /// State of `conversations`: negotiate's way of identifying callers and the shared durable state.
@@ -48,13 +48,7 @@ impl State {
 
 /// `GET|POST /api/conversations/{*rest}`.
 pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
-    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    warp::path!("api" / "conversations" / ..)
-        .and(warp::path::tail())
-        .and(warp::method())
-        .and(query)
-        .and(warp::header::headers_cloned())
-        .and(unread_body())
+    durable::request::route("conversations")
         .then(
             move |tail: warp::path::Tail, method: Method, query: String, headers: HeaderMap, body: UnreadBody| {
                 let state = state.clone();

@@ -8,6 +8,7 @@ use warp::http::HeaderMap;
 
 use crate::error::ApiError;
 use crate::functions::durable::reply::{not_null, parse_json};
+use crate::functions::durable::request::read_query;
 use crate::store::is_valid_item_id;
 use crate::store::messages::{DEFAULT_PAGE, MAX_PAGE, Page};
 
@@ -26,21 +27,15 @@ pub(super) struct Query {
 impl Query {
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
         let mut query = Self::default();
-        for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
-            let slot = match name.as_ref() {
-                "userId" => &mut query.user_id,
-                "after" => &mut query.after,
-                "before" => &mut query.before,
-                "limit" => &mut query.limit,
-                _ => continue,
-            };
-            if slot.replace(value.into_owned()).is_some() {
-                return Err(
-                    ApiError::bad_request("InvalidQuery", format!("{name} is given more than once"))
-                        .with_detail("field", name.as_ref()),
-                );
-            }
-        }
+        read_query(
+            raw,
+            [
+                ("userId", &mut query.user_id),
+                ("after", &mut query.after),
+                ("before", &mut query.before),
+                ("limit", &mut query.limit),
+            ],
+        )?;
         Ok(query)
     }
 

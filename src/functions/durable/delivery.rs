@@ -62,7 +62,8 @@ async fn perform(durable: &Durable, store: &Store, kind: OutboxKind, payload: &V
     let client = durable.client();
     let hub = durable.hub();
     match kind {
-        OutboxKind::MessageBroadcast => {
+        // A message to its conversation's group, a notification to its user's: the same frame send.
+        OutboxKind::MessageBroadcast | OutboxKind::Notification => {
             let group = text("group");
             if group.is_empty() {
                 return Err(corrupt("group"));
@@ -88,16 +89,6 @@ async fn perform(durable: &Durable, store: &Store, kind: OutboxKind, payload: &V
                         _ => None,
                     },
                 })?;
-        }
-        OutboxKind::Notification => {
-            let group = text("group");
-            if group.is_empty() {
-                return Err(corrupt("group"));
-            }
-            let message = Message::json(&payload["frame"]).map_err(RestError::from)?;
-            client
-                .send_to_group(hub, &group, &message, &SendOptions::default())
-                .await?;
         }
         OutboxKind::OfflineWebhook => {
             let Some((hook, http)) = durable.offline_webhook() else {

@@ -12,6 +12,7 @@
 mod delivery;
 pub mod presence;
 pub mod reply;
+pub(crate) mod request;
 mod revoke;
 pub mod webhook;
 
@@ -59,17 +60,12 @@ impl Settings {
                 StoreConnectionString::parse(raw.trim()).map_err(|e| ConfigError::new(STORE_SETTING, e.to_string()))
             })
             .transpose()?;
-        let message_max_bytes = env.parse_or(MESSAGE_MAX_BYTES_SETTING, DEFAULT_MESSAGE_MAX_BYTES)?;
-        if !MESSAGE_MAX_BYTES_RANGE.contains(&message_max_bytes) {
-            return Err(ConfigError::new(
-                MESSAGE_MAX_BYTES_SETTING,
-                format!(
-                    "must be from {} to {} bytes",
-                    MESSAGE_MAX_BYTES_RANGE.start(),
-                    MESSAGE_MAX_BYTES_RANGE.end()
-                ),
-            ));
-        }
+        let message_max_bytes = env.parse_in(
+            MESSAGE_MAX_BYTES_SETTING,
+            DEFAULT_MESSAGE_MAX_BYTES,
+            MESSAGE_MAX_BYTES_RANGE,
+            "bytes",
+        )?;
         Ok(Self {
             store,
             message_max_bytes,

@@ -118,17 +118,7 @@ impl Settings {
             }
         };
 
-        let max_body_bytes = env.parse_or(MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES)?;
-        if !MAX_BODY_BYTES_RANGE.contains(&max_body_bytes) {
-            return Err(ConfigError::new(
-                MAX_BODY_BYTES,
-                format!(
-                    "must be from {} to {}",
-                    MAX_BODY_BYTES_RANGE.start(),
-                    MAX_BODY_BYTES_RANGE.end()
-                ),
-            ));
-        }
+        let max_body_bytes = env.parse_in(MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, MAX_BODY_BYTES_RANGE, "")?;
 
         let user_event_behavior: UserEventBehavior = env.parse_or(USER_EVENT_BEHAVIOR, UserEventBehavior::None)?;
         let joinable_rooms = templates(env, JOINABLE_ROOMS, Template::pattern)?;

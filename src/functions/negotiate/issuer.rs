@@ -58,14 +58,13 @@ impl Issuer {
                 let requested_at = unix_now();
                 let token = client.generate_token(hub, &options).await.map_err(service_error)?;
                 let expires_at = expiry_of(&token).unwrap_or(requested_at + minutes * 60);
-                let base_url = [endpoint.websocket_base(), request.client_type.path_prefix(), hub].concat();
-                let url = [base_url.as_str(), "?access_token=", token.as_str()].concat();
-                Ok(ClientAccess {
-                    base_url,
-                    url,
+                Ok(ClientAccess::for_token(
+                    endpoint,
+                    request.client_type,
+                    hub,
                     token,
                     expires_at,
-                })
+                ))
             }
         }
     }

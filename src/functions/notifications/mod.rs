@@ -10,7 +10,6 @@
 
 mod request;
 
-pub(crate) use request::clamped_limit;
 #[cfg(test)]
 mod tests;
 
@@ -24,8 +23,8 @@ use warp::reply::Response;
 use crate::auth::Authenticator;
 use crate::error::{self, ApiError};
 use crate::functions::conversations::identify;
-use crate::functions::durable::{Durable, bounded, reply};
-use crate::request::{UnreadBody, read_body, unread_body};
+use crate::functions::durable::{self, Durable, bounded, reply};
+use crate::request::{UnreadBody, read_body};
 
 /// State of `notifications`: negotiate's way of identifying callers and the shared durable state.
 #[derive(Debug)]
@@ -42,13 +41,7 @@ impl State {
 
 /// `GET /api/notifications`, `PUT /api/notifications/read`.
 pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
-    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    warp::path!("api" / "notifications" / ..)
-        .and(warp::path::tail())
-        .and(warp::method())
-        .and(query)
-        .and(warp::header::headers_cloned())
-        .and(unread_body())
+    durable::request::route("notifications")
         .then(
             move |tail: warp::path::Tail, method: Method, query: String, headers: HeaderMap, body: UnreadBody| {
                 let state = state.clone();

@@ -2,6 +2,8 @@
 
 use crate::error::ApiError;
 pub(super) use crate::functions::conversations::{MAX_READ_BYTES, read_marker};
+pub(super) use crate::functions::durable::request::clamped_limit;
+use crate::functions::durable::request::read_query;
 use crate::store::messages::{DEFAULT_PAGE, MAX_PAGE};
 
 /// The query parameters the routes read (others are ignored, as the host adds its own).
@@ -15,20 +17,14 @@ pub(super) struct Query {
 impl Query {
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
         let mut query = Self::default();
-        for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
-            let slot = match name.as_ref() {
-                "userId" => &mut query.user_id,
-                "after" => &mut query.after,
-                "limit" => &mut query.limit,
-                _ => continue,
-            };
-            if slot.replace(value.into_owned()).is_some() {
-                return Err(
-                    ApiError::bad_request("InvalidQuery", format!("{name} is given more than once"))
-                        .with_detail("field", name.as_ref()),
-                );
-            }
-        }
+        read_query(
+            raw,
+            [
+                ("userId", &mut query.user_id),
+                ("after", &mut query.after),
+                ("limit", &mut query.limit),
+            ],
+        )?;
         Ok(query)
     }
 
@@ -42,18 +38,5 @@ impl Query {
             })?,
         };
         Ok((after, clamped_limit(self.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?))
-    }
-}
-
-/// A `limit` parameter: absent → `default`; a whole number → clamped to `1..=max`; anything else 400.
-pub(crate) fn clamped_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
-    match raw {
-        None => Ok(default),
-        Some(text) => text
-            .parse::<i128>()
-            .map(|n| n.clamp(1, i128::from(max)) as i64)
-            .map_err(|_| {
-                ApiError::bad_request("InvalidField", "limit must be a whole number").with_detail("field", "limit")
-            }),
     }
 }

@@ -55,13 +55,7 @@ async fn invoke(durable: &Durable, headers: &HeaderMap, body: UnreadBody) -> Res
         ));
     }
     let report = run_once(durable).await?;
-    tracing::info!(
-        sent = report.sent,
-        retried = report.retried,
-        parked = report.parked,
-        pruned = report.pruned,
-        "outbox drained"
-    );
+    log_drained(&report);
     Ok(reply::json_with(StatusCode::OK, &invocation_result()))
 }
 
@@ -81,17 +75,20 @@ pub async fn run_every(durable: Arc<Durable>, interval: Duration) {
     loop {
         ticker.tick().await;
         match run_once(&durable).await {
-            Ok(report) if report != DrainReport::default() => {
-                tracing::info!(
-                    sent = report.sent,
-                    retried = report.retried,
-                    parked = report.parked,
-                    pruned = report.pruned,
-                    "outbox drained"
-                );
-            }
+            Ok(report) if report != DrainReport::default() => log_drained(&report),
             Ok(_) => {}
             Err(error) => tracing::warn!(code = error.code(), "outbox drain failed; next tick retries"),
         }
     }
+}
+
+/// The one log line of a drain that did something.
+fn log_drained(report: &DrainReport) {
+    tracing::info!(
+        sent = report.sent,
+        retried = report.retried,
+        parked = report.parked,
+        pruned = report.pruned,
+        "outbox drained"
+    );
 }

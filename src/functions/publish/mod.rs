@@ -89,28 +89,13 @@ pub struct Settings {
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let trust = TrustSettings::from_env(env)?;
-        let max_body_bytes = env.parse_or(MAX_BODY_SETTING, DEFAULT_MAX_BODY_BYTES)?;
-        if !MAX_BODY_RANGE.contains(&max_body_bytes) {
-            return Err(ConfigError::new(
-                MAX_BODY_SETTING,
-                format!(
-                    "must be from {} to {} bytes",
-                    MAX_BODY_RANGE.start(),
-                    MAX_BODY_RANGE.end()
-                ),
-            ));
-        }
-        let deadline_seconds = env.parse_or(DEADLINE_SETTING, DEFAULT_DEADLINE_SECONDS)?;
-        if !DEADLINE_RANGE.contains(&deadline_seconds) {
-            return Err(ConfigError::new(
-                DEADLINE_SETTING,
-                format!(
-                    "must be from {} to {} seconds (and below host.json's functionTimeout)",
-                    DEADLINE_RANGE.start(),
-                    DEADLINE_RANGE.end()
-                ),
-            ));
-        }
+        let max_body_bytes = env.parse_in(MAX_BODY_SETTING, DEFAULT_MAX_BODY_BYTES, MAX_BODY_RANGE, "bytes")?;
+        let deadline_seconds = env.parse_in(
+            DEADLINE_SETTING,
+            DEFAULT_DEADLINE_SECONDS,
+            DEADLINE_RANGE,
+            "seconds (and below host.json's functionTimeout)",
+        )?;
         Ok(Self {
             trust,
             max_body_bytes,

@@ -307,30 +307,27 @@ fn log_done(who: &Who<'_>, action: &PlannedAction) {
     let room = target.group.as_deref().map(display);
     let target_user_id = target.user_id.as_deref().map(display);
     let connection_id = target.connection_id.as_deref().map(display);
-    match action.message {
-        Some((content_type, bytes)) => tracing::info!(
-            room,
-            target_user_id,
-            connection_id,
-            user_id = %who.user_id(),
-            caller = who.caller().map(display),
-            hub = %action.hub,
-            action = action.kind.name(),
-            data_type = data_type_name(content_type),
-            bytes,
-            "Forwarded WebSocket message through Web PubSub"
+    // Sends add what went (`data_type`, `bytes`); fields left `None` are not written.
+    let (data_type, bytes, message) = match action.message {
+        Some((content_type, bytes)) => (
+            Some(data_type_name(content_type)),
+            Some(bytes),
+            "Forwarded WebSocket message through Web PubSub",
         ),
-        None => tracing::info!(
-            room,
-            target_user_id,
-            connection_id,
-            user_id = %who.user_id(),
-            caller = who.caller().map(display),
-            hub = %action.hub,
-            action = action.kind.name(),
-            "Performed Web PubSub action"
-        ),
-    }
+        None => (None, None, "Performed Web PubSub action"),
+    };
+    tracing::info!(
+        room,
+        target_user_id,
+        connection_id,
+        user_id = %who.user_id(),
+        caller = who.caller().map(display),
+        hub = %action.hub,
+        action = action.kind.name(),
+        data_type,
+        bytes,
+        "{message}"
+    );
 }
 
 fn log_failure(who: &Who<'_>, action: &PlannedAction, error: &str, attempts: Option<u32>, status: Status) {

@@ -1,7 +1,7 @@
 //! What `sync` reads: the query (`userId`, `since`, `limit`), and how a refused cursor is answered.
 
 use crate::error::ApiError;
-use crate::functions::notifications::clamped_limit;
+use crate::functions::durable::request::{clamped_limit, read_query};
 use crate::store::cursor::{CursorError, MAX_CURSOR_LEN};
 use crate::store::sync::MAX_SYNC_LIMIT;
 
@@ -19,20 +19,14 @@ pub(super) struct Query {
 impl Query {
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
         let mut query = Self::default();
-        for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
-            let slot = match name.as_ref() {
-                "userId" => &mut query.user_id,
-                "since" => &mut query.since,
-                "limit" => &mut query.limit,
-                _ => continue,
-            };
-            if slot.replace(value.into_owned()).is_some() {
-                return Err(
-                    ApiError::bad_request("InvalidQuery", format!("{name} is given more than once"))
-                        .with_detail("field", name.as_ref()),
-                );
-            }
-        }
+        read_query(
+            raw,
+            [
+                ("userId", &mut query.user_id),
+                ("since", &mut query.since),
+                ("limit", &mut query.limit),
+            ],
+        )?;
         if query
             .since
             .as_ref()

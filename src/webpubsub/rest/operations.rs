@@ -33,6 +33,20 @@ pub struct GroupConnectionsPage {
     pub continuation_token: Option<String>,
 }
 
+/// The operations answered by status alone, one method each: it builds the operation's [`ApiRequest`]
+/// from the same arguments and reads the answer with `$read` (`run_unit`: done or an error; `run_exists`:
+/// whether the service answered 2xx).
+macro_rules! operations {
+    ($($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) -> $out:ty = $read:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub async fn $name(&self, $($arg: $ty),*) -> Result<$out, RestError> {
+                self.$read(ApiRequest::$name($($arg),*)).await
+            }
+        )*
+    };
+}
+
 impl RestClient {
     async fn run(&self, request: Result<ApiRequest, ValidationError>) -> Result<ApiResponse, RestError> {
         self.execute(&request?).await
@@ -51,206 +65,54 @@ impl RestClient {
         self.run_unit(Ok(ApiRequest::health())).await
     }
 
-    /// Broadcasts to every connection of `hub`.
-    pub async fn send_to_all(&self, hub: &str, message: &Message, options: &SendOptions) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::send_to_all(hub, message, options)).await
-    }
-
-    /// Sends to every connection in `group`.
-    pub async fn send_to_group(
-        &self,
-        hub: &str,
-        group: &str,
-        message: &Message,
-        options: &SendOptions,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::send_to_group(hub, group, message, options))
-            .await
-    }
-
-    /// Sends to every connection of `user_id` (`excluded` is not supported).
-    pub async fn send_to_user(
-        &self,
-        hub: &str,
-        user_id: &str,
-        message: &Message,
-        options: &SendOptions,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::send_to_user(hub, user_id, message, options))
-            .await
-    }
-
-    /// Sends to one connection (only `ttl_seconds` is supported).
-    pub async fn send_to_connection(
-        &self,
-        hub: &str,
-        connection_id: &str,
-        message: &Message,
-        options: &SendOptions,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::send_to_connection(hub, connection_id, message, options))
-            .await
-    }
-
-    /// Closes every connection of `hub` except `options.excluded`.
-    pub async fn close_all_connections(&self, hub: &str, options: &CloseOptions) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::close_all_connections(hub, options)).await
-    }
-
-    /// Closes every connection in `group`.
-    pub async fn close_group_connections(
-        &self,
-        hub: &str,
-        group: &str,
-        options: &CloseOptions,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::close_group_connections(hub, group, options))
-            .await
-    }
-
-    /// Closes every connection of `user_id`.
-    pub async fn close_user_connections(
-        &self,
-        hub: &str,
-        user_id: &str,
-        options: &CloseOptions,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::close_user_connections(hub, user_id, options))
-            .await
-    }
-
-    /// Closes one connection.
-    pub async fn close_connection(
-        &self,
-        hub: &str,
-        connection_id: &str,
-        reason: Option<&str>,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::close_connection(hub, connection_id, reason))
-            .await
-    }
-
-    /// Whether the connection is connected.
-    pub async fn connection_exists(&self, hub: &str, connection_id: &str) -> Result<bool, RestError> {
-        self.run_exists(ApiRequest::connection_exists(hub, connection_id)).await
-    }
-
-    /// Whether the group has any connection.
-    pub async fn group_exists(&self, hub: &str, group: &str) -> Result<bool, RestError> {
-        self.run_exists(ApiRequest::group_exists(hub, group)).await
-    }
-
-    /// Whether the user has any connection.
-    pub async fn user_exists(&self, hub: &str, user_id: &str) -> Result<bool, RestError> {
-        self.run_exists(ApiRequest::user_exists(hub, user_id)).await
-    }
-
-    /// Adds the connections matching `filter` to each of `groups`.
-    pub async fn add_connections_to_groups(&self, hub: &str, groups: &[String], filter: &str) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::add_connections_to_groups(hub, groups, filter))
-            .await
-    }
-
-    /// Removes the connections matching `filter` from each of `groups`.
-    pub async fn remove_connections_from_groups(
-        &self,
-        hub: &str,
-        groups: &[String],
-        filter: &str,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::remove_connections_from_groups(hub, groups, filter))
-            .await
-    }
-
-    /// Adds one connection to a group (the service answers 404 if the connection does not exist).
-    pub async fn add_connection_to_group(&self, hub: &str, group: &str, connection_id: &str) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::add_connection_to_group(hub, group, connection_id))
-            .await
-    }
-
-    /// Removes one connection from a group.
-    pub async fn remove_connection_from_group(
-        &self,
-        hub: &str,
-        group: &str,
-        connection_id: &str,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::remove_connection_from_group(hub, group, connection_id))
-            .await
-    }
-
-    /// Removes one connection from every group.
-    pub async fn remove_connection_from_all_groups(&self, hub: &str, connection_id: &str) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::remove_connection_from_all_groups(hub, connection_id))
-            .await
-    }
-
-    /// Adds a user (all its current and future connections) to a group.
-    pub async fn add_user_to_group(&self, hub: &str, group: &str, user_id: &str) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::add_user_to_group(hub, group, user_id)).await
-    }
-
-    /// Removes a user from a group.
-    pub async fn remove_user_from_group(&self, hub: &str, group: &str, user_id: &str) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::remove_user_from_group(hub, group, user_id))
-            .await
-    }
-
-    /// Removes a user from every group.
-    pub async fn remove_user_from_all_groups(&self, hub: &str, user_id: &str) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::remove_user_from_all_groups(hub, user_id))
-            .await
-    }
-
-    /// Grants `permission` on `target_group` (or on every group when `None`) to a connection.
-    pub async fn grant_permission(
-        &self,
-        hub: &str,
-        permission: Permission,
-        connection_id: &str,
-        target_group: Option<&str>,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::grant_permission(
-            hub,
-            permission,
-            connection_id,
-            target_group,
-        ))
-        .await
-    }
-
-    /// Revokes `permission` on `target_group` (or on every group when `None`) from a connection.
-    pub async fn revoke_permission(
-        &self,
-        hub: &str,
-        permission: Permission,
-        connection_id: &str,
-        target_group: Option<&str>,
-    ) -> Result<(), RestError> {
-        self.run_unit(ApiRequest::revoke_permission(
-            hub,
-            permission,
-            connection_id,
-            target_group,
-        ))
-        .await
-    }
-
-    /// Whether a connection has `permission` on `target_group` (or on every group when `None`).
-    pub async fn check_permission(
-        &self,
-        hub: &str,
-        permission: Permission,
-        connection_id: &str,
-        target_group: Option<&str>,
-    ) -> Result<bool, RestError> {
-        self.run_exists(ApiRequest::check_permission(
-            hub,
-            permission,
-            connection_id,
-            target_group,
-        ))
-        .await
+    operations! {
+        /// Broadcasts to every connection of `hub`.
+        send_to_all(hub: &str, message: &Message, options: &SendOptions) -> () = run_unit;
+        /// Sends to every connection in `group`.
+        send_to_group(hub: &str, group: &str, message: &Message, options: &SendOptions) -> () = run_unit;
+        /// Sends to every connection of `user_id` (`excluded` is not supported).
+        send_to_user(hub: &str, user_id: &str, message: &Message, options: &SendOptions) -> () = run_unit;
+        /// Sends to one connection (only `ttl_seconds` is supported).
+        send_to_connection(hub: &str, connection_id: &str, message: &Message, options: &SendOptions) -> () = run_unit;
+        /// Closes every connection of `hub` except `options.excluded`.
+        close_all_connections(hub: &str, options: &CloseOptions) -> () = run_unit;
+        /// Closes every connection in `group`.
+        close_group_connections(hub: &str, group: &str, options: &CloseOptions) -> () = run_unit;
+        /// Closes every connection of `user_id`.
+        close_user_connections(hub: &str, user_id: &str, options: &CloseOptions) -> () = run_unit;
+        /// Closes one connection.
+        close_connection(hub: &str, connection_id: &str, reason: Option<&str>) -> () = run_unit;
+        /// Whether the connection is connected.
+        connection_exists(hub: &str, connection_id: &str) -> bool = run_exists;
+        /// Whether the group has any connection.
+        group_exists(hub: &str, group: &str) -> bool = run_exists;
+        /// Whether the user has any connection.
+        user_exists(hub: &str, user_id: &str) -> bool = run_exists;
+        /// Adds the connections matching `filter` to each of `groups`.
+        add_connections_to_groups(hub: &str, groups: &[String], filter: &str) -> () = run_unit;
+        /// Removes the connections matching `filter` from each of `groups`.
+        remove_connections_from_groups(hub: &str, groups: &[String], filter: &str) -> () = run_unit;
+        /// Adds one connection to a group (the service answers 404 if the connection does not exist).
+        add_connection_to_group(hub: &str, group: &str, connection_id: &str) -> () = run_unit;
+        /// Removes one connection from a group.
+        remove_connection_from_group(hub: &str, group: &str, connection_id: &str) -> () = run_unit;
+        /// Removes one connection from every group.
+        remove_connection_from_all_groups(hub: &str, connection_id: &str) -> () = run_unit;
+        /// Adds a user (all its current and future connections) to a group.
+        add_user_to_group(hub: &str, group: &str, user_id: &str) -> () = run_unit;
+        /// Removes a user from a group.
+        remove_user_from_group(hub: &str, group: &str, user_id: &str) -> () = run_unit;
+        /// Removes a user from every group.
+        remove_user_from_all_groups(hub: &str, user_id: &str) -> () = run_unit;
+        /// Grants `permission` on `target_group` (or on every group when `None`) to a connection.
+        grant_permission(hub: &str, permission: Permission, connection_id: &str, target_group: Option<&str>) -> ()
+            = run_unit;
+        /// Revokes `permission` on `target_group` (or on every group when `None`) from a connection.
+        revoke_permission(hub: &str, permission: Permission, connection_id: &str, target_group: Option<&str>) -> ()
+            = run_unit;
+        /// Whether a connection has `permission` on `target_group` (or on every group when `None`).
+        check_permission(hub: &str, permission: Permission, connection_id: &str, target_group: Option<&str>) -> bool
+            = run_exists;
     }
 
     /// Asks the service to sign a client token (`:generateToken`); returns the token.

@@ -15,7 +15,8 @@
 //! - [`webpubsub`]: the Web PubSub core — the service settings ([`webpubsub::ServiceSettings`], with the one
 //!   hub resolver [`webpubsub::Hubs`]), connection strings, client tokens, upstream signatures, REST client.
 //! - [`functions`]: one folder per function (`negotiate`, `publish`, `events`, `openapi` serving the
-//!   contract), one shape: `mod.rs` (its
+//!   contract; the durable `manage`, `conversations`, `notifications`, `sync` and `outbox`, with what they
+//!   share in `durable`), one shape: `mod.rs` (its
 //!   `Settings`, its `State` built from them and the service settings, the route, a few-line handler), then
 //!   private `request`, `policy`, `reply` and `tests` modules; public names are re-exported once. Handlers
 //!   verify the caller, then read the body, and answer every domain error as a reply.
@@ -29,7 +30,8 @@
 //! - [`store`]: the durable store (SQLite or PostgreSQL through one sqlx pool, embedded migrations).
 //! - [`identity`]: keyless operation (#18): identity-mode settings, the managed-identity token source, the
 //!   Entra check of upstream requests.
-//! - `dev` (feature `dev`): `handler dev`, the handler wired to the embedded local emulator.
+//! - `dev` (feature `dev`): `handler dev`, the handler wired to the embedded local emulator (`src/dev/`:
+//!   start and stop, then the flags, the handler's environment, the store, the banner, the chat page).
 //!
 //! Test helpers shared by the unit and e2e tests (loopback server, log capture) are the dev-only
 //! `test-support` crate; benchmark programs live under `bench/` and `benches/`, not in the library.

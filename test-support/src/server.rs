@@ -35,6 +35,15 @@ where
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
+    serve_on(listener, route)
+}
+
+/// Serves `route` on `listener` (bound by the caller, on loopback) in a spawned task.
+pub(crate) fn serve_on<F, R>(listener: tokio::net::TcpListener, route: F) -> Loopback
+where
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+    R: Reply,
+{
     let addr = listener.local_addr().expect("a bound listener has an address");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(

@@ -4,18 +4,13 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use webpubsub_control::config::Env;
 use webpubsub_control::dev::{self, DevError, DevOptions, RunningDev};
 
-use crate::support::Socket;
-use crate::support::http;
+use crate::support::{JSON_SUBPROTOCOL, JsonClient, get_json, http, open_socket};
 
-const JSON: &str = "json.webpubsub.azure.v1";
 /// Longest wait for one frame, handshake or shutdown.
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -39,99 +34,32 @@ async fn start() -> RunningDev {
     dev::start(options()).await.expect("dev mode starts")
 }
 
-/// A chat client as the page is: negotiated anonymously, connected with the JSON subprotocol. Frames read
-/// while looking for another are kept (acks and messages arrive in either order).
-struct Client {
-    socket: Socket,
-    backlog: Vec<Value>,
-    next_ack_id: u64,
-}
-
-impl Client {
-    async fn connect(running: &RunningDev, user: &str) -> Self {
-        let reply = http()
-            .get(running.url(&format!("/api/negotiate?userId={user}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(reply.status(), 200);
-        let body: Value = reply.json().await.unwrap();
-        let url = body["url"].as_str().expect("a url");
-        assert!(
-            url.starts_with(&format!("ws://{}/client/hubs/chat?", running.emulator_addr())),
-            "{url}"
-        );
-
-        let mut request = url.into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("sec-websocket-protocol", JSON.parse().unwrap());
-        let (socket, response) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
-            .await
-            .expect("handshake in time")
-            .expect("the handler accepts the connect");
-        assert_eq!(response.headers()["sec-websocket-protocol"], JSON);
-        let mut client = Self {
-            socket,
-            backlog: Vec::new(),
-            next_ack_id: 1,
-        };
-        let connected = client.next_where(|frame| frame["type"] == "system").await;
-        assert_eq!(
-            (connected["event"].as_str(), connected["userId"].as_str()),
-            (Some("connected"), Some(user))
-        );
-        client
-    }
-
-    /// The next text frame as JSON; `None` once the connection closed.
-    async fn next_frame(&mut self) -> Option<Value> {
-        for _ in 0..16 {
-            let frame = tokio::time::timeout(WAIT, self.socket.next())
-                .await
-                .expect("a frame in time");
-            match frame {
-                Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(text.as_str()).unwrap()),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-                Some(Ok(_)) => continue,
-            }
-        }
-        panic!("no text frame among 16 frames");
-    }
-
-    /// The first frame (backlog first, then at most 16 new ones) that satisfies `wanted`.
-    async fn next_where(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
-        if let Some(index) = self.backlog.iter().position(&wanted) {
-            return self.backlog.remove(index);
-        }
-        for _ in 0..16 {
-            let frame = self.next_frame().await.expect("the connection is open");
-            if wanted(&frame) {
-                return frame;
-            }
-            self.backlog.push(frame);
-        }
-        panic!("no wanted frame among 16; backlog: {:?}", self.backlog);
-    }
-
-    async fn next_message(&mut self) -> Value {
-        self.next_where(|frame| frame["type"] == "message").await
-    }
-
-    /// Sends `frame` with a fresh `ackId` and returns the ack.
-    async fn send_acked(&mut self, mut frame: Value) -> Value {
-        let ack_id = self.next_ack_id;
-        self.next_ack_id += 1;
-        frame["ackId"] = json!(ack_id);
-        self.socket.send(Message::text(frame.to_string())).await.unwrap();
-        self.next_where(|frame| frame["type"] == "ack" && frame["ackId"] == ack_id)
-            .await
-    }
-
-    async fn event(&mut self, event: &str, data: Value) -> Value {
-        self.send_acked(json!({"type": "event", "event": event, "dataType": "json", "data": data}))
-            .await
-    }
+/// A chat client as the page is: negotiated anonymously, connected with the JSON subprotocol, past its
+/// `connected` frame.
+async fn connect(running: &RunningDev, user: &str) -> JsonClient {
+    let reply = http()
+        .get(running.url(&format!("/api/negotiate?userId={user}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let body: Value = reply.json().await.unwrap();
+    let url = body["url"].as_str().expect("a url");
+    assert!(
+        url.starts_with(&format!("ws://{}/client/hubs/chat?", running.emulator_addr())),
+        "{url}"
+    );
+    let (socket, chosen) = open_socket(url, &[JSON_SUBPROTOCOL])
+        .await
+        .expect("the handler accepts the connect");
+    assert_eq!(chosen.as_deref(), Some(JSON_SUBPROTOCOL));
+    let mut client = JsonClient::new(socket);
+    let connected = client.next_where(|frame| frame["type"] == "system").await;
+    assert_eq!(
+        (connected["event"].as_str(), connected["userId"].as_str()),
+        (Some("connected"), Some(user))
+    );
+    client
 }
 
 #[tokio::test]
@@ -148,8 +76,8 @@ async fn dev_mode_serves_the_page_and_a_working_chat() {
     );
     assert!(page.text().await.unwrap().contains("chat.js"));
 
-    let mut alice = Client::connect(&running, "alice").await;
-    let mut bob = Client::connect(&running, "bob").await;
+    let mut alice = connect(&running, "alice").await;
+    let mut bob = connect(&running, "bob").await;
 
     // Least privilege: the token carries no roles, so joining a group directly is refused...
     let direct = alice.send_acked(json!({"type": "joinGroup", "group": "lobby"})).await;
@@ -242,7 +170,7 @@ async fn the_environment_may_override_the_chat_defaults() {
         .await
         .expect("dev mode starts");
     assert!(running.banner().contains("user events=echo"), "{}", running.banner());
-    let mut alice = Client::connect(&running, "alice").await;
+    let mut alice = connect(&running, "alice").await;
     let ack = alice.event("message", json!({"text": "echo me"})).await;
     assert_eq!(ack["success"], true, "{ack}");
     let echoed = alice.next_message().await;
@@ -333,14 +261,7 @@ async fn history_survives_a_restart_with_the_same_data_dir() {
     assert!(store_file.is_file(), "the SQLite file is under --data-dir");
 
     let running = dev::start(with_dir()).await.expect("dev mode starts again");
-    let history: Value = http()
-        .get(running.url("/api/conversations/kept/messages?userId=bob"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history = get_json(running.url("/api/conversations/kept/messages?userId=bob")).await;
     let items = history["items"].as_array().expect("items");
     assert_eq!(items.len(), 1, "{history}");
     assert_eq!(

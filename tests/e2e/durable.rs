@@ -3,28 +3,12 @@
 //! a member's real WebSocket through the real emulator, idempotent retries, history pages, 403 / 404 / 400,
 //! and the `outbox` timer route answering the host's payload.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use webpubsub_control::config::Env;
-use webpubsub_control::webpubsub::{AccessKey, ClientAccessIssuer, ClientAccessRequest, Endpoint};
 
 use crate::contract::checked;
 use crate::support::{
-    RunningEmulator, RunningHandler, Socket, base_env, http, next_json, start_emulator, start_handler,
+    HUB, RunningEmulator, RunningHandler, Socket, backends, base_env, http, next_json, start_handler, start_with_store,
 };
-
-const HUB: &str = "chat";
-
-/// The store connection strings under test: a fresh SQLite file and the test PostgreSQL.
-fn backends() -> Vec<String> {
-    let dir = std::env::temp_dir().join(format!("wps-durable-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let postgres = std::env::var("WPS_TEST_POSTGRES_URL")
-        .expect("WPS_TEST_POSTGRES_URL is unset: run `eval \"$(bash scripts/postgres.sh env)\"` first");
-    vec![format!("sqlite:{}", dir.join("store.db").display()), postgres]
-}
 
 struct Rig {
     emulator: RunningEmulator,
@@ -34,12 +18,7 @@ struct Rig {
 
 impl Rig {
     async fn start(store: &str) -> Self {
-        let emulator = start_emulator().await;
-        let env: Env = base_env()
-            .with("WebPubSubConnectionString", &emulator.connection_string)
-            .with("WebPubSubHub", HUB)
-            .with("StoreConnectionString", store);
-        let handler = start_handler(env).await;
+        let (emulator, handler) = start_with_store(store).await;
         Self {
             emulator,
             handler,
@@ -48,44 +27,11 @@ impl Rig {
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> (u16, Value) {
-        let mut request = self.http.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            self.handler.url(path),
-        );
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let reply = checked(method, path, request.send().await.unwrap()).await;
-        let body = if reply.body.is_empty() {
-            Value::Null
-        } else {
-            reply.json()
-        };
-        (reply.status.as_u16(), body)
+        self.handler.call(method, path, body, headers).await
     }
 
     async fn member_socket(&self, user: &str, group: &str) -> Socket {
-        let endpoint = Endpoint::parse(&format!("http://{}", self.emulator.addr)).unwrap();
-        let issuer = ClientAccessIssuer::new(endpoint, &AccessKey::new(self.emulator.access_key.clone()).unwrap());
-        let access = issuer
-            .issue(
-                HUB,
-                &ClientAccessRequest {
-                    user_id: Some(user.to_owned()),
-                    groups: vec![group.to_owned()],
-                    ..ClientAccessRequest::default()
-                },
-            )
-            .unwrap();
-        let request = access.url.as_str().into_client_request().unwrap();
-        let (socket, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(request))
-            .await
-            .expect("connects in time")
-            .expect("connects");
-        socket
+        self.emulator.member(HUB, user, &[group.to_owned()]).await
     }
 }
 
@@ -95,7 +41,7 @@ fn new_id() -> String {
 
 #[tokio::test]
 async fn members_send_history_and_live_frames_on_both_backends() {
-    for store in backends() {
+    for store in backends("durable") {
         let rig = Rig::start(&store).await;
         let id = new_id();
         let (status, created) = rig
@@ -253,7 +199,7 @@ async fn members_send_history_and_live_frames_on_both_backends() {
 
 #[tokio::test]
 async fn the_outbox_route_answers_the_hosts_timer_payload() {
-    for store in backends() {
+    for store in backends("durable") {
         let rig = Rig::start(&store).await;
         let payload = json!({
             "Data": {"timer": {"Schedule": {"AdjustForDST": true}, "IsPastDue": false}},

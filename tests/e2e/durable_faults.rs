@@ -5,22 +5,19 @@
 //! takes their outbox rows.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor};
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use webpubsub_control::webpubsub::{AccessKey, ClientAccessIssuer, ClientAccessRequest, Endpoint};
 
 use crate::standin::HandlerProcess;
-use crate::support::{Socket, base_env, http, start_handler};
+use crate::support::{
+    HUB, RunningEmulator, Socket, base_env, get_json, http, postgres_database, serve_emulator, sqlite_store,
+    start_handler,
+};
 
-const HUB: &str = "chat";
 /// The key every emulator in these tests signs with, so a restarted one accepts the same clients.
 const KEY: &str = "faults-test-access-key-0123456789abcdefghij";
 /// Longest any one scenario waits for deliveries.
@@ -28,105 +25,43 @@ const DELIVERY_DEADLINE: Duration = Duration::from_secs(40);
 
 /// A fresh SQLite file, and a fresh database in the test PostgreSQL.
 async fn backends() -> Vec<String> {
-    vec![sqlite(), postgres().await]
-}
-
-fn sqlite() -> String {
-    let dir = std::env::temp_dir().join(format!("wps-faults-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    format!("sqlite:{}", dir.join("store.db").display())
-}
-
-/// A new database in the cluster named by `WPS_TEST_POSTGRES_URL` (unset is a failure, never a skip).
-async fn postgres() -> String {
-    let base = std::env::var("WPS_TEST_POSTGRES_URL")
-        .expect("WPS_TEST_POSTGRES_URL is unset: run `eval \"$(bash scripts/postgres.sh env)\"` first");
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(&base)
-        .await
-        .expect("connect to the test PostgreSQL");
-    let name = format!("f_{}", uuid::Uuid::now_v7().simple());
-    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-    admin.close().await.ok();
-    let mut url = url::Url::parse(&base).unwrap();
-    url.set_path(&name);
-    url.to_string()
+    vec![sqlite_store("faults"), postgres_database().await]
 }
 
 fn connection_string(port: u16) -> String {
     format!("Endpoint=http://127.0.0.1;Port={port};AccessKey={KEY};Version=1.0;")
 }
 
-/// The emulator on a fixed loopback port (so it can stop and come back on the same one).
-struct Emulator {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+/// The settings of a `handler` process calling the service on `port` with store `store`.
+fn process_settings(port: u16, store: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("WebPubSubConnectionString".to_owned(), connection_string(port)),
+        ("WebPubSubHub".to_owned(), HUB.to_owned()),
+        ("NegotiateIdentity".to_owned(), "anonymous".to_owned()),
+        ("PublishTrust".to_owned(), "functionkey".to_owned()),
+        ("StoreConnectionString".to_owned(), store.to_owned()),
+    ])
 }
 
-impl Emulator {
-    /// Binds `port` (0: any), retrying for up to 10 s while a stopped predecessor lets it go.
-    async fn start(port: u16) -> Self {
-        let started = Instant::now();
-        let listener = loop {
-            match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-                Ok(listener) => break listener,
-                Err(error) if started.elapsed() < Duration::from_secs(10) => {
-                    let _ = error;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(error) => panic!("cannot bind 127.0.0.1:{port}: {error}"),
+/// The emulator signing with [`KEY`] on loopback `port` (0: any), so it can stop and come back on the same
+/// one: binding retries for up to 10 s while a stopped predecessor lets the port go.
+async fn start_emulator_on(port: u16) -> RunningEmulator {
+    let started = Instant::now();
+    let listener = loop {
+        match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(listener) => break listener,
+            Err(error) if started.elapsed() < Duration::from_secs(10) => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        };
-        let addr = listener.local_addr().unwrap();
-        let config = webpubsub_emulator::EmulatorConfig {
-            access_key: KEY.to_owned(),
-            ..webpubsub_emulator::EmulatorConfig::default()
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            webpubsub_emulator::run(listener, config, async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("the emulator runs");
-        });
-        Self {
-            addr,
-            stop: Some(stop),
-            task,
+            Err(error) => panic!("cannot bind 127.0.0.1:{port}: {error}"),
         }
-    }
-
-    /// Stops it and waits (bounded) until it has let go of its port.
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(15), &mut self.task).await;
-    }
-
-    /// A raw WebSocket client of `user` already in `group` (its token says so), as a member's client.
-    async fn member(&self, user: &str, group: &str) -> Socket {
-        let endpoint = Endpoint::parse(&format!("http://{}", self.addr)).unwrap();
-        let issuer = ClientAccessIssuer::new(endpoint, &AccessKey::new(KEY.to_owned()).unwrap());
-        let access = issuer
-            .issue(
-                HUB,
-                &ClientAccessRequest {
-                    user_id: Some(user.to_owned()),
-                    groups: vec![group.to_owned()],
-                    ..ClientAccessRequest::default()
-                },
-            )
-            .unwrap();
-        let request = access.url.as_str().into_client_request().unwrap();
-        let (socket, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(request))
-            .await
-            .expect("connects in time")
-            .expect("connects");
-        socket
-    }
+    };
+    let config = webpubsub_emulator::EmulatorConfig {
+        access_key: KEY.to_owned(),
+        ..webpubsub_emulator::EmulatorConfig::default()
+    };
+    serve_emulator(listener, config)
 }
 
 /// A client as the issue designs one: it drops repeated frames by `id`, and applies messages in `seq` order —
@@ -152,14 +87,7 @@ impl Deduplicating {
             return;
         }
         if seq > last + 1 {
-            let page: Value = http()
-                .get(format!("{history}&after={last}&limit=200"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page = get_json(format!("{history}&after={last}&limit=200")).await;
             for item in page["items"].as_array().unwrap() {
                 let fetched = item["seq"].as_i64().unwrap();
                 if fetched < seq && fetched > self.applied.last().copied().unwrap_or(0) {
@@ -250,7 +178,7 @@ fn new_conversation() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_emulator_down_sends_go_on_and_the_drain_delivers_each_once_in_order() {
     for store in backends().await {
-        let first = Emulator::start(0).await;
+        let first = start_emulator_on(0).await;
         let port = first.addr.port();
         let env = base_env()
             .with("WebPubSubConnectionString", connection_string(port))
@@ -261,7 +189,7 @@ async fn with_the_emulator_down_sends_go_on_and_the_drain_delivers_each_once_in_
         let id = new_conversation();
         let group = format!("conversation:{id}");
         create(&base, &id, &["alice", "bob"]).await;
-        let mut bob = first.member("bob", &group).await;
+        let mut bob = first.member(HUB, "bob", std::slice::from_ref(&group)).await;
         let mut client = Deduplicating::default();
         assert_eq!(send(&base, &id, "alice", "m1").await.0, 201);
         client
@@ -280,8 +208,8 @@ async fn with_the_emulator_down_sends_go_on_and_the_drain_delivers_each_once_in_
         tokio::time::sleep(Duration::from_secs(3)).await;
 
         // Back on the same port; the client reconnects and keeps its de-duplication state.
-        let second = Emulator::start(port).await;
-        let mut bob = second.member("bob", &group).await;
+        let second = start_emulator_on(port).await;
+        let mut bob = second.member(HUB, "bob", std::slice::from_ref(&group)).await;
         let drains = drain_repeatedly(base.clone());
         client.read_until(&mut bob, 6, Instant::now() + DELIVERY_DEADLINE).await;
         drains.abort();
@@ -316,13 +244,7 @@ async fn a_handler_killed_between_commit_and_broadcast_is_made_good_by_the_next_
                 held.push(stream);
             }
         });
-        let values = BTreeMap::from([
-            ("WebPubSubConnectionString".to_owned(), connection_string(hole_port)),
-            ("WebPubSubHub".to_owned(), HUB.to_owned()),
-            ("NegotiateIdentity".to_owned(), "anonymous".to_owned()),
-            ("PublishTrust".to_owned(), "functionkey".to_owned()),
-            ("StoreConnectionString".to_owned(), store.clone()),
-        ]);
+        let values = process_settings(hole_port, &store);
         let mut process = HandlerProcess::spawn(&values);
         process.wait_ready().await;
         let base = format!("http://127.0.0.1:{}", process.port);
@@ -333,8 +255,8 @@ async fn a_handler_killed_between_commit_and_broadcast_is_made_good_by_the_next_
         drop(process); // SIGKILL while the broadcast hangs
         hole.abort();
 
-        let emulator = Emulator::start(0).await;
-        let mut bob = emulator.member("bob", &format!("conversation:{id}")).await;
+        let emulator = start_emulator_on(0).await;
+        let mut bob = emulator.member(HUB, "bob", &[format!("conversation:{id}")]).await;
         let env = base_env()
             .with("WebPubSubConnectionString", connection_string(emulator.addr.port()))
             .with("WebPubSubHub", HUB)
@@ -355,20 +277,14 @@ async fn a_handler_killed_between_commit_and_broadcast_is_made_good_by_the_next_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_postgres_keep_seq_gap_free_and_two_drains_send_each_row_once() {
     const PER_PROCESS: usize = 30;
-    let store = postgres().await;
+    let store = postgres_database().await;
     // The emulator's port, not yet served: every immediate broadcast fails, so the drains do all the work.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let values = BTreeMap::from([
-        ("WebPubSubConnectionString".to_owned(), connection_string(port)),
-        ("WebPubSubHub".to_owned(), HUB.to_owned()),
-        ("NegotiateIdentity".to_owned(), "anonymous".to_owned()),
-        ("PublishTrust".to_owned(), "functionkey".to_owned()),
-        ("StoreConnectionString".to_owned(), store.clone()),
-    ]);
+    let values = process_settings(port, &store);
     let mut one = HandlerProcess::spawn(&values);
     let mut two = HandlerProcess::spawn(&values);
     one.wait_ready().await;
@@ -417,8 +333,8 @@ async fn two_processes_on_one_postgres_keep_seq_gap_free_and_two_drains_send_eac
     // Let the immediate tries (bounded to 2 s) fail before the service comes up.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let emulator = Emulator::start(port).await;
-    let mut bob = emulator.member("bob", &format!("conversation:{id}")).await;
+    let emulator = start_emulator_on(port).await;
+    let mut bob = emulator.member(HUB, "bob", &[format!("conversation:{id}")]).await;
     let drains = [drain_repeatedly(bases[0].clone()), drain_repeatedly(bases[1].clone())];
     let mut client = Deduplicating::default();
     client

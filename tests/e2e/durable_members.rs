@@ -7,19 +7,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{Socket, base_env, http, start_emulator, start_handler};
-
-const JSON: &str = "json.webpubsub.azure.v1";
-
-fn backends() -> Vec<String> {
-    let dir = std::env::temp_dir().join(format!("wps-members-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let postgres = std::env::var("WPS_TEST_POSTGRES_URL")
-        .expect("WPS_TEST_POSTGRES_URL is unset: run `eval \"$(bash scripts/postgres.sh env)\"` first");
-    vec![format!("sqlite:{}", dir.join("store.db").display()), postgres]
-}
+use crate::support::{JSON_SUBPROTOCOL, Socket, backends, http, open_socket, start_with_store};
 
 async fn negotiate(base: &str, query: &str) -> (u16, Value) {
     let reply = http()
@@ -33,14 +22,7 @@ async fn negotiate(base: &str, query: &str) -> (u16, Value) {
 
 /// Connects with the JSON subprotocol and waits for the `connected` frame.
 async fn connect(url: &str) -> Socket {
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", JSON.parse().unwrap());
-    let (mut socket, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(request))
-        .await
-        .expect("connects in time")
-        .expect("connects");
+    let (mut socket, _) = open_socket(url, &[JSON_SUBPROTOCOL]).await.expect("connects");
     match next_frame(&mut socket, Instant::now() + Duration::from_secs(10)).await {
         Frame::Json(frame) => assert_eq!(frame["event"], "connected", "{frame}"),
         other => panic!("expected the connected frame, got {other:?}"),
@@ -86,12 +68,8 @@ async fn send(base: &str, id: &str, user: &str, message: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_is_the_permission_and_a_removed_members_socket_stops_receiving() {
-    for store in backends() {
-        let emulator = start_emulator().await;
-        let env = base_env()
-            .with("WebPubSubConnectionString", &emulator.connection_string)
-            .with("StoreConnectionString", &store);
-        let handler = start_handler(env).await;
+    for store in backends("members") {
+        let (_emulator, handler) = start_with_store(&store).await;
         let base = handler.url("");
         let id = format!("m-{}", uuid::Uuid::now_v7());
         let group = format!("conversation:{id}");

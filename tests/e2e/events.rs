@@ -6,34 +6,24 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use test_support::CloudEvent;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use webpubsub_control::config::Env;
-use webpubsub_control::webpubsub::{AccessKey, ClientAccessIssuer, ClientAccessRequest, Endpoint};
-use webpubsub_emulator::{DEV_ACCESS_KEY, EmulatorConfig, EventHandlerConfig, HubConfig};
+use webpubsub_emulator::DEV_ACCESS_KEY;
 
 use crate::contract::checked;
-use crate::support::{RunningHandler, Socket, base_env, http, next_json, start_handler};
+use crate::support::{
+    HUB, JsonClient, RunningEmulator, RunningHandler, Socket, base_env, client_url, http, next_json, open_socket,
+    serve_emulator, start_handler, wired_to,
+};
 
-const HUB: &str = "chat";
 const JSON: &str = "json.webpubsub.azure.v1";
 const RELIABLE_JSON: &str = "json.reliable.webpubsub.azure.v1";
-/// Longest wait for one frame or handshake.
-const WAIT: Duration = Duration::from_secs(10);
 
 /// The emulator with `chat` wired to the handler's `/api/events`, and the handler pointing back at it.
 struct System {
     handler: RunningHandler,
-    emulator_addr: std::net::SocketAddr,
-    stop_emulator: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for System {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop_emulator.take() {
-            let _ = stop.send(());
-        }
-    }
+    emulator: RunningEmulator,
 }
 
 impl System {
@@ -48,61 +38,17 @@ impl System {
         ))
         .await;
 
-        let config = EmulatorConfig {
-            hubs: vec![HubConfig {
-                hub: HUB.into(),
-                event_handlers: vec![EventHandlerConfig {
-                    url_template: handler.url("/api/events"),
-                    system_events: vec!["connect".into(), "connected".into(), "disconnected".into()],
-                    user_event_pattern: Some("*".into()),
-                }],
-            }],
-            // One quick retry keeps a failing test fast; the handler should never need it.
-            upstream_retry_delays: vec![Duration::from_millis(100)],
-            ..EmulatorConfig::default()
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            webpubsub_emulator::run(listener, config, async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("the emulator runs");
-        });
+        let config = wired_to(&handler, &["connect", "connected", "disconnected"], Some("*"));
         System {
             handler,
-            emulator_addr,
-            stop_emulator: Some(stop),
+            emulator: serve_emulator(listener, config),
         }
-    }
-
-    /// A client URL for `user` signed with the emulator's key.
-    fn client_url(&self, user: Option<&str>) -> String {
-        let endpoint = Endpoint::parse(&format!("http://{}", self.emulator_addr)).unwrap();
-        let issuer = ClientAccessIssuer::new(endpoint, &AccessKey::new(DEV_ACCESS_KEY).unwrap());
-        let request = ClientAccessRequest {
-            user_id: user.map(str::to_owned),
-            ..ClientAccessRequest::default()
-        };
-        issuer.issue(HUB, &request).unwrap().url
     }
 
     /// Connects offering `subprotocols`; returns the socket and the subprotocol the server chose.
     async fn connect(&self, user: Option<&str>, subprotocols: &[&str]) -> Result<(Socket, Option<String>), WsError> {
-        let mut request = self.client_url(user).into_client_request().unwrap();
-        if !subprotocols.is_empty() {
-            request
-                .headers_mut()
-                .insert("sec-websocket-protocol", subprotocols.join(", ").parse().unwrap());
-        }
-        let (socket, response) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
-            .await
-            .expect("handshake in time")?;
-        let chosen = response
-            .headers()
-            .get("sec-websocket-protocol")
-            .map(|v| v.to_str().unwrap().to_owned());
-        Ok((socket, chosen))
+        let url = client_url(self.emulator.addr, DEV_ACCESS_KEY, HUB, user, &[]);
+        open_socket(&url, subprotocols).await
     }
 
     /// Connects a JSON client for `user` and returns it with its connection id.
@@ -135,45 +81,6 @@ async fn next_of_type(socket: &mut Socket, frame_type: &str) -> Value {
 
 async fn send_json(socket: &mut Socket, frame: Value) {
     socket.send(Message::text(frame.to_string())).await.unwrap();
-}
-
-/// A JSON-subprotocol client that keeps frames it read but was not yet asked for (an event's ack and the
-/// handler's reply arrive in either order).
-struct Client {
-    socket: Socket,
-    backlog: Vec<Value>,
-}
-
-impl Client {
-    /// The first frame (backlog first, then at most 16 new ones) that satisfies `wanted`.
-    async fn next_where(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
-        if let Some(index) = self.backlog.iter().position(&wanted) {
-            return self.backlog.remove(index);
-        }
-        for _ in 0..16 {
-            let frame = next_json(&mut self.socket).await;
-            if wanted(&frame) {
-                return frame;
-            }
-            self.backlog.push(frame);
-        }
-        panic!("no wanted frame among 16; backlog: {:?}", self.backlog);
-    }
-
-    async fn next_message(&mut self) -> Value {
-        self.next_where(|frame| frame["type"] == "message").await
-    }
-
-    /// Sends a JSON user event and returns its ack.
-    async fn send_event(&mut self, ack_id: u64, event: &str, data: Value) -> Value {
-        send_json(
-            &mut self.socket,
-            json!({"type": "event", "event": event, "ackId": ack_id, "dataType": "json", "data": data}),
-        )
-        .await;
-        self.next_where(|frame| frame["type"] == "ack" && frame["ackId"] == ack_id)
-            .await
-    }
 }
 
 #[tokio::test]
@@ -254,30 +161,19 @@ async fn broadcast_reaches_the_room_with_the_senders_user_id() {
             .with("EventsDefaultGroups", "lobby")
     })
     .await;
-    let mut alice = Client {
-        socket: system.connect_json("alice").await.0,
-        backlog: Vec::new(),
-    };
-    let mut bob = Client {
-        socket: system.connect_json("bob").await.0,
-        backlog: Vec::new(),
-    };
+    let mut alice = JsonClient::new(system.connect_json("alice").await.0);
+    let mut bob = JsonClient::new(system.connect_json("bob").await.0);
 
     // Joining: the REST call adds the connection; the reply and the new state come back through the emulator.
     for client in [&mut alice, &mut bob] {
-        assert_eq!(
-            client.send_event(1, "join", json!({"room": "room-1"})).await["success"],
-            true
-        );
+        assert_eq!(client.event("join", json!({"room": "room-1"})).await["success"], true);
         let joined = client.next_message().await;
         assert_eq!(joined["from"], "server");
         assert_eq!(joined["data"], json!({"event": "joined", "room": "room-1"}));
     }
 
     assert_eq!(
-        alice
-            .send_event(2, "message", json!({"room": "room-1", "text": "hi"}))
-            .await["success"],
+        alice.event("message", json!({"room": "room-1", "text": "hi"})).await["success"],
         true
     );
     for client in [&mut bob, &mut alice] {
@@ -293,7 +189,7 @@ async fn broadcast_reaches_the_room_with_the_senders_user_id() {
 
     // The default group is a room too (recorded at connect)...
     assert_eq!(
-        bob.send_event(3, "message", json!({"room": "lobby", "text": "hello lobby"}))
+        bob.event("message", json!({"room": "lobby", "text": "hello lobby"}))
             .await["success"],
         true
     );
@@ -304,22 +200,16 @@ async fn broadcast_reaches_the_room_with_the_senders_user_id() {
     );
     // ...a room never joined is refused (the emulator turns the 403 into a failed ack)...
     let refused = bob
-        .send_event(4, "message", json!({"room": "room-2", "text": "nobody hears"}))
+        .event("message", json!({"room": "room-2", "text": "nobody hears"}))
         .await;
     assert_eq!(refused["success"], false, "{refused}");
     // ...and after leaving, room-1 is refused too.
-    assert_eq!(
-        bob.send_event(5, "leave", json!({"room": "room-1"})).await["success"],
-        true
-    );
+    assert_eq!(bob.event("leave", json!({"room": "room-1"})).await["success"], true);
     let left = bob
         .next_where(|frame| frame["type"] == "message" && frame["data"]["event"] == "left")
         .await;
     assert_eq!(left["data"], json!({"event": "left", "room": "room-1"}));
-    assert_eq!(
-        bob.send_event(6, "message", json!({"room": "room-1"})).await["success"],
-        false
-    );
+    assert_eq!(bob.event("message", json!({"room": "room-1"})).await["success"], false);
 }
 
 #[tokio::test]
@@ -371,14 +261,12 @@ async fn an_unsigned_post_is_refused_over_http() {
     let system = System::start(|env| env).await;
     let response = http()
         .post(system.handler.url("/api/events"))
-        .header("ce-specversion", "1.0")
-        .header("ce-type", "azure.webpubsub.sys.connect")
-        .header("ce-eventName", "connect")
-        .header("ce-id", "1")
-        .header("ce-source", "/hubs/chat/client/c1")
-        .header("ce-hub", HUB)
-        .header("ce-connectionId", "c1")
-        .header("ce-userId", "mallory")
+        .headers(
+            CloudEvent::new("azure.webpubsub.sys.connect")
+                .from_connection(HUB, "c1")
+                .user("mallory")
+                .header_map(),
+        )
         .json(&json!({"claims": {}}))
         .send()
         .await

@@ -34,7 +34,8 @@ async fn binary_starts_on_the_host_port_and_serves_through_the_host() {
     let mut handler = HandlerProcess::spawn(&example_values(&[]));
     let ready_after = handler.wait_ready().await;
     println!("handler ready after {ready_after:?}");
-    let (host, invocations) = start_host(handler.port).await;
+    let (front, invocations) = start_host(handler.port).await;
+    let host = front.addr;
     let client = reqwest::Client::new();
 
     // Each function is reachable through the host under its declared methods.

@@ -7,11 +7,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use webpubsub_control::config::Env;
 
 use crate::contract::checked;
-use crate::support::{Socket, base_env, http, next_json, start_emulator, start_handler};
+use crate::support::{Socket, base_env, http, next_json, open_socket, start_emulator, start_handler};
 
 const ISSUER: &str = "https://issuer.example";
 const AUDIENCE: &str = "api://webpubsub-control-tests";
@@ -45,14 +44,8 @@ fn jwt_env(connection_string: &str) -> Env {
 }
 
 async fn connect(url: &str) -> Socket {
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", SUBPROTOCOL.parse().unwrap());
-    let (socket, response) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("the issued URL connects");
-    assert_eq!(response.headers()["sec-websocket-protocol"], SUBPROTOCOL);
+    let (socket, chosen) = open_socket(url, &[SUBPROTOCOL]).await.expect("the issued URL connects");
+    assert_eq!(chosen.as_deref(), Some(SUBPROTOCOL));
     socket
 }
 

@@ -12,27 +12,17 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use warp::Filter;
 use webpubsub_control::config::Env;
 use webpubsub_control::store::{PoolOptions, Store, StoreConnectionString};
-use webpubsub_control::webpubsub::{AccessKey, ClientAccessIssuer, ClientAccessRequest, Endpoint};
-use webpubsub_emulator::{DEV_ACCESS_KEY, EmulatorConfig, EventHandlerConfig, HubConfig};
+use webpubsub_emulator::DEV_ACCESS_KEY;
 
-use crate::contract::checked;
-use crate::support::{RunningHandler, Socket, base_env, http, next_json, start_handler};
+use crate::support::{
+    HUB, RunningEmulator, RunningHandler, Socket, backends, base_env, next_json, serve_emulator, start_handler,
+    wired_to,
+};
 
-const HUB: &str = "chat";
 const WEBHOOK_SECRET: &str = "offline-webhook-test-secret";
-
-/// The store connection strings under test: a fresh SQLite file and the test PostgreSQL.
-fn backends() -> Vec<String> {
-    let dir = std::env::temp_dir().join(format!("wps-notify-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let postgres = std::env::var("WPS_TEST_POSTGRES_URL")
-        .expect("WPS_TEST_POSTGRES_URL is unset: run `eval \"$(bash scripts/postgres.sh env)\"` first");
-    vec![format!("sqlite:{}", dir.join("store.db").display()), postgres]
-}
 
 /// What the webhook sink received: (X-Signature-256, body).
 type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
@@ -40,19 +30,10 @@ type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 /// The handler with a store and an offline webhook, the emulator sending it system events, and the sink.
 struct Rig {
     handler: RunningHandler,
-    emulator_addr: std::net::SocketAddr,
+    emulator: RunningEmulator,
     store: Store,
-    http: reqwest::Client,
     received: Received,
-    stops: Vec<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        for stop in self.stops.drain(..) {
-            let _ = stop.send(());
-        }
-    }
+    _sink: test_support::Loopback,
 }
 
 impl Rig {
@@ -70,17 +51,8 @@ impl Rig {
                     .push((signature.unwrap_or_default(), body.to_vec()));
                 warp::reply()
             });
-        let (sink_stop, sink_stopped) = tokio::sync::oneshot::channel::<()>();
-        let sink_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sink_addr = sink_listener.local_addr().unwrap();
-        tokio::spawn(
-            warp::serve(sink)
-                .incoming(sink_listener)
-                .graceful(async {
-                    let _ = sink_stopped.await;
-                })
-                .run(),
-        );
+        let sink = test_support::serve(sink).await;
+        let sink_addr = sink.addr;
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let emulator_addr = listener.local_addr().unwrap();
@@ -94,76 +66,26 @@ impl Rig {
             .with("NotificationsOfflineWebhookUrl", format!("http://{sink_addr}/push"))
             .with("NotificationsOfflineWebhookSecret", WEBHOOK_SECRET);
         let handler = start_handler(env).await;
-        let config = EmulatorConfig {
-            hubs: vec![HubConfig {
-                hub: HUB.into(),
-                event_handlers: vec![EventHandlerConfig {
-                    url_template: handler.url("/api/events"),
-                    system_events: vec!["connected".into(), "disconnected".into()],
-                    user_event_pattern: None,
-                }],
-            }],
-            upstream_retry_delays: vec![Duration::from_millis(100)],
-            ..EmulatorConfig::default()
-        };
-        let (emulator_stop, emulator_stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            webpubsub_emulator::run(listener, config, async {
-                let _ = emulator_stopped.await;
-            })
-            .await
-            .expect("the emulator runs");
-        });
+        let config = wired_to(&handler, &["connected", "disconnected"], None);
         let store = Store::open(&StoreConnectionString::parse(store).unwrap(), PoolOptions::default())
             .await
             .expect("the test opens the store");
         Self {
             handler,
-            emulator_addr,
+            emulator: serve_emulator(listener, config),
             store,
-            http: http(),
             received,
-            stops: vec![sink_stop, emulator_stop],
+            _sink: sink,
         }
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.http.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            self.handler.url(path),
-        );
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let reply = checked(method, path, request.send().await.unwrap()).await;
-        let body = if reply.body.is_empty() {
-            Value::Null
-        } else {
-            reply.json()
-        };
-        (reply.status.as_u16(), body)
+        self.handler.call(method, path, body, &[]).await
     }
 
     /// A WebSocket for `user` in `groups`, through the emulator (which reports `connected` to the handler).
     async fn socket(&self, user: &str, groups: &[String]) -> Socket {
-        let endpoint = Endpoint::parse(&format!("http://{}", self.emulator_addr)).unwrap();
-        let issuer = ClientAccessIssuer::new(endpoint, &AccessKey::new(DEV_ACCESS_KEY).unwrap());
-        let access = issuer
-            .issue(
-                HUB,
-                &ClientAccessRequest {
-                    user_id: Some(user.to_owned()),
-                    groups: groups.to_vec(),
-                    ..ClientAccessRequest::default()
-                },
-            )
-            .unwrap();
-        let request = access.url.as_str().into_client_request().unwrap();
-        let (socket, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(request))
-            .await
-            .expect("connects in time")
-            .expect("connects");
-        socket
+        self.emulator.member(HUB, user, groups).await
     }
 
     /// Waits (bounded) until the store records `count` live connections for `user`.
@@ -278,7 +200,7 @@ fn cursor(body: &Value) -> String {
 
 #[tokio::test]
 async fn offline_client_catches_up_with_one_sync_and_unread_follows_markers() {
-    for store in backends() {
+    for store in backends("notify") {
         let rig = Rig::start(&store).await;
         let users = Users::new();
         let (alice, bob) = (&*users.alice, &*users.bob);
@@ -478,7 +400,7 @@ async fn offline_client_catches_up_with_one_sync_and_unread_follows_markers() {
 
 #[tokio::test]
 async fn limited_paging_over_500_missed_messages_loses_and_repeats_nothing() {
-    for store in backends() {
+    for store in backends("notify") {
         let rig = Rig::start(&store).await;
         let users = Users::new();
         let (alice, bob, carol) = (&*users.alice, &*users.bob, &*users.carol);
@@ -535,7 +457,7 @@ async fn limited_paging_over_500_missed_messages_loses_and_repeats_nothing() {
 
 #[tokio::test]
 async fn notifications_reach_only_their_users_group_and_offline_users_get_the_webhook() {
-    for store in backends() {
+    for store in backends("notify") {
         let rig = Rig::start(&store).await;
         let users = Users::new();
         let (alice, bob, dave) = (&*users.alice, &*users.bob, &*users.dave);

@@ -14,17 +14,17 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use warp::Filter as _;
 use webpubsub_control::config::Env;
-use webpubsub_control::webpubsub::{AccessKey, ClientAccessIssuer, ClientAccessRequest, Endpoint};
 
 use crate::contract::checked;
-use crate::support::{RunningEmulator, RunningHandler, base_env, http, start_emulator, start_handler};
+use crate::support::{
+    JSON_SUBPROTOCOL, RunningEmulator, RunningHandler, base_env, client_url, http, open_socket, start_emulator,
+    start_handler,
+};
 
 /// Longest wait for anything a test expects.
 const WAIT: Duration = Duration::from_secs(10);
@@ -36,9 +36,8 @@ const ROLE: &str = "WebPubSub.Publish";
 
 /// The handler (bearer-token trust) in front of an emulator, or of a proxy to it.
 struct Rig {
-    _emulator: RunningEmulator,
+    emulator: RunningEmulator,
     handler: RunningHandler,
-    issuer: ClientAccessIssuer,
     http: reqwest::Client,
     token: String,
 }
@@ -75,12 +74,9 @@ impl Rig {
     /// The handler's REST calls go to `connection_string`; clients connect to `emulator` directly.
     async fn with_upstream(emulator: RunningEmulator, connection_string: &str) -> Self {
         let handler = start_handler(trusted_env(connection_string)).await;
-        let endpoint = Endpoint::parse(&format!("http://{}", emulator.addr)).unwrap();
-        let issuer = ClientAccessIssuer::new(endpoint, &AccessKey::new(emulator.access_key.clone()).unwrap());
         Self {
-            _emulator: emulator,
+            emulator,
             handler,
-            issuer,
             http: http(),
             token: token("billing-job", &[ROLE]),
         }
@@ -115,28 +111,10 @@ impl Rig {
     }
 
     async fn connect(&self, user: Option<&str>, groups: &[&str], json_protocol: bool) -> Client {
-        let access = self
-            .issuer
-            .issue(
-                HUB,
-                &ClientAccessRequest {
-                    user_id: user.map(str::to_owned),
-                    groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-                    ..ClientAccessRequest::default()
-                },
-            )
-            .unwrap();
-        let mut request = access.url.as_str().into_client_request().unwrap();
-        if json_protocol {
-            request.headers_mut().insert(
-                "sec-websocket-protocol",
-                HeaderValue::from_static("json.webpubsub.azure.v1"),
-            );
-        }
-        let (socket, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
-            .await
-            .expect("connects in time")
-            .expect("connects");
+        let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+        let url = client_url(self.emulator.addr, &self.emulator.access_key, HUB, user, &groups);
+        let subprotocols: &[&str] = if json_protocol { &[JSON_SUBPROTOCOL] } else { &[] };
+        let (socket, _) = open_socket(&url, subprotocols).await.expect("connects");
         let mut client = Client {
             socket,
             connection_id: String::new(),
@@ -660,63 +638,53 @@ impl FaultyProxy {
             .unwrap();
         let route = {
             let (faults, seen) = (faults.clone(), seen.clone());
-            warp::method()
-                .and(warp::path::full())
-                .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-                .and(warp::header::headers_cloned())
-                .and(warp::body::bytes())
-                .then(
-                    move |method: warp::http::Method,
-                          path: warp::path::FullPath,
-                          query: String,
-                          headers: warp::http::HeaderMap,
-                          body: bytes::Bytes| {
-                        let path = path.as_str().to_owned();
-                        let injected = faults
-                            .lock()
-                            .unwrap()
-                            .iter_mut()
-                            .find(|f| f.times > 0 && path.contains(f.path_part))
-                            .map(|fault| {
-                                fault.times -= 1;
-                                (fault.status, fault.retry_after_ms)
-                            });
-                        seen.lock().unwrap().push((path.clone(), injected.is_some()));
-                        let client = client.clone();
-                        async move {
-                            if let Some((status, retry_after_ms)) = injected {
-                                let mut response = warp::http::Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/json");
-                                if let Some(ms) = retry_after_ms {
-                                    response = response.header("retry-after-ms", ms.to_string());
-                                }
-                                return response
-                                    .body(bytes::Bytes::from_static(
-                                        br#"{"error":{"code":"Injected","message":"injected by the test proxy"}}"#,
-                                    ))
-                                    .unwrap();
-                            }
-                            let url = if query.is_empty() {
-                                format!("http://{target}{path}")
-                            } else {
-                                format!("http://{target}{path}?{query}")
-                            };
-                            let upstream = client
-                                .request(method, url)
-                                .headers(headers)
-                                .body(body)
-                                .send()
-                                .await
-                                .expect("the emulator answers");
-                            let mut response = warp::http::Response::builder().status(upstream.status());
-                            for (name, value) in upstream.headers() {
-                                response = response.header(name, value);
-                            }
-                            response.body(upstream.bytes().await.unwrap()).unwrap()
+            test_support::recorder::request().then(move |request: test_support::recorder::Recorded| {
+                let path = request.path.clone();
+                let injected = faults
+                    .lock()
+                    .unwrap()
+                    .iter_mut()
+                    .find(|f| f.times > 0 && path.contains(f.path_part))
+                    .map(|fault| {
+                        fault.times -= 1;
+                        (fault.status, fault.retry_after_ms)
+                    });
+                seen.lock().unwrap().push((path.clone(), injected.is_some()));
+                let client = client.clone();
+                async move {
+                    if let Some((status, retry_after_ms)) = injected {
+                        let mut response = warp::http::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/json");
+                        if let Some(ms) = retry_after_ms {
+                            response = response.header("retry-after-ms", ms.to_string());
                         }
-                    },
-                )
+                        return response
+                            .body(bytes::Bytes::from_static(
+                                br#"{"error":{"code":"Injected","message":"injected by the test proxy"}}"#,
+                            ))
+                            .unwrap();
+                    }
+                    let url = if request.query.is_empty() {
+                        format!("http://{target}{path}")
+                    } else {
+                        format!("http://{target}{path}?{}", request.query)
+                    };
+                    let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap();
+                    let upstream = client
+                        .request(method, url)
+                        .headers(request.headers)
+                        .body(request.body)
+                        .send()
+                        .await
+                        .expect("the emulator answers");
+                    let mut response = warp::http::Response::builder().status(upstream.status());
+                    for (name, value) in upstream.headers() {
+                        response = response.header(name, value);
+                    }
+                    response.body(upstream.bytes().await.unwrap()).unwrap()
+                }
+            })
         };
         let server = test_support::serve(route).await;
         let addr = server.addr;

@@ -2,15 +2,13 @@
 //! method, path, query, headers, body and bearer JWT; answers (existence, tokens, pages); the retry
 //! rule (what is retried and what never is); and typed errors carrying status and `x-ms-error-code`.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
-use warp::Filter;
-use warp::http::{HeaderMap, Response, StatusCode};
+use test_support::recorder::{AfterScript, Answer, Recorded, Recorder};
 use webpubsub_control::webpubsub::{
     ClientType, CloseOptions, ConnectionString, Delivery, GenerateTokenOptions, GroupMember, ListConnectionsOptions,
     Message, Operation, Permission, RestClient, RestError, RestOptions, RetryPolicy, SendOptions, ValidationError,
@@ -20,77 +18,38 @@ const KEY: &str = "rest-client-e2e-key-0123456789abcdefghijklmnop";
 /// Upper bound on any scripted stall; the client's timeout is far shorter.
 const STALL: Duration = Duration::from_secs(5);
 
-/// One request as the server saw it.
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    path: String,
-    query: String,
-    headers: HeaderMap,
-    body: Bytes,
+/// What the server answers next (the shared scripted server's answer).
+type Reply = Answer;
+
+/// A reply only after the client's timeout.
+fn stall() -> Reply {
+    Reply::status(200).delayed(STALL)
 }
 
-/// What the server answers next.
-#[derive(Debug, Clone)]
-enum Reply {
-    Status {
-        status: u16,
-        headers: Vec<(&'static str, String)>,
-        body: String,
-    },
-    /// Never answer within the client's timeout.
-    Stall,
+/// The stand-in service: a shared [`Recorder`] (scripted replies used in order, then 200; every request
+/// recorded) and the servers it runs on, stopped when the last clone drops.
+#[derive(Clone)]
+struct Server {
+    recorder: Recorder,
+    serving: Arc<Mutex<Vec<test_support::Loopback>>>,
 }
 
-impl Reply {
-    fn status(status: u16) -> Self {
-        Self::Status {
-            status,
-            headers: Vec::new(),
-            body: String::new(),
+impl Server {
+    fn new() -> Self {
+        Self {
+            recorder: Recorder::new(AfterScript::Ok),
+            serving: Arc::default(),
         }
     }
 
-    fn json(status: u16, body: &str) -> Self {
-        Self::Status {
-            status,
-            headers: vec![("content-type", "application/json".into())],
-            body: body.to_owned(),
-        }
-    }
-
-    fn with_header(self, name: &'static str, value: &str) -> Self {
-        match self {
-            Self::Status {
-                status,
-                mut headers,
-                body,
-            } => {
-                headers.push((name, value.to_owned()));
-                Self::Status { status, headers, body }
-            }
-            Self::Stall => Self::Stall,
-        }
-    }
-}
-
-/// A scripted HTTP server that records every request. Scripted replies are used in order, then 200.
-#[derive(Clone, Default)]
-struct Recorder {
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    script: Arc<Mutex<VecDeque<Reply>>>,
-}
-
-impl Recorder {
+    /// Scripts the next replies and forgets the requests so far.
     fn reply(&self, replies: impl IntoIterator<Item = Reply>) {
-        let mut script = self.script.lock().unwrap();
-        script.clear();
-        script.extend(replies);
-        self.requests.lock().unwrap().clear();
+        self.recorder.script(replies);
+        self.recorder.clear();
     }
 
     fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
+        self.recorder.requests()
     }
 
     /// The single request made since the last `reply`.
@@ -100,53 +59,18 @@ impl Recorder {
         requests.into_iter().next().unwrap()
     }
 
-    async fn answer(&self, recorded: Recorded) -> Response<Bytes> {
-        self.requests.lock().unwrap().push(recorded);
-        let next = self.script.lock().unwrap().pop_front().unwrap_or(Reply::status(200));
-        let (status, headers, body) = match next {
-            Reply::Status { status, headers, body } => (status, headers, body),
-            Reply::Stall => {
-                tokio::time::sleep(STALL).await;
-                (200, Vec::new(), String::new())
-            }
-        };
-        let mut response = Response::builder().status(StatusCode::from_u16(status).unwrap());
-        for (name, value) in headers {
-            response = response.header(name, value);
-        }
-        response.body(Bytes::from(body)).unwrap()
-    }
-
-    /// Serves on `listener` until the test's runtime ends.
+    /// Serves on `listener` too.
     fn serve(&self, listener: tokio::net::TcpListener) {
-        let recorder = self.clone();
-        let route = warp::method()
-            .and(warp::path::full())
-            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-            .and(warp::header::headers_cloned())
-            .and(warp::body::bytes())
-            .then(
-                move |method: warp::http::Method, path: warp::path::FullPath, query: String, headers, body| {
-                    let recorder = recorder.clone();
-                    let recorded = Recorded {
-                        method: method.to_string(),
-                        path: path.as_str().to_owned(),
-                        query,
-                        headers,
-                        body,
-                    };
-                    async move { recorder.answer(recorded).await }
-                },
-            );
-        tokio::spawn(warp::serve(route).incoming(listener).run());
+        let loopback = self.recorder.serve_on(listener);
+        self.serving.lock().unwrap().push(loopback);
     }
 
     async fn start() -> (Self, SocketAddr) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let recorder = Self::default();
-        recorder.serve(listener);
-        (recorder, addr)
+        let server = Self::new();
+        let loopback = server.recorder.start().await;
+        let addr = loopback.addr;
+        server.serving.lock().unwrap().push(loopback);
+        (server, addr)
     }
 }
 
@@ -169,8 +93,8 @@ fn client_for(addr: SocketAddr, options: RestOptions) -> RestClient {
     RestClient::new(&connection, options).unwrap()
 }
 
-async fn setup() -> (Recorder, RestClient, SocketAddr) {
-    let (recorder, addr) = Recorder::start().await;
+async fn setup() -> (Server, RestClient, SocketAddr) {
+    let (recorder, addr) = Server::start().await;
     (recorder, client_for(addr, options()), addr)
 }
 
@@ -186,6 +110,30 @@ struct Expected<'a> {
     query: &'a str,
     content_type: Option<&'a str>,
     body: &'a [u8],
+}
+
+impl<'a> Expected<'a> {
+    /// A request without a body (and so without a content type).
+    fn empty(method: &'a str, path: &'a str, query: &'a str) -> Self {
+        Self {
+            method,
+            path,
+            query,
+            content_type: None,
+            body: b"",
+        }
+    }
+
+    /// A request carrying `body` as `content_type`.
+    fn with_body(method: &'a str, path: &'a str, query: &'a str, content_type: &'a str, body: &'a [u8]) -> Self {
+        Self {
+            method,
+            path,
+            query,
+            content_type: Some(content_type),
+            body,
+        }
+    }
 }
 
 /// Checks the request and its bearer token: HS256 with the key, `aud` = the exact URL received
@@ -265,25 +213,19 @@ async fn every_operation_sends_the_documented_request() {
         Operation::Health,
         Reply::status(200),
         client.health(),
-        Expected {
-            method: "HEAD",
-            path: "/api/health",
-            query: "",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty("HEAD", "/api/health", "")
     );
     expect!(
         Operation::SendToAll,
         Reply::status(202),
         client.send_to_all("chat", &text, &full),
-        Expected {
-            method: "POST",
-            path: "/api/hubs/chat/:send",
-            query: &full_query,
-            content_type: Some("text/plain"),
-            body: "héllo".as_bytes()
-        }
+        Expected::with_body(
+            "POST",
+            "/api/hubs/chat/:send",
+            &full_query,
+            "text/plain",
+            "héllo".as_bytes()
+        )
     );
     expect!(
         Operation::SendToAll,
@@ -293,37 +235,35 @@ async fn every_operation_sends_the_documented_request() {
             &Message::json(&serde_json::json!({"a": [1, "x"]})).unwrap(),
             &SendOptions::default()
         ),
-        Expected {
-            method: "POST",
-            path: "/api/hubs/chat/:send",
-            query: "",
-            content_type: Some("application/json"),
-            body: br#"{"a":[1,"x"]}"#
-        }
+        Expected::with_body(
+            "POST",
+            "/api/hubs/chat/:send",
+            "",
+            "application/json",
+            br#"{"a":[1,"x"]}"#
+        )
     );
     expect!(
         Operation::SendToAll,
         Reply::status(202),
         client.send_to_all("chat", &Message::binary(vec![0u8, 1, 255]), &SendOptions::default()),
-        Expected {
-            method: "POST",
-            path: "/api/hubs/chat/:send",
-            query: "",
-            content_type: Some("application/octet-stream"),
-            body: &[0, 1, 255]
-        }
+        Expected::with_body(
+            "POST",
+            "/api/hubs/chat/:send",
+            "",
+            "application/octet-stream",
+            &[0, 1, 255]
+        )
     );
     expect!(
         Operation::CloseAllConnections,
         Reply::status(204),
         client.close_all_connections("chat", &close),
-        Expected {
-            method: "POST",
-            path: "/api/hubs/chat/:closeConnections",
-            query: "&excluded=c-1&reason=bye%20now",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty(
+            "POST",
+            "/api/hubs/chat/:closeConnections",
+            "&excluded=c-1&reason=bye%20now"
+        )
     );
     expect!(
         Operation::GenerateToken,
@@ -338,121 +278,93 @@ async fn every_operation_sends_the_documented_request() {
                 client_type: ClientType::Mqtt
             }
         ),
-        Expected {
-            method: "POST",
-            path: "/api/hubs/chat/:generateToken",
-            query: "&userId=alice&role=webpubsub.sendToGroup&minutesToExpire=15&group=g%201&clientType=MQTT",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty(
+            "POST",
+            "/api/hubs/chat/:generateToken",
+            "&userId=alice&role=webpubsub.sendToGroup&minutesToExpire=15&group=g%201&clientType=MQTT"
+        )
     );
     expect!(
         Operation::AddConnectionsToGroups,
         Reply::status(200),
         client.add_connections_to_groups("chat", &strings(&["g1", "g 2"]), filter),
-        Expected {
-            method: "POST",
-            path: "/api/hubs/chat/:addToGroups",
-            query: "",
-            content_type: Some("application/json"),
-            body: br#"{"groups":["g1","g 2"],"filter":"userId ne 'bob' and 'room 1' in groups"}"#
-        }
+        Expected::with_body(
+            "POST",
+            "/api/hubs/chat/:addToGroups",
+            "",
+            "application/json",
+            br#"{"groups":["g1","g 2"],"filter":"userId ne 'bob' and 'room 1' in groups"}"#
+        )
     );
     expect!(
         Operation::RemoveConnectionsFromGroups,
         Reply::status(200),
         client.remove_connections_from_groups("chat", &strings(&["g1"]), "userId eq 'x'"),
-        Expected {
-            method: "POST",
-            path: "/api/hubs/chat/:removeFromGroups",
-            query: "",
-            content_type: Some("application/json"),
-            body: br#"{"groups":["g1"],"filter":"userId eq 'x'"}"#
-        }
+        Expected::with_body(
+            "POST",
+            "/api/hubs/chat/:removeFromGroups",
+            "",
+            "application/json",
+            br#"{"groups":["g1"],"filter":"userId eq 'x'"}"#
+        )
     );
     expect!(
         Operation::CloseConnection,
         Reply::status(204),
         client.close_connection("chat", "conn 1", Some("bye")),
-        Expected {
-            method: "DELETE",
-            path: "/api/hubs/chat/connections/conn%201",
-            query: "&reason=bye",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty("DELETE", "/api/hubs/chat/connections/conn%201", "&reason=bye")
     );
     expect!(
         Operation::ConnectionExists,
         Reply::status(200),
         client.connection_exists("chat", "conn-1"),
-        Expected {
-            method: "HEAD",
-            path: "/api/hubs/chat/connections/conn-1",
-            query: "",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty("HEAD", "/api/hubs/chat/connections/conn-1", "")
     );
     expect!(
         Operation::SendToConnection,
         Reply::status(202),
         client.send_to_connection("chat", "conn-1", &text, &ttl_only),
-        Expected {
-            method: "POST",
-            path: "/api/hubs/chat/connections/conn-1/:send",
-            query: "&messageTtlSeconds=0",
-            content_type: Some("text/plain"),
-            body: "héllo".as_bytes()
-        }
+        Expected::with_body(
+            "POST",
+            "/api/hubs/chat/connections/conn-1/:send",
+            "&messageTtlSeconds=0",
+            "text/plain",
+            "héllo".as_bytes()
+        )
     );
     expect!(
         Operation::RemoveConnectionFromAllGroups,
         Reply::status(204),
         client.remove_connection_from_all_groups("chat", "conn-1"),
-        Expected {
-            method: "DELETE",
-            path: "/api/hubs/chat/connections/conn-1/groups",
-            query: "",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty("DELETE", "/api/hubs/chat/connections/conn-1/groups", "")
     );
     expect!(
         Operation::GroupExists,
         Reply::status(200),
         client.group_exists("chat", "room 1/a?b#c"),
-        Expected {
-            method: "HEAD",
-            path: "/api/hubs/chat/groups/room%201%2Fa%3Fb%23c",
-            query: "",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty("HEAD", "/api/hubs/chat/groups/room%201%2Fa%3Fb%23c", "")
     );
     expect!(
         Operation::CloseGroupConnections,
         Reply::status(204),
         client.close_group_connections("chat", "room1", &close),
-        Expected {
-            method: "POST",
-            path: "/api/hubs/chat/groups/room1/:closeConnections",
-            query: "&excluded=c-1&reason=bye%20now",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty(
+            "POST",
+            "/api/hubs/chat/groups/room1/:closeConnections",
+            "&excluded=c-1&reason=bye%20now"
+        )
     );
     expect!(
         Operation::SendToGroup,
         Reply::status(202),
         client.send_to_group("chat", "room 1", &text, &full),
-        Expected {
-            method: "POST",
-            path: "/api/hubs/chat/groups/room%201/:send",
-            query: &full_query,
-            content_type: Some("text/plain"),
-            body: "héllo".as_bytes()
-        }
+        Expected::with_body(
+            "POST",
+            "/api/hubs/chat/groups/room%201/:send",
+            &full_query,
+            "text/plain",
+            "héllo".as_bytes()
+        )
     );
     expect!(
         Operation::ListGroupConnections,
@@ -466,97 +378,69 @@ async fn every_operation_sends_the_documented_request() {
                 continuation_token: Some("t=1".into())
             }
         ),
-        Expected {
-            method: "GET",
-            path: "/api/hubs/chat/groups/room1/connections",
-            query: "&maxpagesize=10&top=20&continuationToken=t%3D1",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty(
+            "GET",
+            "/api/hubs/chat/groups/room1/connections",
+            "&maxpagesize=10&top=20&continuationToken=t%3D1"
+        )
     );
     expect!(
         Operation::AddConnectionToGroup,
         Reply::status(200),
         client.add_connection_to_group("chat", "room1", "conn-1"),
-        Expected {
-            method: "PUT",
-            path: "/api/hubs/chat/groups/room1/connections/conn-1",
-            query: "",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty("PUT", "/api/hubs/chat/groups/room1/connections/conn-1", "")
     );
     expect!(
         Operation::RemoveConnectionFromGroup,
         Reply::status(204),
         client.remove_connection_from_group("chat", "room1", "conn-1"),
-        Expected {
-            method: "DELETE",
-            path: "/api/hubs/chat/groups/room1/connections/conn-1",
-            query: "",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty("DELETE", "/api/hubs/chat/groups/room1/connections/conn-1", "")
     );
     expect!(
         Operation::GrantPermission,
         Reply::status(200),
         client.grant_permission("chat", Permission::JoinLeaveGroup, "conn-1", Some("room 1")),
-        Expected {
-            method: "PUT",
-            path: "/api/hubs/chat/permissions/joinLeaveGroup/connections/conn-1",
-            query: "&targetName=room%201",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty(
+            "PUT",
+            "/api/hubs/chat/permissions/joinLeaveGroup/connections/conn-1",
+            "&targetName=room%201"
+        )
     );
     expect!(
         Operation::RevokePermission,
         Reply::status(204),
         client.revoke_permission("chat", Permission::SendToGroup, "conn-1", None),
-        Expected {
-            method: "DELETE",
-            path: "/api/hubs/chat/permissions/sendToGroup/connections/conn-1",
-            query: "",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty(
+            "DELETE",
+            "/api/hubs/chat/permissions/sendToGroup/connections/conn-1",
+            ""
+        )
     );
     expect!(
         Operation::CheckPermission,
         Reply::status(200),
         client.check_permission("chat", Permission::SendToGroup, "conn-1", Some("room1")),
-        Expected {
-            method: "HEAD",
-            path: "/api/hubs/chat/permissions/sendToGroup/connections/conn-1",
-            query: "&targetName=room1",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty(
+            "HEAD",
+            "/api/hubs/chat/permissions/sendToGroup/connections/conn-1",
+            "&targetName=room1"
+        )
     );
     expect!(
         Operation::UserExists,
         Reply::status(200),
         client.user_exists("chat", "alice@example.com"),
-        Expected {
-            method: "HEAD",
-            path: "/api/hubs/chat/users/alice%40example.com",
-            query: "",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty("HEAD", "/api/hubs/chat/users/alice%40example.com", "")
     );
     expect!(
         Operation::CloseUserConnections,
         Reply::status(204),
         client.close_user_connections("chat", "alice", &close),
-        Expected {
-            method: "POST",
-            path: "/api/hubs/chat/users/alice/:closeConnections",
-            query: "&excluded=c-1&reason=bye%20now",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty(
+            "POST",
+            "/api/hubs/chat/users/alice/:closeConnections",
+            "&excluded=c-1&reason=bye%20now"
+        )
     );
     expect!(
         Operation::SendToUser,
@@ -570,49 +454,31 @@ async fn every_operation_sends_the_documented_request() {
                 ..ttl_only.clone()
             }
         ),
-        Expected {
-            method: "POST",
-            path: "/api/hubs/chat/users/alice/:send",
-            query: &user_query,
-            content_type: Some("text/plain"),
-            body: "héllo".as_bytes()
-        }
+        Expected::with_body(
+            "POST",
+            "/api/hubs/chat/users/alice/:send",
+            &user_query,
+            "text/plain",
+            "héllo".as_bytes()
+        )
     );
     expect!(
         Operation::RemoveUserFromAllGroups,
         Reply::status(204),
         client.remove_user_from_all_groups("chat", "alice"),
-        Expected {
-            method: "DELETE",
-            path: "/api/hubs/chat/users/alice/groups",
-            query: "",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty("DELETE", "/api/hubs/chat/users/alice/groups", "")
     );
     expect!(
         Operation::AddUserToGroup,
         Reply::status(200),
         client.add_user_to_group("chat", "room1", "alice"),
-        Expected {
-            method: "PUT",
-            path: "/api/hubs/chat/users/alice/groups/room1",
-            query: "",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty("PUT", "/api/hubs/chat/users/alice/groups/room1", "")
     );
     expect!(
         Operation::RemoveUserFromGroup,
         Reply::status(204),
         client.remove_user_from_group("chat", "room1", "alice"),
-        Expected {
-            method: "DELETE",
-            path: "/api/hubs/chat/users/alice/groups/room1",
-            query: "",
-            content_type: None,
-            body: b""
-        }
+        Expected::empty("DELETE", "/api/hubs/chat/users/alice/groups/room1", "")
     );
 
     for operation in Operation::ALL {
@@ -785,7 +651,7 @@ async fn a_send_is_not_retried_after_500() {
 #[tokio::test]
 async fn a_send_is_not_retried_after_a_timeout() {
     let (server, client, _) = setup().await;
-    server.reply([Reply::Stall, Reply::status(202)]);
+    server.reply([stall(), Reply::status(202)]);
     let error = client
         .send_to_all("chat", &Message::text("x"), &SendOptions::default())
         .await
@@ -807,7 +673,7 @@ async fn a_send_is_not_retried_after_a_timeout() {
 #[tokio::test]
 async fn an_idempotent_operation_is_retried_after_timeouts() {
     let (server, client, _) = setup().await;
-    server.reply([Reply::Stall, Reply::Stall, Reply::status(200)]);
+    server.reply([stall(), stall(), Reply::status(200)]);
     client.add_user_to_group("chat", "g", "u").await.unwrap();
     assert_eq!(server.requests().len(), 3);
 }
@@ -906,11 +772,7 @@ async fn client_errors_are_typed_and_never_retried() {
     assert_eq!(error.error_code(), Some("InvalidFilter"), "the flat body shape");
     assert!(error.to_string().contains("bad filter"), "{error}");
 
-    server.reply([Reply::Status {
-        status: 401,
-        headers: Vec::new(),
-        body: "token expired".into(),
-    }]);
+    server.reply([Reply::status(401).with_body("token expired")]);
     let error = client.remove_user_from_all_groups("chat", "u").await.unwrap_err();
     assert!(
         error.to_string().contains("HTTP 401") && error.to_string().contains("token expired"),
@@ -1048,7 +910,7 @@ async fn a_send_succeeds_once_a_refusing_service_starts_listening() {
         max_elapsed: Duration::from_secs(15),
     };
     let client = client_for(addr, patient);
-    let recorder = Recorder::default();
+    let recorder = Server::new();
     recorder.reply([Reply::status(202)]);
     let starter = recorder.clone();
     tokio::spawn(async move {
@@ -1095,18 +957,16 @@ mod against_the_emulator {
     use futures_util::StreamExt as _;
     use serde_json::{Value, json};
     use tokio_tungstenite::tungstenite::Message as Frame;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-    use tokio_tungstenite::tungstenite::http::HeaderValue;
     use webpubsub_control::webpubsub::{
         ClientAccessIssuer, ClientAccessRequest, CloseOptions, ConnectionString, GenerateTokenOptions,
         ListConnectionsOptions, Message, Permission, RestClient, RestOptions, SendOptions,
     };
 
+    use crate::support::{JSON_SUBPROTOCOL, Socket, open_socket, serve_emulator};
+
     const KEY: &str = "rest-client-emulator-key-0123456789abcdefghij";
     /// Longest wait for a frame.
     const WAIT: Duration = Duration::from_secs(10);
-
-    type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
     async fn next_json(socket: &mut Socket) -> Value {
         loop {
@@ -1126,17 +986,13 @@ mod against_the_emulator {
     #[tokio::test]
     async fn every_operation_works_against_the_emulator() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let config = webpubsub_emulator::EmulatorConfig {
             access_key: KEY.into(),
             ..Default::default()
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(webpubsub_emulator::run(listener, config, async {
-            let _ = stopped.await;
-        }));
+        let emulator = serve_emulator(listener, config);
 
-        let connection = ConnectionString::parse(&webpubsub_emulator::connection_string(addr, KEY)).unwrap();
+        let connection = ConnectionString::parse(&emulator.connection_string).unwrap();
         let client = RestClient::new(&connection, RestOptions::default()).unwrap();
         let issuer = ClientAccessIssuer::new(connection.endpoint().clone(), connection.access_key());
         let access = issuer
@@ -1150,14 +1006,8 @@ mod against_the_emulator {
             .unwrap();
 
         client.health().await.unwrap();
-        let mut request = access.url.as_str().into_client_request().unwrap();
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_static("json.webpubsub.azure.v1"),
-        );
-        let (mut socket, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        let (mut socket, _) = open_socket(&access.url, &[JSON_SUBPROTOCOL])
             .await
-            .expect("connects within the wait")
             .expect("the emulator accepts our token");
         let connected = next_json(&mut socket).await;
         assert_eq!(
@@ -1330,6 +1180,6 @@ mod against_the_emulator {
             (Some("system"), Some("disconnected"))
         );
         assert!(!client.connection_exists("chat", &id).await.unwrap());
-        let _ = stop.send(());
+        emulator.stop().await;
     }
 }

@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use test_support::recorder::Recorded;
 use warp::Filter;
 use warp::http::{HeaderMap, Method, Response, StatusCode};
 
@@ -157,8 +157,8 @@ fn function_routes() -> BTreeMap<String, Vec<Method>> {
 }
 
 /// The host's front door on `127.0.0.1:0`: routes `/api/<route>` to the handler on `handler_port`.
-/// Returns its address and a log of the invocation ids it generated.
-pub async fn start_host(handler_port: u16) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+/// Returns the running server (stopped when dropped) and a log of the invocation ids it generated.
+pub async fn start_host(handler_port: u16) -> (test_support::Loopback, Arc<Mutex<Vec<String>>>) {
     let routes = Arc::new(function_routes());
     let invocations = Arc::new(Mutex::new(Vec::new()));
     let client = reqwest::Client::builder()
@@ -166,42 +166,33 @@ pub async fn start_host(handler_port: u16) -> (SocketAddr, Arc<Mutex<Vec<String>
         .build()
         .unwrap();
     let log = invocations.clone();
-    let front = warp::method()
-        .and(warp::path::full())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::bytes())
-        .then(
-            move |method: Method, path: warp::path::FullPath, query: String, headers: HeaderMap, body: Bytes| {
-                let routes = routes.clone();
-                let client = client.clone();
-                let log = log.clone();
-                async move {
-                    let route = path.as_str().strip_prefix("/api/").unwrap_or("");
-                    match routes.get(route) {
-                        Some(methods) if methods.contains(&method) => {}
-                        _ => return status_only(StatusCode::NOT_FOUND),
-                    }
-                    let invocation_id = format!("{:032x}", rand::random::<u128>());
-                    log.lock().unwrap().push(invocation_id.clone());
-                    forward(
-                        &client,
-                        handler_port,
-                        method,
-                        path.as_str(),
-                        &query,
-                        headers,
-                        body,
-                        &invocation_id,
-                    )
-                    .await
-                }
-            },
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(warp::serve(front).incoming(listener).run());
-    (addr, invocations)
+    let front = test_support::recorder::request().then(move |request: Recorded| {
+        let routes = routes.clone();
+        let client = client.clone();
+        let log = log.clone();
+        async move {
+            let method = Method::from_bytes(request.method.as_bytes()).unwrap();
+            let route = request.path.strip_prefix("/api/").unwrap_or("");
+            match routes.get(route) {
+                Some(methods) if methods.contains(&method) => {}
+                _ => return status_only(StatusCode::NOT_FOUND),
+            }
+            let invocation_id = format!("{:032x}", rand::random::<u128>());
+            log.lock().unwrap().push(invocation_id.clone());
+            forward(
+                &client,
+                handler_port,
+                method,
+                &request.path,
+                &request.query,
+                request.headers,
+                request.body,
+                &invocation_id,
+            )
+            .await
+        }
+    });
+    (test_support::serve(front).await, invocations)
 }
 
 #[allow(clippy::too_many_arguments)]

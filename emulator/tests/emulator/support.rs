@@ -205,23 +205,7 @@ pub(crate) async fn eventually(what: &str, condition: impl Fn() -> bool) {
 }
 
 /// One request the upstream server received.
-#[derive(Debug, Clone)]
-pub(crate) struct Recorded {
-    pub method: String,
-    pub path: String,
-    pub headers: warp::http::HeaderMap,
-    pub body: Bytes,
-}
-
-impl Recorded {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    pub(crate) fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("JSON body")
-    }
-}
+pub(crate) use test_support::recorder::Recorded;
 
 type Responder = dyn Fn(&Recorded) -> warp::http::Response<Bytes> + Send + Sync;
 
@@ -259,23 +243,11 @@ impl Upstream {
         let (tx, rx) = mpsc::unbounded_channel();
         let respond: Arc<Responder> = Arc::new(respond);
         let recorded = requests.clone();
-        let route = warp::method()
-            .and(warp::path::full())
-            .and(warp::header::headers_cloned())
-            .and(warp::body::bytes())
-            .map(
-                move |method: warp::http::Method, path: warp::path::FullPath, headers, body: Bytes| {
-                    let request = Recorded {
-                        method: method.to_string(),
-                        path: path.as_str().to_owned(),
-                        headers,
-                        body,
-                    };
-                    recorded.lock().unwrap().push(request.clone());
-                    let _ = tx.send(request.clone());
-                    respond(&request)
-                },
-            );
+        let route = test_support::recorder::request().map(move |request: Recorded| {
+            recorded.lock().unwrap().push(request.clone());
+            let _ = tx.send(request.clone());
+            respond(&request)
+        });
         let server = test_support::serve(route).await;
         let addr = server.addr;
         Upstream {

@@ -25,6 +25,24 @@ fn hub_config(upstream: &Upstream, system_events: &[&str], user: Option<&str>) -
     }]
 }
 
+/// An emulator (the test [`config`]) whose `Chat` hub calls `upstream`: see [`hub_config`].
+async fn wired(upstream: &Upstream, system_events: &[&str], user: Option<&str>) -> Emulator {
+    start(EmulatorConfig {
+        hubs: hub_config(upstream, system_events, user),
+        ..config()
+    })
+    .await
+}
+
+/// An upstream that passes the abuse-protection handshake and answers every event with `status`.
+async fn answering(status: u16) -> Upstream {
+    Upstream::start(move |request| match request.method.as_str() {
+        "OPTIONS" => allow_origin(),
+        _ => reply(status),
+    })
+    .await
+}
+
 fn expected_signature(key: &str, connection_id: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
     mac.update(connection_id.as_bytes());
@@ -162,11 +180,7 @@ async fn connect_rejections_reach_the_upgrade() {
         _ => reply(answer.load(Ordering::SeqCst)),
     })
     .await;
-    let emulator = start(EmulatorConfig {
-        hubs: hub_config(&upstream, &["connect"], None),
-        ..config()
-    })
-    .await;
+    let emulator = wired(&upstream, &["connect"], None).await;
     let token = emulator.token("chat", Some("u"), &[], &[]);
     assert_eq!(refused_status(&emulator.url("chat", &token), None).await, 401);
     assert_eq!(upstream.count(|r| r.method == "POST"), 1, "4xx is not retried");
@@ -188,11 +202,7 @@ async fn a_handler_that_fails_validation_is_not_called() {
         _ => reply(204),
     })
     .await;
-    let emulator = start(EmulatorConfig {
-        hubs: hub_config(&upstream, &["connect"], None),
-        ..config()
-    })
-    .await;
+    let emulator = wired(&upstream, &["connect"], None).await;
     let token = emulator.token("chat", Some("u"), &[], &[]);
     assert_eq!(refused_status(&emulator.url("chat", &token), None).await, 500);
     assert_eq!(upstream.count(|r| r.method == "OPTIONS"), 1);
@@ -224,11 +234,7 @@ async fn user_event_replies_reach_the_sender_and_state_round_trips() {
         },
     )
     .await;
-    let emulator = start(EmulatorConfig {
-        hubs: hub_config(&upstream, &["connect"], Some("*")),
-        ..config()
-    })
-    .await;
+    let emulator = wired(&upstream, &["connect"], Some("*")).await;
     let (mut socket, _) = emulator.connect_json("chat", Some("u"), &[]).await;
 
     send_json(
@@ -303,11 +309,7 @@ async fn raw_frames_are_message_events() {
         },
     )
     .await;
-    let emulator = start(EmulatorConfig {
-        hubs: hub_config(&upstream, &[], Some("message")),
-        ..config()
-    })
-    .await;
+    let emulator = wired(&upstream, &[], Some("message")).await;
     let mut socket = emulator.connect("chat", Some("u"), &[], None).await;
 
     socket.send(Message::text("hello")).await.unwrap();
@@ -324,16 +326,8 @@ async fn raw_frames_are_message_events() {
 
 #[tokio::test]
 async fn failing_user_events() {
-    let upstream = Upstream::start(|request| match request.method.as_str() {
-        "OPTIONS" => allow_origin(),
-        _ => reply(500),
-    })
-    .await;
-    let emulator = start(EmulatorConfig {
-        hubs: hub_config(&upstream, &[], Some("*")),
-        ..config()
-    })
-    .await;
+    let upstream = answering(500).await;
+    let emulator = wired(&upstream, &[], Some("*")).await;
 
     let (mut json_client, _) = emulator.connect_json("chat", Some("j"), &[]).await;
     send_json(
@@ -353,16 +347,8 @@ async fn failing_user_events() {
 
 #[tokio::test]
 async fn user_event_patterns_select_events() {
-    let upstream = Upstream::start(|request| match request.method.as_str() {
-        "OPTIONS" => allow_origin(),
-        _ => reply(204),
-    })
-    .await;
-    let emulator = start(EmulatorConfig {
-        hubs: hub_config(&upstream, &[], Some("a, b")),
-        ..config()
-    })
-    .await;
+    let upstream = answering(204).await;
+    let emulator = wired(&upstream, &[], Some("a, b")).await;
     let (mut socket, _) = emulator.connect_json("chat", Some("u"), &[]).await;
     for (ack_id, event) in ["c", "B", "a"].into_iter().enumerate() {
         send_json(
@@ -402,11 +388,7 @@ async fn invoke_reaches_the_handler_and_its_reply_is_the_invoke_response() {
         },
     )
     .await;
-    let emulator = start(EmulatorConfig {
-        hubs: hub_config(&upstream, &[], Some("echo,quiet,boom")),
-        ..config()
-    })
-    .await;
+    let emulator = wired(&upstream, &[], Some("echo,quiet,boom")).await;
     let (mut socket, _) = emulator.connect_json("chat", Some("u"), &[]).await;
 
     // The JS client's invokeEvent frame.

@@ -25,12 +25,7 @@ fn hs_validator() -> JwtValidator {
 }
 
 fn hs_token(claims: Value) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    super::super::test_support::hs_token(SECRET, &claims)
 }
 
 fn good_claims() -> Value {
@@ -210,12 +205,7 @@ async fn each_bad_claim_is_rejected_with_its_reason() {
 
 #[tokio::test]
 async fn wrong_secret_is_a_bad_signature() {
-    let token = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &good_claims(),
-        &EncodingKey::from_secret(b"another-secret-that-is-also-32-bytes-long"),
-    )
-    .unwrap();
+    let token = super::super::test_support::hs_token("another-secret-that-is-also-32-bytes-long", &good_claims());
     assert!(reason(&hs_validator(), &token).await.contains("signature"));
 }
 
@@ -429,6 +419,19 @@ async fn an_unreachable_provider_is_unavailable_not_unauthorized() {
     );
 }
 
+/// Asserts that a good token signed with key 1 is refused because the provider is unavailable (503), not
+/// as a bad credential.
+async fn assert_unavailable(validator: &JwtValidator, context: &str) {
+    let error = validator
+        .validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, AuthError::IdentityProviderUnavailable { .. }),
+        "{context}: {error:?}"
+    );
+}
+
 #[tokio::test]
 async fn provider_errors_and_garbage_are_unavailable() {
     for (status, body) in [
@@ -438,14 +441,7 @@ async fn provider_errors_and_garbage_are_unavailable() {
     ] {
         let server = JwksServer::start_with_status(status, body).await;
         let validator = rs_validator(&server.url(), JwksOptions::default());
-        let error = validator
-            .validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims()))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(error, AuthError::IdentityProviderUnavailable { .. }),
-            "{status}: {error:?}"
-        );
+        assert_unavailable(&validator, &format!("{status}")).await;
     }
 }
 
@@ -458,14 +454,7 @@ async fn an_oversized_jwks_is_refused() {
         ..JwksOptions::default()
     };
     let validator = rs_validator(&server.url(), options);
-    let error = validator
-        .validate(&rs_token("test-key-1", TEST_KEY_1_PEM, good_claims()))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, AuthError::IdentityProviderUnavailable { .. }),
-        "{error:?}"
-    );
+    assert_unavailable(&validator, "oversized").await;
 }
 
 #[tokio::test]

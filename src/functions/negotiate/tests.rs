@@ -31,11 +31,7 @@ pub(super) fn route_for(env: &Env) -> BoxedFilter<(Response,)> {
     routes(Arc::new(State::new(&settings, &service, &auth).unwrap()))
 }
 
-pub(super) struct Reply {
-    pub(super) status: StatusCode,
-    pub(super) headers: HeaderMap,
-    pub(super) body: Value,
-}
+pub(super) type Reply = test_support::JsonReply;
 
 pub(super) async fn post(route: &BoxedFilter<(Response,)>, body: Value) -> Reply {
     send(
@@ -59,14 +55,7 @@ async fn get(route: &BoxedFilter<(Response,)>, query: &str) -> Reply {
 }
 
 async fn send(route: &BoxedFilter<(Response,)>, request: warp::test::RequestBuilder) -> Reply {
-    let recovered = route.clone().recover(error::recover);
-    let response = request.reply(&recovered).await;
-    let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
-    Reply {
-        status: response.status(),
-        headers: response.headers().clone(),
-        body,
-    }
+    test_support::reply_json(&route.clone().recover(error::recover), request).await
 }
 
 /// The token's claims, verified with the access key against the audience of `path_and_hub`.

@@ -2,14 +2,13 @@
 //! payload form, one test per refusal), the trust check, and execution against a scripted local upstream
 //! on 127.0.0.1 (outcomes, retries, timeouts, status mapping) and the log line.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 use warp::Filter;
-use warp::http::{HeaderMap, StatusCode, header};
+use warp::http::{StatusCode, header};
 
 use super::request::{PlannedAction, parse};
 use super::*;
@@ -822,78 +821,35 @@ fn the_deadline_defaults_below_the_function_timeout_and_is_bounded() {
 
 // ----- a scripted upstream -----
 
-/// What the upstream answers to one request.
-#[derive(Debug, Clone)]
-enum Answer {
-    Status(u16, Vec<(&'static str, &'static str)>),
-    /// Answer only after the client's timeout.
-    Stall,
-}
+/// A scripted upstream answer (the shared scripted server's).
+type Answer = test_support::recorder::Answer;
 
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path_and_query: String,
-    body: Vec<u8>,
+/// An answer only after the client's timeout.
+fn stall() -> Answer {
+    Answer::status(200).delayed(Duration::from_secs(5))
 }
 
 /// A local HTTP server that records requests and answers from a script (then 200).
 struct Upstream {
     port: u16,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    recorder: test_support::recorder::Recorder,
     _server: test_support::Loopback,
 }
 
 impl Upstream {
     async fn start(script: impl IntoIterator<Item = Answer>) -> Self {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(script.into_iter().collect::<VecDeque<_>>()));
-        let route = {
-            let (seen, script) = (seen.clone(), script.clone());
-            warp::method()
-                .and(warp::path::full())
-                .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-                .and(warp::body::bytes())
-                .then(
-                    move |method: warp::http::Method, path: warp::path::FullPath, query: String, body: bytes::Bytes| {
-                        seen.lock().unwrap().push(Seen {
-                            method: method.to_string(),
-                            path_and_query: format!("{}?{query}", path.as_str()),
-                            body: body.to_vec(),
-                        });
-                        let answer = script
-                            .lock()
-                            .unwrap()
-                            .pop_front()
-                            .unwrap_or(Answer::Status(200, Vec::new()));
-                        async move {
-                            let (status, headers) = match answer {
-                                Answer::Status(status, headers) => (status, headers),
-                                Answer::Stall => {
-                                    tokio::time::sleep(Duration::from_secs(5)).await;
-                                    (200, Vec::new())
-                                }
-                            };
-                            let mut response = warp::http::Response::builder().status(status);
-                            for (name, value) in headers {
-                                response = response.header(name, value);
-                            }
-                            response.body(String::new()).unwrap()
-                        }
-                    },
-                )
-        };
-        let server = test_support::serve(route).await;
-        let port = server.port();
+        let recorder = test_support::recorder::Recorder::new(test_support::recorder::AfterScript::Ok);
+        recorder.script(script);
+        let server = recorder.start().await;
         Self {
-            port,
-            seen,
+            port: server.port(),
+            recorder,
             _server: server,
         }
     }
 
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+    fn seen(&self) -> Vec<test_support::recorder::Recorded> {
+        self.recorder.requests()
     }
 
     fn calls(&self) -> Vec<String> {
@@ -903,7 +859,7 @@ impl Upstream {
                 format!(
                     "{} {}",
                     seen.method,
-                    seen.path_and_query.split("?api-version").next().unwrap()
+                    seen.path_and_query().split("?api-version").next().unwrap()
                 )
             })
             .collect()
@@ -945,21 +901,10 @@ fn route_with_deadline(
     routes(Arc::new(State::build(&settings, &service, &auth, options).unwrap()))
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
+type Reply = test_support::JsonReply;
 
 async fn post(route: &BoxedFilter<(Response,)>, request: warp::test::RequestBuilder) -> Reply {
-    let recovered = route.clone().recover(error::recover);
-    let response = request.reply(&recovered).await;
-    let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
-    Reply {
-        status: response.status(),
-        headers: response.headers().clone(),
-        body,
-    }
+    test_support::reply_json(&route.clone().recover(error::recover), request).await
 }
 
 fn request(body: &Value) -> warp::test::RequestBuilder {
@@ -1007,7 +952,7 @@ async fn a_batch_runs_in_order_and_reports_every_action_done() {
             "DELETE /api/hubs/chat/connections/c9"
         ]
     );
-    assert_eq!(upstream.seen()[1].body, br#"{"build":7}"#);
+    assert_eq!(upstream.seen()[1].body.as_ref(), br#"{"build":7}"#);
 }
 
 #[tokio::test]
@@ -1029,8 +974,8 @@ async fn a_bad_action_anywhere_means_no_call_at_all() {
 
 #[tokio::test]
 async fn execution_stops_at_the_first_failure() {
-    let not_found = Answer::Status(404, vec![("x-ms-error-code", "ConnectionNotFound")]);
-    let upstream = Upstream::start([Answer::Status(202, Vec::new()), not_found]).await;
+    let not_found = Answer::status(404).with_header("x-ms-error-code", "ConnectionNotFound");
+    let upstream = Upstream::start([Answer::status(202), not_found]).await;
     let route = route_with(&env("functionkey"), upstream.port);
     let body = json!([
         {"actionName": "sendToAll", "data": "one"},
@@ -1063,8 +1008,8 @@ async fn execution_stops_at_the_first_failure() {
 
 #[tokio::test]
 async fn input_the_service_refuses_is_a_400_with_results() {
-    let invalid_filter = Answer::Status(400, vec![("x-ms-error-code", "InvalidFilter")]);
-    let upstream = Upstream::start([Answer::Status(202, Vec::new()), invalid_filter]).await;
+    let invalid_filter = Answer::status(400).with_header("x-ms-error-code", "InvalidFilter");
+    let upstream = Upstream::start([Answer::status(202), invalid_filter]).await;
     let route = route_with(&env("functionkey"), upstream.port);
     let body = json!([
         {"actionName": "sendToAll", "data": "one"},
@@ -1079,7 +1024,7 @@ async fn input_the_service_refuses_is_a_400_with_results() {
 
 #[tokio::test]
 async fn a_send_that_may_have_happened_is_unknown_and_never_repeated() {
-    let upstream = Upstream::start([Answer::Status(500, Vec::new())]).await;
+    let upstream = Upstream::start([Answer::status(500)]).await;
     let route = route_with(&env("functionkey"), upstream.port);
     let reply = post(&route, request(&json!({"group": "g", "message": "once"}))).await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
@@ -1096,7 +1041,7 @@ async fn a_send_that_may_have_happened_is_unknown_and_never_repeated() {
 
 #[tokio::test]
 async fn an_idempotent_action_is_retried_after_a_5xx() {
-    let upstream = Upstream::start([Answer::Status(502, Vec::new()), Answer::Status(500, Vec::new())]).await;
+    let upstream = Upstream::start([Answer::status(502), Answer::status(500)]).await;
     let route = route_with(&env("functionkey"), upstream.port);
     let reply = post(
         &route,
@@ -1109,7 +1054,7 @@ async fn an_idempotent_action_is_retried_after_a_5xx() {
 
 #[tokio::test]
 async fn a_timeout_is_a_504_with_an_unknown_outcome() {
-    let upstream = Upstream::start([Answer::Stall]).await;
+    let upstream = Upstream::start([stall()]).await;
     let route = route_with(&env("functionkey"), upstream.port);
     let reply = post(
         &route,
@@ -1124,7 +1069,7 @@ async fn a_timeout_is_a_504_with_an_unknown_outcome() {
 #[tokio::test]
 async fn the_deadline_answers_504_with_what_was_done_so_far() {
     // The upstream stalls on the second send for 5 s; the client would wait 10 s; the deadline is 300 ms.
-    let upstream = Upstream::start([Answer::Status(202, Vec::new()), Answer::Stall]).await;
+    let upstream = Upstream::start([Answer::status(202), stall()]).await;
     let options = RestOptions {
         request_timeout: Duration::from_secs(10),
         ..test_options()
@@ -1174,7 +1119,7 @@ async fn the_simple_form_answers_published_and_logs_the_attribution() {
 
 #[tokio::test]
 async fn throttling_is_retried_then_passed_on_as_503_with_retry_after() {
-    let throttled = || Answer::Status(429, vec![("retry-after-ms", "5")]);
+    let throttled = || Answer::status(429).with_header("retry-after-ms", "5");
     let upstream = Upstream::start([throttled()]).await;
     let route = route_with(&env("functionkey"), upstream.port);
     let reply = post(&route, request(&json!({"group": "g", "message": "x"}))).await;

@@ -5,28 +5,12 @@
 use super::*;
 use proptest::prelude::*;
 
-/// Headers of a well-formed event of `event_type`, as the service sends them (minus the signature).
+/// Headers of a well-formed event of `event_type`, as the service sends them (minus the signature): the
+/// shared builder's defaults (hub `chat`, connection `conn-1`, user `alice`, id `1`).
 pub(crate) fn service_headers(event_type: &str, event_name: &str) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in [
-        ("ce-specversion", "1.0"),
-        ("ce-awpsversion", "1.0"),
-        ("ce-type", event_type),
-        ("ce-eventName", event_name),
-        ("ce-id", "1"),
-        ("ce-source", "/hubs/chat/client/conn-1"),
-        ("ce-time", "2024-01-01T00:00:00Z"),
-        ("ce-hub", "chat"),
-        ("ce-connectionId", "conn-1"),
-        ("ce-userId", "alice"),
-        ("WebHook-Request-Origin", "contoso.webpubsub.azure.com"),
-    ] {
-        map.insert(
-            warp::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).unwrap(),
-            HeaderValue::from_str(value).unwrap(),
-        );
-    }
-    map
+    test_support::CloudEvent::new(event_type)
+        .event_name(event_name)
+        .header_map()
 }
 
 #[test]

@@ -41,6 +41,7 @@ mod sockets;
 mod tests;
 mod tokens;
 
+pub use operations::Target;
 pub use tokens::client_token_claims;
 pub(crate) use tokens::normalize_url_tail;
 

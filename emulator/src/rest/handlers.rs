@@ -1,6 +1,8 @@
 //! One method per REST operation: read its parameters, call the service, answer with the status
 //! the official SDKs expect (202 sends, 200 adds/grants/tokens, 204 removes/closes, 200/404 checks).
 
+use std::time::Duration;
+
 use serde_json::json;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -13,8 +15,8 @@ use super::checks::{
 use super::error::{ApiError, exists_response, json_response, status_response};
 use super::paging::{GroupPage, decode_continuation, next_link};
 use super::{API_VERSIONS, MAX_PAGE_SIZE};
-use crate::service::{ClientTokenRequest, Target};
-use webpubsub_protocol::{ClientType, Permission};
+use crate::service::Target;
+use webpubsub_protocol::{ClientAccessRequest, ClientType, Permission};
 
 impl Call {
     // ----- sends, closes and existence checks: the hub, a group, a user or a connection -----
@@ -81,11 +83,11 @@ impl Call {
                 )
             })?,
         };
-        let request = ClientTokenRequest {
+        let request = ClientAccessRequest {
             user_id,
             roles,
             groups,
-            minutes_to_expire,
+            ttl: Duration::from_secs(u64::from(minutes_to_expire) * 60),
             client_type,
         };
         let token = self.service.generate_client_token(hub, &self.endpoint(), &request);
@@ -144,31 +146,21 @@ impl Call {
 
     /// `PUT /api/hubs/{hub}/groups/{group}/connections/{connectionId}` → 200; 404 when the
     /// connection does not exist.
-    pub(super) fn add_connection_to_group(
-        &self,
-        hub: &str,
-        group: &str,
-        connection_id: &str,
-    ) -> Result<Response, ApiError> {
+    pub(super) fn add_connection_to_group(&self, hub: &str, group: &str, id: &str) -> Result<Response, ApiError> {
         check_group(group)?;
-        check_connection_id(connection_id)?;
-        if self.service.add_connection_to_group(hub, group, connection_id) {
+        check_connection_id(id)?;
+        if self.service.add_connection_to_group(hub, group, id) {
             Ok(status_response(StatusCode::OK))
         } else {
-            Err(connection_not_found(connection_id))
+            Err(connection_not_found(id))
         }
     }
 
     /// `DELETE /api/hubs/{hub}/groups/{group}/connections/{connectionId}` → 204.
-    pub(super) fn remove_connection_from_group(
-        &self,
-        hub: &str,
-        group: &str,
-        connection_id: &str,
-    ) -> Result<Response, ApiError> {
+    pub(super) fn remove_connection_from_group(&self, hub: &str, group: &str, id: &str) -> Result<Response, ApiError> {
         check_group(group)?;
-        check_connection_id(connection_id)?;
-        self.service.remove_connection_from_group(hub, group, connection_id);
+        check_connection_id(id)?;
+        self.service.remove_connection_from_group(hub, group, id);
         Ok(status_response(StatusCode::NO_CONTENT))
     }
 

@@ -289,24 +289,31 @@ impl Service {
     /// `POST /api/hubs/{hub}/:addToGroups`: every connection matching `filter` (all when
     /// `None`) joins every group.
     pub fn add_to_groups(&self, hub: &str, groups: &[String], filter: Option<&dyn ConnectionFilter>) {
-        self.with_state(hub, (), |s| {
-            let ids: Vec<String> = s.select(None, &[], filter).iter().map(|c| c.id.clone()).collect();
-            for id in &ids {
-                for group in groups {
-                    s.add_to_group(id, group);
-                }
-            }
+        self.change_groups(hub, groups, filter, |s, id, group| {
+            s.add_to_group(id, group);
         });
     }
 
     /// `POST /api/hubs/{hub}/:removeFromGroups`: every connection matching `filter` (all
     /// when `None`) leaves every group.
     pub fn remove_from_groups(&self, hub: &str, groups: &[String], filter: Option<&dyn ConnectionFilter>) {
+        self.change_groups(hub, groups, filter, HubState::remove_from_group);
+    }
+
+    /// Applies `change(state, connection id, group)` to every connection matching `filter` and
+    /// every group, under one hub lock.
+    fn change_groups(
+        &self,
+        hub: &str,
+        groups: &[String],
+        filter: Option<&dyn ConnectionFilter>,
+        change: impl Fn(&mut HubState, &str, &str),
+    ) {
         self.with_state(hub, (), |s| {
             let ids: Vec<String> = s.select(None, &[], filter).iter().map(|c| c.id.clone()).collect();
             for id in &ids {
                 for group in groups {
-                    s.remove_from_group(id, group);
+                    change(s, id, group);
                 }
             }
         });

@@ -51,6 +51,20 @@ impl Default for ClientAccessRequest {
 }
 
 impl ClientAccessRequest {
+    /// The claims of this request's token for `audience`, issued at `issued_at` (seconds since the
+    /// Unix epoch) and valid for `ttl`. Nothing is validated here: [`ClientAccessIssuer::issue`]
+    /// checks names and lifetime first; the emulator's `:generateToken` signs what it is asked for.
+    pub fn claims<'a>(&'a self, audience: &'a str, issued_at: u64) -> ClientClaims<'a> {
+        ClientClaims {
+            aud: audience,
+            iat: issued_at,
+            exp: issued_at + self.ttl.as_secs(),
+            sub: self.user_id.as_deref(),
+            role: &self.roles,
+            groups: &self.groups,
+        }
+    }
+
     fn validate(&self) -> Result<(), ValidationError> {
         if let Some(user_id) = &self.user_id {
             validate::user_id(user_id)?;
@@ -120,18 +134,24 @@ impl fmt::Debug for ClientAccessIssuer {
     }
 }
 
-/// The claims of a client token, in the Python SDK's order.
-#[derive(Serialize)]
-struct ClientClaims<'a> {
-    aud: &'a str,
-    iat: u64,
-    exp: u64,
+/// The claims of a client token, in the Python SDK's order (see [`ClientAccessRequest::claims`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientClaims<'a> {
+    /// The client endpoint URL the token is for.
+    pub aud: &'a str,
+    /// Issued at, in seconds since the Unix epoch.
+    pub iat: u64,
+    /// Expires at, in seconds since the Unix epoch.
+    pub exp: u64,
+    /// The user id, when the connection has one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    sub: Option<&'a str>,
+    pub sub: Option<&'a str>,
+    /// Roles.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    role: &'a [String],
+    pub role: &'a [String],
+    /// Groups joined on connect.
     #[serde(rename = "webpubsub.group", skip_serializing_if = "<[String]>::is_empty")]
-    groups: &'a [String],
+    pub groups: &'a [String],
 }
 
 impl ClientAccessIssuer {
@@ -165,15 +185,8 @@ impl ClientAccessIssuer {
         let prefix = request.client_type.path_prefix();
         let audience = [self.endpoint.as_str(), prefix, hub].concat();
         let issued_at = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let expires_at = issued_at + request.ttl.as_secs();
-        let token = self.signer.sign(&ClientClaims {
-            aud: &audience,
-            iat: issued_at,
-            exp: expires_at,
-            sub: request.user_id.as_deref(),
-            role: &request.roles,
-            groups: &request.groups,
-        });
+        let claims = request.claims(&audience, issued_at);
+        let (token, expires_at) = (self.signer.sign(&claims), claims.exp);
         Ok(ClientAccess::for_token(
             &self.endpoint,
             request.client_type,

@@ -7,6 +7,7 @@
 //! - [`names`]: hub, group, event name and id rules; [`roles`]: permissions and the one role parser.
 //! - [`clients`]: client types (default, MQTT, Socket.IO) and their paths and token audiences;
 //!   [`client_access`]: client URLs and access tokens, byte-identical to the official SDKs'.
+//! - [`data_type`]: the `text` / `json` / `binary` data types and their content types.
 //! - [`cloudevents`]: upstream event header names; [`operations`]: the REST operation table.
 //! - [`time`]: RFC 3339 formatting.
 
@@ -14,6 +15,7 @@ pub mod client_access;
 pub mod clients;
 pub mod cloudevents;
 pub mod connection_string;
+pub mod data_type;
 pub mod jwt;
 pub mod keys;
 pub mod names;
@@ -25,6 +27,7 @@ pub mod time;
 pub use client_access::{ClientAccess, ClientAccessIssuer, ClientAccessRequest};
 pub use clients::ClientType;
 pub use connection_string::{ConnectionString, ConnectionStringError, ConnectionStringKey, Endpoint};
+pub use data_type::DataType;
 pub use keys::{AccessKey, EmptyAccessKey, ServiceKeys};
 pub use names::ValidationError;
 pub use operations::{Operation, RouteError};

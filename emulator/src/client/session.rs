@@ -261,23 +261,20 @@ pub(super) async fn handle_frame(service: &Arc<Service>, connection: &Arc<Connec
 pub(super) async fn handle_raw(service: &Arc<Service>, connection: &Arc<Connection>, payload: Payload) {
     match service.upstream.user_event(connection, "message", &payload).await {
         UserEventOutcome::NoHandler => {}
-        UserEventOutcome::Replied {
-            reply,
-            connection_state,
-        } => {
-            if let Some(state) = connection_state {
-                connection.set_connection_state(state);
-            }
-            if let Some(reply) = reply {
-                service.deliver(std::slice::from_ref(connection), &DataMessage::from_server(&reply));
-            }
-        }
+        UserEventOutcome::Replied(answer) => answer_sender(service, connection, answer.as_ref()),
         UserEventOutcome::Failed => {
             let reason = "The upstream event handler failed.";
             if connection.close(1011, reason, false) {
                 service.forget(connection, reason);
             }
         }
+    }
+}
+
+/// Sends an event handler's answer (if any) back to the client whose event it answered.
+fn answer_sender(service: &Service, connection: &Arc<Connection>, answer: Option<&Payload>) {
+    if let Some(answer) = answer {
+        service.deliver(std::slice::from_ref(connection), &DataMessage::from_server(answer));
     }
 }
 
@@ -399,16 +396,8 @@ pub(super) async fn handle_json(service: &Arc<Service>, connection: &Arc<Connect
             }
             match service.upstream.user_event(connection, &event, &payload).await {
                 UserEventOutcome::NoHandler => ack(service, connection, ack_id, Ok(())),
-                UserEventOutcome::Replied {
-                    reply: answer,
-                    connection_state,
-                } => {
-                    if let Some(state) = connection_state {
-                        connection.set_connection_state(state);
-                    }
-                    if let Some(answer) = answer {
-                        service.deliver(std::slice::from_ref(connection), &DataMessage::from_server(&answer));
-                    }
+                UserEventOutcome::Replied(answer) => {
+                    answer_sender(service, connection, answer.as_ref());
                     ack(service, connection, ack_id, Ok(()));
                 }
                 UserEventOutcome::Failed => {
@@ -466,15 +455,7 @@ async fn invoke(
             AckError::NotFound,
             format!("No event handler takes the event '{event}'."),
         )),
-        UserEventOutcome::Replied {
-            reply,
-            connection_state,
-        } => {
-            if let Some(state) = connection_state {
-                connection.set_connection_state(state);
-            }
-            Ok(reply)
-        }
+        UserEventOutcome::Replied(answer) => Ok(answer),
         UserEventOutcome::Failed => Err((
             AckError::InternalServerError,
             "The upstream event handler failed.".to_owned(),

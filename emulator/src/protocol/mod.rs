@@ -53,51 +53,9 @@ impl Protocol {
     }
 }
 
-/// The kind of a payload: REST content type, client `dataType` or upstream response type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContentKind {
-    /// `text/plain`, `dataType: "text"`.
-    Text,
-    /// `application/json`, `dataType: "json"`.
-    Json,
-    /// `application/octet-stream`, `dataType: "binary"`.
-    Binary,
-}
-
-impl ContentKind {
-    /// The `dataType` spelling.
-    pub fn data_type(self) -> &'static str {
-        match self {
-            ContentKind::Text => "text",
-            ContentKind::Json => "json",
-            ContentKind::Binary => "binary",
-        }
-    }
-
-    /// The Content-Type used for upstream user events.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            ContentKind::Text => "text/plain",
-            ContentKind::Json => "application/json",
-            ContentKind::Binary => "application/octet-stream",
-        }
-    }
-
-    /// Maps a Content-Type header (parameters ignored) to a kind: `text/plain`,
-    /// `application/json` and `application/octet-stream`; anything else is `None`.
-    pub fn from_content_type(content_type: &str) -> Option<ContentKind> {
-        let essence = content_type.split(';').next().unwrap_or("").trim();
-        if essence.eq_ignore_ascii_case("text/plain") {
-            Some(ContentKind::Text)
-        } else if essence.eq_ignore_ascii_case("application/json") {
-            Some(ContentKind::Json)
-        } else if essence.eq_ignore_ascii_case("application/octet-stream") {
-            Some(ContentKind::Binary)
-        } else {
-            None
-        }
-    }
-}
+/// The kind of a payload: REST content type, client `dataType` or upstream response type (the
+/// protocol crate's [`webpubsub_protocol::DataType`], under the emulator's name).
+pub use webpubsub_protocol::DataType as ContentKind;
 
 /// A payload bound for clients: bytes plus what they are.
 #[derive(Debug, Clone, PartialEq, Eq)]

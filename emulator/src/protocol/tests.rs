@@ -16,23 +16,6 @@ fn protocols() {
 }
 
 #[test]
-fn content_types() {
-    assert_eq!(
-        ContentKind::from_content_type("text/plain; charset=utf-8"),
-        Some(ContentKind::Text)
-    );
-    assert_eq!(
-        ContentKind::from_content_type("Application/JSON"),
-        Some(ContentKind::Json)
-    );
-    assert_eq!(
-        ContentKind::from_content_type("application/octet-stream"),
-        Some(ContentKind::Binary)
-    );
-    assert_eq!(ContentKind::from_content_type("image/png"), None);
-}
-
-#[test]
 fn payload_validation() {
     assert!(Payload::new(ContentKind::Json, "{\"a\":1}").validate().is_ok());
     assert_eq!(

@@ -17,7 +17,8 @@ use super::route::{Route, path_segments};
 use super::{API_VERSIONS, BodyStream, MAX_BODY_BYTES, MAX_MESSAGE_TTL_SECONDS, MAX_REASON_CHARS};
 use crate::filter::Filter;
 use crate::protocol::{ContentKind, Payload};
-use crate::service::Service;
+use crate::service::{Service, Target};
+use webpubsub_protocol::Operation;
 
 /// One REST call on its way through the checks.
 pub(super) struct Call {
@@ -72,7 +73,7 @@ impl Call {
 
     pub(super) async fn handle(mut self) -> Result<Response, ApiError> {
         let route = Route::resolve(&self.method, &path_segments(&self.path)?)?;
-        if route == Route::Health {
+        if route.operation == Operation::Health {
             return Ok(health());
         }
         self.authorize()?;
@@ -119,54 +120,35 @@ impl Call {
     }
 
     pub(super) async fn dispatch(&mut self, route: Route) -> Result<Response, ApiError> {
-        match route {
-            Route::Health => Ok(health()),
-            Route::SendToAll { hub } => self.send_to_all(&hub).await,
-            Route::CloseAll { hub } => self.close_all(&hub),
-            Route::GenerateToken { hub } => self.generate_token(&hub),
-            Route::AddToGroups { hub } => self.add_to_groups(&hub).await,
-            Route::RemoveFromGroups { hub } => self.remove_from_groups(&hub).await,
-            Route::CloseConnection { hub, connection_id } => self.close_connection(&hub, &connection_id),
-            Route::ConnectionExists { hub, connection_id } => self.connection_exists(&hub, &connection_id),
-            Route::SendToConnection { hub, connection_id } => self.send_to_connection(&hub, &connection_id).await,
-            Route::RemoveConnectionFromAllGroups { hub, connection_id } => {
-                self.remove_connection_from_all_groups(&hub, &connection_id)
-            }
-            Route::GroupExists { hub, group } => self.group_exists(&hub, &group),
-            Route::CloseGroup { hub, group } => self.close_group(&hub, &group),
-            Route::SendToGroup { hub, group } => self.send_to_group(&hub, &group).await,
-            Route::ListGroupConnections { hub, group } => self.list_group_connections(&hub, &group),
-            Route::AddConnectionToGroup {
-                hub,
-                group,
-                connection_id,
-            } => self.add_connection_to_group(&hub, &group, &connection_id),
-            Route::RemoveConnectionFromGroup {
-                hub,
-                group,
-                connection_id,
-            } => self.remove_connection_from_group(&hub, &group, &connection_id),
-            Route::GrantPermission {
-                hub,
-                permission,
-                connection_id,
-            } => self.grant_permission(&hub, &permission, &connection_id),
-            Route::RevokePermission {
-                hub,
-                permission,
-                connection_id,
-            } => self.revoke_permission(&hub, &permission, &connection_id),
-            Route::CheckPermission {
-                hub,
-                permission,
-                connection_id,
-            } => self.check_permission(&hub, &permission, &connection_id),
-            Route::UserExists { hub, user_id } => self.user_exists(&hub, &user_id),
-            Route::CloseUser { hub, user_id } => self.close_user(&hub, &user_id),
-            Route::SendToUser { hub, user_id } => self.send_to_user(&hub, &user_id).await,
-            Route::RemoveUserFromAllGroups { hub, user_id } => self.remove_user_from_all_groups(&hub, &user_id),
-            Route::AddUserToGroup { hub, user_id, group } => self.add_user_to_group(&hub, &user_id, &group),
-            Route::RemoveUserFromGroup { hub, user_id, group } => self.remove_user_from_group(&hub, &user_id, &group),
+        use Operation as Op;
+        // Path parameters in template order: the hub, then the first and second named segment.
+        let (hub, first, second) = (route.param(0), route.param(1), route.param(2));
+        match route.operation {
+            Op::Health => Ok(health()),
+            Op::SendToAll => self.send(hub, Target::Hub).await,
+            Op::SendToGroup => self.send(hub, Target::Group(first)).await,
+            Op::SendToUser => self.send(hub, Target::User(first)).await,
+            Op::SendToConnection => self.send(hub, Target::Connection(first)).await,
+            Op::CloseAllConnections => self.close(hub, Target::Hub),
+            Op::CloseGroupConnections => self.close(hub, Target::Group(first)),
+            Op::CloseUserConnections => self.close(hub, Target::User(first)),
+            Op::CloseConnection => self.close(hub, Target::Connection(first)),
+            Op::GroupExists => self.exists(hub, Target::Group(first)),
+            Op::UserExists => self.exists(hub, Target::User(first)),
+            Op::ConnectionExists => self.exists(hub, Target::Connection(first)),
+            Op::GenerateToken => self.generate_token(hub),
+            Op::AddConnectionsToGroups => self.add_to_groups(hub).await,
+            Op::RemoveConnectionsFromGroups => self.remove_from_groups(hub).await,
+            Op::RemoveConnectionFromAllGroups => self.remove_connection_from_all_groups(hub, first),
+            Op::ListGroupConnections => self.list_group_connections(hub, first),
+            Op::AddConnectionToGroup => self.add_connection_to_group(hub, first, second),
+            Op::RemoveConnectionFromGroup => self.remove_connection_from_group(hub, first, second),
+            Op::GrantPermission => self.grant_permission(hub, first, second),
+            Op::RevokePermission => self.revoke_permission(hub, first, second),
+            Op::CheckPermission => self.check_permission(hub, first, second),
+            Op::RemoveUserFromAllGroups => self.remove_user_from_all_groups(hub, first),
+            Op::AddUserToGroup => self.add_user_to_group(hub, first, second),
+            Op::RemoveUserFromGroup => self.remove_user_from_group(hub, first, second),
         }
     }
 

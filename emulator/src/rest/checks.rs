@@ -7,7 +7,7 @@ use webpubsub_protocol::roles::Permission;
 
 use super::error::ApiError;
 use crate::filter::Filter;
-use crate::service::ConnectionFilter;
+use crate::service::{ConnectionFilter, Target};
 
 pub(super) fn check_hub(hub: &str) -> Result<(), ApiError> {
     if names::hub(hub).is_ok() {
@@ -50,6 +50,16 @@ pub(super) fn check_user_id(user_id: &str) -> Result<(), ApiError> {
         Err(ApiError::bad_request("InvalidUserId", "the user id must not be empty"))
     } else {
         Ok(())
+    }
+}
+
+/// The name rule of what a send, close or existence check addresses.
+pub(super) fn check_target(target: Target<'_>) -> Result<(), ApiError> {
+    match target {
+        Target::Hub => Ok(()),
+        Target::Group(group) => check_group(group),
+        Target::User(user_id) => check_user_id(user_id),
+        Target::Connection(connection_id) => check_connection_id(connection_id),
     }
 }
 

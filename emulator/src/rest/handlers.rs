@@ -1,38 +1,64 @@
 //! One method per REST operation: read its parameters, call the service, answer with the status
 //! the official SDKs expect (202 sends, 200 adds/grants/tokens, 204 removes/closes, 200/404 checks).
 
+use std::time::Duration;
+
 use serde_json::json;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::call::Call;
 use super::checks::{
-    as_connection_filter, check_connection_id, check_group, check_user_id, connection_not_found, parse_permission,
+    as_connection_filter, check_connection_id, check_group, check_target, check_user_id, connection_not_found,
+    parse_permission,
 };
 use super::error::{ApiError, exists_response, json_response, status_response};
 use super::paging::{GroupPage, decode_continuation, next_link};
 use super::{API_VERSIONS, MAX_PAGE_SIZE};
-use crate::service::ClientTokenRequest;
-use webpubsub_protocol::ClientType;
+use crate::service::Target;
+use webpubsub_protocol::{ClientAccessRequest, ClientType, Permission};
 
 impl Call {
-    // ----- hub operations -----
+    // ----- sends, closes and existence checks: the hub, a group, a user or a connection -----
 
-    /// `POST /api/hubs/{hub}/:send` → 202.
-    pub(super) async fn send_to_all(&mut self, hub: &str) -> Result<Response, ApiError> {
-        let (excluded, filter) = (self.excluded(), self.filter()?);
+    /// `POST …/:send` → 202 (fire-and-forget). `excluded` narrows hub and group sends, `filter`
+    /// every send but one connection's, as in the service's API.
+    pub(super) async fn send(&mut self, hub: &str, target: Target<'_>) -> Result<Response, ApiError> {
+        check_target(target)?;
+        let excluded = match target {
+            Target::Hub | Target::Group(_) => self.excluded(),
+            Target::User(_) | Target::Connection(_) => Vec::new(),
+        };
+        let filter = match target {
+            Target::Connection(_) => None,
+            _ => self.filter()?,
+        };
         self.check_message_ttl()?;
         let payload = self.payload().await?;
         self.service
-            .send_to_all(hub, &payload, &excluded, as_connection_filter(&filter));
+            .send(hub, target, &payload, &excluded, as_connection_filter(&filter));
         Ok(status_response(StatusCode::ACCEPTED))
     }
 
-    /// `POST /api/hubs/{hub}/:closeConnections` → 204.
-    pub(super) fn close_all(&self, hub: &str) -> Result<Response, ApiError> {
-        self.service.close_all(hub, &self.excluded(), self.reason()?);
+    /// `POST …/:closeConnections`, or `DELETE …/connections/{connectionId}` → 204 (also when
+    /// nothing is there). `excluded` narrows every close but one connection's.
+    pub(super) fn close(&self, hub: &str, target: Target<'_>) -> Result<Response, ApiError> {
+        check_target(target)?;
+        let excluded = match target {
+            Target::Connection(_) => Vec::new(),
+            _ => self.excluded(),
+        };
+        self.service.close(hub, target, &excluded, self.reason()?);
         Ok(status_response(StatusCode::NO_CONTENT))
     }
+
+    /// `HEAD` of a connection, group or user → 200 or 404.
+    pub(super) fn exists(&self, hub: &str, target: Target<'_>) -> Result<Response, ApiError> {
+        check_target(target)?;
+        Ok(exists_response(self.service.exists(hub, target)))
+    }
+
+    // ----- hub operations -----
 
     /// `POST /api/hubs/{hub}/:generateToken` → 200 `{"token":"…"}`.
     pub(super) fn generate_token(&self, hub: &str) -> Result<Response, ApiError> {
@@ -57,11 +83,11 @@ impl Call {
                 )
             })?,
         };
-        let request = ClientTokenRequest {
+        let request = ClientAccessRequest {
             user_id,
             roles,
             groups,
-            minutes_to_expire,
+            ttl: Duration::from_secs(u64::from(minutes_to_expire) * 60),
             client_type,
         };
         let token = self.service.generate_client_token(hub, &self.endpoint(), &request);
@@ -83,29 +109,7 @@ impl Call {
         Ok(status_response(StatusCode::OK))
     }
 
-    // ----- connection operations -----
-
-    /// `DELETE /api/hubs/{hub}/connections/{connectionId}` → 204 (also when already gone).
-    pub(super) fn close_connection(&self, hub: &str, connection_id: &str) -> Result<Response, ApiError> {
-        check_connection_id(connection_id)?;
-        self.service.close_connection(hub, connection_id, self.reason()?);
-        Ok(status_response(StatusCode::NO_CONTENT))
-    }
-
-    /// `HEAD /api/hubs/{hub}/connections/{connectionId}` → 200 or 404.
-    pub(super) fn connection_exists(&self, hub: &str, connection_id: &str) -> Result<Response, ApiError> {
-        check_connection_id(connection_id)?;
-        Ok(exists_response(self.service.connection_exists(hub, connection_id)))
-    }
-
-    /// `POST /api/hubs/{hub}/connections/{connectionId}/:send` → 202 (fire-and-forget).
-    pub(super) async fn send_to_connection(&mut self, hub: &str, connection_id: &str) -> Result<Response, ApiError> {
-        check_connection_id(connection_id)?;
-        self.check_message_ttl()?;
-        let payload = self.payload().await?;
-        self.service.send_to_connection(hub, connection_id, &payload);
-        Ok(status_response(StatusCode::ACCEPTED))
-    }
+    // ----- group operations -----
 
     /// `DELETE /api/hubs/{hub}/connections/{connectionId}/groups` → 204.
     pub(super) fn remove_connection_from_all_groups(
@@ -116,32 +120,6 @@ impl Call {
         check_connection_id(connection_id)?;
         self.service.remove_connection_from_all_groups(hub, connection_id);
         Ok(status_response(StatusCode::NO_CONTENT))
-    }
-
-    // ----- group operations -----
-
-    /// `HEAD /api/hubs/{hub}/groups/{group}` → 200 or 404.
-    pub(super) fn group_exists(&self, hub: &str, group: &str) -> Result<Response, ApiError> {
-        check_group(group)?;
-        Ok(exists_response(self.service.group_exists(hub, group)))
-    }
-
-    /// `POST /api/hubs/{hub}/groups/{group}/:closeConnections` → 204.
-    pub(super) fn close_group(&self, hub: &str, group: &str) -> Result<Response, ApiError> {
-        check_group(group)?;
-        self.service.close_group(hub, group, &self.excluded(), self.reason()?);
-        Ok(status_response(StatusCode::NO_CONTENT))
-    }
-
-    /// `POST /api/hubs/{hub}/groups/{group}/:send` → 202.
-    pub(super) async fn send_to_group(&mut self, hub: &str, group: &str) -> Result<Response, ApiError> {
-        check_group(group)?;
-        let (excluded, filter) = (self.excluded(), self.filter()?);
-        self.check_message_ttl()?;
-        let payload = self.payload().await?;
-        self.service
-            .send_to_group(hub, group, &payload, &excluded, as_connection_filter(&filter));
-        Ok(status_response(StatusCode::ACCEPTED))
     }
 
     /// `GET /api/hubs/{hub}/groups/{group}/connections` → 200 `{"value":[…],"nextLink"?}`.
@@ -168,38 +146,35 @@ impl Call {
 
     /// `PUT /api/hubs/{hub}/groups/{group}/connections/{connectionId}` → 200; 404 when the
     /// connection does not exist.
-    pub(super) fn add_connection_to_group(
-        &self,
-        hub: &str,
-        group: &str,
-        connection_id: &str,
-    ) -> Result<Response, ApiError> {
+    pub(super) fn add_connection_to_group(&self, hub: &str, group: &str, id: &str) -> Result<Response, ApiError> {
         check_group(group)?;
-        check_connection_id(connection_id)?;
-        if self.service.add_connection_to_group(hub, group, connection_id) {
+        check_connection_id(id)?;
+        if self.service.add_connection_to_group(hub, group, id) {
             Ok(status_response(StatusCode::OK))
         } else {
-            Err(connection_not_found(connection_id))
+            Err(connection_not_found(id))
         }
     }
 
     /// `DELETE /api/hubs/{hub}/groups/{group}/connections/{connectionId}` → 204.
-    pub(super) fn remove_connection_from_group(
-        &self,
-        hub: &str,
-        group: &str,
-        connection_id: &str,
-    ) -> Result<Response, ApiError> {
+    pub(super) fn remove_connection_from_group(&self, hub: &str, group: &str, id: &str) -> Result<Response, ApiError> {
         check_group(group)?;
-        check_connection_id(connection_id)?;
-        self.service.remove_connection_from_group(hub, group, connection_id);
+        check_connection_id(id)?;
+        self.service.remove_connection_from_group(hub, group, id);
         Ok(status_response(StatusCode::NO_CONTENT))
     }
 
     // ----- permission operations -----
 
-    /// `targetName`: the group a permission applies to; absent means every group.
-    pub(super) fn target_name(&self) -> Result<Option<&str>, ApiError> {
+    /// The parameters every permission operation reads: the permission, the connection and
+    /// `targetName` (the group a permission applies to; absent means every group).
+    fn permission_params<'a>(
+        &'a self,
+        permission: &str,
+        connection_id: &str,
+    ) -> Result<(Permission, Option<&'a str>), ApiError> {
+        let permission = parse_permission(permission)?;
+        check_connection_id(connection_id)?;
         let target = self.query.one("targetName")?;
         if let Some(group) = target {
             check_group(group).map_err(|_| {
@@ -209,84 +184,36 @@ impl Call {
                 )
             })?;
         }
-        Ok(target)
+        Ok((permission, target))
     }
 
     /// `PUT /api/hubs/{hub}/permissions/{permission}/connections/{connectionId}` → 200; 404
     /// when the connection does not exist.
-    pub(super) fn grant_permission(
-        &self,
-        hub: &str,
-        permission: &str,
-        connection_id: &str,
-    ) -> Result<Response, ApiError> {
-        let permission = parse_permission(permission)?;
-        check_connection_id(connection_id)?;
-        let target = self.target_name()?;
-        if self.service.grant_permission(hub, connection_id, permission, target) {
+    pub(super) fn grant_permission(&self, hub: &str, permission: &str, id: &str) -> Result<Response, ApiError> {
+        let (permission, target) = self.permission_params(permission, id)?;
+        if self.service.grant_permission(hub, id, permission, target) {
             Ok(status_response(StatusCode::OK))
         } else {
-            Err(connection_not_found(connection_id))
+            Err(connection_not_found(id))
         }
     }
 
     /// `DELETE /api/hubs/{hub}/permissions/{permission}/connections/{connectionId}` → 204.
-    pub(super) fn revoke_permission(
-        &self,
-        hub: &str,
-        permission: &str,
-        connection_id: &str,
-    ) -> Result<Response, ApiError> {
-        let permission = parse_permission(permission)?;
-        check_connection_id(connection_id)?;
-        let target = self.target_name()?;
-        self.service.revoke_permission(hub, connection_id, permission, target);
+    pub(super) fn revoke_permission(&self, hub: &str, permission: &str, id: &str) -> Result<Response, ApiError> {
+        let (permission, target) = self.permission_params(permission, id)?;
+        self.service.revoke_permission(hub, id, permission, target);
         Ok(status_response(StatusCode::NO_CONTENT))
     }
 
     /// `HEAD /api/hubs/{hub}/permissions/{permission}/connections/{connectionId}` → 200 or 404.
-    pub(super) fn check_permission(
-        &self,
-        hub: &str,
-        permission: &str,
-        connection_id: &str,
-    ) -> Result<Response, ApiError> {
-        let permission = parse_permission(permission)?;
-        check_connection_id(connection_id)?;
-        let target = self.target_name()?;
-        Ok(exists_response(self.service.check_permission(
-            hub,
-            connection_id,
-            permission,
-            target,
-        )))
+    pub(super) fn check_permission(&self, hub: &str, permission: &str, id: &str) -> Result<Response, ApiError> {
+        let (permission, target) = self.permission_params(permission, id)?;
+        Ok(exists_response(
+            self.service.check_permission(hub, id, permission, target),
+        ))
     }
 
     // ----- user operations -----
-
-    /// `HEAD /api/hubs/{hub}/users/{userId}` → 200 or 404.
-    pub(super) fn user_exists(&self, hub: &str, user_id: &str) -> Result<Response, ApiError> {
-        check_user_id(user_id)?;
-        Ok(exists_response(self.service.user_exists(hub, user_id)))
-    }
-
-    /// `POST /api/hubs/{hub}/users/{userId}/:closeConnections` → 204.
-    pub(super) fn close_user(&self, hub: &str, user_id: &str) -> Result<Response, ApiError> {
-        check_user_id(user_id)?;
-        self.service.close_user(hub, user_id, &self.excluded(), self.reason()?);
-        Ok(status_response(StatusCode::NO_CONTENT))
-    }
-
-    /// `POST /api/hubs/{hub}/users/{userId}/:send` → 202.
-    pub(super) async fn send_to_user(&mut self, hub: &str, user_id: &str) -> Result<Response, ApiError> {
-        check_user_id(user_id)?;
-        let filter = self.filter()?;
-        self.check_message_ttl()?;
-        let payload = self.payload().await?;
-        self.service
-            .send_to_user(hub, user_id, &payload, as_connection_filter(&filter));
-        Ok(status_response(StatusCode::ACCEPTED))
-    }
 
     /// `DELETE /api/hubs/{hub}/users/{userId}/groups` → 204.
     pub(super) fn remove_user_from_all_groups(&self, hub: &str, user_id: &str) -> Result<Response, ApiError> {

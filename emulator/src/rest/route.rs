@@ -7,108 +7,12 @@ use webpubsub_protocol::{Operation, RouteError};
 
 use super::error::ApiError;
 
-/// The route a request resolved to, with its raw (percent-decoded) path parameters.
+/// The operation a request resolved to, with its raw (percent-decoded) path parameters in
+/// template order: the hub first, then the rest as the path names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Route {
-    Health,
-    SendToAll {
-        hub: String,
-    },
-    CloseAll {
-        hub: String,
-    },
-    GenerateToken {
-        hub: String,
-    },
-    AddToGroups {
-        hub: String,
-    },
-    RemoveFromGroups {
-        hub: String,
-    },
-    CloseConnection {
-        hub: String,
-        connection_id: String,
-    },
-    ConnectionExists {
-        hub: String,
-        connection_id: String,
-    },
-    SendToConnection {
-        hub: String,
-        connection_id: String,
-    },
-    RemoveConnectionFromAllGroups {
-        hub: String,
-        connection_id: String,
-    },
-    GroupExists {
-        hub: String,
-        group: String,
-    },
-    CloseGroup {
-        hub: String,
-        group: String,
-    },
-    SendToGroup {
-        hub: String,
-        group: String,
-    },
-    ListGroupConnections {
-        hub: String,
-        group: String,
-    },
-    AddConnectionToGroup {
-        hub: String,
-        group: String,
-        connection_id: String,
-    },
-    RemoveConnectionFromGroup {
-        hub: String,
-        group: String,
-        connection_id: String,
-    },
-    GrantPermission {
-        hub: String,
-        permission: String,
-        connection_id: String,
-    },
-    RevokePermission {
-        hub: String,
-        permission: String,
-        connection_id: String,
-    },
-    CheckPermission {
-        hub: String,
-        permission: String,
-        connection_id: String,
-    },
-    UserExists {
-        hub: String,
-        user_id: String,
-    },
-    CloseUser {
-        hub: String,
-        user_id: String,
-    },
-    SendToUser {
-        hub: String,
-        user_id: String,
-    },
-    RemoveUserFromAllGroups {
-        hub: String,
-        user_id: String,
-    },
-    AddUserToGroup {
-        hub: String,
-        user_id: String,
-        group: String,
-    },
-    RemoveUserFromGroup {
-        hub: String,
-        user_id: String,
-        group: String,
-    },
+pub(super) struct Route {
+    pub(super) operation: Operation,
+    params: Vec<String>,
 }
 
 impl Route {
@@ -126,107 +30,18 @@ impl Route {
             ),
             RouteError::MethodNotAllowed => method_not_allowed(method),
         })?;
-        // Parameters come in template order: hub first, then the rest as the path names them.
-        let p = |i: usize| params.get(i).map_or_else(String::new, |s| (*s).to_owned());
-        let hub = p(0);
-        Ok(match operation {
-            Operation::Health => Route::Health,
-            Operation::SendToAll => Route::SendToAll { hub },
-            Operation::CloseAllConnections => Route::CloseAll { hub },
-            Operation::GenerateToken => Route::GenerateToken { hub },
-            Operation::AddConnectionsToGroups => Route::AddToGroups { hub },
-            Operation::RemoveConnectionsFromGroups => Route::RemoveFromGroups { hub },
-            Operation::CloseConnection => Route::CloseConnection {
-                hub,
-                connection_id: p(1),
-            },
-            Operation::ConnectionExists => Route::ConnectionExists {
-                hub,
-                connection_id: p(1),
-            },
-            Operation::SendToConnection => Route::SendToConnection {
-                hub,
-                connection_id: p(1),
-            },
-            Operation::RemoveConnectionFromAllGroups => Route::RemoveConnectionFromAllGroups {
-                hub,
-                connection_id: p(1),
-            },
-            Operation::GroupExists => Route::GroupExists { hub, group: p(1) },
-            Operation::CloseGroupConnections => Route::CloseGroup { hub, group: p(1) },
-            Operation::SendToGroup => Route::SendToGroup { hub, group: p(1) },
-            Operation::ListGroupConnections => Route::ListGroupConnections { hub, group: p(1) },
-            Operation::AddConnectionToGroup => Route::AddConnectionToGroup {
-                hub,
-                group: p(1),
-                connection_id: p(2),
-            },
-            Operation::RemoveConnectionFromGroup => Route::RemoveConnectionFromGroup {
-                hub,
-                group: p(1),
-                connection_id: p(2),
-            },
-            Operation::GrantPermission => Route::GrantPermission {
-                hub,
-                permission: p(1),
-                connection_id: p(2),
-            },
-            Operation::RevokePermission => Route::RevokePermission {
-                hub,
-                permission: p(1),
-                connection_id: p(2),
-            },
-            Operation::CheckPermission => Route::CheckPermission {
-                hub,
-                permission: p(1),
-                connection_id: p(2),
-            },
-            Operation::UserExists => Route::UserExists { hub, user_id: p(1) },
-            Operation::CloseUserConnections => Route::CloseUser { hub, user_id: p(1) },
-            Operation::SendToUser => Route::SendToUser { hub, user_id: p(1) },
-            Operation::RemoveUserFromAllGroups => Route::RemoveUserFromAllGroups { hub, user_id: p(1) },
-            Operation::AddUserToGroup => Route::AddUserToGroup {
-                hub,
-                user_id: p(1),
-                group: p(2),
-            },
-            Operation::RemoveUserFromGroup => Route::RemoveUserFromGroup {
-                hub,
-                user_id: p(1),
-                group: p(2),
-            },
-        })
+        let params = params.into_iter().map(str::to_owned).collect();
+        Ok(Route { operation, params })
+    }
+
+    /// The `index`th path parameter (0 is the hub); empty when the path has no such parameter.
+    pub(super) fn param(&self, index: usize) -> &str {
+        self.params.get(index).map_or("", String::as_str)
     }
 
     /// The hub every route but health names.
     pub(super) fn hub(&self) -> Option<&str> {
-        match self {
-            Route::Health => None,
-            Route::SendToAll { hub }
-            | Route::CloseAll { hub }
-            | Route::GenerateToken { hub }
-            | Route::AddToGroups { hub }
-            | Route::RemoveFromGroups { hub }
-            | Route::CloseConnection { hub, .. }
-            | Route::ConnectionExists { hub, .. }
-            | Route::SendToConnection { hub, .. }
-            | Route::RemoveConnectionFromAllGroups { hub, .. }
-            | Route::GroupExists { hub, .. }
-            | Route::CloseGroup { hub, .. }
-            | Route::SendToGroup { hub, .. }
-            | Route::ListGroupConnections { hub, .. }
-            | Route::AddConnectionToGroup { hub, .. }
-            | Route::RemoveConnectionFromGroup { hub, .. }
-            | Route::GrantPermission { hub, .. }
-            | Route::RevokePermission { hub, .. }
-            | Route::CheckPermission { hub, .. }
-            | Route::UserExists { hub, .. }
-            | Route::CloseUser { hub, .. }
-            | Route::SendToUser { hub, .. }
-            | Route::RemoveUserFromAllGroups { hub, .. }
-            | Route::AddUserToGroup { hub, .. }
-            | Route::RemoveUserFromGroup { hub, .. } => Some(hub),
-        }
+        (self.operation != Operation::Health).then(|| self.param(0))
     }
 }
 

@@ -21,7 +21,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::config::EmulatorConfig;
 use crate::connection::{Connection, Overflow, lock};
@@ -41,6 +41,7 @@ mod sockets;
 mod tests;
 mod tokens;
 
+pub use operations::Target;
 pub use tokens::client_token_claims;
 pub(crate) use tokens::normalize_url_tail;
 
@@ -66,33 +67,6 @@ pub struct GroupMember {
     /// Its user, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-}
-
-/// Parameters of REST `:generateToken`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientTokenRequest {
-    /// `sub` claim.
-    pub user_id: Option<String>,
-    /// `role` claim.
-    pub roles: Vec<String>,
-    /// `webpubsub.group` claim.
-    pub groups: Vec<String>,
-    /// Lifetime in minutes (at least 1).
-    pub minutes_to_expire: u32,
-    /// Which endpoint the token is for.
-    pub client_type: ClientType,
-}
-
-impl Default for ClientTokenRequest {
-    fn default() -> Self {
-        ClientTokenRequest {
-            user_id: None,
-            roles: Vec::new(),
-            groups: Vec::new(),
-            minutes_to_expire: 60,
-            client_type: ClientType::Default,
-        }
-    }
 }
 
 struct Member {

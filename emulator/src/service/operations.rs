@@ -3,7 +3,54 @@
 
 use super::*;
 
+/// The connections a send, close or existence check addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// Every connection of the hub.
+    Hub,
+    /// The members of a group.
+    Group(&'a str),
+    /// The connections of a user.
+    User(&'a str),
+    /// One connection, by id.
+    Connection(&'a str),
+}
+
 impl Service {
+    /// The open connections `target` names, less the `excluded` ids and those `filter` rejects
+    /// (one connection named by id is taken as it is).
+    fn select(
+        &self,
+        hub: &str,
+        target: Target<'_>,
+        excluded: &[String],
+        filter: Option<&dyn ConnectionFilter>,
+    ) -> Vec<Arc<Connection>> {
+        self.with_state(hub, Vec::new(), |s| {
+            let ids = match target {
+                Target::Hub => return s.select(None, excluded, filter),
+                Target::Connection(id) => return s.members.get(id).map(|m| m.connection.clone()).into_iter().collect(),
+                Target::Group(group) => s.groups.get(group),
+                Target::User(user_id) => s.users.get(user_id),
+            };
+            ids.map_or_else(Vec::new, |ids| s.select(Some(ids), excluded, filter))
+        })
+    }
+
+    /// `POST …/:send` of every target; false when nothing was addressed.
+    pub fn send(
+        &self,
+        hub: &str,
+        target: Target<'_>,
+        payload: &Payload,
+        excluded: &[String],
+        filter: Option<&dyn ConnectionFilter>,
+    ) -> bool {
+        let targets = self.select(hub, target, excluded, filter);
+        self.deliver(&targets, &DataMessage::from_server(payload));
+        !targets.is_empty()
+    }
+
     /// `POST /api/hubs/{hub}/:send`.
     pub fn send_to_all(
         &self,
@@ -12,8 +59,7 @@ impl Service {
         excluded: &[String],
         filter: Option<&dyn ConnectionFilter>,
     ) {
-        let targets = self.with_state(hub, Vec::new(), |s| s.select(None, excluded, filter));
-        self.deliver(&targets, &DataMessage::from_server(payload));
+        self.send(hub, Target::Hub, payload, excluded, filter);
     }
 
     /// `POST /api/hubs/{hub}/groups/{group}/:send`.
@@ -25,31 +71,17 @@ impl Service {
         excluded: &[String],
         filter: Option<&dyn ConnectionFilter>,
     ) {
-        let targets = self.with_state(hub, Vec::new(), |s| match s.groups.get(group) {
-            Some(ids) => s.select(Some(ids), excluded, filter),
-            None => Vec::new(),
-        });
-        self.deliver(&targets, &DataMessage::from_server(payload));
+        self.send(hub, Target::Group(group), payload, excluded, filter);
     }
 
     /// `POST /api/hubs/{hub}/users/{user}/:send`.
     pub fn send_to_user(&self, hub: &str, user_id: &str, payload: &Payload, filter: Option<&dyn ConnectionFilter>) {
-        let targets = self.with_state(hub, Vec::new(), |s| match s.users.get(user_id) {
-            Some(ids) => s.select(Some(ids), &[], filter),
-            None => Vec::new(),
-        });
-        self.deliver(&targets, &DataMessage::from_server(payload));
+        self.send(hub, Target::User(user_id), payload, &[], filter);
     }
 
     /// `POST /api/hubs/{hub}/connections/{id}/:send`; false when the connection is unknown.
     pub fn send_to_connection(&self, hub: &str, connection_id: &str, payload: &Payload) -> bool {
-        match self.find_connection(hub, connection_id) {
-            Some(connection) => {
-                self.deliver(&[connection], &DataMessage::from_server(payload));
-                true
-            }
-            None => false,
-        }
+        self.send(hub, Target::Connection(connection_id), payload, &[], None)
     }
 
     /// Queues `message` to each target; drops the ones that cannot keep up.
@@ -78,39 +110,32 @@ impl Service {
 
     // ----- closes -----
 
+    /// `POST …/:closeConnections` (and `DELETE` of one connection); false when nothing was
+    /// addressed.
+    pub fn close(&self, hub: &str, target: Target<'_>, excluded: &[String], reason: Option<&str>) -> bool {
+        let targets = self.select(hub, target, excluded, None);
+        self.close_each(&targets, reason);
+        !targets.is_empty()
+    }
+
     /// `POST /api/hubs/{hub}/:closeConnections`.
     pub fn close_all(&self, hub: &str, excluded: &[String], reason: Option<&str>) {
-        let targets = self.with_state(hub, Vec::new(), |s| s.select(None, excluded, None));
-        self.close_each(&targets, reason);
+        self.close(hub, Target::Hub, excluded, reason);
     }
 
     /// `POST /api/hubs/{hub}/groups/{group}/:closeConnections`.
     pub fn close_group(&self, hub: &str, group: &str, excluded: &[String], reason: Option<&str>) {
-        let targets = self.with_state(hub, Vec::new(), |s| match s.groups.get(group) {
-            Some(ids) => s.select(Some(ids), excluded, None),
-            None => Vec::new(),
-        });
-        self.close_each(&targets, reason);
+        self.close(hub, Target::Group(group), excluded, reason);
     }
 
     /// `POST /api/hubs/{hub}/users/{user}/:closeConnections`.
     pub fn close_user(&self, hub: &str, user_id: &str, excluded: &[String], reason: Option<&str>) {
-        let targets = self.with_state(hub, Vec::new(), |s| match s.users.get(user_id) {
-            Some(ids) => s.select(Some(ids), excluded, None),
-            None => Vec::new(),
-        });
-        self.close_each(&targets, reason);
+        self.close(hub, Target::User(user_id), excluded, reason);
     }
 
     /// `DELETE /api/hubs/{hub}/connections/{id}`; false when the connection is unknown.
     pub fn close_connection(&self, hub: &str, connection_id: &str, reason: Option<&str>) -> bool {
-        match self.find_connection(hub, connection_id) {
-            Some(connection) => {
-                self.close_each(&[connection], reason);
-                true
-            }
-            None => false,
-        }
+        self.close(hub, Target::Connection(connection_id), &[], reason)
     }
 
     pub(super) fn close_each(&self, targets: &[Arc<Connection>], reason: Option<&str>) {
@@ -141,19 +166,30 @@ impl Service {
 
     // ----- existence -----
 
+    /// `HEAD` of a connection, group or user: whether it is there (a group or user while it has
+    /// connections); the hub itself always exists.
+    pub fn exists(&self, hub: &str, target: Target<'_>) -> bool {
+        self.with_state(hub, false, |s| match target {
+            Target::Hub => true,
+            Target::Group(group) => s.groups.contains_key(group),
+            Target::User(user_id) => s.users.contains_key(user_id),
+            Target::Connection(id) => s.members.contains_key(id),
+        })
+    }
+
     /// `HEAD /api/hubs/{hub}/connections/{id}`.
     pub fn connection_exists(&self, hub: &str, connection_id: &str) -> bool {
-        self.find_connection(hub, connection_id).is_some()
+        self.exists(hub, Target::Connection(connection_id))
     }
 
     /// `HEAD /api/hubs/{hub}/groups/{group}`: true when the group has members.
     pub fn group_exists(&self, hub: &str, group: &str) -> bool {
-        self.with_state(hub, false, |s| s.groups.contains_key(group))
+        self.exists(hub, Target::Group(group))
     }
 
     /// `HEAD /api/hubs/{hub}/users/{user}`: true when the user has connections.
     pub fn user_exists(&self, hub: &str, user_id: &str) -> bool {
-        self.with_state(hub, false, |s| s.users.contains_key(user_id))
+        self.exists(hub, Target::User(user_id))
     }
 
     /// `GET /api/hubs/{hub}/groups/{group}/connections`, ordered by connection id so
@@ -253,24 +289,31 @@ impl Service {
     /// `POST /api/hubs/{hub}/:addToGroups`: every connection matching `filter` (all when
     /// `None`) joins every group.
     pub fn add_to_groups(&self, hub: &str, groups: &[String], filter: Option<&dyn ConnectionFilter>) {
-        self.with_state(hub, (), |s| {
-            let ids: Vec<String> = s.select(None, &[], filter).iter().map(|c| c.id.clone()).collect();
-            for id in &ids {
-                for group in groups {
-                    s.add_to_group(id, group);
-                }
-            }
+        self.change_groups(hub, groups, filter, |s, id, group| {
+            s.add_to_group(id, group);
         });
     }
 
     /// `POST /api/hubs/{hub}/:removeFromGroups`: every connection matching `filter` (all
     /// when `None`) leaves every group.
     pub fn remove_from_groups(&self, hub: &str, groups: &[String], filter: Option<&dyn ConnectionFilter>) {
+        self.change_groups(hub, groups, filter, HubState::remove_from_group);
+    }
+
+    /// Applies `change(state, connection id, group)` to every connection matching `filter` and
+    /// every group, under one hub lock.
+    fn change_groups(
+        &self,
+        hub: &str,
+        groups: &[String],
+        filter: Option<&dyn ConnectionFilter>,
+        change: impl Fn(&mut HubState, &str, &str),
+    ) {
         self.with_state(hub, (), |s| {
             let ids: Vec<String> = s.select(None, &[], filter).iter().map(|c| c.id.clone()).collect();
             for id in &ids {
                 for group in groups {
-                    s.remove_from_group(id, group);
+                    change(s, id, group);
                 }
             }
         });
@@ -280,42 +323,24 @@ impl Service {
 
     /// `PUT /api/hubs/{hub}/permissions/{permission}/connections/{id}`; false when the
     /// connection is unknown. `target` `None` grants the permission on every group.
-    pub fn grant_permission(
-        &self,
-        hub: &str,
-        connection_id: &str,
-        permission: Permission,
-        target: Option<&str>,
-    ) -> bool {
-        self.find_connection(hub, connection_id)
+    pub fn grant_permission(&self, hub: &str, id: &str, permission: Permission, target: Option<&str>) -> bool {
+        self.find_connection(hub, id)
             .map(|c| c.grant(permission, target))
             .is_some()
     }
 
     /// `DELETE` of the same path; false when the connection is unknown. `target` `None`
     /// revokes every grant of that permission. Roles from the token are not affected.
-    pub fn revoke_permission(
-        &self,
-        hub: &str,
-        connection_id: &str,
-        permission: Permission,
-        target: Option<&str>,
-    ) -> bool {
-        self.find_connection(hub, connection_id)
+    pub fn revoke_permission(&self, hub: &str, id: &str, permission: Permission, target: Option<&str>) -> bool {
+        self.find_connection(hub, id)
             .map(|c| c.revoke(permission, target))
             .is_some()
     }
 
     /// `HEAD` of the same path: whether the connection holds the permission (from roles or
     /// grants) on `target`, or on every group when `target` is `None`.
-    pub fn check_permission(
-        &self,
-        hub: &str,
-        connection_id: &str,
-        permission: Permission,
-        target: Option<&str>,
-    ) -> bool {
-        self.find_connection(hub, connection_id)
+    pub fn check_permission(&self, hub: &str, id: &str, permission: Permission, target: Option<&str>) -> bool {
+        self.find_connection(hub, id)
             .is_some_and(|c| c.check(permission, target))
     }
 }

@@ -3,6 +3,7 @@
 use super::*;
 use crate::connection::Identity;
 use crate::protocol::ContentKind;
+use serde_json::json;
 
 fn service() -> Arc<Service> {
     Service::new(EmulatorConfig::default())
@@ -138,7 +139,7 @@ async fn permissions_through_the_service() {
 #[test]
 fn generated_tokens_verify_as_client_tokens() {
     let service = service();
-    let request = ClientTokenRequest {
+    let request = webpubsub_protocol::ClientAccessRequest {
         user_id: Some("u".into()),
         roles: vec!["r".into()],
         ..Default::default()

@@ -1,29 +1,18 @@
 //! Tokens: client tokens from `:generateToken` (audience by client type) and the check of REST
 //! bearer tokens (signed with either key, audience = the request URL with or without its query).
 
+use std::time::Duration;
+
+use webpubsub_protocol::ClientAccessRequest;
+
 use super::*;
 
 impl Service {
     /// `POST /api/hubs/{hub}/:generateToken`. `endpoint` is the emulator's base URL as the
     /// caller reached it, e.g. `http://127.0.0.1:8080`.
-    pub fn generate_client_token(&self, hub: &str, endpoint: &str, request: &ClientTokenRequest) -> String {
-        let now = token::unix_now();
+    pub fn generate_client_token(&self, hub: &str, endpoint: &str, request: &ClientAccessRequest) -> String {
         let audience = clients::audience(endpoint, request.client_type, &names::normalize_hub(hub));
-        let minutes = u64::from(request.minutes_to_expire.max(1));
-        let mut claims = Map::new();
-        claims.insert("aud".into(), json!(audience));
-        claims.insert("iat".into(), json!(now));
-        claims.insert("exp".into(), json!(now + minutes * 60));
-        if let Some(user) = &request.user_id {
-            claims.insert("sub".into(), json!(user));
-        }
-        if !request.roles.is_empty() {
-            claims.insert("role".into(), json!(request.roles));
-        }
-        if !request.groups.is_empty() {
-            claims.insert("webpubsub.group".into(), json!(request.groups));
-        }
-        token::sign(&claims, self.keys.primary())
+        token::sign(&request.claims(&audience, token::unix_now()), self.keys.primary())
     }
 
     /// Checks a REST call's `Authorization` header: a Bearer HS256 token signed with either
@@ -79,19 +68,16 @@ pub fn client_token_claims(
     groups: &[&str],
     ttl_secs: u64,
 ) -> Map<String, Value> {
-    let now = token::unix_now();
-    let mut claims = Map::new();
-    claims.insert("aud".into(), json!(audience));
-    claims.insert("iat".into(), json!(now));
-    claims.insert("exp".into(), json!(now + ttl_secs));
-    if let Some(user) = user_id {
-        claims.insert("sub".into(), json!(user));
+    let owned = |items: &[&str]| items.iter().map(|&item| item.to_owned()).collect();
+    let request = ClientAccessRequest {
+        user_id: user_id.map(str::to_owned),
+        roles: owned(roles),
+        groups: owned(groups),
+        ttl: Duration::from_secs(ttl_secs),
+        ..ClientAccessRequest::default()
+    };
+    match serde_json::to_value(request.claims(audience, token::unix_now())) {
+        Ok(Value::Object(claims)) => claims,
+        _ => unreachable!("client claims serialise to a JSON object"),
     }
-    if !roles.is_empty() {
-        claims.insert("role".into(), json!(roles));
-    }
-    if !groups.is_empty() {
-        claims.insert("webpubsub.group".into(), json!(groups));
-    }
-    claims
 }

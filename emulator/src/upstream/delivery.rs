@@ -208,16 +208,35 @@ impl Upstream {
 }
 
 pub(super) fn system_event<'a>(connection: &'a Connection, name: &'a str, body: Bytes) -> Event<'a> {
-    Event {
-        kind: EventKind::System,
+    Event::about(
+        connection,
+        EventKind::System,
         name,
-        hub: &connection.hub,
-        connection_id: &connection.id,
-        user_id: connection.user_id.as_deref(),
-        subprotocol: connection.subprotocol.as_deref(),
-        connection_state: connection.connection_state(),
-        content_type: "application/json; charset=utf-8",
+        "application/json; charset=utf-8",
         body,
+    )
+}
+
+impl<'a> Event<'a> {
+    /// An event of `kind` about `connection`, carrying its current connection state.
+    pub(super) fn about(
+        connection: &'a Connection,
+        kind: EventKind,
+        name: &'a str,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Event<'a> {
+        Event {
+            kind,
+            name,
+            hub: &connection.hub,
+            connection_id: &connection.id,
+            user_id: connection.user_id.as_deref(),
+            subprotocol: connection.subprotocol.as_deref(),
+            connection_state: connection.connection_state(),
+            content_type,
+            body,
+        }
     }
 }
 

@@ -121,17 +121,13 @@ impl Upstream {
 
     /// A blocking user event (`event` message, or `message` for raw frames).
     pub(crate) async fn user_event(&self, connection: &Connection, name: &str, payload: &Payload) -> UserEventOutcome {
-        let event = Event {
-            kind: EventKind::User,
+        let event = Event::about(
+            connection,
+            EventKind::User,
             name,
-            hub: &connection.hub,
-            connection_id: &connection.id,
-            user_id: connection.user_id.as_deref(),
-            subprotocol: connection.subprotocol.as_deref(),
-            connection_state: connection.connection_state(),
-            content_type: payload.kind.content_type(),
-            body: payload.data.clone(),
-        };
+            payload.kind.media_type(),
+            payload.data.clone(),
+        );
         let Some(handler) = self.handler_for(&event) else {
             return UserEventOutcome::NoHandler;
         };
@@ -141,7 +137,9 @@ impl Upstream {
         if !reply.status.is_success() {
             return UserEventOutcome::Failed;
         }
-        let connection_state = connection_state_of(&reply.headers);
+        if let Some(state) = connection_state_of(&reply.headers) {
+            connection.set_connection_state(state);
+        }
         let reply_payload = (!reply.body.is_empty() && reply.status != StatusCode::NO_CONTENT).then(|| {
             let kind = match reply
                 .headers
@@ -157,9 +155,6 @@ impl Upstream {
             };
             Payload::new(kind, reply.body.clone())
         });
-        UserEventOutcome::Replied {
-            reply: reply_payload,
-            connection_state,
-        }
+        UserEventOutcome::Replied(reply_payload)
     }
 }

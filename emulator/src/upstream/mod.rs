@@ -163,11 +163,9 @@ pub(crate) enum ConnectOutcome {
 pub(crate) enum UserEventOutcome {
     /// No handler takes this event: it is dropped.
     NoHandler,
-    /// 2xx, with the reply for the sender (if any) and a new connection state (if any).
-    Replied {
-        reply: Option<Payload>,
-        connection_state: Option<String>,
-    },
+    /// 2xx, with the reply for the sender (if any). A new connection state the handler set is
+    /// already on the connection.
+    Replied(Option<Payload>),
     /// Anything else.
     Failed,
 }

@@ -4,7 +4,9 @@
 //! notification fan-out to 10 000 users — on SQLite (a temp file) and, when
 //! `WPS_TEST_POSTGRES_URL` is set (`eval "$(PG_DURABLE=1 scripts/postgres.sh env)"`), on PostgreSQL.
 //! Run: `cargo bench --bench store`. Tunables: STORE_BENCH_SECONDS (3), STORE_BENCH_HISTORY_ROWS
-//! (1000000). Every loop is bounded in count and time.
+//! (1000000). `cargo bench --bench store -- --ceiling-only` measures only the send transaction's rate (the
+//! ceiling `scripts/bench.sh durable` reads the end-to-end sends against; SQLite's file goes in `TMPDIR`).
+//! Every loop is bounded in count and time.
 
 use std::time::{Duration, Instant};
 
@@ -161,10 +163,14 @@ async fn sync_latency(store: &Store) {
     );
 }
 
-async fn run(conn: StoreConnectionString, raw_url: &str, label: &str) {
+async fn run(conn: StoreConnectionString, raw_url: &str, label: &str, ceiling_only: bool) {
     println!("{label}:");
     let store = Store::open(&conn, PoolOptions::default()).await.expect("open store");
     send_rate(&store, env_or("STORE_BENCH_SECONDS", 3)).await;
+    if ceiling_only {
+        store.close().await;
+        return;
+    }
     fan_out(&store, 10_000).await;
     sync_latency(&store).await;
     history_latency(&store, &conn, raw_url, env_or("STORE_BENCH_HISTORY_ROWS", 1_000_000)).await;
@@ -172,6 +178,7 @@ async fn run(conn: StoreConnectionString, raw_url: &str, label: &str) {
 }
 
 fn main() {
+    let ceiling_only = std::env::args().any(|arg| arg == "--ceiling-only");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -181,14 +188,20 @@ fn main() {
         let path = std::env::temp_dir().join(format!("wps-store-bench-{}.db", std::process::id()));
         let raw = format!("sqlite:{}", path.display());
         let sqlite = StoreConnectionString::parse(&raw).unwrap();
-        run(sqlite, &format!("{raw}?mode=rwc"), "SQLite (WAL, synchronous=NORMAL)").await;
+        run(
+            sqlite,
+            &format!("{raw}?mode=rwc"),
+            "SQLite (WAL, synchronous=NORMAL)",
+            ceiling_only,
+        )
+        .await;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
         match std::env::var("WPS_TEST_POSTGRES_URL") {
             Ok(base) => {
                 let (conn, raw) = postgres_database(&base).await;
-                run(conn, &raw, "PostgreSQL").await;
+                run(conn, &raw, "PostgreSQL", ceiling_only).await;
             }
             Err(_) => println!("PostgreSQL: skipped (WPS_TEST_POSTGRES_URL unset; see scripts/postgres.sh)"),
         }

@@ -3,6 +3,15 @@
 #
 #   bash scripts/bench.sh                 # everything: build, load scenarios, cold start, RSS, emulator load
 #   bash scripts/bench.sh --wait-quiet    # first wait (up to 20 min) for the 1-minute load average < 0.7
+#   bash scripts/bench.sh durable identity   # only the named scenario groups (any order, combinable):
+#       http      negotiate (anonymous, jwt), events connect, publish; info logs and logs off
+#       durable   #15: sends/s persisted and broadcast on SQLite and PostgreSQL beside each backend's bare
+#                 send-transaction ceiling (benches/store.rs --ceiling-only), then outbox lag p50/p99
+#                 (bench/durable_lag.rs); PostgreSQL is a throwaway PG_DURABLE=1 cluster (scripts/postgres.sh)
+#       identity  #18: negotiate in identity mode (keyless, :generateToken on the emulator) beside key mode
+#       cold      cold start (spawn → first 200)
+#       emulator  the emulator's 10 000-client load program
+#     The calibration routes always run first: every row is read against them. No group named = all of them.
 #
 # Builds the release binaries, installs wrk (Debian) when missing, starts the emulator and the release
 # `handler` on 127.0.0.1 (free ports), then for each scenario runs `wrk -t2 -c32 -d10s --latency` against
@@ -30,22 +39,28 @@ cold_runs=${BENCH_COLD_RUNS:-21}
 emulator_connections=${BENCH_EMULATOR_CONNECTIONS:-10000}
 rounds=${BENCH_ROUNDS:-3}
 wait_quiet=false
+selected=()
 for arg in "$@"; do
   case "$arg" in
     --wait-quiet) wait_quiet=true ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
+    http | durable | identity | cold | emulator) selected+=("$arg") ;;
     *) echo "bench.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
+[ ${#selected[@]} -gt 0 ] || selected=(http cold emulator durable identity)
+want() { [[ " ${selected[*]} " == *" $1 "* ]]; }
 
 out="$repo/target/bench"
 rm -rf "$out"
 mkdir -p "$out"
 work=$(mktemp -d)
 pids=()
+pg_started=false
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if $pg_started; then bash scripts/postgres.sh stop || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -60,9 +75,18 @@ fi
 command -v python3 >/dev/null || die "python3 is needed for fixtures (free ports, signatures, tokens)"
 command -v curl >/dev/null || die "curl is needed for readiness and sanity checks"
 
-step "build (release)"
-cargo build --release -p webpubsub-control --bin handler --example calibration --example cold_start
-cargo build --release -p webpubsub-emulator --bin webpubsub-emulator --example load
+step "build (release): ${selected[*]}"
+examples=(--example calibration)
+want cold && examples+=(--example cold_start)
+want durable && examples+=(--example durable_lag)
+cargo build --release -p webpubsub-control --bin handler "${examples[@]}"
+if want emulator; then
+  cargo build --release -p webpubsub-emulator --bin webpubsub-emulator --example load
+else
+  cargo build --release -p webpubsub-emulator --bin webpubsub-emulator
+fi
+# The store ceiling is benches/store.rs (bench profile = release settings); built now, run below.
+want durable && cargo bench -p webpubsub-control --bench store --no-run
 bin="$repo/target/release"
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
@@ -131,9 +155,23 @@ export BENCH_DIR="$repo/bench"
 export BENCH_CONNECT_FIXTURES="$work/connect-fixtures.txt"
 
 # The handler's settings for every scenario: anonymous negotiate (or jwt), jwt-trusted publish, events.
+# `keyless` (#18): anonymous negotiate, no access key, managed identity from the identity emulator's
+# endpoint (as `handler dev --identity` and tests/e2e/identity.rs wire it). `store_connection` (when set)
+# becomes StoreConnectionString (#15).
+store_connection=""
 handler_env() {
   local identity=$1
-  echo "WebPubSubConnectionString=$connection_string"
+  if [ "$identity" = keyless ]; then
+    identity=anonymous
+    echo "WebPubSubConnectionString__serviceUri=http://127.0.0.1:$identity_emulator_port"
+    echo "WebPubSubConnectionString__credential=managedidentity"
+    echo "IDENTITY_ENDPOINT=http://127.0.0.1:$identity_emulator_port/identity/token"
+    echo "IDENTITY_HEADER=$identity_header"
+    echo "EventsAllowUnauthenticated=true"
+  else
+    echo "WebPubSubConnectionString=$connection_string"
+  fi
+  [ -n "$store_connection" ] && echo "StoreConnectionString=$store_connection"
   echo "WebPubSubHub=chat"
   echo "NegotiateIdentity=$identity"
   echo "AuthJwtIssuer=$jwt_issuer"
@@ -143,16 +181,16 @@ handler_env() {
   echo "PublishRequiredRole=publisher"
 }
 
-# Starts a handler ($1: anonymous|jwt, $2: RUST_LOG or "" for the default) on a free port; sets
-# handler_pid and handler_port.
+# Starts a handler ($1: anonymous|jwt|keyless, $2: RUST_LOG or "" for the default, $3: where its stdout
+# goes, /dev/null unless given) on a free port; sets handler_pid and handler_port.
 start_handler() {
-  local identity=$1 log=$2
+  local identity=$1 log=$2 stdout=${3:-/dev/null}
   handler_port=$(free_port)
   local env_args=()
   while IFS= read -r line; do env_args+=("$line"); done < <(handler_env "$identity")
   [ -n "$log" ] && env_args+=("RUST_LOG=$log")
   env -i PATH="$PATH" "${env_args[@]}" FUNCTIONS_CUSTOMHANDLER_PORT="$handler_port" \
-    "$bin/handler" >/dev/null 2>"$work/handler.stderr" &
+    "$bin/handler" >"$stdout" 2>"$work/handler.stderr" &
   handler_pid=$!
   pids+=("$handler_pid")
   wait_http "http://127.0.0.1:$handler_port/"
@@ -167,19 +205,47 @@ stop() {
   pids=("${kept[@]}")
 }
 
+# The durable scenarios' subscriber (#15): bench/durable_lag.rs in listen mode, a WebSocket client of the
+# emulator in group conversation:$durable_conversation; started once the handler is up, READY within 15 s.
+start_listener() {
+  "$bin/examples/durable_lag" --handler "$server_url" --conversation "$durable_conversation" --user alice \
+    --listen-secs 120 --idle-secs 3 >"$work/listener.out" 2>"$work/listener.err" &
+  listener_pid=$!
+  pids+=("$listener_pid")
+  for _ in $(seq 1 150); do
+    grep -q '^READY' "$work/listener.out" 2>/dev/null && return 0
+    kill -0 "$listener_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  die "the durable subscriber did not get ready: $(cat "$work/listener.err")"
+}
+
+# After a durable round: the subscriber exits 3 s after the last frame (at most 120 s); every answered send
+# must have reached it (frames ≥ answered sends: wrk does not count answers in flight when it stops).
+check_listener() {
+  local frames requests
+  wait "$listener_pid" || die "the durable subscriber failed: $(cat "$work/listener.err")"
+  stop "$listener_pid"
+  frames=$(sed -n 's/^RESULT listen frames=//p' "$work/listener.out")
+  requests=$(cat "$work/last-requests")
+  [ "${frames:-0}" -ge "$requests" ] || die "only ${frames:-0} of $requests sent messages reached the subscriber"
+  echo "$frames / $requests" >"$work/frames-$kind"
+}
+
 peak_rss_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 clock_ticks=$(getconf CLK_TCK)
 # CPU time (user + system) a process has used so far, in clock ticks (fields 14 and 15 of its stat line,
 # counted after the parenthesised command name, which may contain spaces).
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
-rows=()
-ceiling_get=1 ceiling_post=1
+rows=() durable_rows=()
+ceiling_get=1 ceiling_post=1 ceiling_sqlite=1 ceiling_postgres=1 identity_round=0
 # run_wrk KIND LABEL URL PID: one wrk run against the server PID; appends one line to $work/rounds:
 #   rps p50_ms p99_ms server_cpu wrk_cpu machine_budget peak_rss_mib
-# CPU figures are user + system µs per request during the run: the server's (for publish,
-# `handler + emulator`), wrk's, and the machine's budget (cores / throughput); the budget minus the others
-# is kernel work charged elsewhere, idle time and whatever else was running.
+# CPU figures are user + system µs per request during the run: the server's (for publish, durable sends
+# and identity-mode negotiate `handler + emulator`, the emulator being $peer_pid when set), wrk's, and the
+# machine's budget (cores / throughput); the budget minus the others is kernel work charged elsewhere, idle
+# time and whatever else was running.
 run_wrk() {
   local kind=$1 label=$2 url=$3 pid=$4 script=get.lua bearer="" path=""
   case "$kind" in
@@ -187,12 +253,14 @@ run_wrk() {
     connect) script=connect.lua path=/api/events ;;
     publish) script=publish.lua bearer=$bearer_token ;;
     negotiate-jwt) bearer=$bearer_token ;;
+    durable-*) script=send.lua ;;
   esac
+  local peer=${peer_pid:-$emulator_pid}
   local cpu_before emulator_cpu_before report="$out/wrk-$label.txt" TIMEFORMAT='%U %S'
   echo "$label: wrk -t$threads -c$connections -d$duration --latency -s bench/$script $url" >&2
   cpu_before=$(cpu_ticks "$pid")
-  emulator_cpu_before=$(cpu_ticks "$emulator_pid")
-  { time BENCH_BEARER_TOKEN="$bearer" BENCH_CONNECT_PATH="$path" \
+  emulator_cpu_before=$(cpu_ticks "$peer")
+  { time BENCH_BEARER_TOKEN="$bearer" BENCH_CONNECT_PATH="$path" BENCH_RUN="$label" \
       wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$BENCH_DIR/$script" "$url" \
       >"$report" 2>&1 || die "wrk failed; see $report"; } 2>"$work/wrk-time"
   local result
@@ -203,8 +271,9 @@ run_wrk() {
   local requests server_us emulator_us wrk_us budget_us
   requests=$(field requests)
   server_us=$(( ($(cpu_ticks "$pid") - cpu_before) * 1000000 / clock_ticks / requests ))
-  emulator_us=$(( ($(cpu_ticks "$emulator_pid") - emulator_cpu_before) * 1000000 / clock_ticks / requests ))
-  [ "$kind" = publish ] && server_us="$server_us+$emulator_us"
+  emulator_us=$(( ($(cpu_ticks "$peer") - emulator_cpu_before) * 1000000 / clock_ticks / requests ))
+  case "$kind" in publish | durable-* | negotiate-keyless) server_us="$server_us+$emulator_us" ;; esac
+  echo "$requests" >"$work/last-requests"
   wrk_us=$(awk -v n="$requests" '{ printf "%d", ($1 + $2) * 1000000 / n }' "$work/wrk-time")
   budget_us=$(awk -v c="$(nproc)" -v r="$(field rps)" 'BEGIN { printf "%d", c * 1000000 / r }')
   echo "$(field rps) $(field p50_ms) $(field p99_ms) $server_us $wrk_us $budget_us $(peak_rss_mib "$pid")" >>"$work/rounds"
@@ -225,10 +294,17 @@ start_server() {
       wait_http "$server_url"
       return ;;
     negotiate-jwt) start_handler jwt "$level" ;;
+    negotiate-keyless)
+      identity_round=$((identity_round + 1))
+      start_handler keyless "${level:-info},webpubsub_control::identity=info" "$work/keyless-$identity_round.log" ;;
     *) start_handler anonymous "$level" ;;
   esac
   server_pid=$handler_pid
   case "$kind" in
+    negotiate-keyless) server_url="http://127.0.0.1:$handler_port/api/negotiate?userId=alice" ;;
+    durable-*)
+      server_url="http://127.0.0.1:$handler_port"
+      start_listener ;;
     negotiate) server_url="http://127.0.0.1:$handler_port/api/negotiate?userId=alice" ;;
     negotiate-jwt) server_url="http://127.0.0.1:$handler_port/api/negotiate" ;;
     connect) server_url="http://127.0.0.1:$handler_port/api/events" ;;
@@ -244,6 +320,7 @@ scenario() {
   for round in $(seq 1 "$rounds"); do
     start_server "$kind" "$logs"
     run_wrk "$kind" "$kind-$logs-$round" "$server_url" "$server_pid"
+    case "$kind" in durable-*) check_listener ;; esac
     stop "$server_pid"
   done
   local median low high rss
@@ -258,54 +335,129 @@ scenario() {
     calibration-get) ceiling_get=$rps ceiling=$rps ;;
     calibration-post) ceiling_post=$rps ceiling=$rps ;;
     negotiate*) ceiling=$ceiling_get ;;
+    durable-sqlite) ceiling=$ceiling_sqlite ;;
+    durable-postgres) ceiling=$ceiling_postgres ;;
     *) ceiling=$ceiling_post ;;
   esac
   share=$(awk -v r="$rps" -v c="$ceiling" 'BEGIN { printf "%.0f %%", 100 * r / c }')
+  if [[ "$kind" == durable-* ]]; then
+    local met=no
+    awk -v r="$rps" -v c="$ceiling" 'BEGIN { exit !(r >= 0.5 * c) }' && met=yes
+    durable_rows+=("| $name | $(printf '%.0f' "$rps") | $(printf '%.0f–%.0f' "$low" "$high") | $(printf '%.0f' "$ceiling") | $share | $met | $p50 | $p99 | $server_us | $wrk_us | $(cat "$work/frames-$kind") |")
+    return
+  fi
   rows+=("| $name | $logs | $(printf '%.0f' "$rps") | $(printf '%.0f–%.0f' "$low" "$high") | $share | $p50 | $p99 | $server_us | $wrk_us | $budget_us | $rss |")
 }
 
-step "sanity checks (one request each, bodies checked)"
-start_handler anonymous ""
-curl -fsS "http://127.0.0.1:$handler_port/api/negotiate?userId=alice" | grep -q '"token"' \
-  || die "negotiate did not answer with a token"
-read -r cid sig <"$BENCH_CONNECT_FIXTURES"
-status=$(curl -sS -o "$work/connect.json" -w '%{http_code}' -X POST "http://127.0.0.1:$handler_port/api/events" \
-  -H 'Content-Type: application/json' -H 'ce-specversion: 1.0' -H 'ce-type: azure.webpubsub.sys.connect' \
-  -H 'ce-eventName: connect' -H 'ce-id: 1' -H "ce-source: /hubs/chat/client/$cid" -H 'ce-hub: chat' \
-  -H "ce-connectionId: $cid" -H 'ce-userId: alice' -H "ce-signature: $sig" -H 'WebHook-Request-Origin: 127.0.0.1' \
-  --data '{"claims":{"sub":["alice"]},"subprotocols":["json.webpubsub.azure.v1"]}')
-[ "$status" = 200 ] || die "events connect answered $status: $(cat "$work/connect.json")"
-status=$(curl -sS -o "$work/bad-signature.json" -w '%{http_code}' -X POST "http://127.0.0.1:$handler_port/api/events" \
-  -H 'Content-Type: application/json' -H 'ce-specversion: 1.0' -H 'ce-type: azure.webpubsub.sys.connect' \
-  -H 'ce-eventName: connect' -H 'ce-id: 1' -H "ce-source: /hubs/chat/client/x$cid" -H 'ce-hub: chat' \
-  -H "ce-connectionId: x$cid" -H "ce-signature: $sig" --data '{}')
-[ "$status" = 401 ] || die "a wrong signature was not refused (status $status): the connect scenario would prove nothing"
-status=$(curl -sS -o "$work/publish.json" -w '%{http_code}' -X POST "http://127.0.0.1:$handler_port/api/publish" \
-  -H 'Content-Type: application/json' -H "Authorization: Bearer $bearer_token" \
-  --data '{"group":"bench","message":"hello"}')
-[ "$status" = 200 ] || die "publish answered $status: $(cat "$work/publish.json")"
-stop "$handler_pid"
+if want http; then
+  step "sanity checks (one request each, bodies checked)"
+  start_handler anonymous ""
+  curl -fsS "http://127.0.0.1:$handler_port/api/negotiate?userId=alice" | grep -q '"token"' \
+    || die "negotiate did not answer with a token"
+  read -r cid sig <"$BENCH_CONNECT_FIXTURES"
+  status=$(curl -sS -o "$work/connect.json" -w '%{http_code}' -X POST "http://127.0.0.1:$handler_port/api/events" \
+    -H 'Content-Type: application/json' -H 'ce-specversion: 1.0' -H 'ce-type: azure.webpubsub.sys.connect' \
+    -H 'ce-eventName: connect' -H 'ce-id: 1' -H "ce-source: /hubs/chat/client/$cid" -H 'ce-hub: chat' \
+    -H "ce-connectionId: $cid" -H 'ce-userId: alice' -H "ce-signature: $sig" -H 'WebHook-Request-Origin: 127.0.0.1' \
+    --data '{"claims":{"sub":["alice"]},"subprotocols":["json.webpubsub.azure.v1"]}')
+  [ "$status" = 200 ] || die "events connect answered $status: $(cat "$work/connect.json")"
+  status=$(curl -sS -o "$work/bad-signature.json" -w '%{http_code}' -X POST "http://127.0.0.1:$handler_port/api/events" \
+    -H 'Content-Type: application/json' -H 'ce-specversion: 1.0' -H 'ce-type: azure.webpubsub.sys.connect' \
+    -H 'ce-eventName: connect' -H 'ce-id: 1' -H "ce-source: /hubs/chat/client/x$cid" -H 'ce-hub: chat' \
+    -H "ce-connectionId: x$cid" -H "ce-signature: $sig" --data '{}')
+  [ "$status" = 401 ] || die "a wrong signature was not refused (status $status): the connect scenario would prove nothing"
+  status=$(curl -sS -o "$work/publish.json" -w '%{http_code}' -X POST "http://127.0.0.1:$handler_port/api/publish" \
+    -H 'Content-Type: application/json' -H "Authorization: Bearer $bearer_token" \
+    --data '{"group":"bench","message":"hello"}')
+  [ "$status" = 200 ] || die "publish answered $status: $(cat "$work/publish.json")"
+  stop "$handler_pid"
+fi
 
-step "load scenarios ($(nproc) cores, $rounds rounds each; load average before: $load_before)"
+step "load scenarios: ${selected[*]} ($(nproc) cores, $rounds rounds each; load average before: $load_before)"
 scenario calibration-get - "calibration: bare warp GET, fixed JSON"
 scenario calibration-post - "calibration: bare warp POST, connect-shaped request"
-for logs in info off; do
-  scenario negotiate "$logs" "negotiate (anonymous)"
-  scenario connect "$logs" "events connect (signed)"
-  scenario publish "$logs" "publish → emulator (jwt trust)"
-done
-scenario negotiate-jwt info "negotiate (jwt bearer)"
+if want http; then
+  for logs in info off; do
+    scenario negotiate "$logs" "negotiate (anonymous)"
+    scenario connect "$logs" "events connect (signed)"
+    scenario publish "$logs" "publish → emulator (jwt trust)"
+  done
+  scenario negotiate-jwt info "negotiate (jwt bearer)"
+fi
+
+if want durable; then
+  step "durable (#15): each backend's bare send-transaction ceiling (benches/store.rs --ceiling-only)"
+  # A cluster left running may be a non-durable one (fsync off): always a fresh PG_DURABLE=1 cluster.
+  bash scripts/postgres.sh stop
+  pg_started=true
+  pg_url=$(PG_DURABLE=1 bash scripts/postgres.sh start)
+  TMPDIR="$work" WPS_TEST_POSTGRES_URL="$pg_url" STORE_BENCH_SECONDS="${BENCH_CEILING_SECONDS:-5}" \
+    cargo bench -q -p webpubsub-control --bench store -- --ceiling-only >"$out/store-ceiling.txt" \
+    || die "the store ceiling failed; see $out/store-ceiling.txt"
+  ceiling_sqlite=$(grep 'one task' "$out/store-ceiling.txt" | sed -n '1s|.*one task: \([0-9]*\)/s.*|\1|p')
+  ceiling_postgres=$(grep 'one task' "$out/store-ceiling.txt" | sed -n '2s|.*one task: \([0-9]*\)/s.*|\1|p')
+  [ -n "$ceiling_sqlite" ] && [ -n "$ceiling_postgres" ] || die "no ceilings in $out/store-ceiling.txt"
+  durable_conversation=bench-durable
+  export BENCH_CONVERSATION=$durable_conversation BENCH_MEMBER=alice
+  lag_rate=${BENCH_LAG_RATE:-100} lag_count=${BENCH_LAG_COUNT:-1500}
+  for backend in sqlite postgres; do
+    case "$backend" in
+      sqlite) store_connection="sqlite:$work/durable.db" label="SQLite (a file, WAL)" ;;
+      postgres) store_connection="$pg_url" label="PostgreSQL (loopback, durable)" ;;
+    esac
+    step "durable (#15) on $backend: the conversation, sends under wrk, outbox lag"
+    start_handler anonymous warn
+    status=$(curl -sS -o "$work/conversation.json" -w '%{http_code}' -X POST \
+      "http://127.0.0.1:$handler_port/api/manage/conversations" -H 'Content-Type: application/json' \
+      -H "Authorization: Bearer $bearer_token" --data "{\"id\":\"$durable_conversation\",\"members\":[\"alice\"]}")
+    [ "$status" = 201 ] || die "creating the conversation answered $status: $(cat "$work/conversation.json")"
+    stop "$handler_pid"
+    scenario "durable-$backend" info "$label"
+    start_handler anonymous ""
+    "$bin/examples/durable_lag" --handler "http://127.0.0.1:$handler_port" --conversation "$durable_conversation" \
+      --user alice --rate "$lag_rate" --count "$lag_count" >"$out/lag-$backend.txt" 2>&1 \
+      || die "the lag probe failed; see $out/lag-$backend.txt"
+    stop "$handler_pid"
+  done
+  store_connection=""
+  bash scripts/postgres.sh stop
+  pg_started=false
+fi
+
+if want identity; then
+  step "identity (#18): a second emulator in identity mode (local auth disabled)"
+  identity_header="bench-identity-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  identity_emulator_port=$(free_port)
+  RUST_LOG=warn "$bin/webpubsub-emulator" --port "$identity_emulator_port" --access-key "$access_key" \
+    --identity-header "$identity_header" --disable-local-auth >"$work/identity-emulator.log" 2>&1 &
+  identity_emulator_pid=$!
+  pids+=("$identity_emulator_pid")
+  wait_http "http://127.0.0.1:$identity_emulator_port/api/health"
+  start_handler keyless warn
+  curl -fsS "http://127.0.0.1:$handler_port/api/negotiate?userId=alice" | grep -q '"token"' \
+    || die "identity-mode negotiate did not answer with a token"
+  stop "$handler_pid"
+  scenario negotiate off "negotiate (anonymous), key mode"
+  peer_pid=$identity_emulator_pid
+  scenario negotiate-keyless off "negotiate (anonymous), identity mode: :generateToken"
+  peer_pid=""
+  identity_calls=$(cat "$work"/keyless-*.log | grep -c 'fetched an identity token' || true)
+  identity_failures=$(cat "$work"/keyless-*.log | grep -c 'could not fetch an identity token' || true)
+  identity_emulator_rss=$(peak_rss_mib "$identity_emulator_pid")
+fi
 emulator_rss=$(peak_rss_mib "$emulator_pid")
 
-step "cold start ($cold_runs spawns)"
-cold_env=()
-while IFS= read -r line; do cold_env+=("$line"); done < <(handler_env anonymous)
-env -i PATH="$PATH" "${cold_env[@]}" "$bin/examples/cold_start" --binary "$bin/handler" --runs "$cold_runs" \
-  --function-path '/api/negotiate?userId=alice' >"$out/cold-start.txt" || die "cold start failed; see $out/cold-start.txt"
-cold_ready=$(grep '^RESULT cold_start_ready_ms' "$out/cold-start.txt")
-cold_function=$(grep '^RESULT cold_start_function_ms' "$out/cold-start.txt")
+if want cold; then
+  step "cold start ($cold_runs spawns)"
+  cold_env=()
+  while IFS= read -r line; do cold_env+=("$line"); done < <(handler_env anonymous)
+  env -i PATH="$PATH" "${cold_env[@]}" "$bin/examples/cold_start" --binary "$bin/handler" --runs "$cold_runs" \
+    --function-path '/api/negotiate?userId=alice' >"$out/cold-start.txt" || die "cold start failed; see $out/cold-start.txt"
+  cold_ready=$(grep '^RESULT cold_start_ready_ms' "$out/cold-start.txt")
+  cold_function=$(grep '^RESULT cold_start_function_ms' "$out/cold-start.txt")
+fi
 
-if [ "$emulator_connections" != 0 ]; then
+if want emulator && [ "$emulator_connections" != 0 ]; then
   step "emulator load program ($emulator_connections WebSocket clients, one group broadcast)"
   stop "$emulator_pid"
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -324,9 +476,27 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
   echo
-  echo "Cold start (spawn → first 200), $cold_runs runs, ms: readiness \`GET /\` $(cut -d' ' -f3- <<<"$cold_ready"); first negotiate $(cut -d' ' -f3- <<<"$cold_function")."
+  if want durable; then
+    echo "Durable sends (#15): \`POST /api/conversations/$durable_conversation/messages\` by member alice (X-User-Id), one conversation, a unique client id per request, info logs; a WebSocket client of the emulator in \`conversation:$durable_conversation\` receives every broadcast. Ceiling: \`benches/store.rs --ceiling-only\`, the same send transaction in a loop on one task, this run. Server CPU = handler + emulator (PostgreSQL's own processes not counted)."
+    echo
+    echo "| backend | sends/s | range | ceiling/s | of ceiling | ≥ 0.5 × ceiling | p50 ms | p99 ms | server CPU µs/req | wrk CPU µs/req | frames received / sends answered |"
+    echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${durable_rows[@]}"
+    echo
+    for backend in sqlite postgres; do
+      echo "Outbox lag on $backend ($lag_count messages at $lag_rate/s, immediate try; ms): $(sed -n 's/^RESULT lag //p' "$out/lag-$backend.txt")"
+    done
+    echo
+  fi
+  if want identity; then
+    echo "Identity mode (#18): $identity_calls successful identity-endpoint calls (and $identity_failures failed) over $rounds identity-mode handler processes, counted from the handler's log line per fetch. Identity emulator peak RSS: $identity_emulator_rss MiB."
+    echo
+  fi
+  if want cold; then
+    echo "Cold start (spawn → first 200), $cold_runs runs, ms: readiness \`GET /\` $(cut -d' ' -f3- <<<"$cold_ready"); first negotiate $(cut -d' ' -f3- <<<"$cold_function")."
+  fi
   echo "Emulator (publish target) peak RSS: $emulator_rss MiB."
-  if [ -f "$out/emulator-load.txt" ] && [ "$emulator_connections" != 0 ]; then
+  if want emulator && [ -f "$out/emulator-load.txt" ] && [ "$emulator_connections" != 0 ]; then
     echo
     echo "Emulator load program (\`--connections $emulator_connections --broadcasts 20\`):"
     echo

@@ -6,7 +6,9 @@ use sqlx::{Any, Row, Transaction};
 
 use super::conversations::{Upserted, group_name};
 use super::outbox::{self, OutboxKind, OutboxLease};
-use super::{Store, StoreError, StoreResult, is_valid_item_id, is_valid_user_id, new_id, now_ms, rfc3339_ms};
+use super::{
+    Store, StoreError, StoreResult, is_valid_item_id, is_valid_user_id, lost_race, new_id, now_ms, rfc3339_ms,
+};
 
 /// Default and largest history page.
 pub const DEFAULT_PAGE: i64 = 50;
@@ -131,11 +133,7 @@ impl Store {
         .rows_affected();
         if inserted == 0 {
             // A concurrent retry won the race: undo our counter step and answer its message.
-            tx.rollback().await?;
-            let found = self
-                .message_by_id(conversation_id, &id)
-                .await?
-                .ok_or(StoreError::NotFound("message"))?;
+            let found = lost_race(tx, "message", self.message_by_id(conversation_id, &id)).await?;
             return existing(found, sender_id);
         }
         let message = Message {

@@ -151,6 +151,17 @@ impl Store {
     }
 }
 
+/// An idempotent INSERT inserted nothing because a concurrent writer stored the same id first: rolls `tx`
+/// back, then answers what the winner stored (`load` runs only after the rollback; gone → `NotFound(what)`).
+pub(crate) async fn lost_race<T>(
+    tx: Transaction<'static, Any>,
+    what: &'static str,
+    load: impl Future<Output = StoreResult<Option<T>>>,
+) -> StoreResult<T> {
+    tx.rollback().await?;
+    load.await?.ok_or(StoreError::NotFound(what))
+}
+
 /// The migrations compiled into the binary for one backend.
 fn migrator(backend: Backend) -> Migrator {
     let sql = match backend {

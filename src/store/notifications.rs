@@ -10,7 +10,9 @@ use sqlx::{Any, Row, Transaction};
 
 use super::conversations::Upserted;
 use super::outbox::OutboxKind;
-use super::{Store, StoreError, StoreResult, is_valid_item_id, is_valid_user_id, new_id, now_ms, rfc3339_ms};
+use super::{
+    Store, StoreError, StoreResult, is_valid_item_id, is_valid_user_id, lost_race, new_id, now_ms, rfc3339_ms,
+};
 
 /// Rows per multi-row INSERT (8 parameters a row stays far below both backends' parameter limits).
 const BATCH: usize = 500;
@@ -117,11 +119,7 @@ impl Store {
         .await?
         .rows_affected();
         if inserted == 0 {
-            tx.rollback().await?;
-            let found = self
-                .notification(&id)
-                .await?
-                .ok_or(StoreError::NotFound("notification"))?;
+            let found = lost_race(tx, "notification", self.notification(&id)).await?;
             return Ok(Upserted {
                 item: found,
                 created: false,

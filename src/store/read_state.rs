@@ -63,26 +63,57 @@ impl Store {
 
     /// The caller's conversations (sorted by id) with last message, unread count and read marker.
     pub async fn conversation_list(&self, user_id: &str) -> StoreResult<ConversationList> {
+        let items: Vec<ConversationSummary> = self
+            .member_conversations(user_id, true)
+            .await?
+            .into_iter()
+            .map(|c| c.summary)
+            .collect();
+        let unread = items.iter().map(|i| i.unread).sum();
+        Ok(ConversationList { items, unread })
+    }
+
+    /// The caller's conversations (sorted by id) with counter, unread count and read marker, in one query;
+    /// `with_last`: also each conversation's last message (one primary-key join per row).
+    pub(crate) async fn member_conversations(
+        &self,
+        user_id: &str,
+        with_last: bool,
+    ) -> StoreResult<Vec<MemberConversation>> {
+        let (last_columns, last_join) = if with_last {
+            (
+                ", l.conversation_id, l.seq, l.id, l.sender, l.system, l.body, l.created_at",
+                "LEFT JOIN messages l ON l.conversation_id = c.id AND l.seq = c.last_seq",
+            )
+        } else {
+            ("", "")
+        };
         let sql = format!(
-            "SELECT c.id AS cid, c.title, m.read_seq, {UNREAD_SQL} AS unread, \
-             l.conversation_id, l.seq, l.id, l.sender, l.system, l.body, l.created_at \
-             FROM members m JOIN conversations c ON c.id = m.conversation_id \
-             LEFT JOIN messages l ON l.conversation_id = c.id AND l.seq = c.last_seq \
+            "SELECT c.id AS cid, c.title, c.last_seq, m.read_seq, {UNREAD_SQL} AS unread{last_columns} \
+             FROM members m JOIN conversations c ON c.id = m.conversation_id {last_join} \
              WHERE m.user_id = $1 ORDER BY c.id"
         );
         let rows = sqlx::query(&sql).bind(user_id).fetch_all(self.pool()).await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
-            let has_last = row.try_get::<Option<String>, _>("conversation_id")?.is_some();
-            items.push(ConversationSummary {
-                id: row.try_get("cid")?,
-                title: row.try_get("title")?,
-                last_message: if has_last { Some(message_of(row)?) } else { None },
-                unread: row.try_get("unread")?,
-                read_seq: row.try_get("read_seq")?,
+            let has_last = with_last && row.try_get::<Option<String>, _>("conversation_id")?.is_some();
+            items.push(MemberConversation {
+                last_seq: row.try_get("last_seq")?,
+                summary: ConversationSummary {
+                    id: row.try_get("cid")?,
+                    title: row.try_get("title")?,
+                    last_message: if has_last { Some(message_of(row)?) } else { None },
+                    unread: row.try_get("unread")?,
+                    read_seq: row.try_get("read_seq")?,
+                },
             });
         }
-        let unread = items.iter().map(|i| i.unread).sum();
-        Ok(ConversationList { items, unread })
+        Ok(items)
     }
+}
+
+/// One of a member's conversations: its summary and its message counter (the last `seq` given out).
+pub(crate) struct MemberConversation {
+    pub(crate) summary: ConversationSummary,
+    pub(crate) last_seq: i64,
 }

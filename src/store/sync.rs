@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::cursor::SyncPosition;
-use super::messages::{Message, SELECT_MESSAGE, message_of};
+use super::messages::{Message, message_of};
 use super::notifications::UserNotification;
-use super::read_state::UNREAD_SQL;
+use super::read_state::{ConversationSummary, MemberConversation};
 use super::{Store, StoreResult};
 
 /// Largest sync page (messages + notifications).
@@ -39,15 +39,10 @@ pub struct SyncResult {
     pub limited: bool,
 }
 
-struct Current {
-    id: String,
-    title: Option<String>,
-    last_seq: i64,
-    unread: i64,
-}
-
 impl Store {
     /// What `user_id` missed since `since` (None: the current state); `limit` clamped to 1..=1000.
+    /// A fixed number of queries whatever the number of conversations: the membership log, the member's
+    /// conversations with their counters and unread counts, the page of messages, the notification feed.
     pub async fn sync(&self, user_id: &str, since: Option<&SyncPosition>, limit: i64) -> StoreResult<SyncResult> {
         let limit = limit.clamp(1, MAX_SYNC_LIMIT);
         let from = since.cloned().unwrap_or_else(|| SyncPosition {
@@ -72,39 +67,39 @@ impl Store {
             next.memberships = next.memberships.max(row.try_get("seq")?);
             changes.insert(row.try_get("conversation_id")?, row.try_get("change")?);
         }
-        let current = self.current_conversations(user_id).await?;
+        let current = self.member_conversations(user_id, since.is_none()).await?;
         let mut budget = limit;
         let mut limited = false;
+        let mut missed = if since.is_none() {
+            HashMap::new()
+        } else {
+            let plan = plan_page(&current, &from, budget);
+            (budget, limited) = (plan.budget_left, plan.limited);
+            self.messages_in(&plan.ranges).await?
+        };
         let mut conversations = Vec::new();
         for conv in current {
-            let membership = changes.remove(&conv.id);
+            let membership = changes.remove(&conv.summary.id);
+            let ConversationSummary {
+                id,
+                title,
+                last_message,
+                unread,
+                ..
+            } = conv.summary;
             let messages = if since.is_none() {
-                let last = self.message_at(&conv.id, conv.last_seq).await?;
-                next.conversations.insert(conv.id.clone(), conv.last_seq);
-                last.into_iter().collect()
+                next.conversations.insert(id.clone(), conv.last_seq);
+                last_message.into_iter().collect()
             } else {
-                let after = from.conversations.get(&conv.id).copied().unwrap_or(0);
-                let mut messages = Vec::new();
-                if conv.last_seq > after {
-                    if budget == 0 {
-                        limited = true;
-                    } else {
-                        messages = self.messages_after(&conv.id, after, budget + 1).await?;
-                        if messages.len() as i64 > budget {
-                            messages.truncate(budget as usize);
-                            limited = true;
-                        }
-                        budget -= messages.len() as i64;
-                    }
-                }
+                let messages = missed.remove(&id).unwrap_or_default();
+                let after = from.conversations.get(&id).copied().unwrap_or(0);
                 let reached = messages.last().map_or(after, |m| m.seq);
                 if reached > 0 {
-                    next.conversations.insert(conv.id.clone(), reached);
+                    next.conversations.insert(id.clone(), reached);
                 }
                 messages
             };
             if since.is_none() || !messages.is_empty() || membership.is_some() {
-                let (id, title, unread) = (conv.id, conv.title, conv.unread);
                 conversations.push(SyncConversation {
                     id,
                     title,
@@ -157,42 +152,74 @@ impl Store {
         })
     }
 
-    async fn current_conversations(&self, user_id: &str) -> StoreResult<Vec<Current>> {
+    /// Every message in the planned ranges, in one query, grouped by conversation (ascending `seq`).
+    async fn messages_in(&self, ranges: &[SeqRange<'_>]) -> StoreResult<HashMap<String, Vec<Message>>> {
+        let mut out: HashMap<String, Vec<Message>> = HashMap::new();
+        if ranges.is_empty() {
+            return Ok(out);
+        }
+        let values = (0..ranges.len())
+            .map(|i| format!("(${}, ${}, ${})", 3 * i + 2, 3 * i + 3, 3 * i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
-            "SELECT c.id, c.title, c.last_seq, {UNREAD_SQL} AS unread FROM members m \
-             JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $1 ORDER BY c.id"
+            "WITH r (cid, lo, hi) AS (VALUES {values}) \
+             SELECT x.conversation_id, x.seq, x.id, x.sender, x.system, x.body, x.created_at \
+             FROM r JOIN messages x ON x.conversation_id = r.cid AND x.seq > r.lo AND x.seq <= r.hi \
+             ORDER BY x.conversation_id, x.seq LIMIT $1"
         );
-        let rows = sqlx::query(&sql).bind(user_id).fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Current {
-                    id: r.try_get("id")?,
-                    title: r.try_get("title")?,
-                    last_seq: r.try_get("last_seq")?,
-                    unread: r.try_get("unread")?,
-                })
-            })
-            .collect()
+        let total: i64 = ranges.iter().map(|r| r.hi - r.after).sum();
+        let mut query = sqlx::query(&sql).bind(total);
+        for range in ranges {
+            query = query.bind(range.conversation_id).bind(range.after).bind(range.hi);
+        }
+        for row in query.fetch_all(self.pool()).await?.iter() {
+            let message = message_of(row)?;
+            out.entry(message.conversation_id.clone()).or_default().push(message);
+        }
+        Ok(out)
     }
+}
 
-    async fn message_at(&self, conversation_id: &str, seq: i64) -> StoreResult<Option<Message>> {
-        let row = sqlx::query(&format!("{SELECT_MESSAGE} WHERE conversation_id = $1 AND seq = $2"))
-            .bind(conversation_id)
-            .bind(seq)
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(message_of).transpose()
-    }
+/// The messages one conversation contributes to a page: `seq` in `(after, hi]`.
+struct SeqRange<'a> {
+    conversation_id: &'a str,
+    after: i64,
+    hi: i64,
+}
 
-    async fn messages_after(&self, conversation_id: &str, after: i64, limit: i64) -> StoreResult<Vec<Message>> {
-        let rows = sqlx::query(&format!(
-            "{SELECT_MESSAGE} WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-        ))
-        .bind(conversation_id)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(message_of).collect()
+/// Which messages a delta page takes, decided from the counters alone (`seq` is gap-free and messages are
+/// never deleted, so `(after, last_seq]` holds exactly `last_seq - after` messages): conversations in id
+/// order, each taking what it missed until the budget runs out; `limited` when anything is left over.
+struct PagePlan<'a> {
+    ranges: Vec<SeqRange<'a>>,
+    budget_left: i64,
+    limited: bool,
+}
+
+fn plan_page<'a>(current: &'a [MemberConversation], from: &SyncPosition, budget: i64) -> PagePlan<'a> {
+    let mut plan = PagePlan {
+        ranges: Vec::new(),
+        budget_left: budget,
+        limited: false,
+    };
+    for conv in current {
+        let after = from.conversations.get(&conv.summary.id).copied().unwrap_or(0);
+        if conv.last_seq <= after {
+            continue;
+        }
+        let take = (conv.last_seq - after).min(plan.budget_left);
+        if take < conv.last_seq - after {
+            plan.limited = true;
+        }
+        if take > 0 {
+            plan.budget_left -= take;
+            plan.ranges.push(SeqRange {
+                conversation_id: &conv.summary.id,
+                after,
+                hi: after + take,
+            });
+        }
     }
+    plan
 }

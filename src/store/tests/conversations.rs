@@ -1,6 +1,6 @@
 //! Store tests for start-up (concurrent migrations) and conversations / members, on both backends.
 
-use super::{TestDb, both_backends, users};
+use super::{TestDb, both_backends, conversation, users};
 use crate::store::StoreError;
 
 both_backends!(
@@ -15,9 +15,7 @@ both_backends!(
 
 async fn migrations_from_two_pools_at_once(db: TestDb) {
     let (a, b) = tokio::join!(db.open(), db.open());
-    a.create_conversation(Some("c1"), None, &users(&["alice"]))
-        .await
-        .unwrap();
+    conversation(&a, "c1", &["alice"]).await;
     assert!(b.is_member("c1", "alice").await.unwrap());
 }
 
@@ -76,11 +74,7 @@ async fn bad_ids_are_invalid(db: TestDb) {
 }
 
 async fn members_add_remove_report_changes(db: TestDb) {
-    let store = db.open().await;
-    store
-        .create_conversation(Some("c"), None, &users(&["alice"]))
-        .await
-        .unwrap();
+    let store = db.with_conversation("c", &["alice"]).await;
     assert!(store.add_member("c", "bob").await.unwrap());
     assert!(!store.add_member("c", "bob").await.unwrap());
     let removed = store.remove_member("c", "bob").await.unwrap();
@@ -101,19 +95,9 @@ async fn members_add_remove_report_changes(db: TestDb) {
 }
 
 async fn user_lists_and_membership_check(db: TestDb) {
-    let store = db.open().await;
-    store
-        .create_conversation(Some("b"), None, &users(&["alice", "bob"]))
-        .await
-        .unwrap();
-    store
-        .create_conversation(Some("a"), None, &users(&["alice"]))
-        .await
-        .unwrap();
-    store
-        .create_conversation(Some("z"), None, &users(&["carol"]))
-        .await
-        .unwrap();
+    let store = db.with_conversation("b", &["alice", "bob"]).await;
+    conversation(&store, "a", &["alice"]).await;
+    conversation(&store, "z", &["carol"]).await;
     assert_eq!(store.user_conversation_ids("alice").await.unwrap(), users(&["a", "b"]));
     let listed = store.list_user_conversations("bob").await.unwrap();
     assert_eq!(listed.len(), 1);

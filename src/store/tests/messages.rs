@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{TestDb, both_backends, users};
+use super::{TestDb, both_backends, conversation, send};
 use crate::store::StoreError;
 use crate::store::messages::{Page, Sender};
 
@@ -17,15 +17,8 @@ both_backends!(
 );
 
 async fn send_assigns_seq_and_leases_outbox(db: TestDb) {
-    let store = db.open().await;
-    store
-        .create_conversation(Some("c"), None, &users(&["alice"]))
-        .await
-        .unwrap();
-    let one = store
-        .send_message("c", Sender::Member("alice"), None, &json!("hi"))
-        .await
-        .unwrap();
+    let store = db.with_conversation("c", &["alice"]).await;
+    let one = send(&store, "c", "alice", json!("hi")).await;
     let two = store
         .send_message("c", Sender::System("bot"), None, &json!({"k": 1}))
         .await
@@ -41,11 +34,7 @@ async fn send_assigns_seq_and_leases_outbox(db: TestDb) {
 }
 
 async fn idempotent_retry_stores_one_row(db: TestDb) {
-    let store = db.open().await;
-    store
-        .create_conversation(Some("c"), None, &users(&["alice"]))
-        .await
-        .unwrap();
+    let store = db.with_conversation("c", &["alice"]).await;
     let first = store
         .send_message("c", Sender::Member("alice"), Some("m-1"), &json!("a"))
         .await
@@ -61,18 +50,13 @@ async fn idempotent_retry_stores_one_row(db: TestDb) {
     assert_eq!(page.items.len(), 1);
     assert_eq!(store.outbox_counts().await.unwrap().pending, 1);
     // The next message still gets seq 2: the retry consumed nothing.
-    let next = store
-        .send_message("c", Sender::Member("alice"), None, &json!("b"))
-        .await
-        .unwrap();
+    let next = send(&store, "c", "alice", json!("b")).await;
     assert_eq!(next.message.item.seq, 2);
 }
 
 async fn concurrent_retries_store_one_row(db: TestDb) {
     let (a, b) = (db.open().await, db.open().await);
-    a.create_conversation(Some("c"), None, &users(&["alice"]))
-        .await
-        .unwrap();
+    conversation(&a, "c", &["alice"]).await;
     let mut tasks = Vec::new();
     for i in 0..8 {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };
@@ -90,19 +74,12 @@ async fn concurrent_retries_store_one_row(db: TestDb) {
     assert_eq!(created, 1);
     assert_eq!(a.history("c", Page::Latest, 50).await.unwrap().items.len(), 1);
     assert_eq!(a.outbox_counts().await.unwrap().pending, 1);
-    let next = a
-        .send_message("c", Sender::Member("alice"), None, &json!("y"))
-        .await
-        .unwrap();
+    let next = send(&a, "c", "alice", json!("y")).await;
     assert_eq!(next.message.item.seq, 2, "a lost race must not leave a gap");
 }
 
 async fn same_id_other_sender_conflicts(db: TestDb) {
-    let store = db.open().await;
-    store
-        .create_conversation(Some("c"), None, &users(&["alice", "bob"]))
-        .await
-        .unwrap();
+    let store = db.with_conversation("c", &["alice", "bob"]).await;
     store
         .send_message("c", Sender::Member("alice"), Some("m"), &json!(1))
         .await
@@ -114,11 +91,7 @@ async fn same_id_other_sender_conflicts(db: TestDb) {
 }
 
 async fn non_member_and_unknown_conversation(db: TestDb) {
-    let store = db.open().await;
-    store
-        .create_conversation(Some("c"), None, &users(&["alice"]))
-        .await
-        .unwrap();
+    let store = db.with_conversation("c", &["alice"]).await;
     let got = store
         .send_message("c", Sender::Member("mallory"), None, &json!(1))
         .await;
@@ -132,10 +105,7 @@ async fn non_member_and_unknown_conversation(db: TestDb) {
         .await;
     assert!(matches!(got, Err(StoreError::Invalid(_))), "{got:?}");
     // Nothing half-written: the refused sends took no seq and queued nothing.
-    let ok = store
-        .send_message("c", Sender::Member("alice"), None, &json!(1))
-        .await
-        .unwrap();
+    let ok = send(&store, "c", "alice", json!(1)).await;
     assert_eq!(ok.message.item.seq, 1);
     assert_eq!(store.outbox_counts().await.unwrap().pending, 1);
     assert!(matches!(
@@ -146,9 +116,7 @@ async fn non_member_and_unknown_conversation(db: TestDb) {
 
 async fn two_instances_sending_keep_seq_gap_free(db: TestDb) {
     let (a, b) = (db.open().await, db.open().await);
-    a.create_conversation(Some("c"), None, &users(&["alice", "bob"]))
-        .await
-        .unwrap();
+    conversation(&a, "c", &["alice", "bob"]).await;
     let per_task = 25;
     let mut tasks = Vec::new();
     for t in 0..4 {
@@ -159,10 +127,7 @@ async fn two_instances_sending_keep_seq_gap_free(db: TestDb) {
         };
         tasks.push(tokio::spawn(async move {
             for i in 0..per_task {
-                store
-                    .send_message("c", Sender::Member(who), None, &json!([t, i]))
-                    .await
-                    .unwrap();
+                send(&store, "c", who, json!([t, i])).await;
             }
         }));
     }
@@ -176,16 +141,9 @@ async fn two_instances_sending_keep_seq_gap_free(db: TestDb) {
 }
 
 async fn history_pages_forward_backward_latest(db: TestDb) {
-    let store = db.open().await;
-    store
-        .create_conversation(Some("c"), None, &users(&["alice"]))
-        .await
-        .unwrap();
+    let store = db.with_conversation("c", &["alice"]).await;
     for i in 1..=7 {
-        store
-            .send_message("c", Sender::Member("alice"), None, &json!(i))
-            .await
-            .unwrap();
+        send(&store, "c", "alice", json!(i)).await;
     }
     let seqs = |p: &crate::store::messages::HistoryPage| p.items.iter().map(|m| m.seq).collect::<Vec<_>>();
     let latest = store.history("c", Page::Latest, 3).await.unwrap();

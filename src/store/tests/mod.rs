@@ -12,8 +12,11 @@ mod sync;
 
 use std::path::PathBuf;
 
+use serde_json::Value;
 use sqlx::{Connection, Executor};
 
+use super::messages::{Sender, Sent};
+use super::notifications::Audience;
 use super::{PoolOptions, Store, StoreConnectionString};
 
 /// Env var naming the PostgreSQL server the tests create their databases in.
@@ -65,6 +68,13 @@ impl TestDb {
             .await
             .expect("open store")
     }
+
+    /// Opens a store with conversation `id` (no title) of `members`: the set-up most tests start from.
+    pub async fn with_conversation(&self, id: &str, members: &[&str]) -> Store {
+        let store = self.open().await;
+        conversation(&store, id, members).await;
+        store
+    }
 }
 
 impl Drop for TestDb {
@@ -80,6 +90,30 @@ impl Drop for TestDb {
 /// Owned member lists for `create_conversation`.
 pub fn users(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Creates conversation `id` (no title) of `members`.
+pub async fn conversation(store: &Store, id: &str, members: &[&str]) {
+    store
+        .create_conversation(Some(id), None, &users(members))
+        .await
+        .unwrap();
+}
+
+/// Member `sender` sends `body` into `conversation_id` (server-chosen message id).
+pub async fn send(store: &Store, conversation_id: &str, sender: &str, body: Value) -> Sent {
+    store
+        .send_message(conversation_id, Sender::Member(sender), None, &body)
+        .await
+        .unwrap()
+}
+
+/// Notifies `recipients` with `data` (server-chosen id, no offline webhook).
+pub async fn notify(store: &Store, recipients: &[&str], data: Value) {
+    store
+        .create_notification(None, &Audience::Users(users(recipients)), &data, false)
+        .await
+        .unwrap();
 }
 
 /// `both_backends!(a, b)` → `sqlite::a`, `postgres::a`, `sqlite::b`, … each calling `a(TestDb)`.

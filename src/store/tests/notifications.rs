@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{TestDb, both_backends, users};
+use super::{TestDb, both_backends, notify, users};
 use crate::store::StoreError;
 use crate::store::notifications::Audience;
 use crate::store::outbox::{OutboxKind, RetryPolicy};
@@ -45,11 +45,7 @@ async fn notification_is_idempotent_and_fans_out(db: TestDb) {
 }
 
 async fn conversation_audience_and_errors(db: TestDb) {
-    let store = db.open().await;
-    store
-        .create_conversation(Some("c"), None, &users(&["alice", "carol"]))
-        .await
-        .unwrap();
+    let store = db.with_conversation("c", &["alice", "carol"]).await;
     let made = store
         .create_notification(None, &Audience::Conversation("c".into()), &json!(1), false)
         .await
@@ -68,10 +64,7 @@ async fn conversation_audience_and_errors(db: TestDb) {
 async fn feed_pages_unread_and_marker(db: TestDb) {
     let store = db.open().await;
     for i in 0..5 {
-        store
-            .create_notification(None, &Audience::Users(users(&["alice"])), &json!(i), false)
-            .await
-            .unwrap();
+        notify(&store, &["alice"], json!(i)).await;
     }
     let page = store.list_notifications("alice", 0, 3).await.unwrap();
     assert_eq!(page.items.iter().map(|n| n.seq).collect::<Vec<_>>(), vec![1, 2, 3]);

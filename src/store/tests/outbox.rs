@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{TestDb, both_backends, users};
+use super::{TestDb, both_backends, conversation, send};
 use crate::store::Store;
-use crate::store::messages::Sender;
 use crate::store::outbox::{OutboxKind, Rescheduled, RetryPolicy};
 
 both_backends!(
@@ -22,15 +21,9 @@ both_backends!(
 
 /// Sends `n` messages and releases their immediate leases by expiring them (as if each try crashed).
 async fn queue(store: &Store, n: usize) {
-    store
-        .create_conversation(Some("c"), None, &users(&["alice"]))
-        .await
-        .unwrap();
+    conversation(store, "c", &["alice"]).await;
     for i in 0..n {
-        store
-            .send_message("c", Sender::Member("alice"), None, &json!(i))
-            .await
-            .unwrap();
+        send(store, "c", "alice", json!(i)).await;
     }
     expire_leases(store).await;
 }
@@ -43,15 +36,8 @@ async fn expire_leases(store: &Store) {
 }
 
 async fn leased_rows_wait_for_their_lease(db: TestDb) {
-    let store = db.open().await;
-    store
-        .create_conversation(Some("c"), None, &users(&["alice"]))
-        .await
-        .unwrap();
-    let sent = store
-        .send_message("c", Sender::Member("alice"), None, &json!(1))
-        .await
-        .unwrap();
+    let store = db.with_conversation("c", &["alice"]).await;
+    let sent = send(&store, "c", "alice", json!(1)).await;
     let policy = RetryPolicy::default();
     let claim = store.claim_outbox(10, Duration::from_secs(30), &policy).await.unwrap();
     assert!(claim.items.is_empty(), "the immediate try still owns the row");

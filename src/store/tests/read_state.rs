@@ -2,23 +2,16 @@
 
 use serde_json::json;
 
-use super::{TestDb, both_backends, users};
+use super::{TestDb, both_backends, conversation, send, users};
 use crate::store::StoreError;
 use crate::store::messages::Sender;
 
 both_backends!(markers_are_monotonic_and_bounded, list_counts_unread_except_own);
 
 async fn markers_are_monotonic_and_bounded(db: TestDb) {
-    let store = db.open().await;
-    store
-        .create_conversation(Some("c"), None, &users(&["alice", "bob"]))
-        .await
-        .unwrap();
+    let store = db.with_conversation("c", &["alice", "bob"]).await;
     for i in 0..3 {
-        store
-            .send_message("c", Sender::Member("bob"), None, &json!(i))
-            .await
-            .unwrap();
+        send(&store, "c", "bob", json!(i)).await;
     }
     assert_eq!(store.mark_read("c", "alice", 2).await.unwrap(), 2);
     assert_eq!(store.mark_read("c", "alice", 1).await.unwrap(), 2, "never moves back");
@@ -47,18 +40,9 @@ async fn list_counts_unread_except_own(db: TestDb) {
         .create_conversation(Some("a"), Some("A"), &users(&["alice", "bob"]))
         .await
         .unwrap();
-    store
-        .create_conversation(Some("b"), None, &users(&["alice"]))
-        .await
-        .unwrap();
-    store
-        .send_message("a", Sender::Member("alice"), None, &json!("mine"))
-        .await
-        .unwrap();
-    store
-        .send_message("a", Sender::Member("bob"), None, &json!("his"))
-        .await
-        .unwrap();
+    conversation(&store, "b", &["alice"]).await;
+    send(&store, "a", "alice", json!("mine")).await;
+    send(&store, "a", "bob", json!("his")).await;
     store
         .send_message("a", Sender::System("alice"), None, &json!("system"))
         .await

@@ -6,7 +6,11 @@
 //!   Service shape (`client_id` / `mi_res_id` / `principal_id` accepted), minting RS256 tokens;
 //! - serves its key set at `GET /identity/keys` (point the handler's `EventsEntraJwksUrl` here);
 //! - verifies those tokens as REST bearer ([`IdentityAuthority::verify_bearer`]; [`authorize_rest`] combines
-//!   that with the access-key check and "local auth disabled");
+//!   that with the access-key check and "local auth disabled"), with no clock skew allowed: the emulator
+//!   both mints and checks them on one clock, so a token is refused the second after its `exp` (a test
+//!   that shortens the lifetime sees a reused expired token fail at once, not 5 minutes later);
+//! - counts the tokens its endpoint served ([`IdentityAuthority::tokens_served`]), so tests can tell a
+//!   cached token from a refreshed one;
 //! - signs the `Authorization: Bearer` of upstream calls ([`IdentityAuthority::sign_upstream_bearer`]) as
 //!   the service's managed identity ([`SERVICE_CLIENT_ID`]), in the v1 shape Entra uses.
 //!
@@ -15,6 +19,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
@@ -27,7 +32,7 @@ use warp::Filter as _;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use webpubsub_protocol::jwt::{self as token, CLOCK_SKEW, TokenError};
+use webpubsub_protocol::jwt::{self as token, TokenError};
 
 /// The Web PubSub data-plane audience.
 pub const WEBPUBSUB_RESOURCE: &str = "https://webpubsub.azure.com";
@@ -88,6 +93,7 @@ pub struct IdentityAuthority {
     exponent: Vec<u8>,
     identity_header: String,
     token_ttl: Duration,
+    tokens_served: AtomicU64,
 }
 
 impl fmt::Debug for IdentityAuthority {
@@ -114,6 +120,7 @@ impl IdentityAuthority {
             exponent,
             identity_header: identity_header.into(),
             token_ttl: Duration::from_secs(60 * 60),
+            tokens_served: AtomicU64::new(0),
         })
     }
 
@@ -121,6 +128,11 @@ impl IdentityAuthority {
     pub fn with_token_ttl(mut self, ttl: Duration) -> Self {
         self.token_ttl = ttl;
         self
+    }
+
+    /// How many tokens `GET /identity/token` has handed out (refused requests are not counted).
+    pub fn tokens_served(&self) -> u64 {
+        self.tokens_served.load(Ordering::Relaxed)
     }
 
     /// The v1 issuer of every token this authority signs.
@@ -165,8 +177,8 @@ impl IdentityAuthority {
         }))
     }
 
-    /// Verifies a REST bearer token minted here: RS256 with this key, not expired, `aud` the Web PubSub
-    /// resource, this tenant's issuer.
+    /// Verifies a REST bearer token minted here: RS256 with this key, not expired (no skew: see the module
+    /// documentation), `aud` the Web PubSub resource, this tenant's issuer.
     pub fn verify_bearer(&self, token: &str) -> Result<Claims, BearerError> {
         self.verify_at(token, token::unix_now())
     }
@@ -199,19 +211,14 @@ impl IdentityAuthority {
         let Value::Object(claims) = decode_json(payload)? else {
             return Err(BearerError::Malformed);
         };
-        let skew = CLOCK_SKEW.as_secs();
         let exp = claims
             .get("exp")
             .and_then(Value::as_u64)
             .ok_or(BearerError::Malformed)?;
-        if now > exp + skew {
+        if now > exp {
             return Err(BearerError::Expired);
         }
-        if claims
-            .get("nbf")
-            .and_then(Value::as_u64)
-            .is_some_and(|nbf| now + skew < nbf)
-        {
+        if claims.get("nbf").and_then(Value::as_u64).is_some_and(|nbf| now < nbf) {
             return Err(BearerError::NotYetValid);
         }
         if !token::string_values(&claims, "aud")
@@ -299,6 +306,7 @@ impl IdentityAuthority {
             _ => return error_reply(StatusCode::BAD_REQUEST, "Name the identity one way only."),
         };
         let (access_token, expires_on) = self.mint_access_token(resource, &client_id);
+        self.tokens_served.fetch_add(1, Ordering::Relaxed);
         let body = json!({
             "access_token": access_token, "expires_on": expires_on.to_string(), "resource": resource,
             "token_type": "Bearer", "client_id": client_id,

@@ -270,3 +270,28 @@ async fn identity_mode_serves_tokens_accepts_them_and_refuses_access_keys() {
     assert_eq!(keys.status(), 200);
     let _ = stop.send(());
 }
+
+#[test]
+fn an_identity_token_is_refused_the_second_after_it_expires() {
+    let short = IdentityAuthority::new(HEADER)
+        .unwrap()
+        .with_token_ttl(Duration::from_secs(2));
+    let (token, expires_on) = short.mint_access_token(WEBPUBSUB_RESOURCE, APP_CLIENT_ID);
+    assert!(short.verify_at(&token, expires_on).is_ok());
+    assert_eq!(
+        short.verify_at(&token, expires_on + 1).unwrap_err(),
+        BearerError::Expired,
+        "no skew: the emulator mints and checks on one clock"
+    );
+}
+
+#[test]
+fn the_endpoint_counts_the_tokens_it_served() {
+    let counted = IdentityAuthority::new(HEADER).unwrap();
+    let ok = query(&[("resource", WEBPUBSUB_RESOURCE), ("api-version", "2019-08-01")]);
+    assert_eq!(counted.tokens_served(), 0);
+    assert_eq!(counted.token_answer(&ok, Some(HEADER)).0, StatusCode::OK);
+    assert_eq!(counted.token_answer(&ok, Some(HEADER)).0, StatusCode::OK);
+    assert_eq!(counted.token_answer(&ok, Some("wrong")).0, StatusCode::UNAUTHORIZED);
+    assert_eq!(counted.tokens_served(), 2, "refusals are not counted");
+}

@@ -3,6 +3,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use webpubsub_emulator::{EmulatorConfig, EventHandlerConfig, HubConfig};
 
@@ -22,6 +23,9 @@ OPTIONS:
                           X-IDENTITY-HEADER: H) and /identity/keys, and accepts its tokens as REST bearer
     --disable-local-auth  With --identity-header: refuse access-key REST tokens (disableLocalAuth)
     --upstream-audience A With --identity-header: send Authorization: Bearer (aud A) on upstream events
+    --identity-token-lifetime-secs N
+                          With --identity-header: lifetime of minted identity tokens, 1 to 86400 (default
+                          3600). Checked without clock skew; under 300 the handler refreshes before every use
     -h, --help            Shows this help
 
 SPEC:
@@ -44,6 +48,7 @@ struct Cli {
     identity_header: Option<String>,
     disable_local_auth: bool,
     upstream_audience: Option<String>,
+    identity_token_lifetime: Option<Duration>,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>, String> {
@@ -55,6 +60,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>, Str
         identity_header: None,
         disable_local_auth: false,
         upstream_audience: None,
+        identity_token_lifetime: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -81,11 +87,24 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>, Str
             "--identity-header" => cli.identity_header = Some(value("--identity-header")?),
             "--disable-local-auth" => cli.disable_local_auth = true,
             "--upstream-audience" => cli.upstream_audience = Some(value("--upstream-audience")?),
+            "--identity-token-lifetime-secs" => {
+                let secs = value("--identity-token-lifetime-secs")?
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|secs| (1..=86_400).contains(secs))
+                    .ok_or_else(|| "--identity-token-lifetime-secs must be a number from 1 to 86400".to_owned())?;
+                cli.identity_token_lifetime = Some(Duration::from_secs(secs));
+            }
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
-    if (cli.disable_local_auth || cli.upstream_audience.is_some()) && cli.identity_header.is_none() {
-        return Err("--disable-local-auth and --upstream-audience need --identity-header".to_owned());
+    let identity_options =
+        cli.disable_local_auth || cli.upstream_audience.is_some() || cli.identity_token_lifetime.is_some();
+    if identity_options && cli.identity_header.is_none() {
+        return Err(
+            "--disable-local-auth, --upstream-audience and --identity-token-lifetime-secs need --identity-header"
+                .to_owned(),
+        );
     }
     Ok(Some(cli))
 }
@@ -132,13 +151,15 @@ fn build_config(cli: Cli, env_key: Option<String>) -> EmulatorConfig {
         config.access_key = key;
     }
     config.secondary_key = cli.secondary_key;
-    config.identity = cli
-        .identity_header
-        .map(|header| webpubsub_emulator::IdentityModeConfig {
+    config.identity = cli.identity_header.map(|header| {
+        let defaults = webpubsub_emulator::IdentityModeConfig::new(header);
+        webpubsub_emulator::IdentityModeConfig {
             disable_local_auth: cli.disable_local_auth,
             upstream_audience: cli.upstream_audience,
-            ..webpubsub_emulator::IdentityModeConfig::new(header)
-        });
+            token_ttl: cli.identity_token_lifetime.unwrap_or(defaults.token_ttl),
+            ..defaults
+        }
+    });
     for (hub, handler) in cli.handlers {
         match config.hubs.iter_mut().find(|h| h.hub.eq_ignore_ascii_case(&hub)) {
             Some(existing) => existing.event_handlers.push(handler),
@@ -258,17 +279,30 @@ mod tests {
 
     #[test]
     fn identity_flags_build_identity_mode() {
-        let args = [
+        let flags = [
             "--identity-header",
             "h",
             "--disable-local-auth",
             "--upstream-audience=api://x",
+            "--identity-token-lifetime-secs",
+            "2",
         ];
-        let cli = parse_args(args.map(String::from)).unwrap().unwrap();
+        let cli = parse_args(flags.map(String::from)).unwrap().unwrap();
         let identity = build_config(cli, None).identity.unwrap();
         assert!(identity.disable_local_auth);
         assert_eq!(identity.upstream_audience.as_deref(), Some("api://x"));
+        assert_eq!(identity.token_ttl, Duration::from_secs(2));
         assert!(parse_args(["--disable-local-auth".to_owned()]).is_err());
+        assert!(parse_args(args(&["--identity-token-lifetime-secs", "60"])).is_err());
+        let default = parse_args(args(&["--identity-header", "h"])).unwrap().unwrap();
+        assert_eq!(
+            build_config(default, None).identity.unwrap().token_ttl,
+            Duration::from_secs(3600)
+        );
+        for bad in ["0", "86401", "-1", "soon"] {
+            let flags = args(&["--identity-header", "h", "--identity-token-lifetime-secs", bad]);
+            assert!(parse_args(flags).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -284,6 +318,7 @@ mod tests {
             identity_header: None,
             disable_local_auth: false,
             upstream_audience: None,
+            identity_token_lifetime: None,
         };
         let config = build_config(cli, Some("env-key".into()));
         assert_eq!(config.access_key, "env-key");

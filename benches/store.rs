@@ -4,8 +4,9 @@
 //! notification fan-out to 10 000 users — on SQLite (a temp file) and, when
 //! `WPS_TEST_POSTGRES_URL` is set (`eval "$(PG_DURABLE=1 scripts/postgres.sh env)"`), on PostgreSQL.
 //! Run: `cargo bench --bench store`. Tunables: STORE_BENCH_SECONDS (3), STORE_BENCH_HISTORY_ROWS
-//! (1000000). `cargo bench --bench store -- --ceiling-only` measures only the send transaction's rate (the
-//! ceiling `scripts/bench.sh durable` reads the end-to-end sends against; SQLite's file goes in `TMPDIR`).
+//! (1000000), STORE_BENCH_ONLY (a comma list of `send`, `fanout`, `sync`, `history`; default all).
+//! `cargo bench --bench store -- --ceiling-only` is `STORE_BENCH_ONLY=send`: the send transaction's rate, the
+//! ceiling `scripts/bench.sh durable` reads the end-to-end sends against (SQLite's file goes in `TMPDIR`).
 //! Every loop is bounded in count and time.
 
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use serde_json::json;
 use sqlx::{Connection, Executor};
 use webpubsub_control::store::messages::{Page, Sender};
 use webpubsub_control::store::notifications::Audience;
+use webpubsub_control::store::sync::SyncResult;
 use webpubsub_control::store::{Backend, PoolOptions, Store, StoreConnectionString};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -146,13 +148,14 @@ async fn sync_latency(store: &Store) {
             .await
             .unwrap();
     }
-    let (start, mut times) = (Instant::now(), Vec::new());
+    let (start, mut times, mut last) = (Instant::now(), Vec::new(), None);
     while times.len() < 300 && start.elapsed() < Duration::from_secs(20) {
         let t = Instant::now();
         let result = store.sync("reader", Some(&since), 1000).await.unwrap();
         times.push(t.elapsed());
         let messages: usize = result.conversations.iter().map(|c| c.messages.len()).sum();
         assert_eq!(messages, 1000, "one sync returns every missed message");
+        last = Some(result);
     }
     times.sort();
     println!(
@@ -161,19 +164,61 @@ async fn sync_latency(store: &Store) {
         percentile(&times, 0.99),
         times.len()
     );
+    sync_json_costs(&last.expect("at least one call"));
+}
+
+/// The JSON work around one such answer, timed apart (p50 of 100): parsing the 1 000 stored bodies (inside
+/// `sync`) and building + serialising the 1 000 message frames (what the route does after `sync`).
+fn sync_json_costs(result: &SyncResult) {
+    let messages: Vec<_> = result.conversations.iter().flat_map(|c| &c.messages).collect();
+    let stored: Vec<String> = messages.iter().map(|m| m.body.to_string()).collect();
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        percentile(&times, 0.5)
+    };
+    let parse = median(
+        (0..100)
+            .map(|_| {
+                let t = Instant::now();
+                for text in &stored {
+                    std::hint::black_box(serde_json::from_str::<serde_json::Value>(text).unwrap());
+                }
+                t.elapsed()
+            })
+            .collect(),
+    );
+    let serialise = median(
+        (0..100)
+            .map(|_| {
+                let t = Instant::now();
+                let frames: Vec<_> = messages.iter().map(|m| m.frame()).collect();
+                std::hint::black_box(serde_json::to_vec(&frames).unwrap());
+                t.elapsed()
+            })
+            .collect(),
+    );
+    println!(
+        "    of which parsing the 1 000 stored bodies: {parse:?}; after it, 1 000 frames built + serialised: {serialise:?}"
+    );
 }
 
 async fn run(conn: StoreConnectionString, raw_url: &str, label: &str, ceiling_only: bool) {
     println!("{label}:");
     let store = Store::open(&conn, PoolOptions::default()).await.expect("open store");
-    send_rate(&store, env_or("STORE_BENCH_SECONDS", 3)).await;
-    if ceiling_only {
-        store.close().await;
-        return;
+    let only = if ceiling_only { "send".to_owned() } else { std::env::var("STORE_BENCH_ONLY").unwrap_or_default() };
+    let wanted = |figure: &str| only.is_empty() || only.split(',').any(|f| f.trim() == figure);
+    if wanted("send") {
+        send_rate(&store, env_or("STORE_BENCH_SECONDS", 3)).await;
     }
-    fan_out(&store, 10_000).await;
-    sync_latency(&store).await;
-    history_latency(&store, &conn, raw_url, env_or("STORE_BENCH_HISTORY_ROWS", 1_000_000)).await;
+    if wanted("fanout") {
+        fan_out(&store, 10_000).await;
+    }
+    if wanted("sync") {
+        sync_latency(&store).await;
+    }
+    if wanted("history") {
+        history_latency(&store, &conn, raw_url, env_or("STORE_BENCH_HISTORY_ROWS", 1_000_000)).await;
+    }
     store.close().await;
 }
 

@@ -214,14 +214,15 @@ pub(crate) const SELECT_MESSAGE: &str =
     "SELECT conversation_id, seq, id, sender, system, body, created_at FROM messages";
 
 pub(crate) fn message_of(row: &sqlx::any::AnyRow) -> StoreResult<Message> {
-    let body: String = row.try_get("body")?;
+    // Borrowed from the row: no copy of the stored text before parsing it.
+    let body: &str = row.try_get("body")?;
     Ok(Message {
         id: row.try_get("id")?,
         conversation_id: row.try_get("conversation_id")?,
         seq: row.try_get("seq")?,
         sender: row.try_get("sender")?,
         system: row.try_get::<i64, _>("system")? != 0,
-        body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("message body: {e}")))?,
+        body: serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("message body: {e}")))?,
         created_at_ms: row.try_get("created_at")?,
     })
 }

@@ -352,8 +352,8 @@ fn placeholders_with(rows: usize, per_row: usize, first: usize, shared: &str, co
 }
 
 fn json_of(row: &sqlx::any::AnyRow, column: &str) -> StoreResult<Value> {
-    let text: String = row.try_get(column)?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+    let text: &str = row.try_get(column)?;
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
 #[cfg(test)]

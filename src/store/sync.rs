@@ -13,7 +13,7 @@ use super::cursor::SyncPosition;
 use super::messages::{Message, message_of};
 use super::notifications::UserNotification;
 use super::read_state::{ConversationSummary, MemberConversation};
-use super::{Store, StoreResult};
+use super::{Backend, Store, StoreResult};
 
 /// Largest sync page (messages + notifications).
 pub const MAX_SYNC_LIMIT: i64 = 1000;
@@ -163,10 +163,18 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "WITH r (cid, lo, hi) AS (VALUES {values}) \
-             SELECT x.conversation_id, x.seq, x.id, x.sender, x.system, x.body, x.created_at \
-             FROM r JOIN messages x ON x.conversation_id = r.cid AND x.seq > r.lo AND x.seq <= r.hi \
-             ORDER BY x.conversation_id, x.seq LIMIT $1"
+            "WITH r (cid, lo, hi) AS (VALUES {values}) SELECT x.conversation_id, x.seq, x.id, x.sender, x.system, \
+             x.body, x.created_at FROM r {} ORDER BY x.conversation_id, x.seq LIMIT $1",
+            match self.backend() {
+                // Each range is a search of the (conversation_id, seq) primary key, one after another.
+                Backend::Sqlite => "JOIN messages x ON x.conversation_id = r.cid AND x.seq > r.lo AND x.seq <= r.hi",
+                // LATERAL with a LIMIT keeps PostgreSQL on one index range scan per range: as a plain join it
+                // may merge-join the whole primary key instead.
+                Backend::Postgres => {
+                    "CROSS JOIN LATERAL (SELECT * FROM messages m WHERE m.conversation_id = r.cid \
+                     AND m.seq > r.lo AND m.seq <= r.hi ORDER BY m.seq LIMIT r.hi - r.lo) x"
+                }
+            }
         );
         let total: i64 = ranges.iter().map(|r| r.hi - r.after).sum();
         let mut query = sqlx::query(&sql).bind(total);
@@ -175,7 +183,12 @@ impl Store {
         }
         for row in query.fetch_all(self.pool()).await?.iter() {
             let message = message_of(row)?;
-            out.entry(message.conversation_id.clone()).or_default().push(message);
+            match out.get_mut(&message.conversation_id) {
+                Some(messages) => messages.push(message),
+                None => {
+                    out.insert(message.conversation_id.clone(), vec![message]);
+                }
+            }
         }
         Ok(out)
     }

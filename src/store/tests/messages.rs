@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{TestDb, both_backends, conversation, send};
+use super::{TestDb, both_backends, conversation, send, send_as};
 use crate::store::StoreError;
 use crate::store::messages::{Page, Sender};
 
@@ -19,10 +19,7 @@ both_backends!(
 async fn send_assigns_seq_and_leases_outbox(db: TestDb) {
     let store = db.with_conversation("c", &["alice"]).await;
     let one = send(&store, "c", "alice", json!("hi")).await;
-    let two = store
-        .send_message("c", Sender::System("bot"), None, &json!({"k": 1}))
-        .await
-        .unwrap();
+    let two = send_as(&store, "c", Sender::System("bot"), json!({"k": 1})).await;
     assert_eq!((one.message.item.seq, two.message.item.seq), (1, 2));
     assert!(one.message.created && two.message.item.system);
     let frame = one.message.item.frame();

@@ -102,10 +102,12 @@ pub async fn conversation(store: &Store, id: &str, members: &[&str]) {
 
 /// Member `sender` sends `body` into `conversation_id` (server-chosen message id).
 pub async fn send(store: &Store, conversation_id: &str, sender: &str, body: Value) -> Sent {
-    store
-        .send_message(conversation_id, Sender::Member(sender), None, &body)
-        .await
-        .unwrap()
+    send_as(store, conversation_id, Sender::Member(sender), body).await
+}
+
+/// `sender` (a member or the trusted door) sends `body` into `conversation_id` (server-chosen message id).
+pub async fn send_as(store: &Store, conversation_id: &str, sender: Sender<'_>, body: Value) -> Sent {
+    store.send_message(conversation_id, sender, None, &body).await.unwrap()
 }
 
 /// Notifies `recipients` with `data` (server-chosen id, no offline webhook).

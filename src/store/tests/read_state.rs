@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{TestDb, both_backends, conversation, send, users};
+use super::{TestDb, both_backends, conversation, send, send_as, users};
 use crate::store::StoreError;
 use crate::store::messages::Sender;
 
@@ -43,10 +43,7 @@ async fn list_counts_unread_except_own(db: TestDb) {
     conversation(&store, "b", &["alice"]).await;
     send(&store, "a", "alice", json!("mine")).await;
     send(&store, "a", "bob", json!("his")).await;
-    store
-        .send_message("a", Sender::System("alice"), None, &json!("system"))
-        .await
-        .unwrap();
+    send_as(&store, "a", Sender::System("alice"), json!("system")).await;
     let list = store.conversation_list("alice").await.unwrap();
     assert_eq!(list.items.len(), 2);
     let a = &list.items[0];

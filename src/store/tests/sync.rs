@@ -4,15 +4,17 @@ use serde_json::json;
 
 use std::collections::BTreeMap;
 
-use super::{TestDb, both_backends, conversation, notify, send};
+use super::{TestDb, both_backends, conversation, notify, send, send_as};
+use crate::store::cursor::SyncPosition;
 use crate::store::messages::Sender;
-use crate::store::sync::SyncResult;
+use crate::store::sync::{MAX_SYNC_LIMIT, SyncResult};
 
 both_backends!(
     offline_client_gets_exactly_what_it_missed,
     limited_paging_loses_and_repeats_nothing,
     page_limit_mid_conversation_across_several,
     initial_state_has_each_last_message,
+    a_page_can_span_a_thousand_conversations,
     membership_changes_are_reported,
     cursor_key_is_shared_by_instances,
 );
@@ -195,10 +197,7 @@ async fn initial_state_has_each_last_message(db: TestDb) {
     }
     send(&store, "a", "bob", json!("a1")).await;
     send(&store, "a", "alice", json!("a2")).await;
-    store
-        .send_message("c", Sender::System("bot"), None, &json!("c1"))
-        .await
-        .unwrap();
+    send_as(&store, "c", Sender::System("bot"), json!("c1")).await;
     notify(&store, &["alice"], json!("n")).await;
     let initial = store.sync("alice", None, 10).await.unwrap();
     let shown: Vec<_> = initial
@@ -229,4 +228,44 @@ async fn initial_state_has_each_last_message(db: TestDb) {
     assert_eq!(positions, vec![("a", 2), ("b", 0), ("c", 1)]);
     assert_eq!((initial.notifications.len(), initial.next.notifications), (1, 1));
     assert!(!initial.limited);
+}
+
+/// The largest page touches the most conversations: 1 000 conversations with one missed message each
+/// (seeded in bulk) come back in one page, or 999 and then the last one.
+async fn a_page_can_span_a_thousand_conversations(db: TestDb) {
+    let store = db.open().await;
+    let n = MAX_SYNC_LIMIT;
+    for sql in [
+        "INSERT INTO conversations (id, created_at, last_seq) SELECT 'c' || n, 0, 1 FROM s",
+        "INSERT INTO members (conversation_id, user_id, joined_at) SELECT 'c' || n, 'alice', 0 FROM s",
+        "INSERT INTO messages (conversation_id, seq, id, sender, system, body, created_at) \
+         SELECT 'c' || n, 1, 'm', 'bob', 0, '1', 0 FROM s",
+    ] {
+        sqlx::query(&format!(
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $1) {sql}"
+        ))
+        .bind(n)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    let since = SyncPosition {
+        user_id: "alice".into(),
+        ..Default::default()
+    };
+    let all = store.sync("alice", Some(&since), n).await.unwrap();
+    assert_eq!(all.conversations.len() as i64, n);
+    assert!(all.conversations.iter().all(|c| c.messages.len() == 1) && !all.limited);
+    let most = store.sync("alice", Some(&since), n - 1).await.unwrap();
+    assert_eq!((most.conversations.len() as i64, most.limited), (n - 1, true));
+    let rest = store.sync("alice", Some(&most.next), n).await.unwrap();
+    let ids: Vec<_> = most
+        .conversations
+        .iter()
+        .chain(&rest.conversations)
+        .map(|c| c.id.clone())
+        .collect();
+    assert_eq!(ids.len() as i64, n);
+    assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len() as i64, n);
+    assert!(!rest.limited);
 }

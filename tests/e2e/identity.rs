@@ -9,7 +9,15 @@
 //!   or other-client token.
 //! - the identity endpoint down: negotiate and publish answer 503 with `Retry-After` within 10 s, and no
 //!   secret in the answer.
+//! - token refresh, with the real `handler` binary and the emulator's identity tokens shortened
+//!   (`--identity-token-lifetime-secs`): publishes keep working across the expiry of the first token, the
+//!   endpoint is asked again (the emulator counts what it served), an expired token is refused by the
+//!   emulator (so a handler reusing one would fail), a token is cached until 5 minutes before it expires,
+//!   and concurrent callers share one refresh.
+//!
+//! Publish of every action in both modes: `identity_publish.rs`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +29,7 @@ use webpubsub_control::dev::{self, DevOptions};
 use webpubsub_emulator::identity::{IdentityAuthority, SERVICE_CLIENT_ID, TENANT_ID};
 use webpubsub_emulator::{EmulatorConfig, IdentityModeConfig, Service};
 
+use crate::standin::HandlerProcess;
 use crate::support::{Socket, http, next_json, start_handler};
 
 const HEADER: &str = "e2e-identity-header-0123456789";
@@ -28,19 +37,32 @@ const AUDIENCE: &str = "api://webpubsub-control-e2e";
 const JSON: &str = "json.webpubsub.azure.v1";
 
 /// An emulator in identity mode (local auth disabled, upstream bearer for [`AUDIENCE`]) on 127.0.0.1:0.
-struct Emulator {
-    addr: std::net::SocketAddr,
+pub(crate) struct Emulator {
+    pub(crate) addr: std::net::SocketAddr,
     service: Arc<Service>,
     _stop: oneshot::Sender<()>,
 }
 
 impl Emulator {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
+        Self::start_with(IdentityModeConfig::new(HEADER)).await
+    }
+
+    /// With identity tokens that live `lifetime` (the `--identity-token-lifetime-secs` option).
+    async fn with_token_lifetime(lifetime: Duration) -> Self {
+        Self::start_with(IdentityModeConfig {
+            token_ttl: lifetime,
+            ..IdentityModeConfig::new(HEADER)
+        })
+        .await
+    }
+
+    async fn start_with(mode: IdentityModeConfig) -> Self {
         let config = EmulatorConfig {
             identity: Some(IdentityModeConfig {
                 disable_local_auth: true,
                 upstream_audience: Some(AUDIENCE.into()),
-                ..IdentityModeConfig::new(HEADER)
+                ..mode
             }),
             ..EmulatorConfig::default()
         };
@@ -61,11 +83,16 @@ impl Emulator {
     fn authority(&self) -> &IdentityAuthority {
         self.service.identity().expect("identity mode")
     }
+
+    /// Its own identity endpoint, as `IDENTITY_ENDPOINT`.
+    pub(crate) fn identity_endpoint(&self) -> String {
+        format!("http://{}/identity/token", self.addr)
+    }
 }
 
 /// The handler's keyless settings against `emulator` (identity endpoint at `identity_endpoint`).
-fn keyless_env(emulator: std::net::SocketAddr, identity_endpoint: &str) -> Env {
-    Env::from_pairs([
+fn keyless_values(emulator: std::net::SocketAddr, identity_endpoint: &str) -> BTreeMap<String, String> {
+    [
         ("WebPubSubConnectionString__serviceUri", format!("http://{emulator}")),
         ("WebPubSubConnectionString__credential", "managedidentity".into()),
         ("IDENTITY_ENDPOINT", identity_endpoint.to_owned()),
@@ -77,7 +104,41 @@ fn keyless_env(emulator: std::net::SocketAddr, identity_endpoint: &str) -> Env {
         ("EventsEntraTenantId", TENANT_ID.into()),
         ("EventsEntraAllowedClientIds", SERVICE_CLIENT_ID.into()),
         ("EventsEntraJwksUrl", format!("http://{emulator}/identity/keys")),
-    ])
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
+pub(crate) fn keyless_env(emulator: std::net::SocketAddr, identity_endpoint: &str) -> Env {
+    Env::from_pairs(keyless_values(emulator, identity_endpoint))
+}
+
+/// Negotiates at `negotiate_url` and connects with the JSON subprotocol: the socket, its connection id (from
+/// the `connected` frame, which must name `user`) and the negotiated URL.
+pub(crate) async fn connect_negotiated(negotiate_url: &str, user: &str) -> (Socket, String, String) {
+    let response = http().get(negotiate_url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "negotiate for {user}");
+    let negotiated: Value = response.json().await.unwrap();
+    assert_eq!(negotiated["userId"], user, "{negotiated}");
+    assert!(negotiated["expiresOn"].is_string(), "{negotiated}");
+    let url = negotiated["url"].as_str().expect("a url").to_owned();
+    let mut request = url.as_str().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", JSON.parse().unwrap());
+    let (mut socket, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(request))
+        .await
+        .expect("handshake in time")
+        .expect("connect accepted");
+    let connected = next_json(&mut socket).await;
+    assert_eq!(
+        (connected["event"].as_str(), connected["userId"].as_str()),
+        (Some("connected"), Some(user)),
+        "{connected}"
+    );
+    let connection_id = connected["connectionId"].as_str().expect("a connection id").to_owned();
+    (socket, connection_id, url)
 }
 
 #[tokio::test]
@@ -91,35 +152,12 @@ async fn dev_identity_runs_the_whole_loop_keyless() {
     let running = dev::start(options).await.expect("dev --identity starts");
     assert!(running.banner().contains("KEYLESS"), "{}", running.banner());
 
-    let negotiated: Value = http()
-        .get(running.url("/api/negotiate?userId=alice"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = negotiated["url"].as_str().expect("a url");
+    // The connect event passed the Entra bearer check, or the handshake would have been refused.
+    let (mut socket, _, url) = connect_negotiated(&running.url("/api/negotiate?userId=alice"), "alice").await;
     assert!(url.starts_with(&format!(
         "ws://{}/client/hubs/chat?access_token=",
         running.emulator_addr()
     )));
-    assert_eq!(negotiated["userId"], "alice");
-    assert!(negotiated["expiresOn"].is_string());
-
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", JSON.parse().unwrap());
-    let (mut socket, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(request))
-        .await
-        .expect("handshake in time")
-        .expect("connect accepted: the connect event passed the Entra bearer check");
-    let connected = next_json(&mut socket).await;
-    assert_eq!(
-        (connected["event"].as_str(), connected["userId"].as_str()),
-        (Some("connected"), Some("alice"))
-    );
 
     // Joining a room makes the handler call the emulator's REST API with its identity token.
     send(
@@ -142,7 +180,7 @@ async fn dev_identity_runs_the_whole_loop_keyless() {
     running.shutdown().await;
 }
 
-async fn send(socket: &mut Socket, frame: Value) {
+pub(crate) async fn send(socket: &mut Socket, frame: Value) {
     use futures_util::SinkExt;
     socket
         .send(tokio_tungstenite::tungstenite::Message::text(frame.to_string()))
@@ -276,4 +314,167 @@ async fn the_emulator_refuses_access_keys_when_local_auth_is_disabled() {
         .await
         .unwrap();
     assert_eq!(response.status(), 502, "key-mode REST is refused (401 upstream)");
+}
+
+// ----- token refresh at expiry, with the real handler binary -----
+
+/// The handler binary in keyless mode against `emulator`; its base URL once it answers.
+async fn keyless_handler_process(emulator: &Emulator) -> (HandlerProcess, String) {
+    let mut process = HandlerProcess::spawn(&keyless_values(emulator.addr, &emulator.identity_endpoint()));
+    process.wait_ready().await;
+    let base = format!("http://127.0.0.1:{}", process.port);
+    (process, base)
+}
+
+/// `sendToUser` `ada` through the handler at `base`; it must succeed.
+async fn publish_to_ada(base: &str, data: &str) {
+    let response = http()
+        .post(format!("{base}/api/publish"))
+        .json(&json!({"actionName": "sendToUser", "userId": "ada", "data": data}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert_eq!(status, 200, "{data}: {}", response.text().await.unwrap());
+}
+
+/// `count` publishes to `ada` at once, each of which must succeed.
+async fn concurrent_publishes_to_ada(base: &str, count: usize) {
+    let calls: Vec<_> = (0..count)
+        .map(|n| {
+            let base = base.to_owned();
+            tokio::spawn(async move { publish_to_ada(&base, &format!("concurrent {n}")).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.expect("the publish succeeded");
+    }
+}
+
+/// The next frame of `socket` is the server message `data`.
+async fn receives(socket: &mut Socket, data: &str) {
+    let frame = next_json(socket).await;
+    assert_eq!(
+        (frame["type"].as_str(), frame["from"].as_str(), frame["data"].as_str()),
+        (Some("message"), Some("server"), Some(data)),
+        "{frame}"
+    );
+}
+
+/// A token from the emulator's identity endpoint, as the handler gets one: `(token, expires_on)`.
+async fn identity_token(emulator: &Emulator) -> (String, u64) {
+    let url = format!(
+        "{}?resource=https://webpubsub.azure.com&api-version=2019-08-01",
+        emulator.identity_endpoint()
+    );
+    let response = http()
+        .get(url)
+        .header("X-IDENTITY-HEADER", HEADER)
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = response.json().await.unwrap();
+    let expires_on = answer["expires_on"].as_str().unwrap().parse().unwrap();
+    (answer["access_token"].as_str().unwrap().to_owned(), expires_on)
+}
+
+/// Tokens that live 2 s: under the handler's 5-minute margin, so it must fetch a fresh one before every
+/// use. Publishes before and after the first token's expiry all work, the endpoint was asked once per use,
+/// and the emulator refuses an expired token of the same kind: had the handler reused its first token after
+/// the wait, the publishes after it would have failed (502).
+#[tokio::test]
+async fn publishes_keep_working_across_token_expiry_and_no_expired_token_is_sent() {
+    let emulator = Emulator::with_token_lifetime(Duration::from_secs(2)).await;
+    let authority = emulator.authority();
+    let (_process, base) = keyless_handler_process(&emulator).await;
+    let (mut ada, _, _) = connect_negotiated(&format!("{base}/api/negotiate?userId=ada"), "ada").await;
+    // The handler's first token was fetched for negotiate, before this one: both expire by `expires_on`.
+    let (first_token, expires_on) = identity_token(&emulator).await;
+    publish_to_ada(&base, "before expiry").await;
+    receives(&mut ada, "before expiry").await;
+
+    let waited = Instant::now();
+    while webpubsub_protocol::jwt::unix_now() <= expires_on {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "the token expires within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let served = authority.tokens_served();
+    for data in ["after expiry", "and again"] {
+        publish_to_ada(&base, data).await;
+        receives(&mut ada, data).await;
+    }
+    assert_eq!(
+        authority.tokens_served(),
+        served + 2,
+        "a token with under 5 minutes left is refreshed before each use"
+    );
+
+    let refused = http()
+        .post(format!(
+            "http://{}/api/hubs/chat/:send?api-version=2024-12-01",
+            emulator.addr
+        ))
+        .bearer_auth(&first_token)
+        .header("content-type", "text/plain")
+        .body("sent with an expired token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "the emulator refuses an expired identity token");
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("expired"), "{body}");
+}
+
+/// Tokens that live 308 s: the handler may use one for 8 s (until 5 minutes are left), then refreshes it
+/// before use. Concurrent calls with no usable token — at start and at the refresh — make one identity call.
+#[tokio::test]
+async fn a_token_is_cached_until_five_minutes_are_left_and_concurrent_callers_share_one_refresh() {
+    const LIFETIME: u64 = 308;
+    let emulator = Emulator::with_token_lifetime(Duration::from_secs(LIFETIME)).await;
+    let authority = emulator.authority();
+    let (_process, base) = keyless_handler_process(&emulator).await;
+    let at_start = authority.tokens_served();
+
+    let usable_secs = LIFETIME - 300;
+    let before = webpubsub_protocol::jwt::unix_now();
+    concurrent_publishes_to_ada(&base, 8).await;
+    let after = webpubsub_protocol::jwt::unix_now();
+    assert_eq!(
+        authority.tokens_served(),
+        at_start + 1,
+        "8 concurrent first calls, one identity call"
+    );
+    let (mut ada, _, _) = connect_negotiated(&format!("{base}/api/negotiate?userId=ada"), "ada").await;
+    publish_to_ada(&base, "cached").await;
+    receives(&mut ada, "cached").await;
+    assert!(
+        webpubsub_protocol::jwt::unix_now() < before + usable_secs,
+        "the cached phase ran inside the token's usable window (machine too slow)"
+    );
+    assert_eq!(
+        authority.tokens_served(),
+        at_start + 1,
+        "negotiate and publish used the cached token"
+    );
+
+    // Past the window: under 5 minutes left, so the next callers refresh it, once between them.
+    while webpubsub_protocol::jwt::unix_now() < after + usable_secs {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    concurrent_publishes_to_ada(&base, 8).await;
+    assert_eq!(
+        authority.tokens_served(),
+        at_start + 2,
+        "one refresh for 8 concurrent callers"
+    );
+    publish_to_ada(&base, "refreshed").await;
+    assert_eq!(authority.tokens_served(), at_start + 2, "the refreshed token is cached");
+    for _ in 0..8 {
+        let frame = next_json(&mut ada).await;
+        assert!(frame["data"].as_str().unwrap().starts_with("concurrent "), "{frame}");
+    }
+    receives(&mut ada, "refreshed").await;
 }

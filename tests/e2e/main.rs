@@ -10,6 +10,7 @@ mod durable_members;
 mod events;
 mod host;
 mod identity;
+mod identity_publish;
 mod negotiate;
 mod notify;
 mod publish;

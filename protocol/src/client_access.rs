@@ -91,6 +91,23 @@ pub struct ClientAccess {
     pub expires_at: u64,
 }
 
+impl ClientAccess {
+    /// The URL and token a client of `client_type` connects to `hub` with, for a token however it
+    /// was issued (signed here, or by the service's `:generateToken`).
+    pub fn for_token(endpoint: &Endpoint, client_type: ClientType, hub: &str, token: String, expires_at: u64) -> Self {
+        // The hub is validated to URL-safe characters and the token is base64url, so plain
+        // concatenation is exact, as in the SDKs.
+        let base_url = [endpoint.websocket_base(), client_type.path_prefix(), hub].concat();
+        let url = [base_url.as_str(), "?access_token=", token.as_str()].concat();
+        Self {
+            base_url,
+            url,
+            token,
+            expires_at,
+        }
+    }
+}
+
 impl fmt::Debug for ClientAccess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientAccess")
@@ -170,16 +187,13 @@ impl ClientAccessIssuer {
         let issued_at = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let claims = request.claims(&audience, issued_at);
         let (token, expires_at) = (self.signer.sign(&claims), claims.exp);
-        // The hub is validated to URL-safe characters and the token is base64url, so plain
-        // concatenation is exact, as in the SDKs.
-        let base_url = [self.endpoint.websocket_base(), prefix, hub].concat();
-        let url = [base_url.as_str(), "?access_token=", token.as_str()].concat();
-        Ok(ClientAccess {
-            base_url,
-            url,
+        Ok(ClientAccess::for_token(
+            &self.endpoint,
+            request.client_type,
+            hub,
             token,
             expires_at,
-        })
+        ))
     }
 }
 

@@ -10,28 +10,22 @@ use crate::filter::Filter;
 use crate::service::{ConnectionFilter, Target};
 
 pub(super) fn check_hub(hub: &str) -> Result<(), ApiError> {
-    if names::hub(hub).is_ok() {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
+    names::hub(hub).map_err(|_| {
+        ApiError::bad_request(
             "InvalidHubName",
             "the hub name must start with a letter and contain at most 128 letters, digits and _`,.[] characters",
-        ))
-    }
+        )
+    })
 }
 
 pub(super) fn check_group(group: &str) -> Result<(), ApiError> {
-    if names::group(group).is_ok() {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "InvalidGroupName",
-            format!(
-                "a group name must have 1 to {} characters and not be only whitespace",
-                names::MAX_GROUP_LEN
-            ),
-        ))
-    }
+    let rule = || {
+        format!(
+            "a group name must have 1 to {} characters and not be only whitespace",
+            names::MAX_GROUP_LEN
+        )
+    };
+    names::group(group).map_err(|_| ApiError::bad_request("InvalidGroupName", rule()))
 }
 
 pub(super) fn check_connection_id(connection_id: &str) -> Result<(), ApiError> {

@@ -1,5 +1,6 @@
-//! One method per REST operation: read its parameters, call the service, answer with the status
-//! the official SDKs expect (202 sends, 200 adds/grants/tokens, 204 removes/closes, 200/404 checks).
+//! One method per REST operation (sends, closes and existence checks one each, for whatever
+//! [`Target`] the path names): read its parameters, call the service, answer with the status the
+//! official SDKs expect (202 sends, 200 adds/grants/tokens, 204 removes/closes, 200/404 checks).
 
 use std::time::Duration;
 

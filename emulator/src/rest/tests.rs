@@ -5,7 +5,7 @@ use super::query::Query;
 use super::route::path_segments;
 use super::*;
 use crate::config::{DEV_ACCESS_KEY, EmulatorConfig};
-use crate::connection::{Connection, Identity, SocketQueue, new_connection_id};
+use crate::connection::{Connection, SocketQueue};
 use crate::protocol::Frame;
 use crate::service::GroupMember;
 use bytes::Bytes;
@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use warp::http::{HeaderMap, Method, header};
 use webpubsub_protocol::jwt as token;
 use webpubsub_protocol::keys::{AccessKey, ServiceKeys};
-use webpubsub_protocol::names;
 
 const V: &str = "api-version=2024-12-01";
 
@@ -94,16 +93,7 @@ impl Reply {
 impl Emulator {
     /// A raw (no subprotocol) client in `hub`.
     fn connect(&self, hub: &str, user: Option<&str>, groups: &[&str]) -> Client {
-        let identity = Identity {
-            connection_id: new_connection_id(),
-            hub: names::normalize_hub(hub),
-            user_id: user.map(str::to_owned),
-            subprotocol: None,
-            roles: vec![],
-        };
-        let (connection, queue) = Connection::new(identity, None);
-        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-        self.service.register(&connection, &groups);
+        let (connection, queue) = crate::service::tests::connect(&self.service, hub, user, groups);
         Client { connection, queue }
     }
 
@@ -265,27 +255,25 @@ async fn invalid_names_are_400() {
     let emulator = emulator().await;
     let bad_hub = emulator.call("HEAD", &format!("/api/hubs/1chat/users/u?{V}")).await;
     assert_eq!(bad_hub.status, 400);
-    let bad_hub = emulator
-        .call("DELETE", &format!("/api/hubs/1chat/users/u/groups?{V}"))
-        .await;
-    assert_eq!(error_code(&bad_hub), "InvalidHubName");
-    let long_group = "g".repeat(1025);
-    let bad_group = emulator
-        .call("DELETE", &format!("/api/hubs/chat/users/u/groups/{long_group}?{V}"))
-        .await;
-    assert_eq!(error_code(&bad_group), "InvalidGroupName");
-    let blank_group = emulator
-        .call("DELETE", &format!("/api/hubs/chat/users/u/groups/%20%20?{V}"))
-        .await;
-    assert_eq!(error_code(&blank_group), "InvalidGroupName");
-    let bad_permission = emulator
-        .call("DELETE", &format!("/api/hubs/chat/permissions/fly/connections/c?{V}"))
-        .await;
-    assert_eq!(error_code(&bad_permission), "InvalidPermission");
-    let blank_connection = emulator
-        .call("DELETE", &format!("/api/hubs/chat/connections/%20?{V}"))
-        .await;
-    assert_eq!(error_code(&blank_connection), "InvalidConnectionId");
+    let long_group = format!("/api/hubs/chat/users/u/groups/{}", "g".repeat(1025));
+    let cases = [
+        ("/api/hubs/1chat/users/u/groups", "InvalidHubName"),
+        (long_group.as_str(), "InvalidGroupName"),
+        ("/api/hubs/chat/users/u/groups/%20%20", "InvalidGroupName"),
+        ("/api/hubs/chat/permissions/fly/connections/c", "InvalidPermission"),
+        ("/api/hubs/chat/connections/%20", "InvalidConnectionId"),
+        ("/api/hubs/chat/connections/%20/:send", "InvalidConnectionId"),
+        ("/api/hubs/chat/groups/%20/:closeConnections", "InvalidGroupName"),
+    ];
+    for (path, code) in cases {
+        let method = if path.contains("/:") { "POST" } else { "DELETE" };
+        let response = emulator.call(method, &format!("{path}?{V}")).await;
+        assert_eq!(
+            (response.status, error_code(&response)),
+            (400, code.to_owned()),
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -500,30 +488,14 @@ async fn connection_group_membership() {
 async fn user_group_membership() {
     let emulator = emulator().await;
     let _a = emulator.connect("chat", Some("alice"), &[]);
-    assert_eq!(
-        emulator
-            .call("PUT", &format!("/api/hubs/chat/users/alice/groups/room?{V}"))
-            .await
-            .status,
-        200
-    );
+    let room = format!("/api/hubs/chat/users/alice/groups/room?{V}");
+    assert_eq!(emulator.call("PUT", &room).await.status, 200);
     assert!(emulator.service.group_exists("chat", "room"));
-    assert_eq!(
-        emulator
-            .call("DELETE", &format!("/api/hubs/chat/users/alice/groups/room?{V}"))
-            .await
-            .status,
-        204
-    );
+    assert_eq!(emulator.call("DELETE", &room).await.status, 204);
     assert!(!emulator.service.group_exists("chat", "room"));
     emulator.service.add_user_to_group("chat", "r2", "alice");
-    assert_eq!(
-        emulator
-            .call("DELETE", &format!("/api/hubs/chat/users/alice/groups?{V}"))
-            .await
-            .status,
-        204
-    );
+    let all = format!("/api/hubs/chat/users/alice/groups?{V}");
+    assert_eq!(emulator.call("DELETE", &all).await.status, 204);
     assert!(!emulator.service.group_exists("chat", "r2"));
 }
 
@@ -532,13 +504,13 @@ async fn add_and_remove_groups_by_filter() {
     let emulator = emulator().await;
     let a = emulator.connect("chat", Some("alice"), &[]);
     let b = emulator.connect("chat", Some("bob"), &[]);
-    let add = emulator
-        .send(
-            &format!("/api/hubs/chat/:addToGroups?{V}"),
-            "application/json",
-            r#"{"groups":["g1","g2"],"filter":"userId eq 'alice'"}"#,
-        )
-        .await;
+    let rest = &emulator;
+    let change = |operation: &str, body: &str| {
+        let path = format!("/api/hubs/chat/:{operation}?{V}");
+        let body = body.to_owned();
+        async move { rest.send(&path, "application/json", body).await }
+    };
+    let add = change("addToGroups", r#"{"groups":["g1","g2"],"filter":"userId eq 'alice'"}"#).await;
     assert_eq!(add.status, 200);
     let members = |g: &str| {
         emulator
@@ -550,50 +522,21 @@ async fn add_and_remove_groups_by_filter() {
     };
     assert_eq!(members("g1"), vec![a.id().to_owned()]);
     assert_eq!(members("g2"), vec![a.id().to_owned()]);
-    let add_all = emulator
-        .send(
-            &format!("/api/hubs/chat/:addToGroups?{V}"),
-            "application/json",
-            r#"{"groups":["g3"]}"#,
-        )
-        .await;
-    assert_eq!(add_all.status, 200);
+    assert_eq!(change("addToGroups", r#"{"groups":["g3"]}"#).await.status, 200);
     assert_eq!(members("g3").len(), 2);
-    let remove = emulator
-        .send(
-            &format!("/api/hubs/chat/:removeFromGroups?{V}"),
-            "application/json",
-            r#"{"groups":["g3"],"filter":"userId eq 'bob'"}"#,
-        )
-        .await;
+    let remove = change("removeFromGroups", r#"{"groups":["g3"],"filter":"userId eq 'bob'"}"#).await;
     assert_eq!(remove.status, 200);
     assert_eq!(members("g3"), vec![a.id().to_owned()]);
     assert!(!members("g1").contains(&b.id().to_owned()));
 
-    let bad_body = emulator
-        .send(
-            &format!("/api/hubs/chat/:addToGroups?{V}"),
-            "application/json",
-            r#"{"filter":"true"}"#,
-        )
-        .await;
-    assert_eq!(error_code(&bad_body), "InvalidBody");
-    let bad_filter = emulator
-        .send(
-            &format!("/api/hubs/chat/:addToGroups?{V}"),
-            "application/json",
-            r#"{"groups":["g"],"filter":"userId"}"#,
-        )
-        .await;
-    assert_eq!(error_code(&bad_filter), "InvalidFilter");
-    let bad_group = emulator
-        .send(
-            &format!("/api/hubs/chat/:addToGroups?{V}"),
-            "application/json",
-            r#"{"groups":[" "]}"#,
-        )
-        .await;
-    assert_eq!(error_code(&bad_group), "InvalidGroupName");
+    let rejected = [
+        (r#"{"filter":"true"}"#, "InvalidBody"),
+        (r#"{"groups":["g"],"filter":"userId"}"#, "InvalidFilter"),
+        (r#"{"groups":[" "]}"#, "InvalidGroupName"),
+    ];
+    for (body, code) in rejected {
+        assert_eq!(error_code(&change("addToGroups", body).await), code, "{body}");
+    }
 }
 
 #[tokio::test]
@@ -632,60 +575,22 @@ async fn permissions_grant_check_revoke() {
     let emulator = emulator().await;
     let a = emulator.connect("chat", None, &[]);
     let path = |p: &str, target: &str| format!("/api/hubs/chat/permissions/{p}/connections/{}?{V}{target}", a.id());
-    assert_eq!(
-        emulator
-            .call("HEAD", &path("sendToGroup", "&targetName=g"))
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        emulator.call("PUT", &path("sendToGroup", "&targetName=g")).await.status,
-        200
-    );
-    assert_eq!(
-        emulator
-            .call("HEAD", &path("sendToGroup", "&targetName=g"))
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        emulator
-            .call("HEAD", &path("sendToGroup", "&targetName=h"))
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        emulator
-            .call("HEAD", &path("joinLeaveGroup", "&targetName=g"))
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        emulator
-            .call("DELETE", &path("sendToGroup", "&targetName=g"))
-            .await
-            .status,
-        204
-    );
-    assert_eq!(
-        emulator
-            .call("HEAD", &path("sendToGroup", "&targetName=g"))
-            .await
-            .status,
-        404
-    );
-    assert_eq!(emulator.call("PUT", &path("joinLeaveGroup", "")).await.status, 200);
-    assert_eq!(
-        emulator
-            .call("HEAD", &path("joinLeaveGroup", "&targetName=any"))
-            .await
-            .status,
-        200
-    );
+    // In order: (method, permission, targetName query, expected status).
+    let steps = [
+        ("HEAD", "sendToGroup", "&targetName=g", 404),
+        ("PUT", "sendToGroup", "&targetName=g", 200),
+        ("HEAD", "sendToGroup", "&targetName=g", 200),
+        ("HEAD", "sendToGroup", "&targetName=h", 404),
+        ("HEAD", "joinLeaveGroup", "&targetName=g", 404),
+        ("DELETE", "sendToGroup", "&targetName=g", 204),
+        ("HEAD", "sendToGroup", "&targetName=g", 404),
+        ("PUT", "joinLeaveGroup", "", 200),
+        ("HEAD", "joinLeaveGroup", "&targetName=any", 200),
+    ];
+    for (method, permission, target, status) in steps {
+        let response = emulator.call(method, &path(permission, target)).await;
+        assert_eq!(response.status, status, "{method} {permission}{target}");
+    }
     let ghost = emulator
         .call(
             "PUT",

@@ -15,7 +15,7 @@
 //! Lock order: a hub's lock may be held while taking a connection's locks, never the reverse.
 //!
 //! Layout: this file holds the state (hubs, members, groups) and its lookups; `operations` the
-//! REST operations (sends, closes, existence, groups, permissions); `tokens` client and REST
+//! REST operations (sends, closes and existence by [`Target`], groups, permissions); `tokens` client and REST
 //! tokens; `sockets` what the WebSocket endpoint needs (register, resume, client-side sends).
 
 use std::collections::{HashMap, HashSet};
@@ -38,7 +38,7 @@ use webpubsub_protocol::roles::Permission;
 mod operations;
 mod sockets;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod tokens;
 
 pub use operations::Target;

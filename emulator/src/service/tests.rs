@@ -9,7 +9,8 @@ fn service() -> Arc<Service> {
     Service::new(EmulatorConfig::default())
 }
 
-fn connect(
+/// A raw (no subprotocol) client of `hub`, registered in `groups` (the REST tests use it too).
+pub(crate) fn connect(
     service: &Service,
     hub: &str,
     user: Option<&str>,

@@ -21,43 +21,29 @@ pub(crate) use request::{MAX_READ_BYTES, read_marker};
 
 use std::sync::Arc;
 
-use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
 use crate::auth::{Authenticator, CallerSource};
-use crate::error::{self, ApiError};
-use crate::functions::durable::{self, Durable, bounded, reply};
+use crate::error::ApiError;
+use crate::functions::durable::{self, bounded, reply};
 use crate::functions::notifications::method_not_allowed;
 use crate::request::{UnreadBody, read_body};
 use crate::store::messages::Sender;
 
 /// State of `conversations`: negotiate's way of identifying callers and the shared durable state.
-#[derive(Debug)]
-pub struct State {
-    authenticator: Authenticator,
-    durable: Arc<Durable>,
-}
-
-impl State {
-    pub fn new(authenticator: Authenticator, durable: Arc<Durable>) -> Self {
-        Self { authenticator, durable }
-    }
-}
+pub type State = durable::MemberState;
 
 /// `GET|POST /api/conversations/{*rest}`.
 pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
-    durable::request::route("conversations")
-        .then(
-            move |tail: warp::path::Tail, method: Method, query: String, headers: HeaderMap, body: UnreadBody| {
-                let state = state.clone();
-                async move {
-                    error::into_response(conversations(&state, tail.as_str(), &method, &query, &headers, body).await)
-                }
-            },
-        )
-        .boxed()
+    durable::request::serve(
+        "conversations",
+        state,
+        |state, tail, method, query, headers, body| async move {
+            conversations(&state, tail.as_str(), &method, &query, &headers, body).await
+        },
+    )
 }
 
 /// The caller's user id, exactly as negotiate identifies it; in `anonymous` mode `user_param` (the `userId`

@@ -8,37 +8,19 @@ use warp::http::HeaderMap;
 
 use crate::error::ApiError;
 use crate::functions::durable::reply::{not_null, parse_json};
-use crate::functions::durable::request::read_query;
+use crate::functions::durable::request::query_params;
 use crate::store::is_valid_item_id;
 use crate::store::messages::{DEFAULT_PAGE, MAX_PAGE, Page};
 
 pub(super) const USER_ID_HEADER: &str = "x-user-id";
 pub(super) const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
-/// The query parameters the routes read (others are ignored, as the host adds its own).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Query {
-    pub user_id: Option<String>,
-    after: Option<String>,
-    before: Option<String>,
-    limit: Option<String>,
+query_params! {
+    /// The query parameters the routes read (others are ignored, as the host adds its own).
+    Query(parse) { user_id = "userId", after = "after", before = "before", limit = "limit" }
 }
 
 impl Query {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        let mut query = Self::default();
-        read_query(
-            raw,
-            [
-                ("userId", &mut query.user_id),
-                ("after", &mut query.after),
-                ("before", &mut query.before),
-                ("limit", &mut query.limit),
-            ],
-        )?;
-        Ok(query)
-    }
-
     /// Which history page and its size: `after` or `before` (a seq ≥ 0, not both), `limit` 1..=200.
     pub fn page(&self) -> Result<(Page, i64), ApiError> {
         let cursor = |name: &str, value: &str| {

@@ -25,6 +25,7 @@ use warp::http::StatusCode;
 
 pub use delivery::{BROADCAST_TIMEOUT, DrainReport, deliver, drain, drain_soon, try_now};
 
+use crate::auth::Authenticator;
 use crate::config::{ConfigError, Env};
 use crate::error::ApiError;
 use crate::store::conversations::group_name;
@@ -40,6 +41,21 @@ pub const DEFAULT_MESSAGE_MAX_BYTES: u64 = 64 * 1024;
 const MESSAGE_MAX_BYTES_RANGE: RangeInclusive<u64> = 256..=16 * 1024 * 1024;
 /// Retry-After of a 503 while the store is unreachable (the issue bounds it to 10 s).
 pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+
+/// The state of a function members call directly (`conversations`, `notifications`): negotiate's way of
+/// identifying callers and the shared durable state.
+#[derive(Debug)]
+pub struct MemberState {
+    pub(crate) authenticator: Authenticator,
+    pub(crate) durable: Arc<Durable>,
+}
+
+impl MemberState {
+    /// The state for callers identified by `authenticator`, on the shared `durable` state.
+    pub fn new(authenticator: Authenticator, durable: Arc<Durable>) -> Self {
+        Self { authenticator, durable }
+    }
+}
 
 /// Settings of the durable layer.
 #[derive(Debug, Clone)]

@@ -1,19 +1,28 @@
-//! What the durable routes (`conversations`, `notifications`, `sync`) read the same way: the request parts
-//! a route under `api/<function>/…` hands its handler ([`route`]), the query parameters each route names,
-//! each given at most once ([`read_query`]), and a `limit` clamped to its range ([`clamped_limit`]).
+//! What the durable routes (`conversations`, `notifications`, `sync`) read the same way: every request
+//! under `api/<function>/…` handed to the function's handler ([`serve`]), the query parameters each route names,
+//! each given at most once ([`read_query`], declared with `query_params!`), and a `limit` clamped to its range ([`clamped_limit`]).
+
+use std::future::Future;
+use std::sync::Arc;
 
 use warp::Filter;
+use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, Method};
 use warp::path::Tail;
+use warp::reply::Response;
 
-use crate::error::ApiError;
+use crate::error::{self, ApiError};
 use crate::request::{UnreadBody, unread_body};
 
-/// Requests under `api/{function}/…`: the path after it, the method, the raw query (empty when there is
-/// none), the headers and the body, not yet read.
-pub(crate) fn route(
-    function: &'static str,
-) -> impl Filter<Extract = (Tail, Method, String, HeaderMap, UnreadBody), Error = warp::Rejection> + Clone {
+/// Serves every request under `api/{function}/…` with `handle`, given the state, the path after it, the
+/// method, the raw query (empty when there is none), the headers and the body, not yet read; its errors
+/// are replies.
+pub(crate) fn serve<S, F, Fut>(function: &'static str, state: Arc<S>, handle: F) -> BoxedFilter<(Response,)>
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>, Tail, Method, String, HeaderMap, UnreadBody) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
     warp::path("api")
         .and(warp::path(function))
         .and(warp::path::tail())
@@ -21,7 +30,38 @@ pub(crate) fn route(
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
         .and(unread_body())
+        .then(
+            move |tail: Tail, method: Method, query: String, headers: HeaderMap, body: UnreadBody| {
+                let reply = handle(state.clone(), tail, method, query, headers, body);
+                async move { error::into_response(reply.await) }
+            },
+        )
+        .boxed()
 }
+
+/// Declares a durable function's query: a struct with one optional text field per parameter it reads
+/// (`field = "param"`), and a method (named in the parentheses) filling them from the raw query string
+/// through [`read_query`].
+macro_rules! query_params {
+    ($(#[$meta:meta])* $name:ident($method:ident) { $($field:ident = $param:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Default, PartialEq, Eq)]
+        pub(super) struct $name {
+            $(pub(super) $field: Option<String>,)+
+        }
+
+        impl $name {
+            /// Reads the parameters from the `raw` query (others are ignored, as the host adds its own); one
+            /// given twice is a 400 `InvalidQuery`.
+            pub(super) fn $method(raw: &str) -> Result<Self, crate::error::ApiError> {
+                let mut query = Self::default();
+                crate::functions::durable::request::read_query(raw, [$(($param, &mut query.$field)),+])?;
+                Ok(query)
+            }
+        }
+    };
+}
+pub(crate) use query_params;
 
 /// Reads the parameters named in `slots` from the `raw` query into their slots; others are ignored (the
 /// host adds its own). A parameter given twice is a 400 `InvalidQuery` naming it.

@@ -15,42 +15,27 @@ mod tests;
 
 use std::sync::Arc;
 
-use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
-use crate::auth::Authenticator;
-use crate::error::{self, ApiError};
+use crate::error::ApiError;
 use crate::functions::conversations::identify;
-use crate::functions::durable::{self, Durable, bounded, reply};
+use crate::functions::durable::{self, bounded, reply};
 use crate::request::{UnreadBody, read_body};
 
 /// State of `notifications`: negotiate's way of identifying callers and the shared durable state.
-#[derive(Debug)]
-pub struct State {
-    authenticator: Authenticator,
-    durable: Arc<Durable>,
-}
-
-impl State {
-    pub fn new(authenticator: Authenticator, durable: Arc<Durable>) -> Self {
-        Self { authenticator, durable }
-    }
-}
+pub type State = durable::MemberState;
 
 /// `GET /api/notifications`, `PUT /api/notifications/read`.
 pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
-    durable::request::route("notifications")
-        .then(
-            move |tail: warp::path::Tail, method: Method, query: String, headers: HeaderMap, body: UnreadBody| {
-                let state = state.clone();
-                async move {
-                    error::into_response(notifications(&state, tail.as_str(), &method, &query, &headers, body).await)
-                }
-            },
-        )
-        .boxed()
+    durable::request::serve(
+        "notifications",
+        state,
+        |state, tail, method, query, headers, body| async move {
+            notifications(&state, tail.as_str(), &method, &query, &headers, body).await
+        },
+    )
 }
 
 /// Identify the caller, then dispatch on the path.

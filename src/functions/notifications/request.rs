@@ -3,31 +3,15 @@
 use crate::error::ApiError;
 pub(super) use crate::functions::conversations::{MAX_READ_BYTES, read_marker};
 pub(super) use crate::functions::durable::request::clamped_limit;
-use crate::functions::durable::request::read_query;
+use crate::functions::durable::request::query_params;
 use crate::store::messages::{DEFAULT_PAGE, MAX_PAGE};
 
-/// The query parameters the routes read (others are ignored, as the host adds its own).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Query {
-    pub user_id: Option<String>,
-    after: Option<String>,
-    limit: Option<String>,
+query_params! {
+    /// The query parameters the routes read (others are ignored, as the host adds its own).
+    Query(parse) { user_id = "userId", after = "after", limit = "limit" }
 }
 
 impl Query {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        let mut query = Self::default();
-        read_query(
-            raw,
-            [
-                ("userId", &mut query.user_id),
-                ("after", &mut query.after),
-                ("limit", &mut query.limit),
-            ],
-        )?;
-        Ok(query)
-    }
-
     /// `after` (a feed seq ≥ 0, default 0) and `limit` (a whole number, clamped to 1..=200, default 50).
     pub fn page(&self) -> Result<(i64, i64), ApiError> {
         let after = match &self.after {

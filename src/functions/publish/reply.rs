@@ -299,51 +299,47 @@ impl Who<'_> {
     }
 }
 
-/// One line per action done: who (`user_id`, and `caller` when the body named a publisher) and where it went
-/// (`room`, `target_user_id`, `connection_id`, `hub`).
-fn log_done(who: &Who<'_>, action: &PlannedAction) {
-    use tracing::field::display;
-    let target = &action.target;
-    let room = target.group.as_deref().map(display);
-    let target_user_id = target.user_id.as_deref().map(display);
-    let connection_id = target.connection_id.as_deref().map(display);
-    // Sends add what went (`data_type`, `bytes`); fields left `None` are not written.
-    let (data_type, bytes, message) = match action.message {
-        Some((content_type, bytes)) => (
-            Some(data_type_name(content_type)),
-            Some(bytes),
-            "Forwarded WebSocket message through Web PubSub",
-        ),
-        None => (None, None, "Performed Web PubSub action"),
-    };
-    tracing::info!(
-        room,
-        target_user_id,
-        connection_id,
-        user_id = %who.user_id(),
-        caller = who.caller().map(display),
-        hub = %action.hub,
-        action = action.kind.name(),
-        data_type,
-        bytes,
-        "{message}"
-    );
+/// One log line about `$action` at `$level`: who (`user_id`, and `caller` when the body named a publisher)
+/// and where it went (`room`, `target_user_id`, `connection_id`, `hub`), then the caller's own fields and
+/// message.
+macro_rules! log_action {
+    ($level:ident, $who:expr, $action:expr, $($rest:tt)*) => {{
+        let (who, action): (&Who<'_>, &PlannedAction) = ($who, $action);
+        let target = &action.target;
+        tracing::$level!(
+            room = target.group.as_deref().map(tracing::field::display),
+            target_user_id = target.user_id.as_deref().map(tracing::field::display),
+            connection_id = target.connection_id.as_deref().map(tracing::field::display),
+            user_id = %who.user_id(),
+            caller = who.caller().map(tracing::field::display),
+            hub = %action.hub,
+            action = action.kind.name(),
+            $($rest)*
+        )
+    }};
 }
 
+/// One line per action done; sends add what went (`data_type`, `bytes`).
+fn log_done(who: &Who<'_>, action: &PlannedAction) {
+    match action.message {
+        Some((content_type, bytes)) => log_action!(
+            info,
+            who,
+            action,
+            data_type = data_type_name(content_type),
+            bytes,
+            "Forwarded WebSocket message through Web PubSub"
+        ),
+        None => log_action!(info, who, action, "Performed Web PubSub action"),
+    }
+}
+
+/// One line per action not done: its outcome, the attempts made and the error.
 fn log_failure(who: &Who<'_>, action: &PlannedAction, error: &str, attempts: Option<u32>, status: Status) {
-    use tracing::field::display;
-    let target = &action.target;
-    let room = target.group.as_deref().map(display);
-    let target_user_id = target.user_id.as_deref().map(display);
-    let connection_id = target.connection_id.as_deref().map(display);
-    tracing::warn!(
-        room,
-        target_user_id,
-        connection_id,
-        user_id = %who.user_id(),
-        caller = who.caller().map(display),
-        hub = %action.hub,
-        action = action.kind.name(),
+    log_action!(
+        warn,
+        who,
+        action,
         outcome = ?status,
         attempts,
         error,

@@ -1,32 +1,22 @@
 //! What `sync` reads: the query (`userId`, `since`, `limit`), and how a refused cursor is answered.
 
 use crate::error::ApiError;
-use crate::functions::durable::request::{clamped_limit, read_query};
+use crate::functions::durable::request::{clamped_limit, query_params};
 use crate::store::cursor::{CursorError, MAX_CURSOR_LEN};
 use crate::store::sync::MAX_SYNC_LIMIT;
 
 /// Page size without `limit`.
 pub(super) const DEFAULT_SYNC_LIMIT: i64 = 100;
 
-/// The query parameters `sync` reads (others are ignored, as the host adds its own).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Query {
-    pub user_id: Option<String>,
-    pub since: Option<String>,
-    limit: Option<String>,
+query_params! {
+    /// The query parameters `sync` reads (others are ignored, as the host adds its own).
+    Query(read) { user_id = "userId", since = "since", limit = "limit" }
 }
 
 impl Query {
+    /// The parameters, with `since` checked for shape (never echoed).
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        let mut query = Self::default();
-        read_query(
-            raw,
-            [
-                ("userId", &mut query.user_id),
-                ("since", &mut query.since),
-                ("limit", &mut query.limit),
-            ],
-        )?;
+        let query = Self::read(raw)?;
         if query
             .since
             .as_ref()

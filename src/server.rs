@@ -394,7 +394,7 @@ mod tests {
     #[test]
     fn a_plain_http_endpoint_off_loopback_warns_once_at_start() {
         let warnings = |endpoint: &str| {
-            let (captured, _guard) = test_support::capture_logs(crate::telemetry::fields::TextFields);
+            let (captured, _guard) = test_support::capture_logs(crate::telemetry::TextFields);
             let connection = format!("Endpoint={endpoint};AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;");
             let env = env("anonymous", "appservice").with("WebPubSubConnectionString", connection);
             App::new(Settings::from_env(&env).unwrap()).unwrap();

@@ -6,13 +6,13 @@
 //! Application Insights. No ANSI colours: the host captures the stream as plain text. Lines are batched
 //! in memory and written by a flusher thread ([`batch`]) so logging stays off the request path.
 
-pub mod batch;
-pub mod fields;
+mod batch;
+mod fields;
 
 use tracing_subscriber::EnvFilter;
 
 use self::batch::{BatchGuard, BatchWriter};
-use self::fields::TextFields;
+pub use self::fields::TextFields;
 
 use crate::config::{ConfigError, Env};
 

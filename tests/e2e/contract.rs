@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde_json::{Value, json};
-use webpubsub_control::functions::openapi::DOCUMENT;
+use webpubsub_control::OPENAPI_DOCUMENT;
 
 use crate::support::{base_env, http, start_handler};
 
@@ -137,7 +137,7 @@ pub async fn checked(method: &str, path: &str, response: reqwest::Response) -> C
 
 #[test]
 fn the_served_document_is_openapi_yaml() {
-    let served: Value = serde_json::from_str(DOCUMENT).unwrap();
+    let served: Value = serde_json::from_str(OPENAPI_DOCUMENT).unwrap();
     assert_eq!(&served, spec());
     assert_eq!(spec()["openapi"], "3.1.0");
 }

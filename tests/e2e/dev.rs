@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use webpubsub_control::config::Env;
+use webpubsub_control::Env;
 use webpubsub_control::dev::{self, DevError, DevOptions, RunningDev};
 
 use crate::support::Socket;

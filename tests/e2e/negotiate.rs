@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use webpubsub_control::config::Env;
+use webpubsub_control::Env;
 
 use crate::contract::checked;
 use crate::support::{Socket, base_env, http, next_json, start_emulator, start_handler};

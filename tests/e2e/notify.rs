@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use warp::Filter;
-use webpubsub_control::config::Env;
+use webpubsub_control::Env;
 use webpubsub_control::store::{PoolOptions, Store, StoreConnectionString};
 use webpubsub_control::webpubsub::{AccessKey, ClientAccessIssuer, ClientAccessRequest, Endpoint};
 use webpubsub_emulator::{DEV_ACCESS_KEY, EmulatorConfig, EventHandlerConfig, HubConfig};

@@ -6,9 +6,7 @@
 use std::net::SocketAddr;
 
 use tokio::sync::oneshot;
-use webpubsub_control::config::Env;
-use webpubsub_control::server::Settings;
-use webpubsub_control::server::{self, App};
+use webpubsub_control::{App, Env, Settings};
 
 /// A handler served in-process; stopped when dropped.
 pub struct RunningHandler {
@@ -38,7 +36,7 @@ pub async fn start_handler(env: Env) -> RunningHandler {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server::run(listener, app, async {
+    tokio::spawn(webpubsub_control::run(listener, app, async {
         let _ = stopped.await;
     }));
     RunningHandler { addr, stop: Some(stop) }

@@ -154,7 +154,7 @@ impl Reply for ApiError {
 }
 
 /// Turns a handler result into a response: `Ok` replies as is, `Err` as its JSON error.
-pub fn into_response<T: Reply>(result: Result<T, ApiError>) -> Response {
+pub(crate) fn into_response<T: Reply>(result: Result<T, ApiError>) -> Response {
     match result {
         Ok(reply) => reply.into_response(),
         Err(error) => error.into_response(),
@@ -162,7 +162,7 @@ pub fn into_response<T: Reply>(result: Result<T, ApiError>) -> Response {
 }
 
 /// The one place framework rejections (no route, wrong method, bad query or header) become JSON errors.
-pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+pub(crate) async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     Ok(rejection_to_error(&rejection).into_response())
 }
 

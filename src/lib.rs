@@ -58,7 +58,8 @@ pub use config::{ConfigError, Env};
 pub use connections::Limits;
 pub use error::ApiError;
 pub use functions::events::{
-    CloudEvent, ConnectBody, EventHandler, HookFuture, UserEventReply, UserMessage, VerifiedEvent,
+    CloudEvent, ConnectBody, ConnectRequest, ConnectResponse, ConnectionState, DataType, EventHandler, EventKind,
+    HookFuture, UserEventReply, UserMessage, VerifiedEvent,
 };
 pub use functions::openapi::DOCUMENT as OPENAPI_DOCUMENT;
 pub use functions::{FUNCTIONS, FunctionRoute};

@@ -24,7 +24,7 @@ use crate::telemetry::LogSettings;
 use crate::webpubsub::ServiceSettings;
 
 /// Port the handler listens on when `FUNCTIONS_CUSTOMHANDLER_PORT` is unset (the Functions host always sets it).
-pub const DEFAULT_PORT: u16 = 3000;
+pub(crate) const DEFAULT_PORT: u16 = 3000;
 
 /// Everything the handler needs, validated from one environment snapshot. Built once; shared read-only.
 #[derive(Debug)]

@@ -28,15 +28,15 @@ use super::jwks::{JwksCache, JwksOptions};
 use super::user_id::validate_user_id;
 use crate::config::{ConfigError, Env};
 
-pub const ISSUER_SETTING: &str = "AuthJwtIssuer";
-pub const AUDIENCE_SETTING: &str = "AuthJwtAudience";
-pub const SECRET_SETTING: &str = "AuthJwtSecret";
-pub const JWKS_URL_SETTING: &str = "AuthJwksUrl";
-pub const USER_ID_CLAIM_SETTING: &str = "AuthUserIdClaim";
-pub const LEEWAY_SETTING: &str = "AuthJwtLeewaySeconds";
+pub(crate) const ISSUER_SETTING: &str = "AuthJwtIssuer";
+pub(crate) const AUDIENCE_SETTING: &str = "AuthJwtAudience";
+pub(crate) const SECRET_SETTING: &str = "AuthJwtSecret";
+pub(crate) const JWKS_URL_SETTING: &str = "AuthJwksUrl";
+pub(crate) const USER_ID_CLAIM_SETTING: &str = "AuthUserIdClaim";
+pub(crate) const LEEWAY_SETTING: &str = "AuthJwtLeewaySeconds";
 
 /// Every `Auth*` setting name, to tell whether bearer-token auth is configured at all.
-pub const SETTINGS: [&str; 6] = [
+pub(crate) const SETTINGS: [&str; 6] = [
     ISSUER_SETTING,
     AUDIENCE_SETTING,
     SECRET_SETTING,
@@ -46,7 +46,7 @@ pub const SETTINGS: [&str; 6] = [
 ];
 
 /// Shortest HS256 secret accepted: the hash size, as RFC 7518 §3.2 requires.
-pub const MIN_SECRET_BYTES: usize = 32;
+pub(crate) const MIN_SECRET_BYTES: usize = 32;
 const DEFAULT_LEEWAY_SECS: u64 = 60;
 const MAX_LEEWAY_SECS: u64 = 300;
 
@@ -326,7 +326,7 @@ impl JwtValidator {
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
-pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let value = headers
         .get(AUTHORIZATION)
         .ok_or(AuthError::MissingCredentials("an Authorization: Bearer token"))?;

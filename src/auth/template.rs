@@ -23,10 +23,10 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// The placeholder replaced by the caller's user id.
-pub const USER_ID_PLACEHOLDER: &str = "{userId}";
+pub(crate) const USER_ID_PLACEHOLDER: &str = "{userId}";
 
 /// Most wildcards one pattern may hold: matching cost grows with them.
-pub const MAX_WILDCARDS: usize = 8;
+pub(crate) const MAX_WILDCARDS: usize = 8;
 
 /// Role-name prefixes whose group part is itself a Web PubSub wildcard pattern.
 const WILDCARD_ROLE_PREFIXES: [&str; 2] = [
@@ -219,12 +219,12 @@ impl fmt::Debug for Template {
 }
 
 /// Whether `name` is a Web PubSub wildcard role (its group part is a pattern in the service's syntax).
-pub fn is_wildcard_role(name: &str) -> bool {
+pub(crate) fn is_wildcard_role(name: &str) -> bool {
     WILDCARD_ROLE_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
 }
 
 /// `text` with the Web PubSub wildcard characters `*`, `?` and `\` escaped by a `\`.
-pub fn escape_wildcards(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape_wildcards(text: &str) -> Cow<'_, str> {
     if !text.contains(['*', '?', '\\']) {
         return Cow::Borrowed(text);
     }

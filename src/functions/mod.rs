@@ -3,16 +3,16 @@
 //! Each module owns its `Settings` (read from the environment snapshot at start-up), its state (built once)
 //! and `routes`, the warp filter serving exactly the methods its `function.json` declares under `/api/`.
 
-pub mod conversations;
-pub mod durable;
-pub mod events;
-pub mod manage;
-pub mod negotiate;
-pub mod notifications;
-pub mod openapi;
-pub mod outbox;
-pub mod publish;
-pub mod sync;
+pub(crate) mod conversations;
+pub(crate) mod durable;
+pub(crate) mod events;
+pub(crate) mod manage;
+pub(crate) mod negotiate;
+pub(crate) mod notifications;
+pub(crate) mod openapi;
+pub(crate) mod outbox;
+pub(crate) mod publish;
+pub(crate) mod sync;
 
 use warp::http::Method;
 

@@ -9,6 +9,7 @@ use webpubsub_emulator::identity::{self as emulated, IdentityAuthority};
 
 use super::*;
 use crate::auth::jwks::JwksOptions;
+use crate::identity::settings::{IdentityCredential, ManagedIdentity};
 use crate::config::Env;
 
 const HEADER: &str = "identity-header-for-tests";

@@ -9,14 +9,14 @@ use tokio::sync::oneshot;
 use webpubsub_control::{App, Env, Settings};
 
 /// A handler served in-process; stopped when dropped.
-pub struct RunningHandler {
+pub(crate) struct RunningHandler {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
 }
 
 impl RunningHandler {
     /// `http://127.0.0.1:<port>` + `path`.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 }
@@ -30,7 +30,7 @@ impl Drop for RunningHandler {
 }
 
 /// Starts the handler with `env` (validated exactly like production) on an ephemeral loopback port.
-pub async fn start_handler(env: Env) -> RunningHandler {
+pub(crate) async fn start_handler(env: Env) -> RunningHandler {
     let settings = Settings::from_env(&env).expect("test settings are valid");
     let app = App::new(settings).expect("app builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -43,7 +43,7 @@ pub async fn start_handler(env: Env) -> RunningHandler {
 }
 
 /// A minimal valid environment: a connection string to nowhere (port 9 on loopback) and a hub.
-pub fn base_env() -> Env {
+pub(crate) fn base_env() -> Env {
     Env::from_pairs([
         (
             "WebPubSubConnectionString",
@@ -58,7 +58,7 @@ pub fn base_env() -> Env {
 }
 
 /// One pooled HTTP client for tests.
-pub fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(20))
         .build()
@@ -66,7 +66,7 @@ pub fn http() -> reqwest::Client {
 }
 
 /// The local Web PubSub emulator served in-process; stopped when dropped.
-pub struct RunningEmulator {
+pub(crate) struct RunningEmulator {
     pub addr: SocketAddr,
     /// `Endpoint=http://127.0.0.1;Port=…;AccessKey=…;Version=1.0;`
     pub connection_string: String,
@@ -83,7 +83,7 @@ impl Drop for RunningEmulator {
 }
 
 /// Starts the emulator with its default configuration on an ephemeral loopback port.
-pub async fn start_emulator() -> RunningEmulator {
+pub(crate) async fn start_emulator() -> RunningEmulator {
     let config = webpubsub_emulator::EmulatorConfig::default();
     let access_key = config.access_key.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -104,10 +104,10 @@ pub async fn start_emulator() -> RunningEmulator {
 }
 
 /// A WebSocket client connection (tokio-tungstenite).
-pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The next JSON text frame within 10 s (pings and other control frames skipped, at most 16 of them).
-pub async fn next_json(socket: &mut Socket) -> serde_json::Value {
+pub(crate) async fn next_json(socket: &mut Socket) -> serde_json::Value {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
     for _ in 0..16 {

@@ -24,7 +24,7 @@ pub(super) struct Query {
 }
 
 impl Query {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub(super) fn parse(raw: &str) -> Result<Self, ApiError> {
         let mut query = Self::default();
         for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
             let slot = match name.as_ref() {
@@ -45,7 +45,7 @@ impl Query {
     }
 
     /// Which history page and its size: `after` or `before` (a seq ≥ 0, not both), `limit` 1..=200.
-    pub fn page(&self) -> Result<(Page, i64), ApiError> {
+    pub(super) fn page(&self) -> Result<(Page, i64), ApiError> {
         let cursor = |name: &str, value: &str| {
             value.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
                 ApiError::bad_request(

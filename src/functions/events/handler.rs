@@ -166,12 +166,6 @@ impl UserEventReply {
     }
 }
 
-/// The default hooks: accept every connect as drafted, answer nothing to user events.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DefaultHandler;
-
-impl EventHandler for DefaultHandler {}
-
 #[cfg(test)]
 mod tests {
     use super::*;

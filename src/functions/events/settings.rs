@@ -19,20 +19,20 @@ use std::str::FromStr;
 use crate::auth::template::Template;
 use crate::config::{ConfigError, Env};
 
-pub const ALLOWED_ORIGINS: &str = "EventsAllowedOrigins";
-pub const SUBPROTOCOLS: &str = "EventsSubprotocols";
-pub const USER_ID_SOURCE: &str = "EventsUserIdSource";
-pub const REQUIRE_USER_ID: &str = "EventsRequireUserId";
-pub const DEFAULT_GROUPS: &str = "EventsDefaultGroups";
-pub const DEFAULT_ROLES: &str = "EventsDefaultRoles";
-pub const USER_EVENT_BEHAVIOR: &str = "EventsUserEventBehavior";
-pub const JOINABLE_ROOMS: &str = "EventsJoinableRooms";
-pub const MAX_BODY_BYTES: &str = "EventsMaxBodyBytes";
+pub(super) const ALLOWED_ORIGINS: &str = "EventsAllowedOrigins";
+pub(super) const SUBPROTOCOLS: &str = "EventsSubprotocols";
+pub(super) const USER_ID_SOURCE: &str = "EventsUserIdSource";
+pub(super) const REQUIRE_USER_ID: &str = "EventsRequireUserId";
+pub(super) const DEFAULT_GROUPS: &str = "EventsDefaultGroups";
+pub(super) const DEFAULT_ROLES: &str = "EventsDefaultRoles";
+pub(crate) const USER_EVENT_BEHAVIOR: &str = "EventsUserEventBehavior";
+pub(crate) const JOINABLE_ROOMS: &str = "EventsJoinableRooms";
+pub(super) const MAX_BODY_BYTES: &str = "EventsMaxBodyBytes";
 
 /// The JSON subprotocols, reliable first: the default preference list.
-pub const DEFAULT_SUBPROTOCOLS: [&str; 2] = ["json.reliable.webpubsub.azure.v1", "json.webpubsub.azure.v1"];
+pub(super) const DEFAULT_SUBPROTOCOLS: [&str; 2] = ["json.reliable.webpubsub.azure.v1", "json.webpubsub.azure.v1"];
 /// One 1 MB WebSocket frame (the service's limit) plus room for the connect envelope (claims, headers).
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024 + 128 * 1024;
+pub(super) const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024 + 128 * 1024;
 /// Bounds for `EventsMaxBodyBytes`: a connect body needs a few KiB; the Functions host forwards 100 MiB.
 const MAX_BODY_BYTES_RANGE: std::ops::RangeInclusive<u64> = 4096..=100 * 1024 * 1024;
 

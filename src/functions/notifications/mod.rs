@@ -29,19 +29,19 @@ use crate::request::{UnreadBody, read_body, unread_body};
 
 /// State of `notifications`: negotiate's way of identifying callers and the shared durable state.
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     authenticator: Authenticator,
     durable: Arc<Durable>,
 }
 
 impl State {
-    pub fn new(authenticator: Authenticator, durable: Arc<Durable>) -> Self {
+    pub(crate) fn new(authenticator: Authenticator, durable: Arc<Durable>) -> Self {
         Self { authenticator, durable }
     }
 }
 
 /// `GET /api/notifications`, `PUT /api/notifications/read`.
-pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::path!("api" / "notifications" / ..)
         .and(warp::path::tail())

@@ -13,7 +13,7 @@ pub(super) struct Query {
 }
 
 impl Query {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub(super) fn parse(raw: &str) -> Result<Self, ApiError> {
         let mut query = Self::default();
         for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
             let slot = match name.as_ref() {
@@ -33,7 +33,7 @@ impl Query {
     }
 
     /// `after` (a feed seq ≥ 0, default 0) and `limit` (a whole number, clamped to 1..=200, default 50).
-    pub fn page(&self) -> Result<(i64, i64), ApiError> {
+    pub(super) fn page(&self) -> Result<(i64, i64), ApiError> {
         let after = match &self.after {
             None => 0,
             Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {

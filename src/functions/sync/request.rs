@@ -17,7 +17,7 @@ pub(super) struct Query {
 }
 
 impl Query {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub(super) fn parse(raw: &str) -> Result<Self, ApiError> {
         let mut query = Self::default();
         for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
             let slot = match name.as_ref() {
@@ -44,7 +44,7 @@ impl Query {
     }
 
     /// `limit`: clamped to 1..=1000, default 100.
-    pub fn limit(&self) -> Result<i64, ApiError> {
+    pub(super) fn limit(&self) -> Result<i64, ApiError> {
         clamped_limit(self.limit.as_deref(), DEFAULT_SYNC_LIMIT, MAX_SYNC_LIMIT)
     }
 }

@@ -12,9 +12,10 @@ mod body;
 mod policy;
 mod reply;
 
-pub use body::{ClientCertificate, ConnectBody, MqttConnect, MqttUserProperty, Multimap, Values};
-pub use policy::{ConnectResponse, draft, finish};
-pub use reply::rejection;
+pub use body::ConnectBody;
+pub use policy::ConnectResponse;
+pub(crate) use policy::{draft, finish};
+pub(super) use reply::rejection;
 
 use super::policy::VerifiedEvent;
 

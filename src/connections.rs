@@ -55,8 +55,12 @@ impl Default for Limits {
 
 /// Serves `filter` on `listener` within `limits` until `shutdown` resolves; then stops accepting and waits
 /// for the open connections to finish their requests.
-pub(crate) async fn serve<F, R>(listener: TcpListener, filter: F, limits: Limits, shutdown: impl Future<Output = ()> + Send)
-where
+pub(crate) async fn serve<F, R>(
+    listener: TcpListener,
+    filter: F,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send,
+) where
     F: Filter<Extract = (R,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
     R: Reply,
 {

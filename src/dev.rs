@@ -74,6 +74,7 @@ pub const DEV_DRAIN_INTERVAL: Duration = Duration::from_secs(1);
 /// How long each server may take to stop before its task is abandoned.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// The `handler dev --help` text.
 pub const USAGE: &str = "\
 handler dev — the handler and the local Web PubSub emulator together, with a chat page (DEVELOPMENT ONLY)
 
@@ -98,11 +99,15 @@ EventsUserEventBehavior=broadcast (with EventsJoinableRooms=*) when they are uns
 /// What to start. `env` is the environment snapshot the handler's settings are read from.
 #[derive(Debug, Clone)]
 pub struct DevOptions {
+    /// `--port`: the handler's loopback port (0 picks a free one).
     pub handler_port: u16,
+    /// `--emulator-port`: the emulator's loopback port (0 picks a free one).
     pub emulator_port: u16,
+    /// `--hub`: the hub the chat page and the defaults use.
     pub hub: String,
     /// `None`: [`DEFAULT_DATA_DIR`] under the working directory.
     pub data_dir: Option<PathBuf>,
+    /// The environment snapshot the handler's settings are read from, before the dev defaults fill the gaps.
     pub env: Env,
     /// `--identity`: run the whole loop keyless.
     pub identity: bool,
@@ -124,7 +129,9 @@ impl Default for DevOptions {
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum DevCommand {
+    /// Start with these options.
     Run(DevOptions),
+    /// Print [`USAGE`].
     Help,
 }
 
@@ -177,30 +184,45 @@ pub enum DevError {
         "port {port} is already in use, so the {role} cannot listen on 127.0.0.1:{port}: stop what listens there, \
          or choose another port with {flag} (0 picks a free one)"
     )]
+    /// A port is taken.
     PortInUse {
+        /// The port asked for.
         port: u16,
+        /// `handler` or `emulator`.
         role: &'static str,
+        /// The flag that chooses the port.
         flag: &'static str,
     },
     #[error("the {role} cannot listen on 127.0.0.1:{port} ({flag}): {source}")]
+    /// Listening failed for another reason.
     Listen {
+        /// The port asked for.
         port: u16,
+        /// `handler` or `emulator`.
         role: &'static str,
+        /// The flag that chooses the port.
         flag: &'static str,
         #[source]
+        /// The listener error.
         source: io::Error,
     },
     #[error("--port and --emulator-port are both {0}: the handler and the emulator need a port each")]
+    /// The handler and the emulator were given the same port.
     SamePort(u16),
     #[error("configuration error: {0}")]
+    /// A setting in the environment is missing or malformed.
     Config(#[from] ConfigError),
     #[error("--data-dir {path}: {source}")]
+    /// The data directory cannot be created or resolved.
     DataDir {
+        /// The directory.
         path: String,
         #[source]
+        /// The I/O error.
         source: io::Error,
     },
     #[error("cannot start: {0:#}")]
+    /// The handler or the emulator failed to start.
     Start(anyhow::Error),
 }
 

@@ -29,6 +29,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error answered with `status`, the machine-readable `code` and a human `message`.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -111,14 +112,17 @@ impl ApiError {
         self
     }
 
+    /// The HTTP status it is answered with.
     pub fn status(&self) -> StatusCode {
         self.status
     }
 
+    /// The body's `code`.
     pub fn code(&self) -> &'static str {
         self.code
     }
 
+    /// The body's `message`.
     pub fn message(&self) -> &str {
         &self.message
     }

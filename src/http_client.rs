@@ -43,7 +43,10 @@ impl fmt::Debug for LazyClient {
 impl LazyClient {
     /// A client `builder` makes. Inside a tokio runtime the build starts now on a blocking thread (its
     /// failure logged at error); outside one it happens on first use.
-    pub(crate) fn new(purpose: &'static str, builder: impl Fn() -> reqwest::ClientBuilder + Send + Sync + 'static) -> Self {
+    pub(crate) fn new(
+        purpose: &'static str,
+        builder: impl Fn() -> reqwest::ClientBuilder + Send + Sync + 'static,
+    ) -> Self {
         let client = Self::unstarted(purpose, builder);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let warming = client.clone();

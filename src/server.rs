@@ -31,19 +31,24 @@ pub(crate) const DEFAULT_PORT: u16 = 3000;
 pub struct Settings {
     /// Loopback port to listen on (`FUNCTIONS_CUSTOMHANDLER_PORT`).
     pub port: u16,
+    /// Log filter and format (`RUST_LOG`, `LOG_FORMAT`), for `telemetry::init`.
     pub log: LogSettings,
     /// The Web PubSub service: connection string(s), keys and hubs.
-    pub service: ServiceSettings,
+    pub(crate) service: ServiceSettings,
     /// The `Auth*` settings, read once when a function identifies callers by bearer token.
-    pub jwt: Option<JwtSettings>,
-    pub negotiate: negotiate::Settings,
-    pub publish: publish::Settings,
-    pub events: events::Settings,
+    pub(crate) jwt: Option<JwtSettings>,
+    /// `Negotiate*` settings.
+    pub(crate) negotiate: negotiate::Settings,
+    /// `Publish*` settings.
+    pub(crate) publish: publish::Settings,
+    /// `Events*` settings.
+    pub(crate) events: events::Settings,
     /// `StoreConnectionString` and `MessageMaxBytes` (#15).
-    pub durable: durable::Settings,
+    pub(crate) durable: durable::Settings,
 }
 
 impl Settings {
+    /// Reads and validates every setting from `env`; the first missing or malformed one is the error.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let port = env.parse_or("FUNCTIONS_CUSTOMHANDLER_PORT", DEFAULT_PORT)?;
         let log = LogSettings::from_env(env)?;

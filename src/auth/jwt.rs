@@ -52,11 +52,11 @@ const MAX_LEEWAY_SECS: u64 = 300;
 
 /// The HS256 secret. `Debug` never shows it.
 #[derive(Clone)]
-pub struct JwtSecret(String);
+pub(crate) struct JwtSecret(String);
 
 impl JwtSecret {
     /// The secret itself, for building the verification key. Never log it.
-    pub fn expose_secret(&self) -> &str {
+    pub(crate) fn expose_secret(&self) -> &str {
         &self.0
     }
 }
@@ -69,7 +69,7 @@ impl fmt::Debug for JwtSecret {
 
 /// Where verification keys come from.
 #[derive(Clone)]
-pub enum JwtKeySource {
+pub(crate) enum JwtKeySource {
     /// HS256 with a shared secret.
     Secret(JwtSecret),
     /// RS256 with keys published at a JWKS URL.
@@ -89,11 +89,16 @@ impl fmt::Debug for JwtKeySource {
 /// Validated bearer-token settings.
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
-    pub issuers: Vec<String>,
-    pub audiences: Vec<String>,
-    pub key: JwtKeySource,
-    pub user_id_claim: String,
-    pub leeway_secs: u64,
+    /// Accepted `iss` values.
+    pub(crate) issuers: Vec<String>,
+    /// Accepted `aud` values.
+    pub(crate) audiences: Vec<String>,
+    /// Where the verification keys come from.
+    pub(crate) key: JwtKeySource,
+    /// The claim that carries the caller's user id.
+    pub(crate) user_id_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub(crate) leeway_secs: u64,
 }
 
 impl JwtSettings {

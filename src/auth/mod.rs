@@ -28,8 +28,8 @@ use std::sync::Arc;
 use warp::http::{HeaderMap, StatusCode};
 
 pub(crate) use appservice::AppServicePrincipal;
-pub use jwt::{JwtSettings, JwtValidator};
 pub(crate) use jwt::VerifiedToken;
+pub use jwt::{JwtSettings, JwtValidator};
 pub(crate) use rate_limit::{RateDecision, RateLimiter};
 pub(crate) use user_id::{UserIdError, validate_user_id};
 
@@ -75,7 +75,7 @@ impl From<AuthError> for ApiError {
 /// How callers are identified, as configured. The `Auth*` settings of `jwt` are read once for every
 /// function that chose it ([`SharedAuth::jwt_settings_from_env`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentityConfig {
+pub(crate) enum IdentityConfig {
     AppService,
     Jwt,
     Anonymous,
@@ -84,7 +84,7 @@ pub enum IdentityConfig {
 impl IdentityConfig {
     /// Reads the mode from `setting` (`appservice` | `jwt` | `anonymous`, any case), which must be set.
     /// `allow_anonymous` is false for functions that must never be anonymous.
-    pub fn from_env(env: &Env, setting: &str, allow_anonymous: bool) -> Result<Self, ConfigError> {
+    pub(crate) fn from_env(env: &Env, setting: &str, allow_anonymous: bool) -> Result<Self, ConfigError> {
         let choices = if allow_anonymous {
             "appservice, jwt or anonymous"
         } else {
@@ -105,7 +105,7 @@ impl IdentityConfig {
     }
 
     /// The mode's setting value, for logs.
-    pub fn mode_name(&self) -> &'static str {
+    pub(crate) fn mode_name(&self) -> &'static str {
         match self {
             Self::AppService => "appservice",
             Self::Jwt => "jwt",

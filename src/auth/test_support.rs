@@ -10,33 +10,33 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 use warp::Filter;
 
-pub const TEST_KEY_1_PEM: &str = include_str!("../../tests/fixtures/auth-test-rsa-key.pem");
-pub const TEST_KEY_1_JWK: &str = include_str!("../../tests/fixtures/auth-test-rsa-key.jwk.json");
-pub const TEST_KEY_2_PEM: &str = include_str!("../../tests/fixtures/auth-test-rsa-key-2.pem");
-pub const TEST_KEY_2_JWK: &str = include_str!("../../tests/fixtures/auth-test-rsa-key-2.jwk.json");
+pub(crate) const TEST_KEY_1_PEM: &str = include_str!("../../tests/fixtures/auth-test-rsa-key.pem");
+pub(crate) const TEST_KEY_1_JWK: &str = include_str!("../../tests/fixtures/auth-test-rsa-key.jwk.json");
+pub(crate) const TEST_KEY_2_PEM: &str = include_str!("../../tests/fixtures/auth-test-rsa-key-2.pem");
+pub(crate) const TEST_KEY_2_JWK: &str = include_str!("../../tests/fixtures/auth-test-rsa-key-2.jwk.json");
 
 /// Seconds since the Unix epoch.
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }
 
-pub fn b64url(text: &str) -> String {
+pub(crate) fn b64url(text: &str) -> String {
     URL_SAFE_NO_PAD.encode(text)
 }
 
 /// A JWKS document holding `keys` (each a JWK's JSON text).
-pub fn jwks(keys: &[&str]) -> String {
+pub(crate) fn jwks(keys: &[&str]) -> String {
     format!(r#"{{"keys":[{}]}}"#, keys.join(","))
 }
 
 /// The signing key of a PKCS#1 PEM (the PEM body is the DER, base64).
-pub fn rsa_encoding_key(pem: &str) -> EncodingKey {
+pub(crate) fn rsa_encoding_key(pem: &str) -> EncodingKey {
     let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
     EncodingKey::from_rsa_der(&STANDARD.decode(body).expect("fixture PEM is base64"))
 }
 
 /// An RS256 token with header `kid`, signed with `pem`.
-pub fn rs_token(kid: &str, pem: &str, claims: Value) -> String {
+pub(crate) fn rs_token(kid: &str, pem: &str, claims: Value) -> String {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&header, &claims, &rsa_encoding_key(pem)).unwrap()
@@ -49,7 +49,7 @@ struct Served {
 }
 
 /// A JWKS endpoint on `127.0.0.1:0`; stops when dropped.
-pub struct JwksServer {
+pub(crate) struct JwksServer {
     addr: std::net::SocketAddr,
     served: Arc<Mutex<Served>>,
     fetches: Arc<AtomicUsize>,
@@ -57,11 +57,11 @@ pub struct JwksServer {
 }
 
 impl JwksServer {
-    pub async fn start(body: String) -> Self {
+    pub(crate) async fn start(body: String) -> Self {
         Self::start_with_status(200, body).await
     }
 
-    pub async fn start_with_status(status: u16, body: String) -> Self {
+    pub(crate) async fn start_with_status(status: u16, body: String) -> Self {
         let served = Arc::new(Mutex::new(Served { status, body }));
         let fetches = Arc::new(AtomicUsize::new(0));
         let route = {
@@ -85,7 +85,7 @@ impl JwksServer {
     }
 
     /// A server whose `/keys` answers `302 Found` to `location`.
-    pub async fn redirecting_to(location: String) -> Self {
+    pub(crate) async fn redirecting_to(location: String) -> Self {
         let served = Arc::new(Mutex::new(Served {
             status: 302,
             body: String::new(),
@@ -112,19 +112,19 @@ impl JwksServer {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/keys", self.addr)
     }
 
-    pub fn fetches(&self) -> usize {
+    pub(crate) fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
     }
 
-    pub fn set_document(&self, body: String) {
+    pub(crate) fn set_document(&self, body: String) {
         self.served.lock().unwrap().body = body;
     }
 
-    pub fn set_status(&self, status: u16) {
+    pub(crate) fn set_status(&self, status: u16) {
         self.served.lock().unwrap().status = status;
     }
 }

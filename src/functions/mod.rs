@@ -24,7 +24,9 @@ use crate::webpubsub::HubRefusal;
 /// accepts. Timer functions (`outbox`) are not listed: the host POSTs them at `/<name>`. The route consistency test holds this table, the files and the server in step.
 #[derive(Debug, Clone, Copy)]
 pub struct FunctionRoute {
+    /// The function's route below `/api/`; `{*rest}` marks a catch-all suffix.
     pub name: &'static str,
+    /// The HTTP methods its `function.json` accepts.
     pub methods: &'static [Method],
 }
 

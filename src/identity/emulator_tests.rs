@@ -9,8 +9,8 @@ use webpubsub_emulator::identity::{self as emulated, IdentityAuthority};
 
 use super::*;
 use crate::auth::jwks::JwksOptions;
-use crate::identity::settings::{IdentityCredential, ManagedIdentity};
 use crate::config::Env;
+use crate::identity::settings::{IdentityCredential, ManagedIdentity};
 
 const HEADER: &str = "identity-header-for-tests";
 

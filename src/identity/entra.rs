@@ -40,7 +40,7 @@ const LEEWAY_SECS: u64 = 60;
 
 /// Validated Entra check settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntraSettings {
+pub(crate) struct EntraSettings {
     pub audiences: Vec<String>,
     pub tenant_id: String,
     pub allowed_client_ids: Vec<String>,
@@ -49,7 +49,7 @@ pub struct EntraSettings {
 
 impl EntraSettings {
     /// `Ok(None)` when no `EventsEntra*` setting is present; otherwise all required ones must be.
-    pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
         if SETTINGS.iter().all(|name| env.get(name).is_none()) {
             return Ok(None);
         }

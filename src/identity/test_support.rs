@@ -12,7 +12,7 @@ use warp::http::{HeaderMap, StatusCode};
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
-pub struct Answer {
+pub(super) struct Answer {
     pub status: u16,
     pub body: String,
     pub retry_after: Option<u64>,
@@ -20,14 +20,14 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub fn token(token: &str, expires_on: u64) -> Self {
+    pub(super) fn token(token: &str, expires_on: u64) -> Self {
         Self::status(
             200,
             &format!(r#"{{"access_token":"{token}","expires_on":"{expires_on}","token_type":"Bearer"}}"#),
         )
     }
 
-    pub fn status(status: u16, body: &str) -> Self {
+    pub(super) fn status(status: u16, body: &str) -> Self {
         Self {
             status,
             body: body.to_owned(),
@@ -36,12 +36,12 @@ impl Answer {
         }
     }
 
-    pub fn retry_after(mut self, secs: u64) -> Self {
+    pub(super) fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
         self
     }
 
-    pub fn delayed(mut self, delay: Duration) -> Self {
+    pub(super) fn delayed(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
     }
@@ -49,14 +49,14 @@ impl Answer {
 
 /// What the endpoint was asked.
 #[derive(Clone, Debug)]
-pub struct Seen {
+pub(super) struct Seen {
     pub path: String,
     pub query: String,
     pub headers: HeaderMap,
     pub body: String,
 }
 
-pub struct TokenServer {
+pub(super) struct TokenServer {
     addr: std::net::SocketAddr,
     answers: Arc<Mutex<VecDeque<Answer>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -65,7 +65,7 @@ pub struct TokenServer {
 }
 
 impl TokenServer {
-    pub async fn start(answers: Vec<Answer>) -> Self {
+    pub(super) async fn start(answers: Vec<Answer>) -> Self {
         let answers = Arc::new(Mutex::new(VecDeque::from(answers)));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hits = Arc::new(AtomicUsize::new(0));
@@ -117,25 +117,25 @@ impl TokenServer {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    pub fn hits(&self) -> usize {
+    pub(super) fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
 
-    pub fn seen(&self) -> Vec<Seen> {
+    pub(super) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 
-    pub fn set_answers(&self, answers: Vec<Answer>) {
+    pub(super) fn set_answers(&self, answers: Vec<Answer>) {
         *self.answers.lock().unwrap() = VecDeque::from(answers);
     }
 }
 
 /// Seconds since the Unix epoch.
-pub fn now() -> u64 {
+pub(super) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

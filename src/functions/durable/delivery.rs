@@ -167,7 +167,13 @@ pub(crate) async fn deliver(
 
 /// The immediate try after a commit, in the background: bounded to [`BROADCAST_TIMEOUT`]; a failure leaves the
 /// row to the drain.
-pub(crate) fn try_now(durable: std::sync::Arc<Durable>, store: Store, lease: OutboxLease, kind: OutboxKind, payload: Value) {
+pub(crate) fn try_now(
+    durable: std::sync::Arc<Durable>,
+    store: Store,
+    lease: OutboxLease,
+    kind: OutboxKind,
+    payload: Value,
+) {
     tokio::spawn(async move {
         let mut report = DrainReport::default();
         if let Err(error) = deliver(&durable, &store, &lease, kind, &payload, BROADCAST_TIMEOUT, &mut report).await {

@@ -18,7 +18,7 @@ use super::request::CloudEvent;
 pub(crate) use origin::AllowedOrigins;
 
 /// A [`CloudEvent`] whose signature matched a configured key and whose hub is served. Only
-/// [`Verifier::verify`] makes one; it derefs to the event's metadata.
+/// `Verifier::verify` makes one; it derefs to the event's metadata.
 #[derive(Debug, Clone)]
 pub struct VerifiedEvent {
     event: CloudEvent,

@@ -38,7 +38,7 @@ const MAX_BODY_BYTES_RANGE: std::ops::RangeInclusive<u64> = 4096..=100 * 1024 * 
 
 /// Settings of `events`.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Extra abuse-protection hosts (`EventsAllowedOrigins`), lowercase.
     pub allowed_origins: Vec<String>,
     /// How `connect` is answered.
@@ -55,7 +55,7 @@ pub struct Settings {
 
 /// The configured answer to `connect`, applied before any application hook.
 #[derive(Debug, Clone)]
-pub struct ConnectPolicy {
+pub(crate) struct ConnectPolicy {
     /// Accepted subprotocols, most preferred first (`EventsSubprotocols`).
     pub subprotocols: Vec<String>,
     /// Where the user id comes from (`EventsUserIdSource`).
@@ -94,7 +94,7 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let allowed_origins = env
             .list(ALLOWED_ORIGINS)
             .into_iter()
@@ -197,7 +197,7 @@ fn is_token(name: &str) -> bool {
 
 /// Where a connection's user id comes from (`EventsUserIdSource`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserIdSource {
+pub(crate) enum UserIdSource {
     /// `token`: the client token's subject (`ce-userId`), as is.
     Token,
     /// `claim:<name>`: the first value of that token claim; the subject when the claim is absent.
@@ -230,7 +230,7 @@ impl FromStr for UserIdSource {
 
 /// The built-in answer to user events (`EventsUserEventBehavior`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserEventBehavior {
+pub(crate) enum UserEventBehavior {
     /// `none`: 204, nothing is sent.
     None,
     /// `echo`: the payload goes back to the sender, same data type.

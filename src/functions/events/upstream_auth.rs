@@ -24,7 +24,7 @@ pub(crate) const ALLOW_UNAUTHENTICATED: &str = "EventsAllowUnauthenticated";
 
 /// The upstream authentication settings of `events`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UpstreamAuthSettings {
+pub(crate) struct UpstreamAuthSettings {
     /// The Entra bearer check (`EventsEntra*`), when configured.
     pub entra: Option<EntraSettings>,
     /// `EventsAllowUnauthenticated`.
@@ -32,7 +32,7 @@ pub struct UpstreamAuthSettings {
 }
 
 impl UpstreamAuthSettings {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             entra: EntraSettings::from_env(env)?,
             allow_unauthenticated: env.flag(ALLOW_UNAUTHENTICATED, false)?,
@@ -41,7 +41,7 @@ impl UpstreamAuthSettings {
 
     /// The start-up rule: events must be authenticated somehow (a key for `ce-signature`, or the Entra
     /// check) unless `EventsAllowUnauthenticated=true`, which is then logged as a warning.
-    pub fn check(&self, service: &ServiceSettings) -> Result<(), ConfigError> {
+    pub(crate) fn check(&self, service: &ServiceSettings) -> Result<(), ConfigError> {
         if service.keys().is_some() || self.entra.is_some() {
             return Ok(());
         }

@@ -74,7 +74,7 @@ pub(crate) const MAX_REQUESTED_ITEMS: usize = 100;
 
 /// Settings of `negotiate`.
 #[derive(Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub identity: IdentityConfig,
     /// Literal role templates every token gets.
     pub default_roles: Vec<Template>,
@@ -89,7 +89,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let identity = IdentityConfig::from_env(env, IDENTITY_SETTING, true)?;
         let default_roles = role_templates(env, DEFAULT_ROLES_SETTING, Template::literal)?;
         let allowed_groups = env
@@ -128,7 +128,7 @@ impl Settings {
     }
 
     /// `NegotiateIdentity=jwt` when this function reads bearer tokens (the app then reads the `Auth*` settings).
-    pub fn jwt_user(&self) -> Option<String> {
+    pub(crate) fn jwt_user(&self) -> Option<String> {
         (self.identity == IdentityConfig::Jwt).then(|| format!("{IDENTITY_SETTING}=jwt"))
     }
 }

@@ -81,7 +81,7 @@ const MAX_BODY_RANGE: RangeInclusive<u64> = 4096..=100 * 1024 * 1024;
 
 /// Settings of `publish`.
 #[derive(Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub trust: TrustSettings,
     pub max_body_bytes: u64,
     /// How long one publish request may take, from arrival to answer.
@@ -89,7 +89,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let trust = TrustSettings::from_env(env)?;
         let max_body_bytes = env.parse_or(MAX_BODY_SETTING, DEFAULT_MAX_BODY_BYTES)?;
         if !MAX_BODY_RANGE.contains(&max_body_bytes) {
@@ -121,7 +121,7 @@ impl Settings {
     }
 
     /// `PublishTrust=jwt` when this function reads bearer tokens (the app then reads the `Auth*` settings).
-    pub fn jwt_user(&self) -> Option<String> {
+    pub(crate) fn jwt_user(&self) -> Option<String> {
         (self.trust.identity() == Some(crate::auth::IdentityConfig::Jwt)).then(|| format!("{TRUST_SETTING}=jwt"))
     }
 }

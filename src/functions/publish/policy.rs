@@ -26,7 +26,7 @@ pub(crate) const FUNCTION_KEY_CALLER: &str = "function-key";
 
 /// The configured second check.
 #[derive(Debug, Clone)]
-pub enum TrustSettings {
+pub(crate) enum TrustSettings {
     Jwt { required_roles: Vec<String> },
     AppService { required_roles: Vec<String> },
     FunctionKeyOnly,
@@ -36,7 +36,7 @@ impl TrustSettings {
     /// Reads `PublishTrust` and `PublishRequiredRole` (`jwt`'s `Auth*` settings are read once for the app, see
     /// [`SharedAuth`]). Fails closed:
     /// a missing mode or role is an error naming the setting.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let raw = env.get(TRUST_SETTING).ok_or_else(|| {
             ConfigError::new(
                 TRUST_SETTING,
@@ -81,7 +81,7 @@ impl TrustSettings {
     }
 
     /// The identity mode this trust uses, when it identifies callers at all.
-    pub fn identity(&self) -> Option<IdentityConfig> {
+    pub(crate) fn identity(&self) -> Option<IdentityConfig> {
         match self {
             Self::Jwt { .. } => Some(IdentityConfig::Jwt),
             Self::AppService { .. } => Some(IdentityConfig::AppService),
@@ -90,7 +90,7 @@ impl TrustSettings {
     }
 
     /// The mode's setting value, for logs.
-    pub fn mode_name(&self) -> &'static str {
+    pub(crate) fn mode_name(&self) -> &'static str {
         match self {
             Self::Jwt { .. } => "jwt",
             Self::AppService { .. } => "appservice",

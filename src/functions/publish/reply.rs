@@ -147,7 +147,12 @@ async fn run(client: &RestClient, action: &PlannedAction) -> Result<Answer, Rest
 
 /// Executes `plan` in order on behalf of `caller`, stopping at the first action that is not done or when
 /// `deadline` passes.
-pub(super) async fn execute(client: &RestClient, plan: &Plan, caller: &str, deadline: Instant) -> Result<Response, ApiError> {
+pub(super) async fn execute(
+    client: &RestClient,
+    plan: &Plan,
+    caller: &str,
+    deadline: Instant,
+) -> Result<Response, ApiError> {
     let who = Who {
         caller,
         attribution: plan.attribution.as_deref(),

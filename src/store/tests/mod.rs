@@ -17,24 +17,24 @@ use sqlx::{Connection, Executor};
 use super::{PoolOptions, Store, StoreConnectionString};
 
 /// Env var naming the PostgreSQL server the tests create their databases in.
-pub const POSTGRES_ENV: &str = "WPS_TEST_POSTGRES_URL";
+pub(super) const POSTGRES_ENV: &str = "WPS_TEST_POSTGRES_URL";
 
 /// One empty database for one test; [`TestDb::open`] can be called again for a second "instance".
-pub struct TestDb {
+pub(super) struct TestDb {
     pub conn: StoreConnectionString,
     file: Option<PathBuf>,
 }
 
 impl TestDb {
     /// A new SQLite file in the temp directory (removed on drop).
-    pub async fn sqlite() -> Self {
+    pub(super) async fn sqlite() -> Self {
         let path = std::env::temp_dir().join(format!("wps-store-{}.db", super::new_id()));
         let conn = StoreConnectionString::parse(&format!("sqlite:{}", path.display())).unwrap();
         Self { conn, file: Some(path) }
     }
 
     /// A new database in the test cluster.
-    pub async fn postgres() -> Self {
+    pub(super) async fn postgres() -> Self {
         let base = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| {
             panic!(
                 "{POSTGRES_ENV} is not set: the PostgreSQL store tests need a server. Start the throwaway \
@@ -60,7 +60,7 @@ impl TestDb {
     }
 
     /// Opens (and migrates) a store on this database: a new pool, as another instance would.
-    pub async fn open(&self) -> Store {
+    pub(super) async fn open(&self) -> Store {
         Store::open(&self.conn, PoolOptions { max_connections: 4 })
             .await
             .expect("open store")
@@ -78,7 +78,7 @@ impl Drop for TestDb {
 }
 
 /// Owned member lists for `create_conversation`.
-pub fn users(names: &[&str]) -> Vec<String> {
+pub(super) fn users(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| (*s).to_owned()).collect()
 }
 

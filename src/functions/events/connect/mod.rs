@@ -23,7 +23,9 @@ use super::policy::VerifiedEvent;
 /// [`super::EventHandler::on_connect`].
 #[derive(Debug)]
 pub struct ConnectRequest<'a> {
+    /// The verified CloudEvents metadata (hub, connection id, user).
     pub event: &'a VerifiedEvent,
+    /// The parsed `connect` body (claims, query, subprotocols, certificates).
     pub body: ConnectBody<'a>,
 }
 

@@ -440,4 +440,28 @@ mod tests {
         assert!(settings.jwt.is_some());
         assert!(App::new(settings).is_ok());
     }
+
+    /// #18: without a key and without the Entra check, the app starts only when
+    /// `EventsAllowUnauthenticated=true` says so (the rule is checked by `App::new`, the path the binary takes).
+    #[test]
+    fn keyless_events_without_the_entra_check_start_only_when_allowed() {
+        let keyless = Env::from_pairs([
+            ("WebPubSubConnectionString__serviceUri", "http://127.0.0.1:9"),
+            ("WebPubSubConnectionString__credential", "managedidentity"),
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:9/identity/token"),
+            ("IDENTITY_HEADER", "header"),
+            ("WebPubSubHub", "chat"),
+            (negotiate::IDENTITY_SETTING, "anonymous"),
+            (publish::TRUST_SETTING, "functionkey"),
+        ]);
+        let refused = App::new(Settings::from_env(&keyless).unwrap())
+            .err()
+            .expect("refused at start");
+        assert!(
+            refused.to_string().contains("EventsAllowUnauthenticated"),
+            "{refused:#}"
+        );
+        let allowed = keyless.with("EventsAllowUnauthenticated", "true");
+        App::new(Settings::from_env(&allowed).unwrap()).unwrap();
+    }
 }

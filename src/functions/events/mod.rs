@@ -76,7 +76,6 @@ impl State {
     /// [`Builtin`] handler.
     #[cfg(test)]
     pub(crate) fn new(own: &Settings, service: &ServiceSettings) -> anyhow::Result<Self> {
-        own.upstream_auth.check(service)?;
         let handler = Builtin::from_parts(service, own)?;
         Self::with_handler(own, service, Arc::new(handler))
     }
@@ -87,6 +86,7 @@ impl State {
         service: &ServiceSettings,
         handler: Arc<dyn EventHandler>,
     ) -> anyhow::Result<Self> {
+        own.upstream_auth.check(service)?;
         let origins = AllowedOrigins::new(
             service
                 .endpoints()

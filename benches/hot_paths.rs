@@ -18,12 +18,8 @@ use serde_json::json;
 use warp::Filter as _;
 use warp::http::{HeaderMap, HeaderName, HeaderValue};
 
-use webpubsub_control::auth::{JwtSettings, JwtValidator};
-use webpubsub_control::config::Env;
-use webpubsub_control::functions::events::{CloudEvent, ConnectBody};
-use webpubsub_control::server::App;
-use webpubsub_control::server::Settings;
 use webpubsub_control::webpubsub::{AccessKey, ServiceKeys, signature};
+use webpubsub_control::{App, CloudEvent, ConnectBody, Env, JwtSettings, JwtValidator, Settings};
 
 const ACCESS_KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
 const CONNECTION_STRING: &str =

@@ -205,7 +205,11 @@ fn sync_json_costs(result: &SyncResult) {
 async fn run(conn: StoreConnectionString, raw_url: &str, label: &str, ceiling_only: bool) {
     println!("{label}:");
     let store = Store::open(&conn, PoolOptions::default()).await.expect("open store");
-    let only = if ceiling_only { "send".to_owned() } else { std::env::var("STORE_BENCH_ONLY").unwrap_or_default() };
+    let only = if ceiling_only {
+        "send".to_owned()
+    } else {
+        std::env::var("STORE_BENCH_ONLY").unwrap_or_default()
+    };
     let wanted = |figure: &str| only.is_empty() || only.split(',').any(|f| f.trim() == figure);
     if wanted("send") {
         send_rate(&store, env_or("STORE_BENCH_SECONDS", 3)).await;

@@ -6,12 +6,10 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use webpubsub_control::config::Env;
-use webpubsub_control::error::ApiError;
-use webpubsub_control::functions::events::{EventHandler, HookFuture, UserEventReply, UserMessage, VerifiedEvent};
-use webpubsub_control::server::Settings;
-use webpubsub_control::server::{self, App};
-use webpubsub_control::telemetry;
+use webpubsub_control::{
+    ApiError, App, Env, EventHandler, HookFuture, Settings, UserEventReply, UserMessage, VerifiedEvent, run,
+    shutdown_signal, telemetry,
+};
 
 /// Replies to each text message with the same text in upper case.
 struct Shout;
@@ -38,6 +36,6 @@ async fn main() -> anyhow::Result<()> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, settings.port));
     let app = App::new(settings)?.with_event_handler(Arc::new(Shout));
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    server::run(listener, app, server::shutdown_signal()).await;
+    run(listener, app, shutdown_signal()).await;
     Ok(())
 }

@@ -130,11 +130,14 @@ impl std::fmt::Debug for Env {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("setting {setting}: {problem}")]
 pub struct ConfigError {
+    /// The setting's name, as in the environment.
     pub setting: String,
+    /// What is wrong with it.
     pub problem: String,
 }
 
 impl ConfigError {
+    /// The error for `setting`, described by `problem`.
     pub fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             setting: setting.into(),

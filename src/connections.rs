@@ -55,8 +55,12 @@ impl Default for Limits {
 
 /// Serves `filter` on `listener` within `limits` until `shutdown` resolves; then stops accepting and waits
 /// for the open connections to finish their requests.
-pub async fn serve<F, R>(listener: TcpListener, filter: F, limits: Limits, shutdown: impl Future<Output = ()> + Send)
-where
+pub(crate) async fn serve<F, R>(
+    listener: TcpListener,
+    filter: F,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send,
+) where
     F: Filter<Extract = (R,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
     R: Reply,
 {
@@ -118,7 +122,7 @@ async fn accept_failed(error: std::io::Error) {
 
 /// Why a request body could not be read: it stalled past the deadline, or the connection failed.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyReadError {
+pub(crate) enum BodyReadError {
     #[error("the request body did not arrive within {} s", .0.as_secs())]
     TimedOut(Duration),
     #[error(transparent)]
@@ -127,7 +131,7 @@ pub enum BodyReadError {
 
 impl BodyReadError {
     /// Whether `error` or one of its sources is a body that stalled past its deadline.
-    pub fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    pub(crate) fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
         let mut next = Some(error);
         while let Some(error) = next {
             if matches!(error.downcast_ref::<Self>(), Some(Self::TimedOut(_))) {

@@ -29,6 +29,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error answered with `status`, the machine-readable `code` and a human `message`.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -111,14 +112,17 @@ impl ApiError {
         self
     }
 
+    /// The HTTP status it is answered with.
     pub fn status(&self) -> StatusCode {
         self.status
     }
 
+    /// The body's `code`.
     pub fn code(&self) -> &'static str {
         self.code
     }
 
+    /// The body's `message`.
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -154,7 +158,7 @@ impl Reply for ApiError {
 }
 
 /// Turns a handler result into a response: `Ok` replies as is, `Err` as its JSON error.
-pub fn into_response<T: Reply>(result: Result<T, ApiError>) -> Response {
+pub(crate) fn into_response<T: Reply>(result: Result<T, ApiError>) -> Response {
     match result {
         Ok(reply) => reply.into_response(),
         Err(error) => error.into_response(),
@@ -162,7 +166,7 @@ pub fn into_response<T: Reply>(result: Result<T, ApiError>) -> Response {
 }
 
 /// The one place framework rejections (no route, wrong method, bad query or header) become JSON errors.
-pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+pub(crate) async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     Ok(rejection_to_error(&rejection).into_response())
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 /// A `reqwest::Client`, built once, in the background, from its builder.
 #[derive(Clone)]
-pub struct LazyClient {
+pub(crate) struct LazyClient {
     inner: Arc<Inner>,
 }
 
@@ -26,7 +26,7 @@ struct Inner {
 /// The client could not be built (e.g. the TLS trust store could not be loaded).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the {purpose} HTTP client could not be built: {detail}")]
-pub struct ClientBuildError {
+pub(crate) struct ClientBuildError {
     purpose: &'static str,
     detail: String,
 }
@@ -43,7 +43,10 @@ impl fmt::Debug for LazyClient {
 impl LazyClient {
     /// A client `builder` makes. Inside a tokio runtime the build starts now on a blocking thread (its
     /// failure logged at error); outside one it happens on first use.
-    pub fn new(purpose: &'static str, builder: impl Fn() -> reqwest::ClientBuilder + Send + Sync + 'static) -> Self {
+    pub(crate) fn new(
+        purpose: &'static str,
+        builder: impl Fn() -> reqwest::ClientBuilder + Send + Sync + 'static,
+    ) -> Self {
         let client = Self::unstarted(purpose, builder);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let warming = client.clone();
@@ -57,7 +60,7 @@ impl LazyClient {
     }
 
     /// A client built only on first use.
-    pub fn unstarted(
+    pub(crate) fn unstarted(
         purpose: &'static str,
         builder: impl Fn() -> reqwest::ClientBuilder + Send + Sync + 'static,
     ) -> Self {
@@ -71,7 +74,7 @@ impl LazyClient {
     }
 
     /// The client, built now if no build has finished yet (waiting for one under way).
-    pub fn get(&self) -> Result<&reqwest::Client, ClientBuildError> {
+    pub(crate) fn get(&self) -> Result<&reqwest::Client, ClientBuildError> {
         let inner = &*self.inner;
         inner
             .client

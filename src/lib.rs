@@ -38,19 +38,31 @@
 //!
 //! Imports point one way: `config` ← `webpubsub`, `auth`, `telemetry` ← `functions` ← `server` ← `dev`, `main`.
 //!
-//! The binary (`src/main.rs`) only reads the environment, builds [`server::App`] and calls [`server::run`].
+//! The binary (`src/main.rs`) only reads the environment, builds [`App`] and calls [`run`].
 
-pub mod auth;
-pub mod config;
-pub mod connections;
+mod auth;
+mod config;
+mod connections;
 #[cfg(feature = "dev")]
 pub mod dev;
-pub mod error;
-pub mod functions;
-pub mod http_client;
-pub mod identity;
-pub mod request;
-pub mod server;
+mod error;
+mod functions;
+mod http_client;
+mod identity;
+mod request;
+mod server;
 pub mod store;
 pub mod telemetry;
 pub mod webpubsub;
+
+pub use auth::{JwtSettings, JwtValidator};
+pub use config::{ConfigError, Env};
+pub use connections::Limits;
+pub use error::ApiError;
+pub use functions::events::{
+    CloudEvent, ConnectBody, ConnectRequest, ConnectResponse, ConnectionState, DataType, EventHandler, EventKind,
+    HookFuture, UserEventReply, UserMessage, VerifiedEvent,
+};
+pub use functions::openapi::DOCUMENT as OPENAPI_DOCUMENT;
+pub use functions::{FUNCTIONS, FunctionRoute};
+pub use server::{App, Settings, run, run_with_limits, shutdown_signal};

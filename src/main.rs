@@ -4,9 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
-use webpubsub_control::config::Env;
-use webpubsub_control::server::Settings;
-use webpubsub_control::{server, telemetry};
+use webpubsub_control::{App, Env, Settings, run, shutdown_signal, telemetry};
 
 const USAGE: &str = "\
 handler — Azure Functions custom handler in front of Azure Web PubSub
@@ -71,7 +69,7 @@ fn serve() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let app = match server::App::new(settings) {
+        let app = match App::new(settings) {
             Ok(app) => app,
             Err(error) => {
                 eprintln!("handler: configuration error: {error:#}");
@@ -80,7 +78,7 @@ fn serve() -> ExitCode {
         };
         app.open_store().await;
         tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "handler listening");
-        server::run(listener, app, server::shutdown_signal()).await;
+        run(listener, app, shutdown_signal()).await;
         ExitCode::SUCCESS
     })
 }
@@ -125,7 +123,7 @@ fn dev(args: impl Iterator<Item = String>) -> ExitCode {
             }
         };
         println!("{}", running.banner());
-        server::shutdown_signal().await;
+        shutdown_signal().await;
         running.shutdown().await;
         ExitCode::SUCCESS
     })

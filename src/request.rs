@@ -16,12 +16,12 @@ use warp::reply::{Reply, Response};
 use crate::error::ApiError;
 
 /// Header the Functions host adds to every forwarded request.
-pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
+pub(crate) const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 
 /// Answers a request whose path or query holds a control character (NUL included), raw or percent-encoded,
 /// with a 400 `InvalidPath` / `InvalidQuery`: no route takes one, and none may reach a name, a log line or
 /// the service. (The HTTP server already refuses them in header values.) Any other request passes on.
-pub fn control_characters() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+pub(crate) fn control_characters() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path::full()
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and_then(|path: warp::path::FullPath, query: String| async move {
@@ -42,10 +42,10 @@ fn has_control_character(text: &str) -> bool {
 
 /// A request body not yet read: routes hand it to the handler, which verifies the caller first and then
 /// reads it with [`read_body`], so every failure is the handler's reply.
-pub type UnreadBody = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
+pub(crate) type UnreadBody = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
 
 /// Extracts the body without reading it.
-pub fn unread_body() -> impl Filter<Extract = (UnreadBody,), Error = warp::Rejection> + Clone {
+pub(crate) fn unread_body() -> impl Filter<Extract = (UnreadBody,), Error = warp::Rejection> + Clone {
     warp::body::stream().map(unread)
 }
 
@@ -59,7 +59,7 @@ where
 
 /// Reads the whole body, failing with a 413 past `limit` bytes (declared in `Content-Length` or actual), and
 /// with a 408 when it stalls past the server's body deadline ([`crate::connections::Limits`]).
-pub async fn read_body(headers: &HeaderMap, body: UnreadBody, limit: u64) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(headers: &HeaderMap, body: UnreadBody, limit: u64) -> Result<Bytes, ApiError> {
     let declared = match headers.get(header::CONTENT_LENGTH) {
         None => None,
         Some(value) => Some(
@@ -96,7 +96,8 @@ async fn collect_bounded(body: UnreadBody, limit: u64) -> Result<Bytes, ApiError
 }
 
 /// The host's invocation id, when the request came through the Functions host.
-pub fn invocation_id(headers: &HeaderMap) -> Option<&str> {
+#[cfg(test)]
+pub(crate) fn invocation_id(headers: &HeaderMap) -> Option<&str> {
     headers.get(INVOCATION_ID_HEADER).and_then(|v| v.to_str().ok())
 }
 

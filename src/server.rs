@@ -24,26 +24,31 @@ use crate::telemetry::LogSettings;
 use crate::webpubsub::ServiceSettings;
 
 /// Port the handler listens on when `FUNCTIONS_CUSTOMHANDLER_PORT` is unset (the Functions host always sets it).
-pub const DEFAULT_PORT: u16 = 3000;
+pub(crate) const DEFAULT_PORT: u16 = 3000;
 
 /// Everything the handler needs, validated from one environment snapshot. Built once; shared read-only.
 #[derive(Debug)]
 pub struct Settings {
     /// Loopback port to listen on (`FUNCTIONS_CUSTOMHANDLER_PORT`).
     pub port: u16,
+    /// Log filter and format (`RUST_LOG`, `LOG_FORMAT`), for `telemetry::init`.
     pub log: LogSettings,
     /// The Web PubSub service: connection string(s), keys and hubs.
-    pub service: ServiceSettings,
+    pub(crate) service: ServiceSettings,
     /// The `Auth*` settings, read once when a function identifies callers by bearer token.
-    pub jwt: Option<JwtSettings>,
-    pub negotiate: negotiate::Settings,
-    pub publish: publish::Settings,
-    pub events: events::Settings,
+    pub(crate) jwt: Option<JwtSettings>,
+    /// `Negotiate*` settings.
+    pub(crate) negotiate: negotiate::Settings,
+    /// `Publish*` settings.
+    pub(crate) publish: publish::Settings,
+    /// `Events*` settings.
+    pub(crate) events: events::Settings,
     /// `StoreConnectionString` and `MessageMaxBytes` (#15).
-    pub durable: durable::Settings,
+    pub(crate) durable: durable::Settings,
 }
 
 impl Settings {
+    /// Reads and validates every setting from `env`; the first missing or malformed one is the error.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let port = env.parse_or("FUNCTIONS_CUSTOMHANDLER_PORT", DEFAULT_PORT)?;
         let log = LogSettings::from_env(env)?;
@@ -394,7 +399,7 @@ mod tests {
     #[test]
     fn a_plain_http_endpoint_off_loopback_warns_once_at_start() {
         let warnings = |endpoint: &str| {
-            let (captured, _guard) = test_support::capture_logs(crate::telemetry::fields::TextFields);
+            let (captured, _guard) = test_support::capture_logs(crate::telemetry::TextFields);
             let connection = format!("Endpoint={endpoint};AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;");
             let env = env("anonymous", "appservice").with("WebPubSubConnectionString", connection);
             App::new(Settings::from_env(&env).unwrap()).unwrap();
@@ -434,5 +439,29 @@ mod tests {
         let settings = Settings::from_env(&both).unwrap();
         assert!(settings.jwt.is_some());
         assert!(App::new(settings).is_ok());
+    }
+
+    /// #18: without a key and without the Entra check, the app starts only when
+    /// `EventsAllowUnauthenticated=true` says so (the rule is checked by `App::new`, the path the binary takes).
+    #[test]
+    fn keyless_events_without_the_entra_check_start_only_when_allowed() {
+        let keyless = Env::from_pairs([
+            ("WebPubSubConnectionString__serviceUri", "http://127.0.0.1:9"),
+            ("WebPubSubConnectionString__credential", "managedidentity"),
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:9/identity/token"),
+            ("IDENTITY_HEADER", "header"),
+            ("WebPubSubHub", "chat"),
+            (negotiate::IDENTITY_SETTING, "anonymous"),
+            (publish::TRUST_SETTING, "functionkey"),
+        ]);
+        let refused = App::new(Settings::from_env(&keyless).unwrap())
+            .err()
+            .expect("refused at start");
+        assert!(
+            refused.to_string().contains("EventsAllowUnauthenticated"),
+            "{refused:#}"
+        );
+        let allowed = keyless.with("EventsAllowUnauthenticated", "true");
+        App::new(Settings::from_env(&allowed).unwrap()).unwrap();
     }
 }

@@ -14,17 +14,17 @@ use warp::http::HeaderMap;
 use super::AuthError;
 use super::user_id::validate_user_id;
 
-pub const PRINCIPAL_HEADER: &str = "x-ms-client-principal";
-pub const PRINCIPAL_ID_HEADER: &str = "x-ms-client-principal-id";
-pub const PRINCIPAL_NAME_HEADER: &str = "x-ms-client-principal-name";
-pub const PRINCIPAL_IDP_HEADER: &str = "x-ms-client-principal-idp";
+pub(crate) const PRINCIPAL_HEADER: &str = "x-ms-client-principal";
+pub(crate) const PRINCIPAL_ID_HEADER: &str = "x-ms-client-principal-id";
+pub(crate) const PRINCIPAL_NAME_HEADER: &str = "x-ms-client-principal-name";
+pub(crate) const PRINCIPAL_IDP_HEADER: &str = "x-ms-client-principal-idp";
 
 /// Role claim types used when the principal names none.
 const DEFAULT_ROLE_CLAIM_TYPES: [&str; 2] = ["roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"];
 
 /// A signed-in user as App Service Authentication describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppServicePrincipal {
+pub(crate) struct AppServicePrincipal {
     /// `X-MS-CLIENT-PRINCIPAL-ID`: the provider's stable user id.
     pub user_id: String,
     /// `X-MS-CLIENT-PRINCIPAL-NAME`, when sent.
@@ -58,7 +58,7 @@ struct ClaimJson {
 impl AppServicePrincipal {
     /// Reads the principal from request headers. No `X-MS-CLIENT-PRINCIPAL-ID` → `MissingCredentials`; a
     /// malformed principal or an invalid id → `InvalidCredentials`.
-    pub fn from_headers(headers: &HeaderMap) -> Result<Self, AuthError> {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Self, AuthError> {
         let user_id = header_text(headers, PRINCIPAL_ID_HEADER)?.ok_or(AuthError::MissingCredentials(
             "App Service Authentication headers (X-MS-CLIENT-PRINCIPAL-ID)",
         ))?;
@@ -86,7 +86,7 @@ impl AppServicePrincipal {
     }
 
     /// Whether the principal carries app role `role`.
-    pub fn has_role(&self, role: &str) -> bool {
+    pub(crate) fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
     }
 }

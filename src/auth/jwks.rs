@@ -60,7 +60,7 @@ impl Default for JwksOptions {
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 30;
 
 /// A cache of one provider's signing keys.
-pub struct JwksCache {
+pub(crate) struct JwksCache {
     url: Url,
     /// `url` without credentials, for logs and Debug.
     shown_url: String,
@@ -110,7 +110,7 @@ struct JwksDocument {
 
 impl JwksCache {
     /// A cache for `url`; its HTTP client is built in the background (nothing is fetched yet).
-    pub fn new(url: Url, options: JwksOptions) -> anyhow::Result<Self> {
+    pub(crate) fn new(url: Url, options: JwksOptions) -> anyhow::Result<Self> {
         let (connect_timeout, timeout) = (options.connect_timeout, options.timeout);
         let client = LazyClient::new("JWKS", move || {
             reqwest::Client::builder()
@@ -131,7 +131,7 @@ impl JwksCache {
     }
 
     /// The key that verifies tokens with header `kid` (`None`: the token names no key).
-    pub async fn key_for(&self, kid: Option<&str>) -> Result<Arc<DecodingKey>, AuthError> {
+    pub(crate) async fn key_for(&self, kid: Option<&str>) -> Result<Arc<DecodingKey>, AuthError> {
         let cached = self.snapshot();
         if let Some(key) = cached.find(kid)
             && !self.is_stale(&cached)

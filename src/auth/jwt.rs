@@ -28,15 +28,15 @@ use super::jwks::{JwksCache, JwksOptions};
 use super::user_id::validate_user_id;
 use crate::config::{ConfigError, Env};
 
-pub const ISSUER_SETTING: &str = "AuthJwtIssuer";
-pub const AUDIENCE_SETTING: &str = "AuthJwtAudience";
-pub const SECRET_SETTING: &str = "AuthJwtSecret";
-pub const JWKS_URL_SETTING: &str = "AuthJwksUrl";
-pub const USER_ID_CLAIM_SETTING: &str = "AuthUserIdClaim";
-pub const LEEWAY_SETTING: &str = "AuthJwtLeewaySeconds";
+pub(crate) const ISSUER_SETTING: &str = "AuthJwtIssuer";
+pub(crate) const AUDIENCE_SETTING: &str = "AuthJwtAudience";
+pub(crate) const SECRET_SETTING: &str = "AuthJwtSecret";
+pub(crate) const JWKS_URL_SETTING: &str = "AuthJwksUrl";
+pub(crate) const USER_ID_CLAIM_SETTING: &str = "AuthUserIdClaim";
+pub(crate) const LEEWAY_SETTING: &str = "AuthJwtLeewaySeconds";
 
 /// Every `Auth*` setting name, to tell whether bearer-token auth is configured at all.
-pub const SETTINGS: [&str; 6] = [
+pub(crate) const SETTINGS: [&str; 6] = [
     ISSUER_SETTING,
     AUDIENCE_SETTING,
     SECRET_SETTING,
@@ -46,17 +46,17 @@ pub const SETTINGS: [&str; 6] = [
 ];
 
 /// Shortest HS256 secret accepted: the hash size, as RFC 7518 §3.2 requires.
-pub const MIN_SECRET_BYTES: usize = 32;
+pub(crate) const MIN_SECRET_BYTES: usize = 32;
 const DEFAULT_LEEWAY_SECS: u64 = 60;
 const MAX_LEEWAY_SECS: u64 = 300;
 
 /// The HS256 secret. `Debug` never shows it.
 #[derive(Clone)]
-pub struct JwtSecret(String);
+pub(crate) struct JwtSecret(String);
 
 impl JwtSecret {
     /// The secret itself, for building the verification key. Never log it.
-    pub fn expose_secret(&self) -> &str {
+    pub(crate) fn expose_secret(&self) -> &str {
         &self.0
     }
 }
@@ -69,7 +69,7 @@ impl fmt::Debug for JwtSecret {
 
 /// Where verification keys come from.
 #[derive(Clone)]
-pub enum JwtKeySource {
+pub(crate) enum JwtKeySource {
     /// HS256 with a shared secret.
     Secret(JwtSecret),
     /// RS256 with keys published at a JWKS URL.
@@ -89,11 +89,16 @@ impl fmt::Debug for JwtKeySource {
 /// Validated bearer-token settings.
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
-    pub issuers: Vec<String>,
-    pub audiences: Vec<String>,
-    pub key: JwtKeySource,
-    pub user_id_claim: String,
-    pub leeway_secs: u64,
+    /// Accepted `iss` values.
+    pub(crate) issuers: Vec<String>,
+    /// Accepted `aud` values.
+    pub(crate) audiences: Vec<String>,
+    /// Where the verification keys come from.
+    pub(crate) key: JwtKeySource,
+    /// The claim that carries the caller's user id.
+    pub(crate) user_id_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub(crate) leeway_secs: u64,
 }
 
 impl JwtSettings {
@@ -328,7 +333,7 @@ impl JwtValidator {
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
-pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let value = headers
         .get(AUTHORIZATION)
         .ok_or(AuthError::MissingCredentials("an Authorization: Bearer token"))?;

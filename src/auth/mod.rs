@@ -13,12 +13,12 @@
 //! Layout: [`appservice`], [`jwt`] and [`jwks`] (credentials), [`user_id`] (id rules), [`template`] (rights
 //! templates with `{userId}`), [`rate_limit`] (per-identity token buckets).
 
-pub mod appservice;
-pub mod jwks;
-pub mod jwt;
-pub mod rate_limit;
-pub mod template;
-pub mod user_id;
+pub(crate) mod appservice;
+pub(crate) mod jwks;
+pub(crate) mod jwt;
+pub(crate) mod rate_limit;
+pub(crate) mod template;
+pub(crate) mod user_id;
 
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -27,11 +27,11 @@ use std::sync::Arc;
 
 use warp::http::{HeaderMap, StatusCode};
 
-pub use appservice::AppServicePrincipal;
-pub use jwt::{JwtSettings, JwtValidator, VerifiedToken};
-pub use rate_limit::{RateDecision, RateLimiter};
-pub use template::Template;
-pub use user_id::{UserIdError, validate_user_id};
+pub(crate) use appservice::AppServicePrincipal;
+pub(crate) use jwt::VerifiedToken;
+pub use jwt::{JwtSettings, JwtValidator};
+pub(crate) use rate_limit::{RateDecision, RateLimiter};
+pub(crate) use user_id::{UserIdError, validate_user_id};
 
 use crate::config::{ConfigError, Env};
 use crate::error::ApiError;
@@ -75,7 +75,7 @@ impl From<AuthError> for ApiError {
 /// How callers are identified, as configured. The `Auth*` settings of `jwt` are read once for every
 /// function that chose it ([`SharedAuth::jwt_settings_from_env`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentityConfig {
+pub(crate) enum IdentityConfig {
     AppService,
     Jwt,
     Anonymous,
@@ -84,7 +84,7 @@ pub enum IdentityConfig {
 impl IdentityConfig {
     /// Reads the mode from `setting` (`appservice` | `jwt` | `anonymous`, any case), which must be set.
     /// `allow_anonymous` is false for functions that must never be anonymous.
-    pub fn from_env(env: &Env, setting: &str, allow_anonymous: bool) -> Result<Self, ConfigError> {
+    pub(crate) fn from_env(env: &Env, setting: &str, allow_anonymous: bool) -> Result<Self, ConfigError> {
         let choices = if allow_anonymous {
             "appservice, jwt or anonymous"
         } else {
@@ -105,7 +105,7 @@ impl IdentityConfig {
     }
 
     /// The mode's setting value, for logs.
-    pub fn mode_name(&self) -> &'static str {
+    pub(crate) fn mode_name(&self) -> &'static str {
         match self {
             Self::AppService => "appservice",
             Self::Jwt => "jwt",
@@ -116,7 +116,7 @@ impl IdentityConfig {
 
 /// An identified caller.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     /// The user id to act as; always passed [`validate_user_id`].
     pub user_id: String,
     pub source: CallerSource,
@@ -124,7 +124,7 @@ pub struct Caller {
 
 /// Where a caller's identity came from, with what the source said about it.
 #[derive(Debug, Clone)]
-pub enum CallerSource {
+pub(crate) enum CallerSource {
     AppService(AppServicePrincipal),
     Jwt(VerifiedToken),
     /// Unauthenticated; `generated` when the server picked the id.
@@ -135,7 +135,7 @@ pub enum CallerSource {
 
 impl Caller {
     /// Whether the caller's credentials carry app role (or scope) `role`. Anonymous callers have none.
-    pub fn has_role(&self, role: &str) -> bool {
+    pub(crate) fn has_role(&self, role: &str) -> bool {
         match &self.source {
             CallerSource::AppService(principal) => principal.has_role(role),
             CallerSource::Jwt(token) => token.has_role(role),
@@ -147,14 +147,14 @@ impl Caller {
 /// What the functions share to identify callers: one JWT validator (so one JWKS cache) for every function
 /// that accepts bearer tokens. Built once at start-up; cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct SharedAuth {
+pub(crate) struct SharedAuth {
     jwt: Option<Arc<JwtValidator>>,
 }
 
 impl SharedAuth {
     /// Reads the `Auth*` settings once, when some function chose `jwt`; `users` names those choices (e.g.
     /// `NegotiateIdentity=jwt`) for the error messages. `None` when no function needs them.
-    pub fn jwt_settings_from_env(env: &Env, users: &[String]) -> Result<Option<JwtSettings>, ConfigError> {
+    pub(crate) fn jwt_settings_from_env(env: &Env, users: &[String]) -> Result<Option<JwtSettings>, ConfigError> {
         if users.is_empty() {
             return Ok(None);
         }
@@ -162,14 +162,14 @@ impl SharedAuth {
     }
 
     /// The shared validator for `jwt` settings (none without them).
-    pub fn new(jwt: Option<&JwtSettings>) -> anyhow::Result<Self> {
+    pub(crate) fn new(jwt: Option<&JwtSettings>) -> anyhow::Result<Self> {
         Ok(Self {
             jwt: jwt.map(JwtValidator::new).transpose()?.map(Arc::new),
         })
     }
 
     /// An authenticator for `mode`, sharing this validator. `jwt` without `Auth*` settings is an error.
-    pub fn authenticator(&self, mode: IdentityConfig) -> anyhow::Result<Authenticator> {
+    pub(crate) fn authenticator(&self, mode: IdentityConfig) -> anyhow::Result<Authenticator> {
         Ok(match mode {
             IdentityConfig::AppService => Authenticator::AppService,
             IdentityConfig::Jwt => Authenticator::Jwt(
@@ -184,20 +184,20 @@ impl SharedAuth {
 
 /// Identifies callers in the configured mode. Built once at start-up (see [`SharedAuth::authenticator`]).
 #[derive(Debug)]
-pub enum Authenticator {
+pub(crate) enum Authenticator {
     AppService,
     Jwt(Arc<JwtValidator>),
     Anonymous,
 }
 
 /// Prefix of server-generated anonymous user ids.
-pub const GENERATED_USER_ID_PREFIX: &str = "anonymous-";
+pub(crate) const GENERATED_USER_ID_PREFIX: &str = "anonymous-";
 
 impl Authenticator {
     /// Identifies the caller of a request. `requested_user_id` is the id the caller asked for: in anonymous
     /// mode it becomes the identity (validated; omitted → generated), otherwise it must equal the
     /// authenticated id.
-    pub async fn authenticate(
+    pub(crate) async fn authenticate(
         &self,
         headers: &HeaderMap,
         requested_user_id: Option<&str>,

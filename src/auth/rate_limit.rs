@@ -3,7 +3,7 @@
 //!
 //! Built to be cheap on the hot path and bounded in memory: keys are spread over a fixed number of shards,
 //! each a mutex-guarded map, so concurrent requests rarely contend; a shard holds at most
-//! [`RateLimiter::max_keys_per_shard`] keys. When a full shard meets a new key it first drops buckets that
+//! `max_keys_per_shard` keys. When a full shard meets a new key it first drops buckets that
 //! have refilled completely (forgetting them changes nothing) and, if every key is still active, starts the
 //! shard afresh — a flood of distinct identities can cost some accuracy, never unbounded memory.
 
@@ -18,7 +18,7 @@ const DEFAULT_MAX_KEYS_PER_SHARD: usize = 4096;
 
 /// The verdict for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateDecision {
+pub(crate) enum RateDecision {
     Allowed,
     /// Over the limit; one token is back after this many whole seconds (at least 1).
     Limited {
@@ -28,7 +28,7 @@ pub enum RateDecision {
 
 /// Token buckets keyed by identity.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     capacity: f64,
     tokens_per_sec: f64,
     max_keys_per_shard: usize,
@@ -45,12 +45,12 @@ struct Bucket {
 impl RateLimiter {
     /// A limiter allowing `per_minute` requests per key per minute (bursts up to `per_minute`).
     /// `per_minute` must be at least 1.
-    pub fn per_minute(per_minute: u32) -> Self {
+    pub(crate) fn per_minute(per_minute: u32) -> Self {
         Self::with_shard_capacity(per_minute, DEFAULT_MAX_KEYS_PER_SHARD)
     }
 
     /// Like [`RateLimiter::per_minute`] with an explicit bound on keys per shard (tests use small ones).
-    pub fn with_shard_capacity(per_minute: u32, max_keys_per_shard: usize) -> Self {
+    pub(crate) fn with_shard_capacity(per_minute: u32, max_keys_per_shard: usize) -> Self {
         let per_minute = per_minute.max(1);
         Self {
             capacity: f64::from(per_minute),
@@ -61,18 +61,13 @@ impl RateLimiter {
         }
     }
 
-    /// Most keys one shard holds.
-    pub fn max_keys_per_shard(&self) -> usize {
-        self.max_keys_per_shard
-    }
-
     /// Takes one token for `key` now.
-    pub fn check(&self, key: &str) -> RateDecision {
+    pub(crate) fn check(&self, key: &str) -> RateDecision {
         self.check_at(key, Instant::now())
     }
 
     /// Takes one token for `key` at `now` (tests pass a synthetic clock).
-    pub fn check_at(&self, key: &str, now: Instant) -> RateDecision {
+    pub(crate) fn check_at(&self, key: &str, now: Instant) -> RateDecision {
         let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
         let mut buckets = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(bucket) = buckets.get_mut(key) {
@@ -91,7 +86,8 @@ impl RateLimiter {
     }
 
     /// Number of keys currently tracked (all shards).
-    pub fn tracked_keys(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn tracked_keys(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())

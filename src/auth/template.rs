@@ -23,10 +23,10 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// The placeholder replaced by the caller's user id.
-pub const USER_ID_PLACEHOLDER: &str = "{userId}";
+pub(crate) const USER_ID_PLACEHOLDER: &str = "{userId}";
 
 /// Most wildcards one pattern may hold: matching cost grows with them.
-pub const MAX_WILDCARDS: usize = 8;
+pub(crate) const MAX_WILDCARDS: usize = 8;
 
 /// Role-name prefixes whose group part is itself a Web PubSub wildcard pattern.
 const WILDCARD_ROLE_PREFIXES: [&str; 2] = [
@@ -36,7 +36,7 @@ const WILDCARD_ROLE_PREFIXES: [&str; 2] = [
 
 /// Why a template was refused at start-up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TemplateError {
+pub(crate) enum TemplateError {
     #[error("a template must not be empty")]
     Empty,
     #[error("template {0:?} has two wildcards in a row; one `*` already matches any run of characters")]
@@ -52,7 +52,7 @@ pub enum TemplateError {
 
 /// A parsed template. `Display` shows the text as written in settings.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Template {
+pub(crate) struct Template {
     source: String,
     /// Runs of literal text separated by wildcards: `a*b` is two runs, `*b` starts with an empty run.
     runs: Vec<Vec<Piece>>,
@@ -71,7 +71,7 @@ enum Piece {
 impl Template {
     /// A pattern: `*` matches one or more characters, `{userId}` the caller's id. Templates of the Web
     /// PubSub wildcard roles are parsed as literals (see the module docs).
-    pub fn pattern(text: &str) -> Result<Self, TemplateError> {
+    pub(crate) fn pattern(text: &str) -> Result<Self, TemplateError> {
         if is_wildcard_role(text) {
             return Self::literal(text);
         }
@@ -88,7 +88,7 @@ impl Template {
     }
 
     /// A literal: only `{userId}` is replaced when rendering or matching.
-    pub fn literal(text: &str) -> Result<Self, TemplateError> {
+    pub(crate) fn literal(text: &str) -> Result<Self, TemplateError> {
         Self::parse(text, false)
     }
 
@@ -131,28 +131,23 @@ impl Template {
 
     /// Whether `user_id` may be placed into this template: it must not contain a separator next to
     /// `{userId}`, or its segment could be read as someone else's.
-    pub fn fits(&self, user_id: &str) -> bool {
+    pub(crate) fn fits(&self, user_id: &str) -> bool {
         !user_id.contains(self.user_id_separators.as_slice())
     }
 
     /// The name this template grants to `user_id`, or `None` when the id does not [`fit`](Self::fits).
-    pub fn try_render(&self, user_id: &str) -> Option<String> {
+    pub(crate) fn try_render(&self, user_id: &str) -> Option<String> {
         self.fits(user_id).then(|| self.render(user_id))
     }
 
-    /// The text as written in settings.
-    pub fn as_str(&self) -> &str {
-        &self.source
-    }
-
     /// Whether the template mentions `{userId}`.
-    pub fn uses_user_id(&self) -> bool {
+    pub(crate) fn uses_user_id(&self) -> bool {
         self.runs.iter().flatten().any(|piece| *piece == Piece::UserId)
     }
 
     /// The name this template grants to `user_id` (literals; for a pattern, its text with `*` kept). It does not
     /// check that the id [`fits`](Self::fits); prefer [`try_render`](Self::try_render).
-    pub fn render(&self, user_id: &str) -> String {
+    pub(crate) fn render(&self, user_id: &str) -> String {
         let user_id = self.user_id_text(user_id);
         let mut out = String::with_capacity(self.source.len() + user_id.len());
         for (index, run) in self.runs.iter().enumerate() {
@@ -170,7 +165,7 @@ impl Template {
     }
 
     /// Whether `candidate` is allowed by this template for `user_id`.
-    pub fn matches(&self, candidate: &str, user_id: &str) -> bool {
+    pub(crate) fn matches(&self, candidate: &str, user_id: &str) -> bool {
         if !self.fits(user_id) {
             return false;
         }
@@ -219,12 +214,12 @@ impl fmt::Debug for Template {
 }
 
 /// Whether `name` is a Web PubSub wildcard role (its group part is a pattern in the service's syntax).
-pub fn is_wildcard_role(name: &str) -> bool {
+pub(crate) fn is_wildcard_role(name: &str) -> bool {
     WILDCARD_ROLE_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
 }
 
 /// `text` with the Web PubSub wildcard characters `*`, `?` and `\` escaped by a `\`.
-pub fn escape_wildcards(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape_wildcards(text: &str) -> Cow<'_, str> {
     if !text.contains(['*', '?', '\\']) {
         return Cow::Borrowed(text);
     }

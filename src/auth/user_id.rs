@@ -5,7 +5,7 @@
 //! characters (log forging, odd header values downstream) out.
 
 /// Longest user id accepted, in characters.
-pub const MAX_USER_ID_CHARS: usize = 256;
+pub(crate) const MAX_USER_ID_CHARS: usize = 256;
 
 /// Why a user id was refused. Messages never echo the id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -19,7 +19,7 @@ pub enum UserIdError {
 }
 
 /// Checks a user id: 1 to [`MAX_USER_ID_CHARS`] characters, not only whitespace, no control characters.
-pub fn validate_user_id(id: &str) -> Result<(), UserIdError> {
+pub(crate) fn validate_user_id(id: &str) -> Result<(), UserIdError> {
     if id.trim().is_empty() {
         return Err(UserIdError::Empty);
     }

@@ -14,6 +14,7 @@ pub const DEFAULT_EMULATOR_PORT: u16 = 8080;
 /// The hub the chat runs in.
 pub const DEFAULT_HUB: &str = "chat";
 
+/// `handler dev --help`.
 pub const USAGE: &str = "\
 handler dev — the handler and the local Web PubSub emulator together, with a chat page (DEVELOPMENT ONLY)
 
@@ -38,11 +39,15 @@ EventsUserEventBehavior=broadcast (with EventsJoinableRooms=*) when they are uns
 /// What to start. `env` is the environment snapshot the handler's settings are read from.
 #[derive(Debug, Clone)]
 pub struct DevOptions {
+    /// `--port`: the handler's port on 127.0.0.1 (0 picks a free one).
     pub handler_port: u16,
+    /// `--emulator-port`: the emulator's port on 127.0.0.1 (0 picks a free one).
     pub emulator_port: u16,
+    /// `--hub`: the hub the chat uses.
     pub hub: String,
     /// `None`: [`super::DEFAULT_DATA_DIR`] under the working directory.
     pub data_dir: Option<PathBuf>,
+    /// The environment snapshot the handler's other settings come from.
     pub env: Env,
     /// `--identity`: run the whole loop keyless.
     pub identity: bool,
@@ -64,7 +69,9 @@ impl Default for DevOptions {
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum DevCommand {
+    /// Start with these options.
     Run(DevOptions),
+    /// `-h` / `--help`: print [`USAGE`].
     Help,
 }
 

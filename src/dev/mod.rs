@@ -56,30 +56,45 @@ pub enum DevError {
         "port {port} is already in use, so the {role} cannot listen on 127.0.0.1:{port}: stop what listens there, \
          or choose another port with {flag} (0 picks a free one)"
     )]
+    /// Something else listens on a port dev mode was told to use.
     PortInUse {
+        /// The port asked for.
         port: u16,
+        /// Which server wanted it ("handler" or "emulator").
         role: &'static str,
+        /// The flag that chooses it.
         flag: &'static str,
     },
     #[error("the {role} cannot listen on 127.0.0.1:{port} ({flag}): {source}")]
+    /// Listening failed for another reason.
     Listen {
+        /// The port asked for.
         port: u16,
+        /// Which server wanted it ("handler" or "emulator").
         role: &'static str,
+        /// The flag that chooses it.
         flag: &'static str,
+        /// What the operating system said.
         #[source]
         source: io::Error,
     },
     #[error("--port and --emulator-port are both {0}: the handler and the emulator need a port each")]
+    /// `--port` and `--emulator-port` name the same port.
     SamePort(u16),
     #[error("configuration error: {0}")]
+    /// The handler's settings are invalid.
     Config(#[from] ConfigError),
     #[error("--data-dir {path}: {source}")]
+    /// The data directory could not be created.
     DataDir {
+        /// The directory.
         path: String,
+        /// What the operating system said.
         #[source]
         source: io::Error,
     },
     #[error("cannot start: {0:#}")]
+    /// Anything else that stopped start-up (the store, the emulator's settings).
     Start(anyhow::Error),
 }
 

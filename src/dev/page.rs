@@ -20,7 +20,7 @@ const CHAT_VIEW_JS: &str = include_str!("chat-view.js");
 const CHAT_STORE_JS: &str = include_str!("chat-store.js");
 
 /// The policy for the page, given the emulator's WebSocket origin (e.g. `ws://127.0.0.1:8080`).
-pub fn content_security_policy(websocket_origin: &str) -> String {
+pub(super) fn content_security_policy(websocket_origin: &str) -> String {
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
          connect-src 'self' {websocket_origin}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -28,7 +28,7 @@ pub fn content_security_policy(websocket_origin: &str) -> String {
 }
 
 /// `GET /` (the page), `GET /chat.css` and the scripts (`/chat.js`, `/chat-view.js`, `/chat-store.js`); anything else falls through to the handler's routes.
-pub fn routes(content_security_policy: &str) -> BoxedFilter<(Response,)> {
+pub(super) fn routes(content_security_policy: &str) -> BoxedFilter<(Response,)> {
     let policy = HeaderValue::from_str(content_security_policy).expect("the policy is ASCII without newlines");
     let file = move |body: &'static str, content_type: &'static str| {
         let policy = policy.clone();

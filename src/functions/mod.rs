@@ -3,16 +3,16 @@
 //! Each module owns its `Settings` (read from the environment snapshot at start-up), its state (built once)
 //! and `routes`, the warp filter serving exactly the methods its `function.json` declares under `/api/`.
 
-pub mod conversations;
-pub mod durable;
-pub mod events;
-pub mod manage;
-pub mod negotiate;
-pub mod notifications;
-pub mod openapi;
-pub mod outbox;
-pub mod publish;
-pub mod sync;
+pub(crate) mod conversations;
+pub(crate) mod durable;
+pub(crate) mod events;
+pub(crate) mod manage;
+pub(crate) mod negotiate;
+pub(crate) mod notifications;
+pub(crate) mod openapi;
+pub(crate) mod outbox;
+pub(crate) mod publish;
+pub(crate) mod sync;
 
 use warp::http::Method;
 
@@ -24,7 +24,9 @@ use crate::webpubsub::HubRefusal;
 /// accepts. Timer functions (`outbox`) are not listed: the host POSTs them at `/<name>`. The route consistency test holds this table, the files and the server in step.
 #[derive(Debug, Clone, Copy)]
 pub struct FunctionRoute {
+    /// The function's route below `/api/`; `{*rest}` marks a catch-all suffix.
     pub name: &'static str,
+    /// The HTTP methods its `function.json` accepts.
     pub methods: &'static [Method],
 }
 

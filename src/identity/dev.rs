@@ -11,15 +11,15 @@ use webpubsub_emulator::identity::{SERVICE_CLIENT_ID, TENANT_ID};
 use crate::config::Env;
 
 /// The audience the emulator's upstream bearer tokens carry in dev mode.
-pub const DEV_EVENTS_AUDIENCE: &str = "api://webpubsub-control-dev";
+pub(crate) const DEV_EVENTS_AUDIENCE: &str = "api://webpubsub-control-dev";
 
 /// The banner's extra line in identity mode.
-pub const BANNER_LINE: &str = "\n  identity    KEYLESS: REST with managed-identity tokens from the emulator's /identity/token \
+pub(crate) const BANNER_LINE: &str = "\n  identity    KEYLESS: REST with managed-identity tokens from the emulator's /identity/token \
 (access keys refused); negotiate via :generateToken; events need the service's Entra bearer";
 
 /// The handler's environment for identity mode: the connection string replaced by `__serviceUri` with a
 /// system-assigned managed identity, the identity endpoint and header, and the Entra check of events.
-pub fn keyless_env(env: Env, emulator: SocketAddr, identity_header: &str) -> Env {
+pub(crate) fn keyless_env(env: Env, emulator: SocketAddr, identity_header: &str) -> Env {
     let base = format!("http://{emulator}");
     env.with("WebPubSubConnectionString", "")
         .with("WebPubSubConnectionString__serviceUri", base.clone())
@@ -33,7 +33,7 @@ pub fn keyless_env(env: Env, emulator: SocketAddr, identity_header: &str) -> Env
 }
 
 /// The emulator's identity mode for dev: local auth disabled, upstream bearer for [`DEV_EVENTS_AUDIENCE`].
-pub fn emulator_identity(identity_header: &str) -> IdentityModeConfig {
+pub(crate) fn emulator_identity(identity_header: &str) -> IdentityModeConfig {
     IdentityModeConfig {
         disable_local_auth: true,
         upstream_audience: Some(DEV_EVENTS_AUDIENCE.to_owned()),

@@ -10,6 +10,7 @@ use webpubsub_emulator::identity::{self as emulated, IdentityAuthority};
 use super::*;
 use crate::auth::jwks::JwksOptions;
 use crate::config::Env;
+use crate::identity::settings::{IdentityCredential, ManagedIdentity};
 
 const HEADER: &str = "identity-header-for-tests";
 

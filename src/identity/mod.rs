@@ -13,20 +13,20 @@
 //! Own code over `reqwest` rather than the `azure_identity` crate: see the commit that added this module.
 
 #[cfg(feature = "dev")]
-pub mod dev;
-pub mod entra;
-pub mod provider;
-pub mod settings;
-pub mod source;
-pub mod token;
+pub(crate) mod dev;
+pub(crate) mod entra;
+pub(crate) mod provider;
+pub(crate) mod settings;
+pub(crate) mod source;
+pub(crate) mod token;
 
 #[cfg(all(test, feature = "dev"))]
 mod emulator_tests;
 #[cfg(test)]
 mod test_support;
 
-pub use entra::{EntraError, EntraSettings, EntraValidator};
-pub use provider::{Provider, SecretSource, WEBPUBSUB_RESOURCE, process_env_secret};
-pub use settings::{IdentityCredential, ManagedIdentity, ServiceCredential};
-pub use source::{TokenOptions, TokenSource};
-pub use token::{AccessToken, IdentityError};
+pub(crate) use entra::{EntraError, EntraSettings, EntraValidator};
+pub(crate) use provider::{SecretSource, process_env_secret};
+pub(crate) use settings::ServiceCredential;
+pub(crate) use source::{TokenOptions, TokenSource};
+pub(crate) use token::{AccessToken, IdentityError};

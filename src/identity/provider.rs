@@ -25,19 +25,19 @@ use super::token::IdentityError;
 use crate::config::{ConfigError, Env};
 
 /// The Web PubSub data-plane audience (a v1 resource; scope = this + `/.default`).
-pub const WEBPUBSUB_RESOURCE: &str = "https://webpubsub.azure.com";
-pub const APP_SERVICE_API_VERSION: &str = "2019-08-01";
-pub const IMDS_API_VERSION: &str = "2018-02-01";
-pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
-pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+pub(crate) const WEBPUBSUB_RESOURCE: &str = "https://webpubsub.azure.com";
+pub(crate) const APP_SERVICE_API_VERSION: &str = "2019-08-01";
+pub(crate) const IMDS_API_VERSION: &str = "2018-02-01";
+pub(crate) const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
+pub(crate) const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
 const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Reads a secret that may change while the process runs (e.g. `IDENTITY_HEADER`). `None`: unset.
-pub type SecretSource = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+pub(crate) type SecretSource = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// A secret read from the process environment at each call: the one deliberate exception to reading the
 /// environment once, for values the platform rotates under a running process.
-pub fn process_env_secret(name: &'static str) -> SecretSource {
+pub(crate) fn process_env_secret(name: &'static str) -> SecretSource {
     Arc::new(move || std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
 }
 

@@ -17,10 +17,10 @@ use crate::config::{ConfigError, Env};
 use webpubsub_protocol::connection_string::{ConnectionString, ConnectionStringError, ConnectionStringKey, Endpoint};
 
 /// The extension's sub-setting names (after `__` or `:`).
-pub const SERVICE_URI: &str = "serviceUri";
-pub const CREDENTIAL: &str = "credential";
-pub const CLIENT_ID: &str = "clientId";
-pub const RESOURCE_ID: &str = "managedIdentityResourceId";
+pub(crate) const SERVICE_URI: &str = "serviceUri";
+pub(crate) const CREDENTIAL: &str = "credential";
+pub(crate) const CLIENT_ID: &str = "clientId";
+pub(crate) const RESOURCE_ID: &str = "managedIdentityResourceId";
 
 /// How the handler authenticates to one Web PubSub endpoint.
 #[derive(Debug, Clone)]
@@ -165,7 +165,7 @@ fn from_connection_string(prefix: &str, value: &str) -> Result<ServiceCredential
 
 /// Identity mode for a connection string that has no key: the extension uses the default chain then.
 /// Takes the endpoint the connection string parser already produced.
-pub fn keyless(endpoint: Endpoint) -> ServiceCredential {
+pub(crate) fn keyless(endpoint: Endpoint) -> ServiceCredential {
     ServiceCredential::Identity {
         endpoint,
         credential: IdentityCredential::DefaultChain,

@@ -1,4 +1,4 @@
 //! The identity tests' scripted token endpoint and clock, from the shared `test-support` crate.
 
-pub use ::test_support::token_endpoint::*;
-pub use ::test_support::tokens::now;
+pub(super) use ::test_support::token_endpoint::*;
+pub(super) use ::test_support::tokens::now;

@@ -41,7 +41,7 @@ impl fmt::Display for AccessToken {
 
 /// A token and when it expires (Unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExpiringToken {
+pub(crate) struct ExpiringToken {
     pub token: AccessToken,
     pub expires_on: u64,
 }
@@ -74,7 +74,7 @@ fn correlation_suffix(id: &Option<String>) -> String {
 }
 
 /// Seconds a caller is told to wait when no other hint exists.
-pub const DEFAULT_RETRY_AFTER_SECS: u64 = 10;
+pub(crate) const DEFAULT_RETRY_AFTER_SECS: u64 = 10;
 
 impl IdentityError {
     /// The `Retry-After` a 503 caused by this error should carry.
@@ -95,7 +95,7 @@ struct RawTokenResponse {
 }
 
 /// Reads a token response received at `now` (Unix seconds).
-pub fn parse_token_response(body: &[u8], now: u64) -> Result<ExpiringToken, IdentityError> {
+pub(crate) fn parse_token_response(body: &[u8], now: u64) -> Result<ExpiringToken, IdentityError> {
     let raw: RawTokenResponse =
         serde_json::from_slice(body).map_err(|_| IdentityError::BadResponse("not a JSON token response"))?;
     if raw
@@ -133,7 +133,7 @@ fn seconds(value: &Value) -> Option<u64> {
 }
 
 /// The `correlationId` of an identity endpoint's error body, if it has one (kept short and printable).
-pub fn correlation_id(body: &[u8]) -> Option<String> {
+pub(crate) fn correlation_id(body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
     let id = value
         .get("correlationId")

@@ -12,17 +12,22 @@ use super::{Store, StoreError, StoreResult, is_valid_conversation_id, is_valid_u
 /// A stored conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {
+    /// The conversation id (caller-chosen or a UUIDv7).
     pub id: String,
+    /// Optional display title.
     pub title: Option<String>,
     /// Sorted, without duplicates.
     pub members: Vec<String>,
+    /// Creation time, Unix milliseconds.
     pub created_at_ms: i64,
 }
 
 /// A value written by an idempotent operation, and whether this call created it (201) or found it (200).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upserted<T> {
+    /// The stored value (new or existing).
     pub item: T,
+    /// Whether this call stored it.
     pub created: bool,
 }
 

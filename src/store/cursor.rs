@@ -21,12 +21,16 @@ pub const MAX_CURSOR_LEN: usize = 64 * 1024;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncPosition {
     #[serde(rename = "u")]
+    /// The user the position belongs to (a cursor is refused for anyone else).
     pub user_id: String,
     #[serde(rename = "n")]
+    /// Last notification feed `seq` seen.
     pub notifications: i64,
     #[serde(rename = "m")]
+    /// Last membership-log `seq` seen.
     pub memberships: i64,
     #[serde(rename = "c")]
+    /// Last message `seq` seen, per conversation id.
     pub conversations: BTreeMap<String, i64>,
 }
 
@@ -34,10 +38,13 @@ pub struct SyncPosition {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CursorError {
     #[error("cursor is malformed")]
+    /// Not base64, not JSON, or missing its signature.
     Malformed,
     #[error("cursor signature does not match")]
+    /// Signed with another key or altered.
     BadSignature,
     #[error("cursor belongs to another user")]
+    /// Issued to another user.
     OtherUser,
 }
 

@@ -10,20 +10,27 @@ use super::{
     Store, StoreError, StoreResult, is_valid_item_id, is_valid_user_id, lost_race, new_id, now_ms, rfc3339_ms,
 };
 
-/// Default and largest history page.
+/// Default history page.
 pub const DEFAULT_PAGE: i64 = 50;
+/// Largest history page.
 pub const MAX_PAGE: i64 = 200;
 
 /// A stored message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
+    /// The message id (caller-chosen or a UUIDv7), unique within its conversation.
     pub id: String,
+    /// The conversation it belongs to.
     pub conversation_id: String,
+    /// Its position in the conversation: gap-free, from 1.
     pub seq: i64,
+    /// The sender's user id.
     pub sender: String,
     /// Sent through the trusted door (bots, system); counts as unread for everyone.
     pub system: bool,
+    /// The JSON body, as sent.
     pub body: Value,
+    /// Storage time, Unix milliseconds.
     pub created_at_ms: i64,
 }
 
@@ -45,7 +52,9 @@ impl Message {
 /// Who sends: a member (checked) or the trusted door (no membership needed, marked system).
 #[derive(Debug, Clone, Copy)]
 pub enum Sender<'a> {
+    /// A member, by user id; membership is checked.
     Member(&'a str),
+    /// The trusted door, with the sender id it gives.
     System(&'a str),
 }
 
@@ -53,7 +62,9 @@ pub enum Sender<'a> {
 /// outbox row for the immediate broadcast try.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sent {
+    /// The message, and whether this call stored it.
     pub message: Upserted<Message>,
+    /// The leased outbox row for the immediate broadcast try, first store only.
     pub outbox: Option<OutboxLease>,
 }
 
@@ -71,7 +82,9 @@ pub enum Page {
 /// A history page: items in ascending `seq`, `next` is the cursor for the same parameter or None at the end.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryPage {
+    /// The messages, ascending `seq`.
     pub items: Vec<Message>,
+    /// The cursor for the next page, `None` at the end.
     pub next: Option<i64>,
 }
 

@@ -20,6 +20,7 @@ const BATCH: usize = 500;
 /// Who a notification goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Audience {
+    /// These users (ids, deduplicated).
     Users(Vec<String>),
     /// Every current member of the conversation.
     Conversation(String),
@@ -28,19 +29,26 @@ pub enum Audience {
 /// A stored notification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
+    /// The notification id (caller-chosen or a UUIDv7).
     pub id: String,
     /// Sorted, without duplicates.
     pub user_ids: Vec<String>,
+    /// The JSON payload, as sent.
     pub data: Value,
+    /// Storage time, Unix milliseconds.
     pub created_at_ms: i64,
 }
 
 /// One entry of a user's feed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserNotification {
+    /// The notification id.
     pub id: String,
+    /// Its position in this user's feed.
     pub seq: i64,
+    /// The JSON payload.
     pub data: Value,
+    /// Storage time, Unix milliseconds.
     pub created_at_ms: i64,
 }
 
@@ -55,8 +63,11 @@ impl UserNotification {
 /// A page of a user's feed: `next` goes into `after`, None at the end; `unread` after the marker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotificationPage {
+    /// The entries, ascending `seq`.
     pub items: Vec<UserNotification>,
+    /// The `after` value for the next page, `None` at the end.
     pub next: Option<i64>,
+    /// Entries after the user's read marker.
     pub unread: i64,
 }
 

@@ -53,15 +53,20 @@ impl OutboxKind {
 /// Ownership of one row for one attempt: only the holder of the token can mark it sent or reschedule it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxLease {
+    /// The outbox row id.
     pub id: i64,
+    /// The holder's lease token.
     pub token: String,
 }
 
 /// A row to deliver.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxItem {
+    /// The lease held on the row.
     pub lease: OutboxLease,
+    /// What the row does.
     pub kind: OutboxKind,
+    /// The arguments of `kind` (a frame, a user id, …), as JSON.
     pub payload: Value,
     /// Attempts so far, this one included.
     pub attempts: i64,
@@ -70,10 +75,15 @@ pub struct OutboxItem {
 /// A row given up on (the caller logs it at error).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParkedItem {
+    /// The outbox row id.
     pub id: i64,
+    /// What the row did.
     pub kind: OutboxKind,
+    /// The arguments of `kind`, as JSON.
     pub payload: Value,
+    /// Attempts made.
     pub attempts: i64,
+    /// The last delivery error, if one was recorded.
     pub last_error: Option<String>,
 }
 
@@ -105,7 +115,10 @@ impl Default for RetryPolicy {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rescheduled {
     /// Due again at this time (Unix ms).
-    Retry { at_ms: i64 },
+    Retry {
+        /// Unix milliseconds.
+        at_ms: i64,
+    },
     /// Out of attempts: parked, never claimed again.
     Parked(ParkedItem),
     /// The lease was lost (expired and claimed by someone else); nothing changed.
@@ -116,15 +129,20 @@ pub enum Rescheduled {
 /// their last attempt.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Claim {
+    /// Rows now leased to the caller.
     pub items: Vec<OutboxItem>,
+    /// Rows parked because a crashed holder had used their last attempt.
     pub parked: Vec<ParkedItem>,
 }
 
 /// Row counts by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxCounts {
+    /// Rows waiting for delivery.
     pub pending: i64,
+    /// Rows delivered.
     pub sent: i64,
+    /// Rows given up on.
     pub parked: i64,
 }
 

@@ -10,9 +10,13 @@ use super::{Store, StoreError, StoreResult};
 /// One row of the caller's conversation list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConversationSummary {
+    /// The conversation id.
     pub id: String,
+    /// Its title, if any.
     pub title: Option<String>,
+    /// The newest message, if any.
     pub last_message: Option<Message>,
+    /// Messages after the caller's read marker.
     pub unread: i64,
     /// The caller's read marker.
     pub read_seq: i64,
@@ -21,7 +25,9 @@ pub struct ConversationSummary {
 /// The caller's conversation list and the total unread over it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConversationList {
+    /// One row per conversation the caller is a member of.
     pub items: Vec<ConversationSummary>,
+    /// Unread messages over all of them.
     pub unread: i64,
 }
 

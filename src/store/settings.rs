@@ -19,13 +19,20 @@ pub enum Backend {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConnectionStringError {
     #[error("StoreConnectionString must start with sqlite: or postgres://")]
+    /// Neither `sqlite:` nor `postgres://`.
     UnknownScheme,
     #[error("StoreConnectionString: sqlite: needs a file path without '?' or '#'")]
+    /// A `sqlite:` path that is empty or carries `?`, `#` or a control character.
     BadSqlitePath,
     #[error("StoreConnectionString: not a valid postgres:// URL")]
+    /// A `postgres://` URL that does not parse.
     BadPostgresUrl,
     #[error("StoreConnectionString: TLS is required to the non-loopback host {host} (sslmode=require or verify-full)")]
-    TlsRequired { host: String },
+    /// A PostgreSQL host off the loopback without `sslmode=require` or `verify-full`.
+    TlsRequired {
+        /// The host named in the URL.
+        host: String,
+    },
 }
 
 /// A validated store connection string; `Debug`/`Display` show it with the password replaced by `***`.

@@ -21,10 +21,13 @@ pub const MAX_SYNC_LIMIT: i64 = 1000;
 /// One conversation in a sync answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncConversation {
+    /// The conversation id.
     pub id: String,
+    /// Its title, if any.
     pub title: Option<String>,
     /// New messages, ascending `seq` (initial sync: the last message only).
     pub messages: Vec<Message>,
+    /// Messages after the caller's read marker.
     pub unread: i64,
     /// The latest membership change since the position: `"added"` or `"removed"`.
     pub membership: Option<String>,
@@ -33,9 +36,13 @@ pub struct SyncConversation {
 /// A sync answer; `next` is the position to sign into the next cursor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncResult {
+    /// Conversations with news since the position.
     pub conversations: Vec<SyncConversation>,
+    /// Notifications since the position, ascending `seq`.
     pub notifications: Vec<UserNotification>,
+    /// The position to sign into the next cursor.
     pub next: SyncPosition,
+    /// Whether a limit cut the answer short (call again with `next`).
     pub limited: bool,
 }
 

@@ -20,21 +20,21 @@ use std::time::{Duration, Instant};
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Longest a line waits in memory before the flusher writes it.
-pub const LINGER: Duration = Duration::from_millis(50);
+pub(super) const LINGER: Duration = Duration::from_millis(50);
 /// A batch this large is written without waiting for the rest of the linger period.
-pub const EAGER_BYTES: usize = 64 * 1024;
+pub(super) const EAGER_BYTES: usize = 64 * 1024;
 /// A batch this large is written by the thread that logs next (backpressure instead of growth or loss).
-pub const MAX_PENDING_BYTES: usize = 1024 * 1024;
+pub(super) const MAX_PENDING_BYTES: usize = 1024 * 1024;
 
 /// Hands out [`LineWriter`]s for the `fmt` layer; clone freely.
 #[derive(Clone)]
-pub struct BatchWriter {
+pub(super) struct BatchWriter {
     shared: Arc<Shared>,
 }
 
 /// Stops the flusher and writes what is still pending when dropped.
 #[must_use = "dropping the guard stops the flusher"]
-pub struct BatchGuard {
+pub(super) struct BatchGuard {
     shared: Arc<Shared>,
     flusher: Option<JoinHandle<()>>,
 }
@@ -61,7 +61,7 @@ struct Output {
 impl BatchWriter {
     /// Starts the flusher thread writing to `sink`. Should the thread fail to start, every line is written
     /// to `sink` as it is logged instead (slower, still complete).
-    pub fn spawn(sink: impl Write + Send + 'static) -> (Self, BatchGuard) {
+    pub(super) fn spawn(sink: impl Write + Send + 'static) -> (Self, BatchGuard) {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
                 lines: Vec::new(),
@@ -174,7 +174,7 @@ impl Drop for BatchGuard {
 }
 
 /// The writer the `fmt` layer uses for one event; it writes the whole line in one call.
-pub struct LineWriter<'a> {
+pub(super) struct LineWriter<'a> {
     writer: &'a BatchWriter,
 }
 

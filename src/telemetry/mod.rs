@@ -1,18 +1,18 @@
 //! Logging: `tracing` to **stdout**, one line per event with structured fields.
 //!
 //! The Functions host records every stderr line as an error, so nothing but fatal start-up errors goes there.
-//! Text lines escape control characters in every value ([`fields`]), so one event is always one line.
+//! Text lines escape control characters in every value ([`TextFields`]), so one event is always one line.
 //! The filter follows `RUST_LOG` syntax (default `info`); `LOG_FORMAT=json` emits one JSON object per line for
 //! Application Insights. No ANSI colours: the host captures the stream as plain text. Lines are batched
-//! in memory and written by a flusher thread ([`batch`]) so logging stays off the request path.
+//! in memory and written by a flusher thread (`batch`) so logging stays off the request path.
 
-pub mod batch;
-pub mod fields;
+mod batch;
+mod fields;
 
 use tracing_subscriber::EnvFilter;
 
 use self::batch::{BatchGuard, BatchWriter};
-use self::fields::TextFields;
+pub use self::fields::TextFields;
 
 use crate::config::{ConfigError, Env};
 
@@ -31,11 +31,14 @@ pub enum LogFormat {
 /// Logging settings: `RUST_LOG` (filter) and `LOG_FORMAT` (`text` | `json`).
 #[derive(Debug, Clone)]
 pub struct LogSettings {
+    /// A `RUST_LOG`-syntax filter.
     pub filter: String,
+    /// Text or JSON lines.
     pub format: LogFormat,
 }
 
 impl LogSettings {
+    /// Reads `RUST_LOG` and `LOG_FORMAT`; defaults to [`DEFAULT_FILTER`] and text.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let filter = env.get("RUST_LOG").unwrap_or(DEFAULT_FILTER).to_owned();
         EnvFilter::try_new(&filter).map_err(|e| ConfigError::new("RUST_LOG", format!("invalid filter: {e}")))?;
@@ -67,9 +70,9 @@ pub struct LogGuard {
 
 /// Installs the global subscriber. Safe to call more than once (later calls are ignored).
 ///
-/// Lines go through [`BatchWriter`]: appended to an in-memory batch that a flusher thread writes to stdout
-/// at most [`batch::LINGER`] later. It never drops a line: past [`batch::MAX_PENDING_BYTES`] the logging
-/// thread writes the batch itself.
+/// Lines go through `BatchWriter`: appended to an in-memory batch that a flusher thread writes to stdout
+/// at most `batch::LINGER` (50 ms) later. It never drops a line: past `batch::MAX_PENDING_BYTES` (1 MiB)
+/// the logging thread writes the batch itself.
 pub fn init(settings: &LogSettings) -> LogGuard {
     init_with_sink(settings, std::io::stdout())
 }

@@ -15,12 +15,12 @@ pub(crate) const PRIMARY_SETTING: &str = "WebPubSubConnectionString";
 pub(crate) const SECONDARY_SETTING: &str = "WebPubSubSecondaryConnectionString";
 
 /// The Web PubSub service the handler fronts: how the handler authenticates to it (key or identity mode,
-/// see [`crate::identity::settings`]) and the hubs this app serves.
+/// see `identity::settings`) and the hubs this app serves.
 ///
 /// `WebPubSubSecondaryConnectionString` carries the other access key during key rotation: upstream
 /// signatures made with either key are accepted and either endpoint's host may validate the webhook;
 /// tokens and REST calls always use the primary. In identity mode ([`ServiceSettings::identity`]) REST
-/// calls carry an Entra token from the one shared [`TokenSource`] and client tokens come from the service.
+/// calls carry an Entra token from the one shared `TokenSource` and client tokens come from the service.
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
     /// `WebPubSubConnectionString`: signs tokens and REST calls.

@@ -11,8 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use webpubsub_control::connections::Limits;
-use webpubsub_control::server::{self, App, Settings};
+use webpubsub_control::{App, Limits, Settings};
 
 use crate::support::base_env;
 
@@ -38,7 +37,7 @@ async fn serve(limits: Limits) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server::run_with_limits(listener, app, limits, async {
+    tokio::spawn(webpubsub_control::run_with_limits(listener, app, limits, async {
         let _ = stopped.await;
     }));
     Server { addr, _stop: stop }
@@ -213,7 +212,7 @@ async fn connections_past_the_bound_wait_and_are_served_once_one_closes() {
 async fn malformed_http_writes_no_error_or_warning_line() {
     let server = serve(short_limits()).await;
     // Captured from here: start-up warnings about the test's own settings are not the subject.
-    let (captured, _guard) = test_support::capture_logs(webpubsub_control::telemetry::fields::TextFields);
+    let (captured, _guard) = test_support::capture_logs(webpubsub_control::telemetry::TextFields);
     for garbage in [
         &b"\x00\x01\x02 not http at all\r\n\r\n"[..],
         b"GET / HTTP/9.9\r\n\r\n",

@@ -7,12 +7,12 @@ use std::sync::OnceLock;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde_json::{Value, json};
-use webpubsub_control::functions::openapi::DOCUMENT;
+use webpubsub_control::OPENAPI_DOCUMENT;
 
 use crate::support::{base_env, http, start_handler};
 
 /// The contract, parsed once from `openapi.yaml` itself.
-pub fn spec() -> &'static Value {
+pub(crate) fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
     SPEC.get_or_init(|| {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml");
@@ -49,7 +49,7 @@ fn schema_errors(schema: &Value, instance: &Value) -> Vec<String> {
 
 /// Asserts that an answer to `method path` is what the contract says: the status is documented for the
 /// operation, and so is the content type; a JSON body matches its schema; required headers are present.
-pub fn assert_matches_spec(method: &str, path: &str, status: u16, headers: &HeaderMap, body: &[u8]) {
+pub(crate) fn assert_matches_spec(method: &str, path: &str, status: u16, headers: &HeaderMap, body: &[u8]) {
     let route = documented_path(path.split('?').next().unwrap());
     let what = format!("{method} {route} → {status}");
     let operation = &spec()["paths"][route.as_str()][method.to_ascii_lowercase()];
@@ -114,20 +114,20 @@ fn documented_path(path: &str) -> String {
 }
 
 /// An answer read whole after [`assert_matches_spec`] checked it.
-pub struct Checked {
+pub(crate) struct Checked {
     pub status: reqwest::StatusCode,
     pub headers: HeaderMap,
     pub body: bytes::Bytes,
 }
 
 impl Checked {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
 }
 
 /// Reads `response` (to `method path`) and asserts it matches the contract.
-pub async fn checked(method: &str, path: &str, response: reqwest::Response) -> Checked {
+pub(crate) async fn checked(method: &str, path: &str, response: reqwest::Response) -> Checked {
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.bytes().await.expect("a body");
@@ -137,7 +137,7 @@ pub async fn checked(method: &str, path: &str, response: reqwest::Response) -> C
 
 #[test]
 fn the_served_document_is_openapi_yaml() {
-    let served: Value = serde_json::from_str(DOCUMENT).unwrap();
+    let served: Value = serde_json::from_str(OPENAPI_DOCUMENT).unwrap();
     assert_eq!(&served, spec());
     assert_eq!(spec()["openapi"], "3.1.0");
 }

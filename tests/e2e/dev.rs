@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use webpubsub_control::config::Env;
+use webpubsub_control::Env;
 use webpubsub_control::dev::{self, DevError, DevOptions, RunningDev};
 
 use crate::support::{JSON_SUBPROTOCOL, JsonClient, get_json, http, open_socket};

@@ -8,7 +8,7 @@ use futures_util::SinkExt;
 use serde_json::{Value, json};
 use test_support::CloudEvent;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use webpubsub_control::config::Env;
+use webpubsub_control::Env;
 use webpubsub_emulator::DEV_ACCESS_KEY;
 
 use crate::contract::checked;
@@ -279,7 +279,7 @@ async fn an_unsigned_post_is_refused_over_http() {
 #[tokio::test]
 async fn disconnect_is_logged_with_the_event_metadata() {
     // The test runtime is single-threaded, so the handler and the emulator log on this thread too.
-    let (captured, _guard) = test_support::capture_logs(webpubsub_control::telemetry::fields::TextFields);
+    let (captured, _guard) = test_support::capture_logs(webpubsub_control::telemetry::TextFields);
 
     let system = System::start(|env| env).await;
     let (mut socket, connection_id) = system.connect_json("alice").await;

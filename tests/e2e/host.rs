@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use crate::standin::{HandlerProcess, start_host};
 
 /// The `Values` of local.settings.json.example, with real values where the example has placeholders.
-pub fn example_values(overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub(crate) fn example_values(overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/local.settings.json.example");
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut values: BTreeMap<String, String> = json["Values"]

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use webpubsub_control::config::Env;
+use webpubsub_control::Env;
 use webpubsub_control::dev::{self, DevOptions};
 use webpubsub_emulator::identity::{IdentityAuthority, SERVICE_CLIENT_ID, TENANT_ID};
 use webpubsub_emulator::{EmulatorConfig, IdentityModeConfig, Service};

@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use webpubsub_control::config::Env;
+use webpubsub_control::Env;
 
 use crate::contract::checked;
 use crate::support::{Socket, base_env, http, next_json, open_socket, start_emulator, start_handler};

@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use warp::Filter;
-use webpubsub_control::config::Env;
+use webpubsub_control::Env;
 use webpubsub_control::store::{PoolOptions, Store, StoreConnectionString};
 use webpubsub_emulator::DEV_ACCESS_KEY;
 

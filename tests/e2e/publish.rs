@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use warp::Filter as _;
-use webpubsub_control::config::Env;
+use webpubsub_control::Env;
 
 use crate::contract::checked;
 use crate::support::{

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use reqwest::{Method, StatusCode};
-use webpubsub_control::functions::FUNCTIONS;
+use webpubsub_control::FUNCTIONS;
 
 use crate::contract::spec;
 use crate::support::{base_env, http, start_handler};

@@ -16,10 +16,10 @@ use test_support::recorder::Recorded;
 use warp::Filter;
 use warp::http::{HeaderMap, Method, Response, StatusCode};
 
-pub const HOST_VERSION: &str = "4.1040.0.0";
+pub(crate) const HOST_VERSION: &str = "4.1040.0.0";
 
 /// The spawned handler process plus what it printed. Killed (SIGKILL, like the host) on drop.
-pub struct HandlerProcess {
+pub(crate) struct HandlerProcess {
     child: Child,
     pub port: u16,
     pub stdout: Arc<Mutex<Vec<String>>>,
@@ -28,13 +28,13 @@ pub struct HandlerProcess {
 
 impl HandlerProcess {
     /// Spawns `handler` in the app root with only `values` (plus PATH) and the host's port variables.
-    pub fn spawn(values: &BTreeMap<String, String>) -> Self {
+    pub(crate) fn spawn(values: &BTreeMap<String, String>) -> Self {
         let port = free_port();
         Self::spawn_with_port_value(values, &port.to_string())
     }
 
     /// As [`spawn`](Self::spawn), with a raw `FUNCTIONS_CUSTOMHANDLER_PORT` value (to test bad ones).
-    pub fn spawn_with_port_value(values: &BTreeMap<String, String>, port_value: &str) -> Self {
+    pub(crate) fn spawn_with_port_value(values: &BTreeMap<String, String>, port_value: &str) -> Self {
         let port = port_value.parse().unwrap_or(0);
         let mut command = Command::new(env!("CARGO_BIN_EXE_handler"));
         command
@@ -65,7 +65,7 @@ impl HandlerProcess {
     }
 
     /// Polls `GET /` every 25 ms like the host, for at most 30 s. Returns the time to the first answer.
-    pub async fn wait_ready(&mut self) -> Duration {
+    pub(crate) async fn wait_ready(&mut self) -> Duration {
         let started = Instant::now();
         let client = reqwest::Client::new();
         while started.elapsed() < Duration::from_secs(30) {
@@ -89,7 +89,7 @@ impl HandlerProcess {
     }
 
     /// Waits (bounded) for the process to exit by itself and returns its exit code.
-    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         let started = Instant::now();
         while started.elapsed() < within {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -158,7 +158,7 @@ fn function_routes() -> BTreeMap<String, Vec<Method>> {
 
 /// The host's front door on `127.0.0.1:0`: routes `/api/<route>` to the handler on `handler_port`.
 /// Returns the running server (stopped when dropped) and a log of the invocation ids it generated.
-pub async fn start_host(handler_port: u16) -> (test_support::Loopback, Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn start_host(handler_port: u16) -> (test_support::Loopback, Arc<Mutex<Vec<String>>>) {
     let routes = Arc::new(function_routes());
     let invocations = Arc::new(Mutex::new(Vec::new()));
     let client = reqwest::Client::builder()
@@ -243,7 +243,7 @@ async fn forward(
 }
 
 /// Query pairs re-serialized as the host does: repeated keys merged with `,`, everything percent-encoded.
-pub fn reencode_query(raw: &str) -> String {
+pub(crate) fn reencode_query(raw: &str) -> String {
     let mut merged: Vec<(String, String)> = Vec::new();
     for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
         match merged.iter_mut().find(|(k, _)| *k == key) {

@@ -8,12 +8,12 @@
 use std::net::SocketAddr;
 
 use tokio::sync::oneshot;
-use webpubsub_control::config::Env;
-use webpubsub_control::server::Settings;
-use webpubsub_control::server::{self, App};
+use webpubsub_control::App;
+use webpubsub_control::Env;
+use webpubsub_control::Settings;
 
 /// A handler served in-process; stopped when dropped.
-pub struct RunningHandler {
+pub(crate) struct RunningHandler {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     http: reqwest::Client,
@@ -21,13 +21,13 @@ pub struct RunningHandler {
 
 impl RunningHandler {
     /// `http://127.0.0.1:<port>` + `path`.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
     /// `method path` with an optional JSON body and extra headers; the answer is checked against
     /// openapi.yaml ([`crate::contract::checked`]) and returned as (status, JSON body or `null` when empty).
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,
@@ -62,13 +62,13 @@ impl Drop for RunningHandler {
 }
 
 /// Starts the handler with `env` (validated exactly like production) on an ephemeral loopback port.
-pub async fn start_handler(env: Env) -> RunningHandler {
+pub(crate) async fn start_handler(env: Env) -> RunningHandler {
     let settings = Settings::from_env(&env).expect("test settings are valid");
     let app = App::new(settings).expect("app builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server::run(listener, app, async {
+    tokio::spawn(webpubsub_control::run(listener, app, async {
         let _ = stopped.await;
     }));
     RunningHandler {
@@ -79,10 +79,10 @@ pub async fn start_handler(env: Env) -> RunningHandler {
 }
 
 /// The hub of [`base_env`].
-pub const HUB: &str = "chat";
+pub(crate) const HUB: &str = "chat";
 
 /// A minimal valid environment: a connection string to nowhere (port 9 on loopback) and a hub.
-pub fn base_env() -> Env {
+pub(crate) fn base_env() -> Env {
     Env::from_pairs([
         (
             "WebPubSubConnectionString",
@@ -97,7 +97,7 @@ pub fn base_env() -> Env {
 }
 
 /// One pooled HTTP client for tests.
-pub fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(20))
         .build()
@@ -105,7 +105,7 @@ pub fn http() -> reqwest::Client {
 }
 
 /// The local Web PubSub emulator served in-process; stopped when dropped.
-pub struct RunningEmulator {
+pub(crate) struct RunningEmulator {
     pub addr: SocketAddr,
     /// `Endpoint=http://127.0.0.1;Port=…;AccessKey=…;Version=1.0;`
     pub connection_string: String,
@@ -118,7 +118,7 @@ pub struct RunningEmulator {
 
 impl RunningEmulator {
     /// Stops it and waits (bounded, 15 s) until it has let go of its port.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -126,7 +126,7 @@ impl RunningEmulator {
     }
 
     /// A raw WebSocket client of `user` on `hub`, already in `groups`: see [`member_socket`].
-    pub async fn member(&self, hub: &str, user: &str, groups: &[String]) -> Socket {
+    pub(crate) async fn member(&self, hub: &str, user: &str, groups: &[String]) -> Socket {
         member_socket(self.addr, &self.access_key, hub, user, groups).await
     }
 }
@@ -140,14 +140,14 @@ impl Drop for RunningEmulator {
 }
 
 /// Starts the emulator with its default configuration on an ephemeral loopback port.
-pub async fn start_emulator() -> RunningEmulator {
+pub(crate) async fn start_emulator() -> RunningEmulator {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     serve_emulator(listener, webpubsub_emulator::EmulatorConfig::default())
 }
 
 /// Serves the emulator with `config` (validated first) on `listener`, bound by the caller (e.g. before the
 /// handler that the emulator's event handler URL names, or on a port a stopped emulator used).
-pub fn serve_emulator(
+pub(crate) fn serve_emulator(
     listener: tokio::net::TcpListener,
     config: webpubsub_emulator::EmulatorConfig,
 ) -> RunningEmulator {
@@ -170,10 +170,10 @@ pub fn serve_emulator(
 }
 
 /// A WebSocket client connection (tokio-tungstenite).
-pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The next JSON text frame within 10 s (pings and other control frames skipped, at most 16 of them).
-pub async fn next_json(socket: &mut Socket) -> serde_json::Value {
+pub(crate) async fn next_json(socket: &mut Socket) -> serde_json::Value {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
     for _ in 0..16 {
@@ -192,18 +192,24 @@ pub async fn next_json(socket: &mut Socket) -> serde_json::Value {
 }
 
 /// `GET url` and its JSON body, whatever the status.
-pub async fn get_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
+pub(crate) async fn get_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
     http().get(url).send().await.unwrap().json().await.unwrap()
 }
 
 /// The JSON subprotocol.
-pub const JSON_SUBPROTOCOL: &str = "json.webpubsub.azure.v1";
+pub(crate) const JSON_SUBPROTOCOL: &str = "json.webpubsub.azure.v1";
 /// Longest wait for a WebSocket handshake or frame.
 const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A client URL (`ws://…/client/hubs/{hub}?access_token=…`) for `user` in `groups`, signed with `access_key` for
 /// the service (the emulator) at `service`.
-pub fn client_url(service: SocketAddr, access_key: &str, hub: &str, user: Option<&str>, groups: &[String]) -> String {
+pub(crate) fn client_url(
+    service: SocketAddr,
+    access_key: &str,
+    hub: &str,
+    user: Option<&str>,
+    groups: &[String],
+) -> String {
     use webpubsub_control::webpubsub::{AccessKey, ClientAccessIssuer, ClientAccessRequest, Endpoint};
     let endpoint = Endpoint::parse(&format!("http://{service}")).unwrap();
     let issuer = ClientAccessIssuer::new(endpoint, &AccessKey::new(access_key).unwrap());
@@ -217,7 +223,7 @@ pub fn client_url(service: SocketAddr, access_key: &str, hub: &str, user: Option
 
 /// Opens a WebSocket to `url` offering `subprotocols` (none: no header) within 10 s; the socket and the
 /// subprotocol the server chose, or the handshake's error.
-pub async fn open_socket(
+pub(crate) async fn open_socket(
     url: &str,
     subprotocols: &[&str],
 ) -> Result<(Socket, Option<String>), tokio_tungstenite::tungstenite::Error> {
@@ -240,14 +246,20 @@ pub async fn open_socket(
 
 /// A raw WebSocket client (no subprotocol) of `user`, already in `groups` (its token says so), through the
 /// service at `service`: a member's client.
-pub async fn member_socket(service: SocketAddr, access_key: &str, hub: &str, user: &str, groups: &[String]) -> Socket {
+pub(crate) async fn member_socket(
+    service: SocketAddr,
+    access_key: &str,
+    hub: &str,
+    user: &str,
+    groups: &[String],
+) -> Socket {
     let url = client_url(service, access_key, hub, Some(user), groups);
     open_socket(&url, &[]).await.expect("connects").0
 }
 
 /// A JSON-subprotocol client that keeps frames it read but was not yet asked for (an event's ack and the
 /// handler's reply arrive in either order), and numbers its acked frames.
-pub struct JsonClient {
+pub(crate) struct JsonClient {
     pub socket: Socket,
     backlog: Vec<serde_json::Value>,
     next_ack_id: u64,
@@ -255,7 +267,7 @@ pub struct JsonClient {
 
 impl JsonClient {
     /// Wraps a connected socket.
-    pub fn new(socket: Socket) -> Self {
+    pub(crate) fn new(socket: Socket) -> Self {
         Self {
             socket,
             backlog: Vec::new(),
@@ -265,7 +277,7 @@ impl JsonClient {
 
     /// The next text frame as JSON within 10 s (control frames skipped, at most 16); `None` once the
     /// connection closed.
-    pub async fn next_frame(&mut self) -> Option<serde_json::Value> {
+    pub(crate) async fn next_frame(&mut self) -> Option<serde_json::Value> {
         use futures_util::StreamExt;
         use tokio_tungstenite::tungstenite::Message;
         for _ in 0..16 {
@@ -282,7 +294,7 @@ impl JsonClient {
     }
 
     /// The first frame (backlog first, then at most 16 new ones) that satisfies `wanted`.
-    pub async fn next_where(&mut self, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub(crate) async fn next_where(&mut self, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         if let Some(index) = self.backlog.iter().position(&wanted) {
             return self.backlog.remove(index);
         }
@@ -297,12 +309,12 @@ impl JsonClient {
     }
 
     /// The next `message` frame.
-    pub async fn next_message(&mut self) -> serde_json::Value {
+    pub(crate) async fn next_message(&mut self) -> serde_json::Value {
         self.next_where(|frame| frame["type"] == "message").await
     }
 
     /// Sends `frame` with a fresh `ackId` and returns the ack.
-    pub async fn send_acked(&mut self, mut frame: serde_json::Value) -> serde_json::Value {
+    pub(crate) async fn send_acked(&mut self, mut frame: serde_json::Value) -> serde_json::Value {
         use futures_util::SinkExt;
         let ack_id = self.next_ack_id;
         self.next_ack_id += 1;
@@ -316,7 +328,7 @@ impl JsonClient {
     }
 
     /// Sends the JSON user event `event` with `data` and returns its ack.
-    pub async fn event(&mut self, event: &str, data: serde_json::Value) -> serde_json::Value {
+    pub(crate) async fn event(&mut self, event: &str, data: serde_json::Value) -> serde_json::Value {
         self.send_acked(serde_json::json!({"type": "event", "event": event, "dataType": "json", "data": data}))
             .await
     }
@@ -325,25 +337,25 @@ impl JsonClient {
 /// The store connection strings under test: a fresh SQLite file (in a new temporary folder named after
 /// `suite`) and the test PostgreSQL (`WPS_TEST_POSTGRES_URL`, from `scripts/postgres.sh env`; unset is a
 /// failure, never a skip).
-pub fn backends(suite: &str) -> Vec<String> {
+pub(crate) fn backends(suite: &str) -> Vec<String> {
     vec![sqlite_store(suite), postgres_url()]
 }
 
 /// A fresh SQLite store in a new temporary folder named after `suite`.
-pub fn sqlite_store(suite: &str) -> String {
+pub(crate) fn sqlite_store(suite: &str) -> String {
     let dir = std::env::temp_dir().join(format!("wps-{suite}-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     format!("sqlite:{}", dir.join("store.db").display())
 }
 
 /// `WPS_TEST_POSTGRES_URL` (unset is a failure, never a skip).
-pub fn postgres_url() -> String {
+pub(crate) fn postgres_url() -> String {
     std::env::var("WPS_TEST_POSTGRES_URL")
         .expect("WPS_TEST_POSTGRES_URL is unset: run `eval \"$(bash scripts/postgres.sh env)\"` first")
 }
 
 /// A new, empty database in the test PostgreSQL, so no other test's work (e.g. a drain) touches its rows.
-pub async fn postgres_database() -> String {
+pub(crate) async fn postgres_database() -> String {
     use sqlx::{Connection, Executor};
     let base = postgres_url();
     sqlx::any::install_default_drivers();
@@ -359,7 +371,7 @@ pub async fn postgres_database() -> String {
 }
 
 /// The emulator (default configuration) and a handler on store `store` that calls it, both on `127.0.0.1:0`.
-pub async fn start_with_store(store: &str) -> (RunningEmulator, RunningHandler) {
+pub(crate) async fn start_with_store(store: &str) -> (RunningEmulator, RunningHandler) {
     let emulator = start_emulator().await;
     let env = base_env()
         .with("WebPubSubConnectionString", &emulator.connection_string)
@@ -371,7 +383,7 @@ pub async fn start_with_store(store: &str) -> (RunningEmulator, RunningHandler) 
 /// An emulator configuration whose hub [`HUB`] sends `system_events` (and the user events matching
 /// `user_events`) to `handler`'s `/api/events`, with one quick upstream retry (100 ms) that keeps a failing
 /// test fast (the handler should never need it).
-pub fn wired_to(
+pub(crate) fn wired_to(
     handler: &RunningHandler,
     system_events: &[&str],
     user_events: Option<&str>,

@@ -33,10 +33,10 @@ use crate::request::{UnreadBody, read_body};
 use crate::store::messages::Sender;
 
 /// State of `conversations`: negotiate's way of identifying callers and the shared durable state.
-pub type State = durable::MemberState;
+pub(crate) type State = durable::MemberState;
 
 /// `GET|POST /api/conversations/{*rest}`.
-pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     durable::request::serve(
         "conversations",
         state,

@@ -22,7 +22,7 @@ query_params! {
 
 impl Query {
     /// Which history page and its size: `after` or `before` (a seq ≥ 0, not both), `limit` 1..=200.
-    pub fn page(&self) -> Result<(Page, i64), ApiError> {
+    pub(super) fn page(&self) -> Result<(Page, i64), ApiError> {
         let cursor = |name: &str, value: &str| {
             value.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
                 ApiError::bad_request(

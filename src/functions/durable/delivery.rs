@@ -12,7 +12,7 @@ use crate::store::{Store, StoreError};
 use crate::webpubsub::{Message, RestError, SendOptions};
 
 /// Longest the immediate broadcast after a send may take.
-pub const BROADCAST_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const BROADCAST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Rows one drain claims.
 const DRAIN_BATCH: i64 = 100;
 /// How long a drain owns its claimed rows.
@@ -25,7 +25,7 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// What one drain did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DrainReport {
+pub(crate) struct DrainReport {
     pub sent: u64,
     pub retried: u64,
     pub parked: u64,
@@ -114,7 +114,7 @@ async fn perform(durable: &Durable, store: &Store, kind: OutboxKind, payload: &V
 }
 
 /// Delivers one leased row and records the outcome.
-pub async fn deliver(
+pub(crate) async fn deliver(
     durable: &Durable,
     store: &Store,
     lease: &OutboxLease,
@@ -158,7 +158,13 @@ pub async fn deliver(
 
 /// The immediate try after a commit, in the background: bounded to [`BROADCAST_TIMEOUT`]; a failure leaves the
 /// row to the drain.
-pub fn try_now(durable: std::sync::Arc<Durable>, store: Store, lease: OutboxLease, kind: OutboxKind, payload: Value) {
+pub(crate) fn try_now(
+    durable: std::sync::Arc<Durable>,
+    store: Store,
+    lease: OutboxLease,
+    kind: OutboxKind,
+    payload: Value,
+) {
     tokio::spawn(async move {
         let mut report = DrainReport::default();
         if let Err(error) = deliver(&durable, &store, &lease, kind, &payload, BROADCAST_TIMEOUT, &mut report).await {
@@ -169,7 +175,7 @@ pub fn try_now(durable: std::sync::Arc<Durable>, store: Store, lease: OutboxLeas
 
 /// A drain in the background, bounded in time, for rows written due at once (a notification's fan-out); what
 /// it misses the timer's drain takes.
-pub fn drain_soon(durable: std::sync::Arc<Durable>, store: Store) {
+pub(crate) fn drain_soon(durable: std::sync::Arc<Durable>, store: Store) {
     tokio::spawn(async move {
         match tokio::time::timeout(Duration::from_secs(30), drain(&durable, &store)).await {
             Ok(Ok(report)) => tracing::debug!(sent = report.sent, retried = report.retried, "immediate drain"),
@@ -180,7 +186,7 @@ pub fn drain_soon(durable: std::sync::Arc<Durable>, store: Store) {
 }
 
 /// One drain: claims due rows (in batches until none are due), delivers each, then prunes old sent rows.
-pub async fn drain(durable: &Durable, store: &Store) -> Result<DrainReport, StoreError> {
+pub(crate) async fn drain(durable: &Durable, store: &Store) -> Result<DrainReport, StoreError> {
     let mut report = DrainReport::default();
     let policy = RetryPolicy::default();
     // Bounded: at most ten batches per run; the next tick continues.

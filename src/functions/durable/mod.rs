@@ -10,11 +10,11 @@
 //! | `MessageMaxBytes` | `65536` | Largest request body of a send (→ 413). |
 
 mod delivery;
-pub mod presence;
-pub mod reply;
+pub(crate) mod presence;
+pub(crate) mod reply;
 pub(crate) mod request;
 mod revoke;
-pub mod webhook;
+pub(crate) mod webhook;
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use warp::http::StatusCode;
 
-pub use delivery::{BROADCAST_TIMEOUT, DrainReport, deliver, drain, drain_soon, try_now};
+pub(crate) use delivery::{DrainReport, drain, drain_soon, try_now};
 
 use crate::auth::Authenticator;
 use crate::config::{ConfigError, Env};
@@ -34,25 +34,25 @@ use crate::store::outbox::OutboxKind;
 use crate::store::{PoolOptions, Store, StoreConnectionString, StoreError};
 use crate::webpubsub::{RestClient, RestOptions, ServiceSettings};
 
-pub const STORE_SETTING: &str = "StoreConnectionString";
-pub const MESSAGE_MAX_BYTES_SETTING: &str = "MessageMaxBytes";
+pub(crate) const STORE_SETTING: &str = "StoreConnectionString";
+pub(crate) const MESSAGE_MAX_BYTES_SETTING: &str = "MessageMaxBytes";
 /// 64 KiB: a chat message, not a file.
-pub const DEFAULT_MESSAGE_MAX_BYTES: u64 = 64 * 1024;
+pub(crate) const DEFAULT_MESSAGE_MAX_BYTES: u64 = 64 * 1024;
 const MESSAGE_MAX_BYTES_RANGE: RangeInclusive<u64> = 256..=16 * 1024 * 1024;
 /// Retry-After of a 503 while the store is unreachable (the issue bounds it to 10 s).
-pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+pub(crate) const STORE_RETRY_AFTER_SECS: u64 = 5;
 
 /// The state of a function members call directly (`conversations`, `notifications`): negotiate's way of
 /// identifying callers and the shared durable state.
 #[derive(Debug)]
-pub struct MemberState {
+pub(crate) struct MemberState {
     pub(crate) authenticator: Authenticator,
     pub(crate) durable: Arc<Durable>,
 }
 
 impl MemberState {
     /// The state for callers identified by `authenticator`, on the shared `durable` state.
-    pub fn new(authenticator: Authenticator, durable: Arc<Durable>) -> Self {
+    pub(crate) fn new(authenticator: Authenticator, durable: Arc<Durable>) -> Self {
         Self { authenticator, durable }
     }
 }
@@ -163,7 +163,7 @@ impl Durable {
 }
 
 /// The reply for a store failure: 503 with Retry-After, 404, 403, 409, 400, or an opaque 500.
-pub fn store_error(error: StoreError) -> ApiError {
+pub(crate) fn store_error(error: StoreError) -> ApiError {
     match error {
         StoreError::Unavailable(e) => {
             tracing::warn!(error = %e, "store unavailable");
@@ -183,7 +183,7 @@ pub fn store_error(error: StoreError) -> ApiError {
 }
 
 /// Bounds a store call in time, so a hung database answers 503 instead of holding the request.
-pub async fn bounded<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result<T, ApiError> {
+pub(crate) async fn bounded<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result<T, ApiError> {
     match tokio::time::timeout(Duration::from_secs(8), call).await {
         Ok(result) => result.map_err(store_error),
         Err(_) => Err(ApiError::new(
@@ -197,7 +197,7 @@ pub async fn bounded<T>(call: impl Future<Output = Result<T, StoreError>>) -> Re
 
 /// The answer to a committed send: 201 with the stored message (200 on a retry), after handing a first
 /// send's outbox row to the immediate broadcast try (in the background, bounded; the drain retries).
-pub fn after_send(durable: &Arc<Durable>, store: &Store, sent: Sent) -> warp::reply::Response {
+pub(crate) fn after_send(durable: &Arc<Durable>, store: &Store, sent: Sent) -> warp::reply::Response {
     let message = &sent.message.item;
     tracing::info!(
         user_id = %message.sender,

@@ -13,14 +13,14 @@ use crate::functions::events::{
 };
 
 /// An [`EventHandler`] that records presence around another one.
-pub struct PresenceRecorder {
+pub(crate) struct PresenceRecorder {
     inner: Arc<dyn EventHandler>,
     durable: Arc<Durable>,
 }
 
 impl PresenceRecorder {
     /// `inner` wrapped when the store is configured; `inner` itself otherwise.
-    pub fn wrap(inner: Arc<dyn EventHandler>, durable: &Arc<Durable>) -> Arc<dyn EventHandler> {
+    pub(crate) fn wrap(inner: Arc<dyn EventHandler>, durable: &Arc<Durable>) -> Arc<dyn EventHandler> {
         if durable.is_configured() {
             Arc::new(Self {
                 inner,

@@ -14,7 +14,7 @@ use crate::store::read_state::ConversationSummary;
 use crate::store::rfc3339_ms;
 
 /// A stored message as answered: `{"id","conversationId","seq","sender","createdAt","body"}`.
-pub fn message(message: &Message) -> Value {
+pub(crate) fn message(message: &Message) -> Value {
     json!({
         "id": message.id,
         "conversationId": message.conversation_id,
@@ -26,7 +26,7 @@ pub fn message(message: &Message) -> Value {
 }
 
 /// A conversation as answered: `{"id","title","members","createdAt"}`.
-pub fn conversation(conversation: &Conversation) -> Value {
+pub(crate) fn conversation(conversation: &Conversation) -> Value {
     json!({
         "id": conversation.id,
         "title": conversation.title,
@@ -36,7 +36,7 @@ pub fn conversation(conversation: &Conversation) -> Value {
 }
 
 /// A row of the caller's list (#16): `{"id","title","lastMessage","unread"}` (`lastMessage` null when empty).
-pub fn summary(summary: &ConversationSummary) -> Value {
+pub(crate) fn summary(summary: &ConversationSummary) -> Value {
     json!({
         "id": summary.id,
         "title": summary.title,
@@ -46,17 +46,17 @@ pub fn summary(summary: &ConversationSummary) -> Value {
 }
 
 /// `value` as JSON with `status`.
-pub fn json_with(status: StatusCode, value: &Value) -> Response {
+pub(crate) fn json_with(status: StatusCode, value: &Value) -> Response {
     warp::reply::with_status(warp::reply::json(value), status).into_response()
 }
 
 /// 201 when this call created it, 200 when it was already there.
-pub fn created_or_found(created: bool) -> StatusCode {
+pub(crate) fn created_or_found(created: bool) -> StatusCode {
     if created { StatusCode::CREATED } else { StatusCode::OK }
 }
 
 /// The percent-decoded segments of a path tail (`a/b%20c` → `["a", "b c"]`); empty segments refused.
-pub fn segments(tail: &str) -> Result<Vec<String>, ApiError> {
+pub(crate) fn segments(tail: &str) -> Result<Vec<String>, ApiError> {
     if tail.is_empty() {
         return Ok(Vec::new());
     }
@@ -74,18 +74,18 @@ pub fn segments(tail: &str) -> Result<Vec<String>, ApiError> {
 }
 
 /// The 404 for a path under a durable function that names no operation.
-pub fn not_found() -> ApiError {
+pub(crate) fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no function is served at this path")
 }
 
 /// The 405 for a known path with another method, its `Allow` header listing `allow`.
-pub fn method_not_allowed(allow: &'static str) -> ApiError {
+pub(crate) fn method_not_allowed(allow: &'static str) -> ApiError {
     ApiError::method_not_allowed(allow)
 }
 
 /// For an optional body field that may be absent but not `null` (the contract types it as a string, not
 /// nullable; fuzz finding ST201, #17): `#[serde(default, deserialize_with = "reply::not_null")]`.
-pub fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(crate) fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: serde::Deserialize<'de>,
@@ -94,6 +94,6 @@ where
 }
 
 /// Parses a JSON body into `T`, a 400 `InvalidJson` naming the problem otherwise.
-pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request("InvalidJson", format!("invalid request body: {e}")))
 }

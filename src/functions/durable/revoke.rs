@@ -18,7 +18,7 @@ use crate::webpubsub::{ListConnectionsOptions, RestError};
 /// Pages of group connections read per removal (200 each): a user's connections, not a crowd's.
 const MAX_PAGES: usize = 20;
 /// The close reason a revoked connection's client sees.
-pub const CLOSE_REASON: &str = "conversation membership removed";
+pub(super) const CLOSE_REASON: &str = "conversation membership removed";
 
 /// Revokes, closes where needed, then removes `user_id` from `group`.
 pub(super) async fn remove_from_live_connections(

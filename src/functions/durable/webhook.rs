@@ -16,16 +16,16 @@ use sha2::Sha256;
 
 use crate::config::{ConfigError, Env};
 
-pub const URL_SETTING: &str = "NotificationsOfflineWebhookUrl";
-pub const SECRET_SETTING: &str = "NotificationsOfflineWebhookSecret";
+pub(crate) const URL_SETTING: &str = "NotificationsOfflineWebhookUrl";
+pub(crate) const SECRET_SETTING: &str = "NotificationsOfflineWebhookSecret";
 /// The signature header the receiver checks.
-pub const SIGNATURE_HEADER: &str = "X-Signature-256";
+pub(crate) const SIGNATURE_HEADER: &str = "X-Signature-256";
 /// Shortest secret accepted.
 const MIN_SECRET_CHARS: usize = 16;
 
 /// The HMAC key of the offline webhook (redacted in Debug).
 #[derive(Clone)]
-pub struct WebhookSecret(String);
+pub(crate) struct WebhookSecret(String);
 
 impl std::fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -136,14 +136,14 @@ impl OfflineWebhook {
 }
 
 /// The signature scheme, for both ends: `sha256=` + lowercase hex of HMAC-SHA256 over the exact body bytes.
-pub fn sign(secret: &str, body: &[u8]) -> String {
+pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// The client webhook POSTs go through: no redirects (a redirect could carry the signed body elsewhere).
-pub fn client() -> anyhow::Result<reqwest::Client> {
+pub(crate) fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))

@@ -39,17 +39,17 @@ use crate::error::ApiError;
 use crate::webpubsub::{Message, RestClient, RestError, SendOptions};
 
 /// Connection-state key holding the connection's rooms (a JSON array of group names).
-pub const ROOMS_STATE_KEY: &str = "rooms";
+pub(super) const ROOMS_STATE_KEY: &str = "rooms";
 /// The user event that joins a room under `broadcast`.
-pub const JOIN_EVENT: &str = "join";
+pub(super) const JOIN_EVENT: &str = "join";
 /// The user event that leaves a room under `broadcast`.
-pub const LEAVE_EVENT: &str = "leave";
+pub(super) const LEAVE_EVENT: &str = "leave";
 /// At most this many rooms per connection: the state travels in a header on every event.
-pub const MAX_ROOMS: usize = 32;
+pub(super) const MAX_ROOMS: usize = 32;
 
 /// What a room's members receive for a broadcast user event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Broadcast {
+pub(super) struct Broadcast {
     /// The sender's user id (from the verified event, never from the payload).
     pub from: Option<String>,
     /// The room (group) it was sent to.
@@ -65,7 +65,7 @@ pub struct Broadcast {
 
 /// The settings-driven [`EventHandler`].
 #[derive(Debug, Clone)]
-pub struct Builtin {
+pub(crate) struct Builtin {
     behavior: UserEventBehavior,
     joinable_rooms: Vec<Template>,
     rest: Option<RestClient>,
@@ -73,7 +73,7 @@ pub struct Builtin {
 
 impl Builtin {
     /// Built from the `events` settings. `broadcast` needs the REST client; other behaviours ignore it.
-    pub fn new(settings: &Settings, rest: Option<RestClient>) -> anyhow::Result<Self> {
+    pub(crate) fn new(settings: &Settings, rest: Option<RestClient>) -> anyhow::Result<Self> {
         if settings.user_event_behavior == UserEventBehavior::Broadcast && rest.is_none() {
             anyhow::bail!("EventsUserEventBehavior=broadcast needs the Web PubSub REST client");
         }
@@ -82,11 +82,6 @@ impl Builtin {
             joinable_rooms: settings.joinable_rooms.clone(),
             rest,
         })
-    }
-
-    /// The configured behaviour.
-    pub fn behavior(&self) -> UserEventBehavior {
-        self.behavior
     }
 
     async fn broadcast_event(&self, event: &VerifiedEvent, message: UserMessage) -> Result<UserEventReply, ApiError> {
@@ -203,7 +198,7 @@ impl EventHandler for Builtin {
 
 /// The connection's rooms, from its state (an unreadable entry means none): at most [`MAX_ROOMS`] valid
 /// names, however many the state lists, so one user event never fans out into more REST calls than that.
-pub fn rooms_of(state: &ConnectionState) -> BTreeSet<String> {
+pub(super) fn rooms_of(state: &ConnectionState) -> BTreeSet<String> {
     let Some(listed) = state.get(ROOMS_STATE_KEY).and_then(Value::as_array) else {
         return BTreeSet::new();
     };

@@ -65,6 +65,7 @@ impl ConnectionState {
         BASE64.encode(json)
     }
 
+    /// Whether no key is set.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -72,10 +72,12 @@ pub trait EventHandler: Send + Sync + 'static {
 /// The payload of a user event: its data type (from `Content-Type`) and bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserMessage {
+    /// Text, JSON or binary, from the event's `Content-Type`.
     pub data_type: DataType,
     /// An MQTT 5 client's `Content-Type` when it is none of the three data types' (`data_type` is then
     /// `Binary`); `None` otherwise.
     pub content_type: Option<String>,
+    /// The message bytes, as sent.
     pub data: Bytes,
 }
 
@@ -165,12 +167,6 @@ impl UserEventReply {
         self.state.as_ref()
     }
 }
-
-/// The default hooks: accept every connect as drafted, answer nothing to user events.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DefaultHandler;
-
-impl EventHandler for DefaultHandler {}
 
 #[cfg(test)]
 mod tests {

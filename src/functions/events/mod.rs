@@ -34,16 +34,15 @@ use warp::filters::BoxedFilter;
 use warp::http::HeaderMap;
 use warp::reply::{Reply, Response};
 
-pub use builtin::Builtin;
-pub use connect::{
-    ClientCertificate, ConnectBody, ConnectRequest, ConnectResponse, MqttConnect, MqttUserProperty, Multimap, Values,
-};
+pub(crate) use builtin::Builtin;
+pub use connect::{ConnectBody, ConnectRequest, ConnectResponse};
 pub use connection_state::ConnectionState;
-pub use handler::{DefaultHandler, EventHandler, HookFuture, UserEventReply, UserMessage};
-pub use policy::{AllowedOrigins, VerifiedEvent, Verifier};
+pub use handler::{EventHandler, HookFuture, UserEventReply, UserMessage};
+pub use policy::VerifiedEvent;
+pub(crate) use policy::{AllowedOrigins, Verifier};
 pub use request::{CloudEvent, DataType, EventKind};
-pub use settings::{ConnectPolicy, JOINABLE_ROOMS, Settings, USER_EVENT_BEHAVIOR, UserEventBehavior, UserIdSource};
-pub use upstream_auth::{ALLOW_UNAUTHENTICATED, UpstreamAuth, UpstreamAuthSettings};
+pub(crate) use settings::{ConnectPolicy, JOINABLE_ROOMS, Settings, USER_EVENT_BEHAVIOR, UserEventBehavior};
+pub(crate) use upstream_auth::UpstreamAuth;
 
 use crate::error::ApiError;
 use crate::request::{UnreadBody, read_body, unread_body};
@@ -51,7 +50,7 @@ use crate::webpubsub::{Endpoint, RestClient, RestOptions, ServiceSettings};
 use request::headers;
 
 /// State of `events`, built once at start-up: everything a request needs, pre-computed.
-pub struct State {
+pub(crate) struct State {
     verifier: Verifier,
     upstream_auth: UpstreamAuth,
     origins: AllowedOrigins,
@@ -74,18 +73,19 @@ impl std::fmt::Debug for State {
 impl State {
     /// The state for `own` settings in front of `service`, answering events with the settings-driven
     /// [`Builtin`] handler.
-    pub fn new(own: &Settings, service: &ServiceSettings) -> anyhow::Result<Self> {
-        own.upstream_auth.check(service)?;
+    #[cfg(test)]
+    pub(crate) fn new(own: &Settings, service: &ServiceSettings) -> anyhow::Result<Self> {
         let handler = Builtin::from_parts(service, own)?;
         Self::with_handler(own, service, Arc::new(handler))
     }
 
     /// An application's own handler; the plumbing (checks, policy, replies, logs) stays the same.
-    pub fn with_handler(
+    pub(crate) fn with_handler(
         own: &Settings,
         service: &ServiceSettings,
         handler: Arc<dyn EventHandler>,
     ) -> anyhow::Result<Self> {
+        own.upstream_auth.check(service)?;
         let origins = AllowedOrigins::new(
             service
                 .endpoints()
@@ -103,7 +103,7 @@ impl State {
     }
 
     /// This state with `handler` in place of the current one.
-    pub fn replace_handler(&self, handler: Arc<dyn EventHandler>) -> Self {
+    pub(crate) fn replace_handler(&self, handler: Arc<dyn EventHandler>) -> Self {
         Self {
             verifier: self.verifier.clone(),
             upstream_auth: self.upstream_auth.clone(),
@@ -118,7 +118,7 @@ impl State {
 impl Builtin {
     /// The built-in behaviours as configured, with a REST client on the primary connection when
     /// `broadcast` needs one. Public so an application's handler can wrap it and delegate.
-    pub fn from_parts(service: &ServiceSettings, events: &Settings) -> anyhow::Result<Self> {
+    pub(crate) fn from_parts(service: &ServiceSettings, events: &Settings) -> anyhow::Result<Self> {
         let rest = match events.user_event_behavior {
             UserEventBehavior::Broadcast => Some(RestClient::for_service(service, RestOptions::default())?),
             _ => None,
@@ -133,7 +133,7 @@ fn has_default_port(endpoint: &Endpoint) -> bool {
 }
 
 /// `OPTIONS|POST /api/events`.
-pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     let validate = warp::path!("api" / "events")
         .and(warp::options())
         .and(warp::header::headers_cloned())

@@ -15,10 +15,10 @@ use crate::webpubsub::{Hubs, ServiceKeys, SignatureError, signature};
 
 use super::request::CloudEvent;
 
-pub use origin::AllowedOrigins;
+pub(crate) use origin::AllowedOrigins;
 
 /// A [`CloudEvent`] whose signature matched a configured key and whose hub is served. Only
-/// [`Verifier::verify`] makes one; it derefs to the event's metadata.
+/// `Verifier::verify` makes one; it derefs to the event's metadata.
 #[derive(Debug, Clone)]
 pub struct VerifiedEvent {
     event: CloudEvent,
@@ -34,7 +34,7 @@ impl Deref for VerifiedEvent {
 
 /// Checks upstream requests against the service keys and hubs, built once at start-up.
 #[derive(Debug, Clone)]
-pub struct Verifier {
+pub(crate) struct Verifier {
     /// `None` in identity mode without any access key: no `ce-signature` to check (the Entra check or
     /// `EventsAllowUnauthenticated` stands in, see `upstream_auth`).
     keys: Option<ServiceKeys>,
@@ -42,18 +42,18 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn new(keys: Option<ServiceKeys>, hubs: Hubs) -> Self {
+    pub(crate) fn new(keys: Option<ServiceKeys>, hubs: Hubs) -> Self {
         Self { keys, hubs }
     }
 
     /// Whether an access key signs events (`ce-signature` is checked).
-    pub fn is_keyed(&self) -> bool {
+    pub(crate) fn is_keyed(&self) -> bool {
         self.keys.is_some()
     }
 
     /// Signature, then hub. A missing or wrong signature is a 401; a hub this handler does not serve a 400.
     /// A refusal is logged here, with the unverified metadata (never the signature).
-    pub fn verify(&self, event: CloudEvent) -> Result<VerifiedEvent, ApiError> {
+    pub(crate) fn verify(&self, event: CloudEvent) -> Result<VerifiedEvent, ApiError> {
         match self.check(&event) {
             Ok(()) => Ok(VerifiedEvent { event }),
             Err(error) => {

@@ -12,13 +12,13 @@ use crate::error::ApiError;
 
 /// CloudEvents attribute headers this function reads: the protocol crate's names, plus the abuse-protection
 /// answer header only this side writes.
-pub mod headers {
-    pub use webpubsub_protocol::cloudevents::{
+pub(super) mod headers {
+    pub(crate) use webpubsub_protocol::cloudevents::{
         CONNECTION_ID, CONNECTION_STATE, EVENT_NAME, HUB, ID, PHYSICAL_CONNECTION_ID, SESSION_ID, SIGNATURE, SOURCE,
         SPEC_VERSION, SUBPROTOCOL, TIME, TYPE, USER_ID, WEBHOOK_REQUEST_ORIGIN,
     };
     /// The abuse-protection answer.
-    pub const WEBHOOK_ALLOWED_ORIGIN: &str = "webhook-allowed-origin";
+    pub(crate) const WEBHOOK_ALLOWED_ORIGIN: &str = "webhook-allowed-origin";
 }
 
 use webpubsub_protocol::cloudevents::{
@@ -85,7 +85,7 @@ impl EventKind {
 }
 
 /// Longest `Content-Type` accepted for an MQTT user event (RFC 6838 bounds type and subtype at 127 each).
-pub const MAX_CONTENT_TYPE_LEN: usize = 255;
+pub(super) const MAX_CONTENT_TYPE_LEN: usize = 255;
 
 /// Whether `value` is a bounded `type/subtype[; parameters]` media type of RFC 6838 token characters.
 pub(super) fn is_media_type(value: &str) -> bool {
@@ -410,20 +410,20 @@ mod names {
     use super::headers;
     use warp::http::HeaderName;
 
-    pub static SPEC_VERSION: HeaderName = HeaderName::from_static(headers::SPEC_VERSION);
-    pub static TYPE: HeaderName = HeaderName::from_static(headers::TYPE);
-    pub static EVENT_NAME: HeaderName = HeaderName::from_static(headers::EVENT_NAME);
-    pub static ID: HeaderName = HeaderName::from_static(headers::ID);
-    pub static SOURCE: HeaderName = HeaderName::from_static(headers::SOURCE);
-    pub static TIME: HeaderName = HeaderName::from_static(headers::TIME);
-    pub static HUB: HeaderName = HeaderName::from_static(headers::HUB);
-    pub static CONNECTION_ID: HeaderName = HeaderName::from_static(headers::CONNECTION_ID);
-    pub static USER_ID: HeaderName = HeaderName::from_static(headers::USER_ID);
-    pub static SUBPROTOCOL: HeaderName = HeaderName::from_static(headers::SUBPROTOCOL);
-    pub static CONNECTION_STATE: HeaderName = HeaderName::from_static(headers::CONNECTION_STATE);
-    pub static PHYSICAL_CONNECTION_ID: HeaderName = HeaderName::from_static(headers::PHYSICAL_CONNECTION_ID);
-    pub static SESSION_ID: HeaderName = HeaderName::from_static(headers::SESSION_ID);
-    pub static SIGNATURE: HeaderName = HeaderName::from_static(headers::SIGNATURE);
+    pub(super) static SPEC_VERSION: HeaderName = HeaderName::from_static(headers::SPEC_VERSION);
+    pub(super) static TYPE: HeaderName = HeaderName::from_static(headers::TYPE);
+    pub(super) static EVENT_NAME: HeaderName = HeaderName::from_static(headers::EVENT_NAME);
+    pub(super) static ID: HeaderName = HeaderName::from_static(headers::ID);
+    pub(super) static SOURCE: HeaderName = HeaderName::from_static(headers::SOURCE);
+    pub(super) static TIME: HeaderName = HeaderName::from_static(headers::TIME);
+    pub(super) static HUB: HeaderName = HeaderName::from_static(headers::HUB);
+    pub(super) static CONNECTION_ID: HeaderName = HeaderName::from_static(headers::CONNECTION_ID);
+    pub(super) static USER_ID: HeaderName = HeaderName::from_static(headers::USER_ID);
+    pub(super) static SUBPROTOCOL: HeaderName = HeaderName::from_static(headers::SUBPROTOCOL);
+    pub(super) static CONNECTION_STATE: HeaderName = HeaderName::from_static(headers::CONNECTION_STATE);
+    pub(super) static PHYSICAL_CONNECTION_ID: HeaderName = HeaderName::from_static(headers::PHYSICAL_CONNECTION_ID);
+    pub(super) static SESSION_ID: HeaderName = HeaderName::from_static(headers::SESSION_ID);
+    pub(super) static SIGNATURE: HeaderName = HeaderName::from_static(headers::SIGNATURE);
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {

@@ -19,26 +19,26 @@ use std::str::FromStr;
 use crate::auth::template::Template;
 use crate::config::{ConfigError, Env};
 
-pub const ALLOWED_ORIGINS: &str = "EventsAllowedOrigins";
-pub const SUBPROTOCOLS: &str = "EventsSubprotocols";
-pub const USER_ID_SOURCE: &str = "EventsUserIdSource";
-pub const REQUIRE_USER_ID: &str = "EventsRequireUserId";
-pub const DEFAULT_GROUPS: &str = "EventsDefaultGroups";
-pub const DEFAULT_ROLES: &str = "EventsDefaultRoles";
-pub const USER_EVENT_BEHAVIOR: &str = "EventsUserEventBehavior";
-pub const JOINABLE_ROOMS: &str = "EventsJoinableRooms";
-pub const MAX_BODY_BYTES: &str = "EventsMaxBodyBytes";
+pub(super) const ALLOWED_ORIGINS: &str = "EventsAllowedOrigins";
+pub(super) const SUBPROTOCOLS: &str = "EventsSubprotocols";
+pub(super) const USER_ID_SOURCE: &str = "EventsUserIdSource";
+pub(super) const REQUIRE_USER_ID: &str = "EventsRequireUserId";
+pub(super) const DEFAULT_GROUPS: &str = "EventsDefaultGroups";
+pub(super) const DEFAULT_ROLES: &str = "EventsDefaultRoles";
+pub(crate) const USER_EVENT_BEHAVIOR: &str = "EventsUserEventBehavior";
+pub(crate) const JOINABLE_ROOMS: &str = "EventsJoinableRooms";
+pub(super) const MAX_BODY_BYTES: &str = "EventsMaxBodyBytes";
 
 /// The JSON subprotocols, reliable first: the default preference list.
-pub const DEFAULT_SUBPROTOCOLS: [&str; 2] = ["json.reliable.webpubsub.azure.v1", "json.webpubsub.azure.v1"];
+pub(super) const DEFAULT_SUBPROTOCOLS: [&str; 2] = ["json.reliable.webpubsub.azure.v1", "json.webpubsub.azure.v1"];
 /// One 1 MB WebSocket frame (the service's limit) plus room for the connect envelope (claims, headers).
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024 + 128 * 1024;
+pub(super) const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024 + 128 * 1024;
 /// Bounds for `EventsMaxBodyBytes`: a connect body needs a few KiB; the Functions host forwards 100 MiB.
 const MAX_BODY_BYTES_RANGE: std::ops::RangeInclusive<u64> = 4096..=100 * 1024 * 1024;
 
 /// Settings of `events`.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Extra abuse-protection hosts (`EventsAllowedOrigins`), lowercase.
     pub allowed_origins: Vec<String>,
     /// How `connect` is answered.
@@ -55,7 +55,7 @@ pub struct Settings {
 
 /// The configured answer to `connect`, applied before any application hook.
 #[derive(Debug, Clone)]
-pub struct ConnectPolicy {
+pub(crate) struct ConnectPolicy {
     /// Accepted subprotocols, most preferred first (`EventsSubprotocols`).
     pub subprotocols: Vec<String>,
     /// Where the user id comes from (`EventsUserIdSource`).
@@ -94,7 +94,7 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let allowed_origins = env
             .list(ALLOWED_ORIGINS)
             .into_iter()
@@ -187,7 +187,7 @@ fn is_token(name: &str) -> bool {
 
 /// Where a connection's user id comes from (`EventsUserIdSource`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserIdSource {
+pub(crate) enum UserIdSource {
     /// `token`: the client token's subject (`ce-userId`), as is.
     Token,
     /// `claim:<name>`: the first value of that token claim; the subject when the claim is absent.
@@ -220,7 +220,7 @@ impl FromStr for UserIdSource {
 
 /// The built-in answer to user events (`EventsUserEventBehavior`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserEventBehavior {
+pub(crate) enum UserEventBehavior {
     /// `none`: 204, nothing is sent.
     None,
     /// `echo`: the payload goes back to the sender, same data type.

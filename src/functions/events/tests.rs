@@ -511,7 +511,7 @@ async fn mqtt_connect_refusals_map_400_to_bad_user_name_or_password() {
 
 #[tokio::test]
 async fn bad_token_groups_and_roles_are_400_logged_at_warn() {
-    let (captured, _guard) = test_support::capture_logs(crate::telemetry::fields::TextFields);
+    let (captured, _guard) = test_support::capture_logs(crate::telemetry::TextFields);
     let route = route_with(env());
     let long = "g".repeat(2000);
     for (claims, code) in [
@@ -574,7 +574,7 @@ async fn group_joined_and_left_are_200_and_reach_the_handler() {
             Box::pin(std::future::ready(()))
         }
     }
-    let (captured, _guard) = test_support::capture_logs(crate::telemetry::fields::TextFields);
+    let (captured, _guard) = test_support::capture_logs(crate::telemetry::TextFields);
     let groups = Arc::new(Groups(Mutex::new(Vec::new())));
     let route = route_with_handler(env(), groups.clone());
     for event_type in ["azure.webpubsub.sys.gp.joined", "azure.webpubsub.sys.gp.left"] {
@@ -647,7 +647,7 @@ async fn connected_and_disconnected_are_204() {
 
 #[tokio::test]
 async fn each_event_leaves_one_structured_log_line_without_secrets() {
-    let (captured, _guard) = test_support::capture_logs(crate::telemetry::fields::TextFields);
+    let (captured, _guard) = test_support::capture_logs(crate::telemetry::TextFields);
     let route = route_with(env());
 
     event("azure.webpubsub.sys.connected").body("{}").reply(&route).await;

@@ -20,11 +20,11 @@ use crate::webpubsub::ServiceSettings;
 
 use super::policy::AllowedOrigins;
 
-pub const ALLOW_UNAUTHENTICATED: &str = "EventsAllowUnauthenticated";
+pub(crate) const ALLOW_UNAUTHENTICATED: &str = "EventsAllowUnauthenticated";
 
 /// The upstream authentication settings of `events`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UpstreamAuthSettings {
+pub(crate) struct UpstreamAuthSettings {
     /// The Entra bearer check (`EventsEntra*`), when configured.
     pub entra: Option<EntraSettings>,
     /// `EventsAllowUnauthenticated`.
@@ -32,7 +32,7 @@ pub struct UpstreamAuthSettings {
 }
 
 impl UpstreamAuthSettings {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             entra: EntraSettings::from_env(env)?,
             allow_unauthenticated: env.flag(ALLOW_UNAUTHENTICATED, false)?,
@@ -41,7 +41,7 @@ impl UpstreamAuthSettings {
 
     /// The start-up rule: events must be authenticated somehow (a key for `ce-signature`, or the Entra
     /// check) unless `EventsAllowUnauthenticated=true`, which is then logged as a warning.
-    pub fn check(&self, service: &ServiceSettings) -> Result<(), ConfigError> {
+    pub(crate) fn check(&self, service: &ServiceSettings) -> Result<(), ConfigError> {
         if service.keys().is_some() || self.entra.is_some() {
             return Ok(());
         }
@@ -62,12 +62,12 @@ impl UpstreamAuthSettings {
 
 /// The bearer check of upstream requests, built once at start-up.
 #[derive(Debug, Clone, Default)]
-pub struct UpstreamAuth {
+pub(crate) struct UpstreamAuth {
     entra: Option<Arc<EntraValidator>>,
 }
 
 impl UpstreamAuth {
-    pub fn new(settings: &UpstreamAuthSettings) -> anyhow::Result<Self> {
+    pub(crate) fn new(settings: &UpstreamAuthSettings) -> anyhow::Result<Self> {
         Ok(Self {
             entra: settings
                 .entra
@@ -80,7 +80,7 @@ impl UpstreamAuth {
 
     /// Checks the request's `Authorization` when the Entra check is on. Every refusal is a 401 (logged
     /// with its reason, never the token); a key set that cannot be fetched is a 503 with `Retry-After`.
-    pub async fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub(crate) async fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(entra) = &self.entra else {
             return Ok(());
         };
@@ -104,7 +104,7 @@ impl UpstreamAuth {
 /// The origin check of an event `POST`: a `WebHook-Request-Origin` the service sends must be one of the
 /// allowed hosts (as in abuse protection); without a key to sign events the header is required, as the
 /// Functions extension requires it. Refusals are 401.
-pub fn check_origin(origins: &AllowedOrigins, requested: Option<&str>, keyed: bool) -> Result<(), ApiError> {
+pub(super) fn check_origin(origins: &AllowedOrigins, requested: Option<&str>, keyed: bool) -> Result<(), ApiError> {
     let requested = requested.map(str::trim).filter(|origin| !origin.is_empty());
     let refusal = match requested {
         Some(origin) if origins.pick(origin).is_none() => "the event's WebHook-Request-Origin is not an allowed host",

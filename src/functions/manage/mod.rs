@@ -40,19 +40,19 @@ const MAX_NOTIFY_BYTES: u64 = 2 * 1024 * 1024;
 
 /// State of `manage`: publish's trust check and the shared durable state.
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     trust: Trust,
     durable: Arc<Durable>,
 }
 
 impl State {
-    pub fn new(trust: Trust, durable: Arc<Durable>) -> Self {
+    pub(crate) fn new(trust: Trust, durable: Arc<Durable>) -> Self {
         Self { trust, durable }
     }
 }
 
 /// `POST|PUT|DELETE /api/manage/{*rest}`.
-pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "manage" / ..)
         .and(warp::path::tail())
         .and(warp::method())

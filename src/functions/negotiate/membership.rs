@@ -28,12 +28,12 @@ use crate::store::is_valid_conversation_id;
 use crate::webpubsub::{ClientAccessRequest, validate};
 
 /// The prefix of a conversation's group.
-pub const CONVERSATION_PREFIX: &str = "conversation:";
+pub(crate) const CONVERSATION_PREFIX: &str = "conversation:";
 /// The prefix of a user's notification group.
-pub const NOTIFICATIONS_PREFIX: &str = "notifications:user:";
+pub(crate) const NOTIFICATIONS_PREFIX: &str = "notifications:user:";
 /// Most conversation groups a token gets without the caller asking (each adds a group and a role to the
 /// token, which travels in the client URL).
-pub const MAX_GRANTED_CONVERSATIONS: usize = 50;
+pub(crate) const MAX_GRANTED_CONVERSATIONS: usize = 50;
 
 /// What the store decides, taken out of a request before the template policy sees it.
 #[derive(Debug, Default, PartialEq, Eq)]

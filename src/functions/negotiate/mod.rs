@@ -32,7 +32,7 @@
 //! roles against the templates), `membership` (the store's groups), `reply` (sign, log, answer), `tests`.
 
 mod issuer;
-pub mod membership;
+pub(crate) mod membership;
 mod policy;
 mod reply;
 mod request;
@@ -55,26 +55,26 @@ use crate::webpubsub::{Hubs, ServiceSettings};
 
 use policy::role_templates;
 
-pub const IDENTITY_SETTING: &str = "NegotiateIdentity";
-pub const DEFAULT_ROLES_SETTING: &str = "NegotiateDefaultRoles";
-pub const ALLOWED_GROUPS_SETTING: &str = "NegotiateAllowedGroups";
-pub const ALLOWED_ROLES_SETTING: &str = "NegotiateAllowedRoles";
-pub const TOKEN_TTL_SETTING: &str = "NegotiateTokenTtlMinutes";
-pub const MAX_TOKEN_TTL_SETTING: &str = "NegotiateMaxTokenTtlMinutes";
-pub const RATE_LIMIT_SETTING: &str = "NegotiateRateLimitPerMinute";
+pub(crate) const IDENTITY_SETTING: &str = "NegotiateIdentity";
+pub(crate) const DEFAULT_ROLES_SETTING: &str = "NegotiateDefaultRoles";
+pub(crate) const ALLOWED_GROUPS_SETTING: &str = "NegotiateAllowedGroups";
+pub(crate) const ALLOWED_ROLES_SETTING: &str = "NegotiateAllowedRoles";
+pub(crate) const TOKEN_TTL_SETTING: &str = "NegotiateTokenTtlMinutes";
+pub(crate) const MAX_TOKEN_TTL_SETTING: &str = "NegotiateMaxTokenTtlMinutes";
+pub(crate) const RATE_LIMIT_SETTING: &str = "NegotiateRateLimitPerMinute";
 
 /// Token lifetime when the caller asks for none.
-pub const DEFAULT_TOKEN_TTL_MINUTES: u32 = 60;
+pub(crate) const DEFAULT_TOKEN_TTL_MINUTES: u32 = 60;
 /// Upper bound for `NegotiateMaxTokenTtlMinutes`: one day.
-pub const TOKEN_TTL_CEILING_MINUTES: u32 = 24 * 60;
+pub(crate) const TOKEN_TTL_CEILING_MINUTES: u32 = 24 * 60;
 /// Largest request body read.
-pub const MAX_BODY_BYTES: u64 = 16 * 1024;
+pub(crate) const MAX_BODY_BYTES: u64 = 16 * 1024;
 /// Most groups, and most roles, one request may ask for.
-pub const MAX_REQUESTED_ITEMS: usize = 100;
+pub(crate) const MAX_REQUESTED_ITEMS: usize = 100;
 
 /// Settings of `negotiate`.
 #[derive(Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub identity: IdentityConfig,
     /// Literal role templates every token gets.
     pub default_roles: Vec<Template>,
@@ -89,7 +89,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let identity = IdentityConfig::from_env(env, IDENTITY_SETTING, true)?;
         let default_roles = role_templates(env, DEFAULT_ROLES_SETTING, Template::literal)?;
         let allowed_groups = env
@@ -128,14 +128,14 @@ impl Settings {
     }
 
     /// `NegotiateIdentity=jwt` when this function reads bearer tokens (the app then reads the `Auth*` settings).
-    pub fn jwt_user(&self) -> Option<String> {
+    pub(crate) fn jwt_user(&self) -> Option<String> {
         (self.identity == IdentityConfig::Jwt).then(|| format!("{IDENTITY_SETTING}=jwt"))
     }
 }
 
 /// State of `negotiate`, built once at start-up.
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     authenticator: Authenticator,
     issuer: issuer::Issuer,
     hubs: Hubs,
@@ -154,7 +154,7 @@ impl State {
     /// service in identity mode; the hub is
     /// `WebPubSubHub` unless the caller picks one of `WebPubSubAllowedHubs`), identifying callers through
     /// the app's `auth`.
-    pub fn new(own: &Settings, service: &ServiceSettings, auth: &SharedAuth) -> anyhow::Result<Self> {
+    pub(crate) fn new(own: &Settings, service: &ServiceSettings, auth: &SharedAuth) -> anyhow::Result<Self> {
         if matches!(own.identity, IdentityConfig::Anonymous) {
             tracing::warn!(
                 "negotiate issues tokens to unauthenticated callers ({IDENTITY_SETTING}=anonymous): for development only"
@@ -180,14 +180,14 @@ impl State {
     }
 
     /// Membership-checked groups from `durable`'s store ([`membership`]); no change when no store is configured.
-    pub fn with_durable(mut self, durable: Arc<Durable>) -> Self {
+    pub(crate) fn with_durable(mut self, durable: Arc<Durable>) -> Self {
         self.durable = durable.is_configured().then_some(durable);
         self
     }
 }
 
 /// `GET|POST /api/negotiate`.
-pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let get = warp::get().map(|| None);
     let post = warp::post().and(unread_body()).map(Some);

@@ -766,7 +766,7 @@ async fn without_a_rate_limit_many_requests_pass() {
 
 #[tokio::test]
 async fn each_issue_is_logged_without_the_token() {
-    let (captured, _guard) = test_support::capture_logs(crate::telemetry::fields::TextFields);
+    let (captured, _guard) = test_support::capture_logs(crate::telemetry::TextFields);
     let route = route_for(&policy_env());
     let reply = post(&route, json!({"userId": "ada", "groups": ["conversation:7"]})).await;
     assert_eq!(reply.status, StatusCode::OK);

@@ -25,10 +25,10 @@ use crate::functions::durable::{self, bounded, reply};
 use crate::request::{UnreadBody, read_body};
 
 /// State of `notifications`: negotiate's way of identifying callers and the shared durable state.
-pub type State = durable::MemberState;
+pub(crate) type State = durable::MemberState;
 
 /// `GET /api/notifications`, `PUT /api/notifications/read`.
-pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     durable::request::serve(
         "notifications",
         state,

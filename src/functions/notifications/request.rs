@@ -13,7 +13,7 @@ query_params! {
 
 impl Query {
     /// `after` (a feed seq ≥ 0, default 0) and `limit` (a whole number, clamped to 1..=200, default 50).
-    pub fn page(&self) -> Result<(i64, i64), ApiError> {
+    pub(super) fn page(&self) -> Result<(i64, i64), ApiError> {
         let after = match &self.after {
             None => 0,
             Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {

@@ -4,7 +4,7 @@
 //! binary, so serving it costs one copy-free reply: nothing is parsed or built at run time. It holds no
 //! secret, so the function is anonymous; the document describes this route too.
 
-pub mod paths;
+pub(crate) mod paths;
 
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -15,7 +15,7 @@ use warp::reply::{Reply, Response};
 pub const DOCUMENT: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
 /// `GET /api/openapi.json`.
-pub fn routes() -> BoxedFilter<(Response,)> {
+pub(crate) fn routes() -> BoxedFilter<(Response,)> {
     warp::path!("api" / "openapi.json")
         .and(warp::get())
         .map(|| {

@@ -44,7 +44,7 @@ fn parse(document: &str) -> Vec<DocumentedPath> {
 /// The methods the documented path matching `path` (e.g. `/api/conversations/c1/read`) takes, or `None`
 /// when no documented path matches. A parameter matches one non-empty segment; among several matches the
 /// one with the most literal segments wins (`/api/notifications/read` over `/api/notifications/{x}`).
-pub fn allowed_methods(path: &str) -> Option<&'static [Method]> {
+pub(crate) fn allowed_methods(path: &str) -> Option<&'static [Method]> {
     let asked: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     PATHS
         .iter()

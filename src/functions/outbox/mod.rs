@@ -24,7 +24,7 @@ use crate::request::{UnreadBody, read_body, unread_body};
 const MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
 
 /// `POST /outbox` (the host's invocation of the timer function).
-pub fn routes(durable: Arc<Durable>) -> BoxedFilter<(Response,)> {
+pub(crate) fn routes(durable: Arc<Durable>) -> BoxedFilter<(Response,)> {
     warp::path!("outbox")
         .and(warp::post())
         .and(warp::header::headers_cloned())
@@ -40,7 +40,7 @@ pub fn routes(durable: Arc<Durable>) -> BoxedFilter<(Response,)> {
 }
 
 /// The invocation result the host expects from a function without output bindings.
-pub fn invocation_result() -> Value {
+pub(crate) fn invocation_result() -> Value {
     json!({ "Outputs": {}, "Logs": [], "ReturnValue": null })
 }
 
@@ -60,7 +60,7 @@ async fn invoke(durable: &Durable, headers: &HeaderMap, body: UnreadBody) -> Res
 }
 
 /// One drain, or nothing when no store is configured.
-pub async fn run_once(durable: &Durable) -> Result<DrainReport, ApiError> {
+pub(crate) async fn run_once(durable: &Durable) -> Result<DrainReport, ApiError> {
     if !durable.is_configured() {
         return Ok(DrainReport::default());
     }
@@ -69,7 +69,7 @@ pub async fn run_once(durable: &Durable) -> Result<DrainReport, ApiError> {
 }
 
 /// Drains every `interval` until dropped (`handler dev`, where no Functions host fires the timer).
-pub async fn run_every(durable: Arc<Durable>, interval: Duration) {
+pub(crate) async fn run_every(durable: Arc<Durable>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -28,7 +28,7 @@ pub(super) const KNOWN_FIELDS: [&str; 18] = [
 
 /// The actions of the Functions Web PubSub output binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ActionKind {
+pub(crate) enum ActionKind {
     SendToAll,
     SendToGroup,
     SendToUser,
@@ -51,7 +51,7 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
-    pub const ALL: [Self; 19] = [
+    pub(crate) const ALL: [Self; 19] = [
         Self::SendToAll,
         Self::SendToGroup,
         Self::SendToUser,
@@ -74,7 +74,7 @@ impl ActionKind {
     ];
 
     /// The `actionName`, as the binding spells it.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::SendToAll => "sendToAll",
             Self::SendToGroup => "sendToGroup",
@@ -99,7 +99,7 @@ impl ActionKind {
     }
 
     /// Whether the action only asks the service a question (the REST client's read-only operations).
-    pub fn is_read_only(self) -> bool {
+    pub(crate) fn is_read_only(self) -> bool {
         matches!(
             self,
             Self::ConnectionExists
@@ -111,7 +111,7 @@ impl ActionKind {
     }
 
     /// The action named `name`, ignoring ASCII case.
-    pub fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
             .find(|kind| kind.name().eq_ignore_ascii_case(name))

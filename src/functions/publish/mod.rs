@@ -55,9 +55,11 @@ use warp::filters::BoxedFilter;
 use warp::http::HeaderMap;
 use warp::reply::Response;
 
-pub use policy::{FUNCTION_KEY_CALLER, REQUIRED_ROLE_SETTING, TRUST_SETTING, Trust, TrustSettings};
-pub use reply::Status;
-pub use request::{ActionKind, MAX_ACTIONS};
+#[cfg(test)]
+pub(crate) use policy::{FUNCTION_KEY_CALLER, REQUIRED_ROLE_SETTING};
+pub(crate) use policy::{TRUST_SETTING, Trust, TrustSettings};
+#[cfg(test)]
+pub(crate) use request::{ActionKind, MAX_ACTIONS};
 
 use crate::auth::SharedAuth;
 use crate::config::{ConfigError, Env};
@@ -65,21 +67,21 @@ use crate::error::{self, ApiError};
 use crate::request::{UnreadBody, read_body, unread_body};
 use crate::webpubsub::{Hubs, RestClient, RestOptions, ServiceSettings};
 
-pub const MAX_BODY_SETTING: &str = "PublishMaxBodyBytes";
-pub const DEADLINE_SETTING: &str = "PublishDeadlineSeconds";
+pub(crate) const MAX_BODY_SETTING: &str = "PublishMaxBodyBytes";
+pub(crate) const DEADLINE_SETTING: &str = "PublishDeadlineSeconds";
 /// Below host.json's `functionTimeout` (60 s here; the Functions default is 5 min), so publish answers
 /// before the host kills the handler.
-pub const DEFAULT_DEADLINE_SECONDS: u64 = 50;
+pub(crate) const DEFAULT_DEADLINE_SECONDS: u64 = 50;
 /// Bounds for `PublishDeadlineSeconds`: Azure's front end drops HTTP requests after 230 s anyway.
 const DEADLINE_RANGE: RangeInclusive<u64> = 1..=230;
 /// A 1 MiB binary message as base64 is about 1.4 MiB; the rest is room for the JSON envelope.
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 2 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: u64 = 2 * 1024 * 1024;
 /// Bounds for `PublishMaxBodyBytes` (the Functions host forwards at most 100 MiB).
 const MAX_BODY_RANGE: RangeInclusive<u64> = 4096..=100 * 1024 * 1024;
 
 /// Settings of `publish`.
 #[derive(Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub trust: TrustSettings,
     pub max_body_bytes: u64,
     /// How long one publish request may take, from arrival to answer.
@@ -87,7 +89,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let trust = TrustSettings::from_env(env)?;
         let max_body_bytes = env.parse_in(MAX_BODY_SETTING, DEFAULT_MAX_BODY_BYTES, MAX_BODY_RANGE, "bytes")?;
         let deadline_seconds = env.parse_in(
@@ -104,7 +106,7 @@ impl Settings {
     }
 
     /// `PublishTrust=jwt` when this function reads bearer tokens (the app then reads the `Auth*` settings).
-    pub fn jwt_user(&self) -> Option<String> {
+    pub(crate) fn jwt_user(&self) -> Option<String> {
         (self.trust.identity() == Some(crate::auth::IdentityConfig::Jwt)).then(|| format!("{TRUST_SETTING}=jwt"))
     }
 }
@@ -112,7 +114,7 @@ impl Settings {
 /// State of `publish`, built once at start-up: the trust check and one pooled REST client for the primary
 /// connection string.
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     trust: policy::Trust,
     client: RestClient,
     hubs: Hubs,
@@ -122,7 +124,7 @@ pub struct State {
 
 impl State {
     /// The state for `own` settings in front of `service`, identifying callers through the app's `auth`.
-    pub fn new(own: &Settings, service: &ServiceSettings, auth: &SharedAuth) -> anyhow::Result<Self> {
+    pub(crate) fn new(own: &Settings, service: &ServiceSettings, auth: &SharedAuth) -> anyhow::Result<Self> {
         Self::build(own, service, auth, RestOptions::default())
     }
 
@@ -144,7 +146,7 @@ impl State {
 }
 
 /// `POST /api/publish`.
-pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "publish")
         .and(warp::post())
         .and(warp::header::headers_cloned())

@@ -17,16 +17,16 @@ use crate::config::{ConfigError, Env};
 use crate::error::ApiError;
 
 /// `jwt` | `appservice` | `functionkey` (required).
-pub const TRUST_SETTING: &str = "PublishTrust";
+pub(crate) const TRUST_SETTING: &str = "PublishTrust";
 /// Roles or scopes, comma-separated; a caller needs one of them (required with `jwt` and `appservice`).
-pub const REQUIRED_ROLE_SETTING: &str = "PublishRequiredRole";
+pub(crate) const REQUIRED_ROLE_SETTING: &str = "PublishRequiredRole";
 
 /// The caller name logged for function-key-only callers (the key itself never is).
-pub const FUNCTION_KEY_CALLER: &str = "function-key";
+pub(crate) const FUNCTION_KEY_CALLER: &str = "function-key";
 
 /// The configured second check.
 #[derive(Debug, Clone)]
-pub enum TrustSettings {
+pub(crate) enum TrustSettings {
     Jwt { required_roles: Vec<String> },
     AppService { required_roles: Vec<String> },
     FunctionKeyOnly,
@@ -36,7 +36,7 @@ impl TrustSettings {
     /// Reads `PublishTrust` and `PublishRequiredRole` (`jwt`'s `Auth*` settings are read once for the app, see
     /// [`SharedAuth`]). Fails closed:
     /// a missing mode or role is an error naming the setting.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let raw = env.get(TRUST_SETTING).ok_or_else(|| {
             ConfigError::new(
                 TRUST_SETTING,
@@ -81,7 +81,7 @@ impl TrustSettings {
     }
 
     /// The identity mode this trust uses, when it identifies callers at all.
-    pub fn identity(&self) -> Option<IdentityConfig> {
+    pub(crate) fn identity(&self) -> Option<IdentityConfig> {
         match self {
             Self::Jwt { .. } => Some(IdentityConfig::Jwt),
             Self::AppService { .. } => Some(IdentityConfig::AppService),
@@ -90,7 +90,7 @@ impl TrustSettings {
     }
 
     /// The mode's setting value, for logs.
-    pub fn mode_name(&self) -> &'static str {
+    pub(crate) fn mode_name(&self) -> &'static str {
         match self {
             Self::Jwt { .. } => "jwt",
             Self::AppService { .. } => "appservice",
@@ -101,7 +101,7 @@ impl TrustSettings {
 
 /// The second check, built once at start-up.
 #[derive(Debug)]
-pub struct Trust {
+pub(crate) struct Trust {
     /// `None`: function key only.
     authenticator: Option<Authenticator>,
     required_roles: Vec<String>,
@@ -109,7 +109,7 @@ pub struct Trust {
 
 impl Trust {
     /// The check for `settings`, identifying callers through the app's `auth`.
-    pub fn new(settings: &TrustSettings, auth: &SharedAuth) -> anyhow::Result<Self> {
+    pub(crate) fn new(settings: &TrustSettings, auth: &SharedAuth) -> anyhow::Result<Self> {
         let (identity, required_roles) = match settings {
             TrustSettings::Jwt { required_roles } => (Some(IdentityConfig::Jwt), required_roles.clone()),
             TrustSettings::AppService { required_roles } => (Some(IdentityConfig::AppService), required_roles.clone()),
@@ -128,7 +128,7 @@ impl Trust {
     }
 
     /// The trusted caller's id (for logs), or the 401/403/503 to answer.
-    pub async fn check(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+    pub(crate) async fn check(&self, headers: &HeaderMap) -> Result<String, ApiError> {
         let Some(authenticator) = &self.authenticator else {
             return Ok(FUNCTION_KEY_CALLER.to_owned());
         };

@@ -28,7 +28,7 @@ use crate::webpubsub::{ContentType, Delivery, GroupMember, RestClient, RestError
 /// What became of one action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum Status {
+pub(crate) enum Status {
     Done,
     Failed,
     /// The service may or may not have carried it out.
@@ -51,7 +51,7 @@ impl Status {
 /// One entry of `results`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ActionResult {
+pub(super) struct ActionResult {
     pub index: usize,
     pub action: &'static str,
     pub status: Status,
@@ -65,7 +65,7 @@ pub struct ActionResult {
 /// What a read-only action found (empty for the others).
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Answer {
+pub(super) struct Answer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exists: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,7 +91,7 @@ impl ActionResult {
 /// Why an action failed (or may have).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ActionError {
+pub(super) struct ActionError {
     pub code: &'static str,
     pub message: String,
     /// The service's HTTP status, when it answered.
@@ -118,7 +118,7 @@ enum Stop {
 
 /// Code of the 504 answered when the publish deadline passes.
 /// (A `static`, not a `const`: the settings-documented check reads `const …: &str = "Publish…"` as a setting.)
-pub static DEADLINE_CODE: &str = "PublishDeadlineExceeded";
+pub(super) static DEADLINE_CODE: &str = "PublishDeadlineExceeded";
 
 /// Runs one action; a read-only one returns what it found.
 async fn run(client: &RestClient, action: &PlannedAction) -> Result<Answer, RestError> {
@@ -147,7 +147,12 @@ async fn run(client: &RestClient, action: &PlannedAction) -> Result<Answer, Rest
 
 /// Executes `plan` in order on behalf of `caller`, stopping at the first action that is not done or when
 /// `deadline` passes.
-pub async fn execute(client: &RestClient, plan: &Plan, caller: &str, deadline: Instant) -> Result<Response, ApiError> {
+pub(super) async fn execute(
+    client: &RestClient,
+    plan: &Plan,
+    caller: &str,
+    deadline: Instant,
+) -> Result<Response, ApiError> {
     let who = Who {
         caller,
         attribution: plan.attribution.as_deref(),

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-pub use super::actions::ActionKind;
+pub(crate) use super::actions::ActionKind;
 use super::fields::{At, Fields};
 use crate::error::ApiError;
 use crate::functions::refused_hub;
@@ -17,7 +17,7 @@ use crate::webpubsub::validate;
 use crate::webpubsub::{ApiRequest, ContentType, ListConnectionsOptions, Permission, ValidationError};
 
 /// Most actions one request may carry.
-pub const MAX_ACTIONS: usize = 100;
+pub(crate) const MAX_ACTIONS: usize = 100;
 /// The hub an action names (or the default), as configured.
 fn resolve_hub(hubs: &Hubs, requested: Option<&str>) -> Result<String, ApiError> {
     hubs.resolve(requested)
@@ -27,7 +27,7 @@ fn resolve_hub(hubs: &Hubs, requested: Option<&str>) -> Result<String, ApiError>
 
 /// One validated action, ready to send.
 #[derive(Debug, Clone)]
-pub struct PlannedAction {
+pub(super) struct PlannedAction {
     pub kind: ActionKind,
     /// The hub, as configured.
     pub hub: String,
@@ -42,7 +42,7 @@ pub struct PlannedAction {
 
 /// A validated request: its actions, in order.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(super) struct Plan {
     pub actions: Vec<PlannedAction>,
     /// The simple form's `user_id`: who the caller says published (the recipe's body), logged as
     /// `user_id=` and trusted for nothing else. `None` for action objects.
@@ -53,7 +53,7 @@ pub struct Plan {
 
 /// The group, user and connection an action addresses (each when it has one).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Target {
+pub(super) struct Target {
     pub group: Option<String>,
     pub user_id: Option<String>,
     pub connection_id: Option<String>,
@@ -61,7 +61,7 @@ pub struct Target {
 
 /// Parses a request body: a simple-form object, one action object, or an array of 1 to [`MAX_ACTIONS`]
 /// action objects.
-pub fn parse(body: &[u8], hubs: &Hubs) -> Result<Plan, ApiError> {
+pub(super) fn parse(body: &[u8], hubs: &Hubs) -> Result<Plan, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "EmptyBody",

@@ -1098,7 +1098,7 @@ async fn the_deadline_answers_504_with_what_was_done_so_far() {
 
 #[tokio::test]
 async fn the_simple_form_answers_published_and_logs_the_attribution() {
-    let (captured, _guard) = test_support::capture_logs(crate::telemetry::fields::TextFields);
+    let (captured, _guard) = test_support::capture_logs(crate::telemetry::TextFields);
     let upstream = Upstream::start([]).await;
     let route = route_with(&env("functionkey"), upstream.port);
     let reply = post(
@@ -1291,7 +1291,7 @@ async fn trust_is_checked_before_the_body_is_judged() {
 
 #[tokio::test]
 async fn each_action_is_logged_with_caller_and_target_but_not_the_payload_or_token() {
-    let (captured, _guard) = test_support::capture_logs(crate::telemetry::fields::TextFields);
+    let (captured, _guard) = test_support::capture_logs(crate::telemetry::TextFields);
     let upstream = Upstream::start([]).await;
     let route = route_with(&jwt_env().with("AuthUserIdClaim", "sub"), upstream.port);
     let token = hs_token(service_claims(json!({"sub": "ada", "roles": [ROLE]})));

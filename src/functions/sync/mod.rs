@@ -33,14 +33,14 @@ use crate::store::cursor::CursorKey;
 
 /// State of `sync`: caller identity, the shared durable state and the cursor key (read once from the store).
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     authenticator: Authenticator,
     durable: Arc<Durable>,
     key: OnceCell<CursorKey>,
 }
 
 impl State {
-    pub fn new(authenticator: Authenticator, durable: Arc<Durable>) -> Self {
+    pub(crate) fn new(authenticator: Authenticator, durable: Arc<Durable>) -> Self {
         Self {
             authenticator,
             durable,
@@ -50,7 +50,7 @@ impl State {
 }
 
 /// `GET /api/sync`.
-pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::path!("api" / "sync")
         .and(warp::get())

@@ -15,7 +15,7 @@ query_params! {
 
 impl Query {
     /// The parameters, with `since` checked for shape (never echoed).
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub(super) fn parse(raw: &str) -> Result<Self, ApiError> {
         let query = Self::read(raw)?;
         if query
             .since
@@ -28,7 +28,7 @@ impl Query {
     }
 
     /// `limit`: clamped to 1..=1000, default 100.
-    pub fn limit(&self) -> Result<i64, ApiError> {
+    pub(super) fn limit(&self) -> Result<i64, ApiError> {
         clamped_limit(self.limit.as_deref(), DEFAULT_SYNC_LIMIT, MAX_SYNC_LIMIT)
     }
 }

@@ -20,24 +20,24 @@ use super::notifications::Audience;
 use super::{PoolOptions, Store, StoreConnectionString};
 
 /// Env var naming the PostgreSQL server the tests create their databases in.
-pub const POSTGRES_ENV: &str = "WPS_TEST_POSTGRES_URL";
+pub(super) const POSTGRES_ENV: &str = "WPS_TEST_POSTGRES_URL";
 
 /// One empty database for one test; [`TestDb::open`] can be called again for a second "instance".
-pub struct TestDb {
+pub(super) struct TestDb {
     pub conn: StoreConnectionString,
     file: Option<PathBuf>,
 }
 
 impl TestDb {
     /// A new SQLite file in the temp directory (removed on drop).
-    pub async fn sqlite() -> Self {
+    pub(super) async fn sqlite() -> Self {
         let path = std::env::temp_dir().join(format!("wps-store-{}.db", super::new_id()));
         let conn = StoreConnectionString::parse(&format!("sqlite:{}", path.display())).unwrap();
         Self { conn, file: Some(path) }
     }
 
     /// A new database in the test cluster.
-    pub async fn postgres() -> Self {
+    pub(super) async fn postgres() -> Self {
         let base = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| {
             panic!(
                 "{POSTGRES_ENV} is not set: the PostgreSQL store tests need a server. Start the throwaway \
@@ -63,14 +63,14 @@ impl TestDb {
     }
 
     /// Opens (and migrates) a store on this database: a new pool, as another instance would.
-    pub async fn open(&self) -> Store {
+    pub(super) async fn open(&self) -> Store {
         Store::open(&self.conn, PoolOptions { max_connections: 4 })
             .await
             .expect("open store")
     }
 
     /// Opens a store with conversation `id` (no title) of `members`: the set-up most tests start from.
-    pub async fn with_conversation(&self, id: &str, members: &[&str]) -> Store {
+    pub(super) async fn with_conversation(&self, id: &str, members: &[&str]) -> Store {
         let store = self.open().await;
         conversation(&store, id, members).await;
         store
@@ -88,12 +88,12 @@ impl Drop for TestDb {
 }
 
 /// Owned member lists for `create_conversation`.
-pub fn users(names: &[&str]) -> Vec<String> {
+pub(super) fn users(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| (*s).to_owned()).collect()
 }
 
 /// Creates conversation `id` (no title) of `members`.
-pub async fn conversation(store: &Store, id: &str, members: &[&str]) {
+pub(super) async fn conversation(store: &Store, id: &str, members: &[&str]) {
     store
         .create_conversation(Some(id), None, &users(members))
         .await
@@ -101,17 +101,17 @@ pub async fn conversation(store: &Store, id: &str, members: &[&str]) {
 }
 
 /// Member `sender` sends `body` into `conversation_id` (server-chosen message id).
-pub async fn send(store: &Store, conversation_id: &str, sender: &str, body: Value) -> Sent {
+pub(super) async fn send(store: &Store, conversation_id: &str, sender: &str, body: Value) -> Sent {
     send_as(store, conversation_id, Sender::Member(sender), body).await
 }
 
 /// `sender` (a member or the trusted door) sends `body` into `conversation_id` (server-chosen message id).
-pub async fn send_as(store: &Store, conversation_id: &str, sender: Sender<'_>, body: Value) -> Sent {
+pub(super) async fn send_as(store: &Store, conversation_id: &str, sender: Sender<'_>, body: Value) -> Sent {
     store.send_message(conversation_id, sender, None, &body).await.unwrap()
 }
 
 /// Notifies `recipients` with `data` (server-chosen id, no offline webhook).
-pub async fn notify(store: &Store, recipients: &[&str], data: Value) {
+pub(super) async fn notify(store: &Store, recipients: &[&str], data: Value) {
     store
         .create_notification(None, &Audience::Users(users(recipients)), &data, false)
         .await

@@ -113,7 +113,7 @@ pub enum RestError {
         error: ServiceError,
     },
     /// Identity mode: no token for the service could be had (the identity endpoint is down, slow or
-    /// refuses); nothing was sent. Callers answer 503 with [`IdentityError::retry_after_secs`].
+    /// refuses); nothing was sent. Callers answer 503 with `IdentityError::retry_after_secs`.
     #[error("{operation}: no identity token for the Web PubSub service: {error}")]
     Identity {
         /// The operation that was not sent.

@@ -71,7 +71,7 @@ impl Default for RestOptions {
 }
 
 /// The HTTP client could not be created. No longer returned: the client is built in the background and a
-/// failure fails each call instead ([`LazyClient`]); the constructors keep their `Result` for callers.
+/// failure fails each call instead (`LazyClient`); the constructors keep their `Result` for callers.
 #[derive(Debug, thiserror::Error)]
 #[error("could not create the Web PubSub HTTP client")]
 pub struct RestClientInitError(#[source] reqwest::Error);

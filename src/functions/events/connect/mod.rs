@@ -12,9 +12,10 @@ mod body;
 mod policy;
 mod reply;
 
-pub use body::{ClientCertificate, ConnectBody, MqttConnect, MqttUserProperty, Multimap, Values};
-pub use policy::{ConnectResponse, draft, finish};
-pub use reply::rejection;
+pub use body::ConnectBody;
+pub use policy::ConnectResponse;
+pub(crate) use policy::{draft, finish};
+pub(super) use reply::rejection;
 
 use super::policy::VerifiedEvent;
 
@@ -22,7 +23,9 @@ use super::policy::VerifiedEvent;
 /// [`super::EventHandler::on_connect`].
 #[derive(Debug)]
 pub struct ConnectRequest<'a> {
+    /// The verified CloudEvents metadata (hub, connection id, user).
     pub event: &'a VerifiedEvent,
+    /// The parsed `connect` body (claims, query, subprotocols, certificates).
     pub body: ConnectBody<'a>,
 }
 

@@ -12,7 +12,7 @@ use super::body::MqttUserProperty;
 use crate::error::ApiError;
 
 /// Longest user id accepted from a claim or the query (the service's own limit is not documented).
-pub const MAX_USER_ID_CHARS: usize = 1024;
+pub(super) const MAX_USER_ID_CHARS: usize = 1024;
 
 /// The answer to a `connect`, drafted from settings and refined by the application's hook.
 ///
@@ -53,7 +53,7 @@ pub(super) fn push_unique(list: &mut Vec<String>, item: String) {
 }
 
 /// Step 1: the answer the settings give, before the application's hook.
-pub fn draft(policy: &ConnectPolicy, request: &ConnectRequest<'_>) -> Result<ConnectResponse, ApiError> {
+pub(crate) fn draft(policy: &ConnectPolicy, request: &ConnectRequest<'_>) -> Result<ConnectResponse, ApiError> {
     let body = &request.body;
     let subprotocol = choose_subprotocol(policy, body)?;
     let user_id = resolve_user_id(&policy.user_id_source, request.event.user_id(), body)?;
@@ -181,7 +181,7 @@ pub(super) fn check_user_id(user_id: &str) -> Result<(), ApiError> {
 
 /// Step 3: the checks no hook can skip, then the reply. Policy refusals are 401 (`UserIdRequired`);
 /// an answer the hook got wrong is the application's fault (500), never the client's.
-pub fn finish(
+pub(crate) fn finish(
     policy: &ConnectPolicy,
     request: &ConnectRequest<'_>,
     response: ConnectResponse,

@@ -89,7 +89,7 @@ pub(super) struct MqttReply<'r> {
 /// A refused connect as the client will see it. WebSocket clients get the JSON error with its status (the
 /// service passes 4xx to the client's upgrade); MQTT clients get the CONNACK reason of their version in
 /// `{"mqtt":{"code","reason"}}`.
-pub fn rejection(body: Option<&ConnectBody<'_>>, error: ApiError) -> Response {
+pub(crate) fn rejection(body: Option<&ConnectBody<'_>>, error: ApiError) -> Response {
     let Some(mqtt) = body.and_then(|body| body.mqtt.as_ref()) else {
         return error.into_response();
     };
@@ -101,7 +101,7 @@ pub fn rejection(body: Option<&ConnectBody<'_>>, error: ApiError) -> Response {
 /// CONNACK codes as the official handlers map statuses: MQTT 3.1.1 return codes, MQTT 5 reason codes.
 /// 400 → bad user name or password (4 / 134), 401 and 403 → not authorized (5 / 135), 5xx → server
 /// unavailable (3 / 136); other refusals: v5 "implementation specific error" (131), v3.1.1 not authorized.
-pub fn mqtt_code(protocol_version: u8, status: StatusCode) -> u8 {
+pub(super) fn mqtt_code(protocol_version: u8, status: StatusCode) -> u8 {
     let (v3, v5) = match status {
         StatusCode::BAD_REQUEST => (4, 0x86),
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => (5, 0x87),

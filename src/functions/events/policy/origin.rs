@@ -7,7 +7,7 @@
 
 /// The origins this handler accepts events from.
 #[derive(Debug, Clone)]
-pub struct AllowedOrigins {
+pub(crate) struct AllowedOrigins {
     /// Lowercase; each service host appears bare and, when its port is not the scheme default, as
     /// `host:port` too (the local emulator runs on a port).
     hosts: Vec<Box<str>>,
@@ -15,7 +15,7 @@ pub struct AllowedOrigins {
 
 impl AllowedOrigins {
     /// Service endpoints as `(host, port, default_port)` triples, plus extra hosts from settings.
-    pub fn new<'a>(
+    pub(crate) fn new<'a>(
         services: impl IntoIterator<Item = (&'a str, u16, bool)>,
         extra: impl IntoIterator<Item = &'a str>,
     ) -> Self {
@@ -37,14 +37,15 @@ impl AllowedOrigins {
         Self { hosts }
     }
 
-    /// The allowed hosts, for start-up logs.
-    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+    /// The allowed hosts.
+    #[cfg(test)]
+    pub(crate) fn hosts(&self) -> impl Iterator<Item = &str> {
         self.hosts.iter().map(|host| &**host)
     }
 
     /// The first requested origin that is allowed, as written by the caller, or `None`. The header may list
     /// several hosts separated by commas or spaces.
-    pub fn pick<'h>(&self, requested: &'h str) -> Option<&'h str> {
+    pub(crate) fn pick<'h>(&self, requested: &'h str) -> Option<&'h str> {
         requested
             .split([',', ' '])
             .map(str::trim)
@@ -53,7 +54,7 @@ impl AllowedOrigins {
     }
 
     /// Whether `origin` (a bare host or `host:port`) is allowed, ignoring ASCII case.
-    pub fn is_allowed(&self, origin: &str) -> bool {
+    pub(crate) fn is_allowed(&self, origin: &str) -> bool {
         self.hosts.iter().any(|host| host.eq_ignore_ascii_case(origin))
     }
 }

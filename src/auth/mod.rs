@@ -105,6 +105,7 @@ impl IdentityConfig {
     }
 
     /// The mode's setting value, for logs.
+    #[cfg(any(test, feature = "dev"))]
     pub(crate) fn mode_name(&self) -> &'static str {
         match self {
             Self::AppService => "appservice",

@@ -41,7 +41,9 @@ pub use handler::{EventHandler, HookFuture, UserEventReply, UserMessage};
 pub use policy::VerifiedEvent;
 pub(crate) use policy::{AllowedOrigins, Verifier};
 pub use request::{CloudEvent, DataType, EventKind};
-pub(crate) use settings::{ConnectPolicy, JOINABLE_ROOMS, Settings, USER_EVENT_BEHAVIOR, UserEventBehavior};
+pub(crate) use settings::{ConnectPolicy, Settings, UserEventBehavior};
+#[cfg(feature = "dev")]
+pub(crate) use settings::{JOINABLE_ROOMS, USER_EVENT_BEHAVIOR};
 pub(crate) use upstream_auth::UpstreamAuth;
 
 use crate::error::ApiError;

@@ -8,6 +8,7 @@
 //! tick tries again. `handler dev` runs the same drain in-process ([`run_every`]).
 
 use std::sync::Arc;
+#[cfg(feature = "dev")]
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -69,6 +70,7 @@ pub(crate) async fn run_once(durable: &Durable) -> Result<DrainReport, ApiError>
 }
 
 /// Drains every `interval` until dropped (`handler dev`, where no Functions host fires the timer).
+#[cfg(feature = "dev")]
 pub(crate) async fn run_every(durable: Arc<Durable>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

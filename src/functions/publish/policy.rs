@@ -90,6 +90,7 @@ impl TrustSettings {
     }
 
     /// The mode's setting value, for logs.
+    #[cfg(any(test, feature = "dev"))]
     pub(crate) fn mode_name(&self) -> &'static str {
         match self {
             Self::Jwt { .. } => "jwt",

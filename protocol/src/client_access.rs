@@ -372,42 +372,34 @@ mod tests {
     }
 
     #[test]
-    fn refuses_an_empty_user_id() {
+    fn refuses_empty_user_ids_roles_and_blank_groups() {
         let issuer = issuer(&format!("Endpoint=https://a.example;AccessKey={KEY}"));
-        let request = ClientAccessRequest {
-            user_id: Some(String::new()),
-            ..Default::default()
-        };
-        assert_eq!(
-            issuer.issue_at("h", &request, at(NOW)).unwrap_err(),
-            ValidationError::EmptyUserId
-        );
-    }
-
-    #[test]
-    fn refuses_an_empty_role() {
-        let issuer = issuer(&format!("Endpoint=https://a.example;AccessKey={KEY}"));
-        let request = ClientAccessRequest {
-            roles: vec![String::new()],
-            ..Default::default()
-        };
-        assert_eq!(
-            issuer.issue_at("h", &request, at(NOW)).unwrap_err(),
-            ValidationError::EmptyRole
-        );
-    }
-
-    #[test]
-    fn refuses_a_blank_group() {
-        let issuer = issuer(&format!("Endpoint=https://a.example;AccessKey={KEY}"));
-        let request = ClientAccessRequest {
-            groups: vec![" ".into()],
-            ..Default::default()
-        };
-        assert_eq!(
-            issuer.issue_at("h", &request, at(NOW)).unwrap_err(),
-            ValidationError::InvalidGroup
-        );
+        let cases = [
+            (
+                ClientAccessRequest {
+                    user_id: Some(String::new()),
+                    ..Default::default()
+                },
+                ValidationError::EmptyUserId,
+            ),
+            (
+                ClientAccessRequest {
+                    roles: vec![String::new()],
+                    ..Default::default()
+                },
+                ValidationError::EmptyRole,
+            ),
+            (
+                ClientAccessRequest {
+                    groups: vec![" ".into()],
+                    ..Default::default()
+                },
+                ValidationError::InvalidGroup,
+            ),
+        ];
+        for (request, expected) in cases {
+            assert_eq!(issuer.issue_at("h", &request, at(NOW)).unwrap_err(), expected);
+        }
     }
 
     #[test]

@@ -27,9 +27,10 @@ use warp::reply::Response;
 
 use crate::auth::{Authenticator, CallerSource};
 use crate::error::ApiError;
+use crate::functions::durable::request::Call;
 use crate::functions::durable::{self, bounded, reply};
 use crate::functions::notifications::method_not_allowed;
-use crate::request::{UnreadBody, read_body};
+use crate::request::read_body;
 use crate::store::messages::Sender;
 
 /// State of `conversations`: negotiate's way of identifying callers and the shared durable state.
@@ -37,13 +38,7 @@ pub(crate) type State = durable::MemberState;
 
 /// `GET|POST /api/conversations/{*rest}`.
 pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
-    durable::request::serve(
-        "conversations",
-        state,
-        |state, tail, method, query, headers, body| async move {
-            conversations(&state, tail.as_str(), &method, &query, &headers, body).await
-        },
-    )
+    durable::request::serve("conversations", state, conversations)
 }
 
 /// The caller's user id, exactly as negotiate identifies it; in `anonymous` mode `user_param` (the `userId`
@@ -65,15 +60,16 @@ pub(crate) async fn identify(
 }
 
 /// Identify the caller, then dispatch on the path.
-async fn conversations(
-    state: &State,
-    tail: &str,
-    method: &Method,
-    query: &str,
-    headers: &HeaderMap,
-    body: UnreadBody,
-) -> Result<Response, ApiError> {
-    let query = request::Query::parse(query)?;
+async fn conversations(state: Arc<State>, call: Call) -> Result<Response, ApiError> {
+    let Call {
+        tail,
+        method,
+        query,
+        headers,
+        body,
+    } = call;
+    let (state, tail, method, headers) = (&*state, tail.as_str(), &method, &headers);
+    let query = request::Query::parse(&query)?;
     let caller = identify(&state.authenticator, headers, query.user_id.as_deref()).await?;
     let user = caller.as_str();
     let durable = &state.durable;

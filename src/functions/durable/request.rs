@@ -14,13 +14,22 @@ use warp::reply::Response;
 use crate::error::{self, ApiError};
 use crate::request::{UnreadBody, unread_body};
 
-/// Serves every request under `api/{function}/…` with `handle`, given the state, the path after it, the
-/// method, the raw query (empty when there is none), the headers and the body, not yet read; its errors
-/// are replies.
+/// One request under `api/{function}/…`, as [`serve`] hands it over: the path after the function's name,
+/// the method, the raw query (empty when there is none), the headers and the body, not yet read.
+pub(crate) struct Call {
+    pub(crate) tail: Tail,
+    pub(crate) method: Method,
+    pub(crate) query: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: UnreadBody,
+}
+
+/// Serves every request under `api/{function}/…` with `handle`, given the state and the [`Call`]; its
+/// errors are replies.
 pub(crate) fn serve<S, F, Fut>(function: &'static str, state: Arc<S>, handle: F) -> BoxedFilter<(Response,)>
 where
     S: Send + Sync + 'static,
-    F: Fn(Arc<S>, Tail, Method, String, HeaderMap, UnreadBody) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Arc<S>, Call) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
 {
     warp::path("api")
@@ -32,7 +41,14 @@ where
         .and(unread_body())
         .then(
             move |tail: Tail, method: Method, query: String, headers: HeaderMap, body: UnreadBody| {
-                let reply = handle(state.clone(), tail, method, query, headers, body);
+                let call = Call {
+                    tail,
+                    method,
+                    query,
+                    headers,
+                    body,
+                };
+                let reply = handle(state.clone(), call);
                 async move { error::into_response(reply.await) }
             },
         )

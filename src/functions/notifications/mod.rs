@@ -16,38 +16,34 @@ mod tests;
 use std::sync::Arc;
 
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderMap, Method, StatusCode};
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use crate::error::ApiError;
 use crate::functions::conversations::identify;
+use crate::functions::durable::request::Call;
 use crate::functions::durable::{self, bounded, reply};
-use crate::request::{UnreadBody, read_body};
+use crate::request::read_body;
 
 /// State of `notifications`: negotiate's way of identifying callers and the shared durable state.
 pub(crate) type State = durable::MemberState;
 
 /// `GET /api/notifications`, `PUT /api/notifications/read`.
 pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
-    durable::request::serve(
-        "notifications",
-        state,
-        |state, tail, method, query, headers, body| async move {
-            notifications(&state, tail.as_str(), &method, &query, &headers, body).await
-        },
-    )
+    durable::request::serve("notifications", state, notifications)
 }
 
 /// Identify the caller, then dispatch on the path.
-async fn notifications(
-    state: &State,
-    tail: &str,
-    method: &Method,
-    query: &str,
-    headers: &HeaderMap,
-    body: UnreadBody,
-) -> Result<Response, ApiError> {
-    let query = request::Query::parse(query)?;
+async fn notifications(state: Arc<State>, call: Call) -> Result<Response, ApiError> {
+    let Call {
+        tail,
+        method,
+        query,
+        headers,
+        body,
+    } = call;
+    let (state, tail, method, headers) = (&*state, tail.as_str(), &method, &headers);
+    let query = request::Query::parse(&query)?;
     let user = identify(&state.authenticator, headers, query.user_id.as_deref()).await?;
     let segments = reply::segments(tail)?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();

@@ -58,7 +58,7 @@ impl CloudEvent {
     }
 
     /// The event from connection `connection_id` on `hub` (`ce-hub`, `ce-connectionId` and `ce-source`).
-    pub fn from_connection(self, hub: &str, connection_id: &str) -> Self {
+    pub fn connection(self, hub: &str, connection_id: &str) -> Self {
         self.set(ce::HUB, hub)
             .set(ce::CONNECTION_ID, connection_id)
             .set(ce::SOURCE, ce::source(hub, connection_id))
@@ -121,7 +121,7 @@ mod tests {
         assert_eq!(event.get(ce::EVENT_NAME), Some("connect"));
         assert_eq!(event.get(ce::SOURCE), Some("/hubs/chat/client/conn-1"));
         assert_eq!(event.get(ce::SIGNATURE), None);
-        let moved = event.from_connection("room", "c9");
+        let moved = event.connection("room", "c9");
         assert_eq!(moved.get(ce::SOURCE), Some("/hubs/room/client/c9"));
         assert_eq!(moved.get(ce::HUB), Some("room"));
     }

@@ -312,17 +312,11 @@ async fn two_processes_on_one_postgres_keep_seq_gap_free_and_two_drains_send_eac
     seqs.sort_unstable();
     let expected: Vec<i64> = (1..=(PER_PROCESS as i64 * 2)).collect();
     assert_eq!(seqs, expected, "seq is unique and gap-free across both processes");
-    let history: Value = http()
-        .get(format!(
-            "{}/api/conversations/{id}/messages?userId=bob&after=0&limit=200",
-            bases[1]
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history = get_json(format!(
+        "{}/api/conversations/{id}/messages?userId=bob&after=0&limit=200",
+        bases[1]
+    ))
+    .await;
     let stored: Vec<i64> = history["items"]
         .as_array()
         .unwrap()

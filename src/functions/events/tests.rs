@@ -65,7 +65,7 @@ fn recovered(state: State) -> impl Filter<Extract = (Response,), Error = std::co
 /// primary key (the known answer, so the builder's signing is not what is under test here).
 fn service_event(event_type: &str) -> test_support::CloudEvent {
     test_support::CloudEvent::new(event_type)
-        .from_connection("chat", CONNECTION_ID)
+        .connection("chat", CONNECTION_ID)
         .set("ce-id", "7")
         .set("ce-signature", PRIMARY_SIGNATURE)
 }

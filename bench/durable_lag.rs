@@ -309,6 +309,6 @@ fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let ms = ((days * 86_400 + h * 3600 + m * 60 + s) * 1000) + milli;
+    let ms = (days * 86_400 + h * 3600 + m * 60 + s) * 1000 + milli;
     (webpubsub_control::store::rfc3339_ms(ms) == text).then_some(ms)
 }

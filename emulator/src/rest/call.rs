@@ -72,6 +72,12 @@ impl Call {
     }
 
     pub(super) async fn handle(mut self) -> Result<Response, ApiError> {
+        let answer = self.route_and_dispatch().await;
+        self.drain_unread_body().await;
+        answer
+    }
+
+    async fn route_and_dispatch(&mut self) -> Result<Response, ApiError> {
         let route = Route::resolve(&self.method, &path_segments(&self.path)?)?;
         if route.operation == Operation::Health {
             return Ok(health());
@@ -212,6 +218,34 @@ impl Call {
         Ok(payload)
     }
 
+    /// Whether `Content-Length` already says the body is over [`MAX_BODY_BYTES`].
+    fn declared_length_too_large(&self) -> bool {
+        self.headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|h| h.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+    }
+
+    /// Reads what a refused call left of a small body, so the client's keep-alive connection stays usable
+    /// for its next request (as the service's does); a body over [`MAX_BODY_BYTES`] or one that stalls
+    /// for 5 s is abandoned and the connection closes.
+    async fn drain_unread_body(&mut self) {
+        if self.declared_length_too_large() {
+            return;
+        }
+        let Some(mut stream) = self.body.take() else { return };
+        let drain = async {
+            let mut read = 0;
+            while let Some(Ok(chunk)) = stream.next().await {
+                read += chunk.len();
+                if read > MAX_BODY_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+    }
+
     /// Reads the body, stopping with 413 as soon as it exceeds [`MAX_BODY_BYTES`].
     pub(super) async fn body_bytes(&mut self) -> Result<Bytes, ApiError> {
         let too_large = || {
@@ -221,11 +255,7 @@ impl Call {
                 format!("the message body exceeds {MAX_BODY_BYTES} bytes"),
             )
         };
-        let declared = self
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|h| h.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        if self.declared_length_too_large() {
             return Err(too_large());
         }
         let Some(mut stream) = self.body.take() else {

@@ -61,15 +61,8 @@ pub(crate) async fn identify(
 
 /// Identify the caller, then dispatch on the path.
 async fn conversations(state: Arc<State>, call: Call) -> Result<Response, ApiError> {
-    let Call {
-        tail,
-        method,
-        query,
-        headers,
-        body,
-    } = call;
-    let (state, tail, method, headers) = (&*state, tail.as_str(), &method, &headers);
-    let query = request::Query::parse(&query)?;
+    let (tail, method, headers, body) = (call.tail.as_str(), &call.method, &call.headers, call.body);
+    let query = request::Query::parse(&call.query)?;
     let caller = identify(&state.authenticator, headers, query.user_id.as_deref()).await?;
     let user = caller.as_str();
     let durable = &state.durable;

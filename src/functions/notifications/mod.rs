@@ -35,15 +35,8 @@ pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
 
 /// Identify the caller, then dispatch on the path.
 async fn notifications(state: Arc<State>, call: Call) -> Result<Response, ApiError> {
-    let Call {
-        tail,
-        method,
-        query,
-        headers,
-        body,
-    } = call;
-    let (state, tail, method, headers) = (&*state, tail.as_str(), &method, &headers);
-    let query = request::Query::parse(&query)?;
+    let (tail, method, headers, body) = (call.tail.as_str(), &call.method, &call.headers, call.body);
+    let query = request::Query::parse(&call.query)?;
     let user = identify(&state.authenticator, headers, query.user_id.as_deref()).await?;
     let segments = reply::segments(tail)?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();

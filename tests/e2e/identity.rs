@@ -18,29 +18,28 @@
 //! Publish of every action in both modes: `identity_publish.rs`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use test_support::CloudEvent;
 use webpubsub_control::Env;
 use webpubsub_control::dev::{self, DevOptions};
 use webpubsub_emulator::identity::{IdentityAuthority, SERVICE_CLIENT_ID, TENANT_ID};
-use webpubsub_emulator::{EmulatorConfig, IdentityModeConfig, Service};
+use webpubsub_emulator::{EmulatorConfig, IdentityModeConfig};
+use webpubsub_protocol::cloudevents as ce;
 
 use crate::standin::HandlerProcess;
-use crate::support::{Socket, http, next_json, start_handler};
+use crate::support::{
+    JSON_SUBPROTOCOL, RunningEmulator, Socket, http, next_json, open_socket, serve_emulator, start_handler,
+};
 
 const HEADER: &str = "e2e-identity-header-0123456789";
 const AUDIENCE: &str = "api://webpubsub-control-e2e";
-const JSON: &str = "json.webpubsub.azure.v1";
 
 /// An emulator in identity mode (local auth disabled, upstream bearer for [`AUDIENCE`]) on 127.0.0.1:0.
 pub(crate) struct Emulator {
     pub(crate) addr: std::net::SocketAddr,
-    service: Arc<Service>,
-    _stop: oneshot::Sender<()>,
+    running: RunningEmulator,
 }
 
 impl Emulator {
@@ -66,22 +65,16 @@ impl Emulator {
             }),
             ..EmulatorConfig::default()
         };
-        let service = Service::new(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(webpubsub_emulator::serve(listener, service.clone(), async {
-            let _ = stopped.await;
-        }));
+        let running = serve_emulator(listener, config);
         Self {
-            addr,
-            service,
-            _stop: stop,
+            addr: running.addr,
+            running,
         }
     }
 
     fn authority(&self) -> &IdentityAuthority {
-        self.service.identity().expect("identity mode")
+        self.running.service.identity().expect("identity mode")
     }
 
     /// Its own identity endpoint, as `IDENTITY_ENDPOINT`.
@@ -123,14 +116,7 @@ pub(crate) async fn connect_negotiated(negotiate_url: &str, user: &str) -> (Sock
     assert_eq!(negotiated["userId"], user, "{negotiated}");
     assert!(negotiated["expiresOn"].is_string(), "{negotiated}");
     let url = negotiated["url"].as_str().expect("a url").to_owned();
-    let mut request = url.as_str().into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", JSON.parse().unwrap());
-    let (mut socket, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(request))
-        .await
-        .expect("handshake in time")
-        .expect("connect accepted");
+    let (mut socket, _) = open_socket(&url, &[JSON_SUBPROTOCOL]).await.expect("connect accepted");
     let connected = next_json(&mut socket).await;
     assert_eq!(
         (connected["event"].as_str(), connected["userId"].as_str()),
@@ -200,17 +186,12 @@ async fn next_where(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Val
 
 /// A `connected` event as the service posts it, with `authorization` if given.
 async fn post_event(handler: &crate::support::RunningHandler, authorization: Option<String>) -> reqwest::Response {
+    let event = CloudEvent::new("azure.webpubsub.sys.connected")
+        .connection("chat", "c1")
+        .set(ce::WEBHOOK_REQUEST_ORIGIN, "127.0.0.1");
     let mut request = http()
         .post(handler.url("/api/events"))
-        .header("WebHook-Request-Origin", "127.0.0.1")
-        .header("ce-specversion", "1.0")
-        .header("ce-type", "azure.webpubsub.sys.connected")
-        .header("ce-eventName", "connected")
-        .header("ce-id", "1")
-        .header("ce-source", "/hubs/chat/client/c1")
-        .header("ce-hub", "chat")
-        .header("ce-connectionId", "c1")
-        .header("ce-userId", "alice")
+        .headers(event.header_map())
         .header("content-type", "application/json")
         .body("{}");
     if let Some(authorization) = authorization {

@@ -137,7 +137,11 @@ impl UserEventReply {
     /// The `Content-Type` the answer carries: the one set, else the data type's.
     pub fn content_type(&self) -> Option<&str> {
         let (data_type, _) = self.body.as_ref()?;
-        Some(self.content_type.as_deref().unwrap_or(data_type.content_type()))
+        Some(
+            self.content_type
+                .as_deref()
+                .unwrap_or(super::request::reply_content_type(*data_type)),
+        )
     }
 
     /// A text message back to the sender.

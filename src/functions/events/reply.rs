@@ -236,7 +236,7 @@ async fn user_event(state: &State, event: &VerifiedEvent, body: Bytes) -> Handle
         (Some((data_type, data)), Some(content_type)) => {
             let mut response = Response::new(data.clone().into());
             let content_type = HeaderValue::from_str(content_type)
-                .unwrap_or_else(|_| HeaderValue::from_static(data_type.content_type()));
+                .unwrap_or_else(|_| HeaderValue::from_static(super::request::reply_content_type(data_type)));
             response.headers_mut().insert(header::CONTENT_TYPE, content_type);
             response
         }

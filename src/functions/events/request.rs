@@ -104,50 +104,16 @@ pub(super) fn is_media_type(value: &str) -> bool {
             .is_some_and(|(kind, subtype)| token(kind) && token(subtype))
 }
 
-/// How a user event's payload is encoded, from its `Content-Type` (the client's `dataType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DataType {
-    /// `text/plain`: UTF-8 text.
-    Text,
-    /// `application/json`: a JSON value.
-    Json,
-    /// `application/octet-stream` (also a missing `Content-Type`): bytes.
-    Binary,
-}
+/// How a user event's payload is encoded, from its `Content-Type` (the client's `dataType`); the protocol
+/// crate's type, shared with the emulator.
+pub use webpubsub_protocol::DataType;
 
-impl DataType {
-    /// Reads a `Content-Type` value by its media type, ignoring parameters such as `charset`.
-    /// A missing value means binary, as the service and emulator send binary frames.
-    pub fn from_content_type(value: Option<&str>) -> Option<Self> {
-        let Some(value) = value else { return Some(Self::Binary) };
-        let media_type = value.split(';').next().unwrap_or("").trim();
-        if media_type.eq_ignore_ascii_case("text/plain") {
-            Some(Self::Text)
-        } else if media_type.eq_ignore_ascii_case("application/json") {
-            Some(Self::Json)
-        } else if media_type.eq_ignore_ascii_case("application/octet-stream") {
-            Some(Self::Binary)
-        } else {
-            None
-        }
-    }
-
-    /// The `Content-Type` to answer with (the service maps it back to the client's `dataType`).
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Self::Text => "text/plain; charset=utf-8",
-            Self::Json => "application/json",
-            Self::Binary => "application/octet-stream",
-        }
-    }
-
-    /// The `dataType` name of the JSON subprotocols.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Text => "text",
-            Self::Json => "json",
-            Self::Binary => "binary",
-        }
+/// The `Content-Type` to answer a user event with (the service maps it back to the client's `dataType`):
+/// text says its charset.
+pub(crate) fn reply_content_type(data_type: DataType) -> &'static str {
+    match data_type {
+        DataType::Text => "text/plain; charset=utf-8",
+        other => other.media_type(),
     }
 }
 
@@ -281,7 +247,9 @@ impl CloudEvent {
         let (data_type, other_content_type) = match kind {
             EventKind::User(_) => {
                 let content_type = optional(headers, &CONTENT_TYPE)?;
-                match DataType::from_content_type(content_type.as_ref().map(HeaderText::as_str)) {
+                match content_type.as_ref().map_or(Some(DataType::Binary), |value| {
+                    DataType::from_content_type(value.as_str())
+                }) {
                     Some(data_type) => (Some(data_type), None),
                     // MQTT 5 PUBLISH carries any content type; the payload is bytes to this handler.
                     None if physical_connection_id.is_some()

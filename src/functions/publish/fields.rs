@@ -7,7 +7,9 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use super::actions::{ActionKind, KNOWN_FIELDS};
-use super::payload::{DataType, message_of};
+use webpubsub_protocol::DataType;
+
+use super::payload::message_of;
 use crate::error::ApiError;
 use crate::webpubsub::validate::MAX_PAGE_SIZE;
 use crate::webpubsub::{CloseOptions, ListConnectionsOptions, Message, SendOptions, ValidationError};
@@ -187,7 +189,7 @@ impl<'a> Fields<'a> {
         })?;
         let declared = match self.string("dataType")? {
             None => None,
-            Some(name) => Some(DataType::parse(name).ok_or_else(|| {
+            Some(name) => Some(DataType::from_name(name).ok_or_else(|| {
                 self.at
                     .error("InvalidDataType", "dataType", "dataType must be text, json or binary")
             })?),

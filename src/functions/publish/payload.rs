@@ -7,6 +7,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bytes::Bytes;
 use serde_json::Value;
 
+use webpubsub_protocol::DataType;
+
 use crate::webpubsub::Message;
 use crate::webpubsub::validate::MAX_MESSAGE_BYTES;
 
@@ -15,23 +17,6 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
-/// How a payload is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum DataType {
-    Text,
-    Json,
-    Binary,
-}
-
-impl DataType {
-    pub(super) fn parse(name: &str) -> Option<Self> {
-        [("text", Self::Text), ("json", Self::Json), ("binary", Self::Binary)]
-            .into_iter()
-            .find(|(known, _)| known.eq_ignore_ascii_case(name))
-            .map(|(_, data_type)| data_type)
-    }
-}
-
 /// Why a payload is unusable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum DataProblem {

@@ -4,31 +4,39 @@
 //! `publish` and `events` in front of Azure Web PubSub. The Functions host forwards each request unchanged
 //! (`enableForwardingHttpRequest`) to this server on `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT`.
 //!
+//! Public surface (what an embedder uses, re-exported here): [`Settings`] read from an [`Env`] snapshot
+//! (failing with [`ConfigError`]), the [`App`] builder, [`run`] / [`run_with_limits`] (within [`Limits`])
+//! and [`shutdown_signal`]; the [`EventHandler`] family for an application's own event logic
+//! ([`App::with_event_handler`]); [`ApiError`], the JSON error every route answers with; the [`FUNCTIONS`]
+//! table and the served OpenAPI document ([`OPENAPI_DOCUMENT`]); [`JwtSettings`] / [`JwtValidator`]. Public
+//! modules: [`telemetry`], [`webpubsub`] (REST client, client tokens, signatures), [`store`] (the durable
+//! store) and `dev` (feature `dev`). Everything else is private to the crate.
+//!
 //! Layout:
-//! - [`config`]: the leaf every module reads its settings from: the environment snapshot ([`config::Env`]) and
-//!   [`config::ConfigError`]. It imports nothing from the crate.
-//! - [`error`]: [`error::ApiError`], the JSON error every route answers with, and rejection recovery.
-//! - [`request`]: shared request plumbing (bounded bodies, the host's invocation id).
+//! - `config`: the leaf every module reads its settings from: the environment snapshot ([`Env`]) and
+//!   [`ConfigError`]. It imports nothing from the crate.
+//! - `error`: [`ApiError`], the JSON error every route answers with, and rejection recovery.
+//! - `request`: shared request plumbing (bounded bodies, the host's invocation id).
 //! - [`telemetry`]: `tracing` to stdout, text or JSON.
-//! - [`auth`]: caller identity (App Service headers, bearer JWT, anonymous) behind one [`auth::SharedAuth`]
+//! - `auth`: caller identity (App Service headers, bearer JWT, anonymous) behind one `SharedAuth`
 //!   (the `Auth*` settings read once, one JWT validator and JWKS cache), rights templates, rate limit.
-//! - [`webpubsub`]: the Web PubSub core — the service settings ([`webpubsub::ServiceSettings`], with the one
-//!   hub resolver [`webpubsub::Hubs`]), connection strings, client tokens, upstream signatures, REST client.
-//! - [`functions`]: one folder per function (`negotiate`, `publish`, `events`, `openapi` serving the
+//! - [`webpubsub`]: the Web PubSub core — the service settings (`ServiceSettings`, with the one
+//!   hub resolver `Hubs`), connection strings, client tokens, upstream signatures, REST client.
+//! - `functions`: one folder per function (`negotiate`, `publish`, `events`, `openapi` serving the
 //!   contract; the durable `manage`, `conversations`, `notifications`, `sync` and `outbox`, with what they
 //!   share in `durable`), one shape: `mod.rs` (its
 //!   `Settings`, its `State` built from them and the service settings, the route, a few-line handler), then
 //!   private `request`, `policy`, `reply` and `tests` modules; public names are re-exported once. Handlers
 //!   verify the caller, then read the body, and answer every domain error as a reply.
-//!   Applications plug their own event handling into `events` with [`functions::events::EventHandler`] and
-//!   `App::new(settings)?.with_event_handler(handler)` ([`server::App::with_event_handler`]).
-//! - [`server`]: the app's [`server::Settings`] (every module's, from one snapshot), the [`server::App`]
+//!   Applications plug their own event handling into `events` with [`EventHandler`] and
+//!   `App::new(settings)?.with_event_handler(handler)` ([`App::with_event_handler`]).
+//! - `server`: the app's [`Settings`] (every module's, from one snapshot), the [`App`]
 //!   builder, route assembly, readiness probe, `run(listener, app, shutdown)`.
-//! - [`http_client`]: outbound HTTP clients built in the background, off the start-up path.
-//! - [`connections`]: the HTTP/1 connection loop under the routes, every client-held resource bounded
-//!   ([`connections::Limits`]).
+//! - `http_client`: outbound HTTP clients built in the background, off the start-up path.
+//! - `connections`: the HTTP/1 connection loop under the routes, every client-held resource bounded
+//!   ([`Limits`]).
 //! - [`store`]: the durable store (SQLite or PostgreSQL through one sqlx pool, embedded migrations).
-//! - [`identity`]: keyless operation (#18): identity-mode settings, the managed-identity token source, the
+//! - `identity`: keyless operation (#18): identity-mode settings, the managed-identity token source, the
 //!   Entra check of upstream requests.
 //! - `dev` (feature `dev`): `handler dev`, the handler wired to the embedded local emulator (`src/dev/`:
 //!   start and stop, then the flags, the handler's environment, the store, the banner, the chat page).

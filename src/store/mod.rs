@@ -43,14 +43,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long SQLite waits on another writer before giving up with BUSY.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 
-/// The durable store: cheap to clone (shared pools).
+/// The durable store: cheap to clone (one shared pool).
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    /// Where write transactions run. SQLite has one write lock: a one-connection pool queues writers in
-    /// order inside the process instead of letting each poll the lock in its busy handler (measured: that
-    /// polling cost half the send rate). PostgreSQL: the same pool as reads.
-    writer: AnyPool,
     backend: Backend,
 }
 
@@ -82,31 +78,25 @@ impl Store {
     pub async fn open(conn: &StoreConnectionString, options: PoolOptions) -> StoreResult<Self> {
         install_default_drivers();
         let backend = conn.backend();
-        let connect = |max_connections: u32| {
-            AnyPoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .after_connect(move |conn, _| {
-                    Box::pin(async move {
-                        if backend == Backend::Sqlite {
-                            // WAL: readers never block the writer; NORMAL sync is durable across crashes in WAL.
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
-                            conn.execute("PRAGMA synchronous = NORMAL").await?;
-                            conn.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str())
-                                .await?;
-                            conn.execute("PRAGMA foreign_keys = ON").await?;
-                        }
-                        Ok(())
-                    })
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never block the writer; NORMAL sync is durable across crashes in WAL.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str())
+                            .await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
                 })
-                .connect(conn.expose_url())
-        };
-        let pool = connect(options.max_connections.max(1)).await?;
-        let writer = match backend {
-            Backend::Sqlite => connect(1).await?,
-            Backend::Postgres => pool.clone(),
-        };
-        let store = Self { pool, writer, backend };
+            })
+            .connect(conn.expose_url())
+            .await?;
+        let store = Self { pool, backend };
         store.migrate().await?;
         Ok(store)
     }
@@ -118,7 +108,6 @@ impl Store {
 
     /// Closes the pool (waits for checked-out connections).
     pub async fn close(&self) {
-        self.writer.close().await;
         self.pool.close().await;
     }
 
@@ -131,8 +120,8 @@ impl Store {
     /// with row locks taken explicitly where an order matters.
     pub(crate) async fn write_tx(&self) -> StoreResult<Transaction<'static, Any>> {
         Ok(match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.writer.begin().await?,
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
         })
     }
 

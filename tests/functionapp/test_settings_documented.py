@@ -8,10 +8,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Settings are read through `Env` accessors, either with a literal name or a named `&str` constant.
-ACCESSOR = re.compile(r'\benv\s*\.(?:get|require|parse_or|flag|list)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"')
+ACCESSOR = re.compile(r'\benv\s*\.(?:get|require|parse_or|parse_in|flag|list)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"')
 SETTING_CONST = re.compile(
     r'const [A-Z0-9_]+: &str = "((?:WebPubSub|Negotiate|Auth|Publish|Events|Dev|Store|Message|Notifications)[A-Za-z0-9]*|[A-Z][A-Z0-9]*_[A-Z0-9_]+)";'
 )
+# An inline unit-test module: `#[cfg(test)] mod tests {`.
+TEST_MODULE = re.compile(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{")
 # Set by the Functions host or the Azure platform (managed / workload identity), never by hand.
 HOST_PROVIDED = {"FUNCTIONS_CUSTOMHANDLER_PORT", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_FEDERATED_TOKEN_FILE"}
 
@@ -27,8 +29,9 @@ def settings_read_by_source():
         if is_test_source(path):
             continue
         text = path.read_text(encoding="utf-8")
-        # Unit tests build their own environments; only production reads count.
-        text = text.split("#[cfg(test)]")[0]
+        # Unit tests build their own environments; only production reads count. An inline test module ends
+        # its file by convention; other `#[cfg(test)]` items (a test-only re-export) don't end production code.
+        text = TEST_MODULE.split(text)[0]
         names.update(ACCESSOR.findall(text))
         names.update(SETTING_CONST.findall(text))
     return names

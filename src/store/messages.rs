@@ -2,7 +2,7 @@
 //! the conversation's counter row, so it is gap-free and unique across processes) and history pages.
 
 use serde_json::{Value, json};
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 use super::conversations::{Upserted, group_name};
 use super::outbox::{self, OutboxKind, OutboxLease};
@@ -111,23 +111,31 @@ impl Store {
                 "sender must be 1-256 characters without control characters",
             ));
         }
-        if let Some(id) = client_id
-            && let Some(found) = self.message_by_id(conversation_id, id).await?
-        {
-            return existing(found, sender_id);
-        }
         let now = now_ms();
         let id = client_id.map_or_else(new_id, str::to_owned);
         let mut tx = self.write_tx().await?;
-        // The counter row's lock serialises senders of this conversation until commit (gap-free seq).
-        let seq: i64 =
-            sqlx::query_scalar("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
-                .bind(conversation_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound("conversation"))?;
-        if !system && !is_member(&mut tx, conversation_id, sender_id).await? {
-            return Err(StoreError::NotMember);
+        // The counter row's lock serialises senders of this conversation until commit (gap-free seq); the
+        // membership check rides along in the same statement (one round trip fewer on the hot path).
+        let row = sqlx::query(
+            "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq, \
+             (SELECT COUNT(*) FROM members WHERE conversation_id = $1 AND user_id = $2) AS member",
+        )
+        .bind(conversation_id)
+        .bind(sender_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound("conversation"))?;
+        let seq: i64 = row.try_get("last_seq")?;
+        if !system && row.try_get::<i64, _>("member")? == 0 {
+            // A retry of a message stored before its sender left still answers the stored message.
+            tx.rollback().await?;
+            return match client_id {
+                Some(id) => match self.message_by_id(conversation_id, id).await? {
+                    Some(found) if found.sender == sender_id => existing(found, sender_id),
+                    _ => Err(StoreError::NotMember),
+                },
+                None => Err(StoreError::NotMember),
+            };
         }
         let body_text = body.to_string();
         let inserted = sqlx::query(
@@ -145,7 +153,7 @@ impl Store {
         .await?
         .rows_affected();
         if inserted == 0 {
-            // A concurrent retry won the race: undo our counter step and answer its message.
+            // A retry (or a concurrent one that won the race): undo our counter step, answer the stored message.
             let found = lost_race(tx, "message", self.message_by_id(conversation_id, &id)).await?;
             return existing(found, sender_id);
         }
@@ -251,15 +259,4 @@ fn existing(found: Message, sender: &str) -> StoreResult<Sent> {
         },
         outbox: None,
     })
-}
-
-async fn is_member(tx: &mut Transaction<'static, Any>, cid: &str, user: &str) -> StoreResult<bool> {
-    Ok(
-        sqlx::query("SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2")
-            .bind(cid)
-            .bind(user)
-            .fetch_optional(&mut **tx)
-            .await?
-            .is_some(),
-    )
 }

@@ -14,6 +14,10 @@ use super::{Backend, Store, StoreError, StoreResult, new_id, now_ms};
 /// How long the writer's immediate try owns its row before the drain may take it.
 pub const IMMEDIATE_LEASE: Duration = Duration::from_secs(10);
 
+/// Most leases one [`Store::mark_sent_many`] statement carries (two parameters each, well under either
+/// backend's parameter limit).
+pub const MARK_SENT_CHUNK: usize = 500;
+
 /// What an outbox row asks the drain to do; stored as text, so #16's kinds reuse the same table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxKind {
@@ -224,16 +228,31 @@ impl Store {
 
     /// Marks a leased row sent; false when the lease was lost (someone else owns the row now).
     pub async fn mark_sent(&self, lease: &OutboxLease) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'sent', sent_at = $1, lease_until = NULL \
-             WHERE id = $2 AND lease_token = $3 AND state = 'pending'",
-        )
-        .bind(now_ms())
-        .bind(lease.id)
-        .bind(&lease.token)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(self.mark_sent_many(std::slice::from_ref(lease)).await? == 1)
+    }
+
+    /// Marks leased rows sent in one statement per [`MARK_SENT_CHUNK`] leases; returns how many were still
+    /// held (a lost lease is skipped: its new holder delivers and marks it).
+    pub async fn mark_sent_many(&self, leases: &[OutboxLease]) -> StoreResult<u64> {
+        let mut marked = 0;
+        for chunk in leases.chunks(MARK_SENT_CHUNK) {
+            let values = (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "WITH done (id, token) AS (VALUES {values}) \
+                 UPDATE outbox SET state = 'sent', sent_at = $1, lease_until = NULL \
+                 WHERE state = 'pending' AND id IN (SELECT id FROM done) \
+                 AND lease_token = (SELECT token FROM done WHERE done.id = outbox.id)"
+            );
+            let mut query = sqlx::query(&sql).bind(now_ms());
+            for lease in chunk {
+                query = query.bind(lease.id).bind(&lease.token);
+            }
+            marked += query.execute(self.pool()).await?.rows_affected();
+        }
+        Ok(marked)
     }
 
     /// Records a failed attempt: due again after backoff (at least `retry_after`), or parked at the cap.

@@ -1,6 +1,8 @@
-//! Delivering outbox rows (a message frame; a removed member's revocation, see `revoke`), at least once: [`try_now`] right after a send (the writer's own lease, bounded
-//! to [`BROADCAST_TIMEOUT`]) and [`drain`] from the timer (claim due rows by lease, deliver, mark sent or
-//! reschedule with backoff honouring the service's Retry-After, log parked rows at error, prune sent rows).
+//! Delivering outbox rows (a message frame; a removed member's revocation, see `revoke`), at least once:
+//! [`try_now`] right after a send (the writer's own lease, bounded to [`BROADCAST_TIMEOUT`], marked sent in
+//! batches by `sent_marks`) and [`drain`] from the timer (claim due rows by lease, deliver, mark the batch
+//! sent, reschedule failures with backoff honouring the service's Retry-After, log parked rows at error,
+//! prune sent rows).
 
 use std::time::Duration;
 
@@ -113,51 +115,50 @@ async fn perform(durable: &Durable, store: &Store, kind: OutboxKind, payload: &V
     Ok(())
 }
 
-/// Delivers one leased row and records the outcome.
-pub(crate) async fn deliver(
+/// Performs one row within `timeout`.
+async fn attempt(
     durable: &Durable,
     store: &Store,
-    lease: &OutboxLease,
     kind: OutboxKind,
     payload: &Value,
     timeout: Duration,
-    report: &mut DrainReport,
-) -> Result<(), StoreError> {
-    let outcome = match tokio::time::timeout(timeout, perform(durable, store, kind, payload)).await {
+) -> Result<(), Failed> {
+    match tokio::time::timeout(timeout, perform(durable, store, kind, payload)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(Failed {
             error: format!("no answer within {} ms", timeout.as_millis()),
             retry_after: None,
         }),
-    };
-    match outcome {
-        Ok(()) => {
-            if store.mark_sent(lease).await? {
-                report.sent += 1;
-            }
+    }
+}
+
+/// Records a failed attempt: due again after backoff, or parked (logged at error) at the attempt cap.
+async fn record_failure(
+    store: &Store,
+    lease: &OutboxLease,
+    kind: OutboxKind,
+    failed: Failed,
+    report: &mut DrainReport,
+) -> Result<(), StoreError> {
+    match store
+        .reschedule(lease, &failed.error, failed.retry_after, &RetryPolicy::default())
+        .await?
+    {
+        Rescheduled::Retry { at_ms } => {
+            report.retried += 1;
+            tracing::warn!(outbox_id = lease.id, kind = kind.as_str(), at_ms, error = %failed.error, "outbox delivery failed; retrying later");
         }
-        Err(failed) => {
-            match store
-                .reschedule(lease, &failed.error, failed.retry_after, &RetryPolicy::default())
-                .await?
-            {
-                Rescheduled::Retry { at_ms } => {
-                    report.retried += 1;
-                    tracing::warn!(outbox_id = lease.id, kind = kind.as_str(), at_ms, error = %failed.error, "outbox delivery failed; retrying later");
-                }
-                Rescheduled::Parked(item) => {
-                    report.parked += 1;
-                    tracing::error!(outbox_id = item.id, kind = item.kind.as_str(), attempts = item.attempts, error = %failed.error, "outbox row parked after its last attempt");
-                }
-                Rescheduled::LeaseLost => {}
-            }
+        Rescheduled::Parked(item) => {
+            report.parked += 1;
+            tracing::error!(outbox_id = item.id, kind = item.kind.as_str(), attempts = item.attempts, error = %failed.error, "outbox row parked after its last attempt");
         }
+        Rescheduled::LeaseLost => {}
     }
     Ok(())
 }
 
-/// The immediate try after a commit, in the background: bounded to [`BROADCAST_TIMEOUT`]; a failure leaves the
-/// row to the drain.
+/// The immediate try after a commit, in the background: bounded to [`BROADCAST_TIMEOUT`]; a success is marked
+/// through the batching [`SentMarks`](super::sent_marks::SentMarks) task, a failure leaves the row to the drain.
 pub(crate) fn try_now(
     durable: std::sync::Arc<Durable>,
     store: Store,
@@ -166,9 +167,13 @@ pub(crate) fn try_now(
     payload: Value,
 ) {
     tokio::spawn(async move {
-        let mut report = DrainReport::default();
-        if let Err(error) = deliver(&durable, &store, &lease, kind, &payload, BROADCAST_TIMEOUT, &mut report).await {
-            tracing::warn!(outbox_id = lease.id, error = %error, "immediate delivery not recorded; the drain will retry");
+        match attempt(&durable, &store, kind, &payload, BROADCAST_TIMEOUT).await {
+            Ok(()) => durable.sent_marks(&store).mark(&store, lease).await,
+            Err(failed) => {
+                if let Err(error) = record_failure(&store, &lease, kind, failed, &mut DrainReport::default()).await {
+                    tracing::warn!(outbox_id = lease.id, error = %error, "immediate delivery not recorded; the drain will retry");
+                }
+            }
         }
     });
 }
@@ -206,18 +211,15 @@ pub(crate) async fn drain(durable: &Durable, store: &Store) -> Result<DrainRepor
             break;
         }
         let full = claim.items.len() as i64 == DRAIN_BATCH;
+        // Delivered rows are marked together at the end of the batch: one write instead of one per row.
+        let mut delivered = Vec::new();
         for item in &claim.items {
-            deliver(
-                durable,
-                store,
-                &item.lease,
-                item.kind,
-                &item.payload,
-                DELIVERY_TIMEOUT,
-                &mut report,
-            )
-            .await?;
+            match attempt(durable, store, item.kind, &item.payload, DELIVERY_TIMEOUT).await {
+                Ok(()) => delivered.push(item.lease.clone()),
+                Err(failed) => record_failure(store, &item.lease, item.kind, failed, &mut report).await?,
+            }
         }
+        report.sent += store.mark_sent_many(&delivered).await?;
         if !full {
             break;
         }

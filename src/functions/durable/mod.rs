@@ -1,8 +1,8 @@
 //! What the durable functions (`manage`, `conversations`, `outbox`, and negotiate's membership look-up)
 //! share (#15): the `StoreConnectionString` and `MessageMaxBytes` settings, the store (opened once, on first
 //! use or by [`Durable::open`] at start-up, migrations under a lock in [`Store::open`]), the REST client that
-//! carries live frames, the mapping of [`StoreError`] to replies, and the delivery of one outbox row
-//! ([`deliver`]) used by the immediate try after a send and by the timer drain.
+//! carries live frames, the mapping of [`StoreError`] to replies, and the delivery of outbox rows (the
+//! immediate try after a send, [`try_now`], and the timer [`drain`]).
 //!
 //! | Setting | Default | Meaning |
 //! |---|---|---|
@@ -14,6 +14,7 @@ pub(crate) mod presence;
 pub(crate) mod reply;
 pub(crate) mod request;
 mod revoke;
+mod sent_marks;
 pub(crate) mod webhook;
 
 use std::ops::RangeInclusive;
@@ -95,6 +96,8 @@ impl Settings {
 pub struct Durable {
     connection: Option<StoreConnectionString>,
     store: OnceCell<Store>,
+    /// The batching task that marks immediate broadcasts sent, started with the first one.
+    sent_marks: std::sync::OnceLock<sent_marks::SentMarks>,
     client: RestClient,
     hub: String,
     pub message_max_bytes: u64,
@@ -107,6 +110,7 @@ impl Durable {
         Ok(Self {
             connection: own.store.clone(),
             store: OnceCell::new(),
+            sent_marks: std::sync::OnceLock::new(),
             client: RestClient::for_service(service, RestOptions::default())?,
             hub: service.hubs.default_hub().to_owned(),
             message_max_bytes: own.message_max_bytes,
@@ -149,6 +153,11 @@ impl Durable {
             )),
             Err(error) => Err(store_error(error)),
         }
+    }
+
+    /// The task that marks immediate broadcasts sent (started on first use, inside the runtime).
+    pub(crate) fn sent_marks(&self, store: &Store) -> &sent_marks::SentMarks {
+        self.sent_marks.get_or_init(|| sent_marks::SentMarks::start(store.clone()))
     }
 
     /// The client live frames go through.

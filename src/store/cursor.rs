@@ -107,7 +107,7 @@ impl Store {
         )
         .bind(hex::encode(fresh))
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         let stored: String = sqlx::query_scalar("SELECT value FROM store_secrets WHERE name = 'sync_cursor'")
             .fetch_one(self.pool())

@@ -43,10 +43,15 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long SQLite waits on another writer before giving up with BUSY.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 
-/// The durable store: cheap to clone (one shared pool).
+/// The durable store: cheap to clone (shared pools).
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where every write runs ([`Store::writer`]). SQLite has one write lock per database: a one-connection
+    /// pool queues this process's writers in order, where separate connections would each poll the lock in
+    /// SQLite's busy handler, sleeping 1–100 ms per miss (measured under `scripts/bench.sh durable`: most of
+    /// a send's wall time). PostgreSQL locks rows, not the database: the same pool as reads.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -78,25 +83,32 @@ impl Store {
     pub async fn open(conn: &StoreConnectionString, options: PoolOptions) -> StoreResult<Self> {
         install_default_drivers();
         let backend = conn.backend();
-        let pool = AnyPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL: readers never block the writer; NORMAL sync is durable across crashes in WAL.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str())
-                            .await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
+        let connect = |max_connections: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // WAL: readers never block the writer; NORMAL sync is durable across crashes in WAL.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            // Still needed: another process (a second handler, a migration) may hold the lock.
+                            conn.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str())
+                                .await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect(conn.expose_url())
-            .await?;
-        let store = Self { pool, backend };
+                .connect(conn.expose_url())
+        };
+        let pool = connect(options.max_connections.max(1)).await?;
+        let writer = match backend {
+            Backend::Sqlite => connect(1).await?,
+            Backend::Postgres => pool.clone(),
+        };
+        let store = Self { pool, writer, backend };
         store.migrate().await?;
         Ok(store)
     }
@@ -106,13 +118,21 @@ impl Store {
         self.backend
     }
 
-    /// Closes the pool (waits for checked-out connections).
+    /// Closes the pools (waits for checked-out connections).
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
+    /// Where reads run.
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Where a write outside [`Store::write_tx`] runs (one statement, autocommit): on SQLite the single
+    /// writer connection, so it queues behind transactions instead of polling the lock.
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// A write transaction. SQLite: `BEGIN IMMEDIATE`, so the single write lock is taken up front and a read
@@ -120,8 +140,8 @@ impl Store {
     /// with row locks taken explicitly where an order matters.
     pub(crate) async fn write_tx(&self) -> StoreResult<Transaction<'static, Any>> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
         })
     }
 

@@ -186,7 +186,7 @@ impl Store {
         )
         .bind(policy.max_attempts)
         .bind(now)
-        .fetch_all(self.pool())
+        .fetch_all(self.writer())
         .await?;
         let parked = parked_rows.iter().map(parked_item).collect::<StoreResult<Vec<_>>>()?;
         let token = new_id();
@@ -206,7 +206,7 @@ impl Store {
             .bind(now)
             .bind(limit.clamp(1, 10_000))
             .bind(policy.max_attempts)
-            .fetch_all(self.pool())
+            .fetch_all(self.writer())
             .await?;
         let mut items = rows
             .iter()
@@ -250,7 +250,7 @@ impl Store {
             for lease in chunk {
                 query = query.bind(lease.id).bind(&lease.token);
             }
-            marked += query.execute(self.pool()).await?.rows_affected();
+            marked += query.execute(self.writer()).await?.rows_affected();
         }
         Ok(marked)
     }
@@ -291,7 +291,7 @@ impl Store {
         .bind(&error)
         .bind(lease.id)
         .bind(&lease.token)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         Ok(match row {
             None => Rescheduled::LeaseLost,
@@ -305,7 +305,7 @@ impl Store {
         let cutoff = now_ms() - retention.as_millis() as i64;
         let done = sqlx::query("DELETE FROM outbox WHERE state = 'sent' AND sent_at < $1")
             .bind(cutoff)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected())
     }

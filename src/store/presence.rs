@@ -14,7 +14,7 @@ impl Store {
         .bind(connection_id)
         .bind(user_id)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -23,7 +23,7 @@ impl Store {
     pub async fn connection_closed(&self, connection_id: &str) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM connections WHERE connection_id = $1")
             .bind(connection_id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -62,7 +62,7 @@ impl Store {
         .bind(conversation_id)
         .bind(user_id)
         .bind(seq)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         marker.ok_or(StoreError::NotMember)
     }

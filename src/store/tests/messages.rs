@@ -12,6 +12,7 @@ both_backends!(
     concurrent_retries_store_one_row,
     same_id_other_sender_conflicts,
     non_member_and_unknown_conversation,
+    retry_after_leaving_answers_the_stored_message,
     two_instances_sending_keep_seq_gap_free,
     history_pages_forward_backward_latest,
 );
@@ -109,6 +110,33 @@ async fn non_member_and_unknown_conversation(db: TestDb) {
         store.history("nope", Page::Latest, 10).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+/// The idempotency look-up happens inside the send: a member's retry still finds its message after they
+/// left, while a non-member learns nothing about ids (403, not 409) and nothing is written.
+async fn retry_after_leaving_answers_the_stored_message(db: TestDb) {
+    let store = db.with_conversation("c", &["alice", "bob"]).await;
+    let first = store
+        .send_message("c", Sender::Member("alice"), Some("m-1"), &json!("a"))
+        .await
+        .unwrap();
+    store.remove_member("c", "alice").await.unwrap();
+    let retry = store
+        .send_message("c", Sender::Member("alice"), Some("m-1"), &json!("a"))
+        .await
+        .unwrap();
+    assert!(!retry.message.created && retry.outbox.is_none());
+    assert_eq!(retry.message.item, first.message.item);
+    let fresh = store
+        .send_message("c", Sender::Member("alice"), Some("m-2"), &json!("b"))
+        .await;
+    assert!(matches!(fresh, Err(StoreError::NotMember)), "{fresh:?}");
+    let probe = store
+        .send_message("c", Sender::Member("mallory"), Some("m-1"), &json!("a"))
+        .await;
+    assert!(matches!(probe, Err(StoreError::NotMember)), "{probe:?}");
+    let next = send(&store, "c", "bob", json!("c")).await;
+    assert_eq!(next.message.item.seq, 2, "refused sends and the retry took no seq");
 }
 
 async fn two_instances_sending_keep_seq_gap_free(db: TestDb) {

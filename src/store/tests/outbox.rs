@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{TestDb, both_backends, conversation, send};
 use crate::store::Store;
-use crate::store::outbox::{OutboxKind, Rescheduled, RetryPolicy};
+use crate::store::outbox::{MARK_SENT_CHUNK, OutboxKind, OutboxLease, Rescheduled, RetryPolicy};
 
 both_backends!(
     leased_rows_wait_for_their_lease,
@@ -17,6 +17,7 @@ both_backends!(
     crashed_last_attempt_is_parked_on_claim,
     lost_lease_cannot_finish,
     prune_removes_old_sent_rows,
+    batched_marks_skip_lost_leases_across_chunks,
 );
 
 /// Sends `n` messages and releases their immediate leases by expiring them (as if each try crashed).
@@ -195,4 +196,27 @@ async fn prune_removes_old_sent_rows(db: TestDb) {
     assert_eq!(store.prune_sent(Duration::from_secs(3600)).await.unwrap(), 2);
     let counts = store.outbox_counts().await.unwrap();
     assert_eq!((counts.sent, counts.pending), (0, 1));
+}
+
+/// One `mark_sent_many` over more leases than one statement carries: every held lease is marked, a lease
+/// whose token is not the row's (lost) is skipped, and nothing else changes.
+async fn batched_marks_skip_lost_leases_across_chunks(db: TestDb) {
+    let store = db.open().await;
+    let n = MARK_SENT_CHUNK + 3;
+    queue(&store, n).await;
+    let mut leases: Vec<OutboxLease> = store
+        .claim_outbox(n as i64, Duration::from_secs(60), &RetryPolicy::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|item| item.lease)
+        .collect();
+    assert_eq!(leases.len(), n);
+    leases[MARK_SENT_CHUNK + 1].token = "not-the-holder".to_owned();
+    leases.pop();
+    assert_eq!(store.mark_sent_many(&leases).await.unwrap(), (n - 2) as u64);
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!((counts.sent, counts.pending), ((n - 2) as i64, 2));
+    assert_eq!(store.mark_sent_many(&[]).await.unwrap(), 0);
 }

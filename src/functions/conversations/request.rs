@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use warp::http::HeaderMap;
 
+use crate::auth::validate_user_id;
 use crate::error::ApiError;
 use crate::functions::durable::reply::{not_null, parse_json};
 use crate::functions::durable::request::query_params;
@@ -56,14 +57,15 @@ impl Query {
     }
 }
 
-/// A present `X-User-Id` header must name someone: empty, blank or not text is a 400 even when the `userId`
-/// query parameter names the caller (the contract's `minLength: 1`; fuzz finding ST201, #17).
+/// A present `X-User-Id` header must be a usable user id ([`validate_user_id`]): empty, blank or not text
+/// is a 400 even when the `userId` query parameter names the caller (the contract's `minLength: 1`; fuzz
+/// finding ST201, #17).
 pub(super) fn check_user_id_header(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(USER_ID_HEADER) else {
         return Ok(());
     };
-    match value.to_str() {
-        Ok(text) if !text.trim().is_empty() && text.chars().count() <= 256 => Ok(()),
+    match value.to_str().ok().map(validate_user_id) {
+        Some(Ok(())) => Ok(()),
         _ => Err(ApiError::bad_request(
             "InvalidHeader",
             "header X-User-Id must name the caller (1-256 characters)",

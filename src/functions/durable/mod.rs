@@ -157,7 +157,8 @@ impl Durable {
 
     /// The task that marks immediate broadcasts sent (started on first use, inside the runtime).
     pub(crate) fn sent_marks(&self, store: &Store) -> &sent_marks::SentMarks {
-        self.sent_marks.get_or_init(|| sent_marks::SentMarks::start(store.clone()))
+        self.sent_marks
+            .get_or_init(|| sent_marks::SentMarks::start(store.clone()))
     }
 
     /// The client live frames go through.

@@ -230,16 +230,25 @@ pub(crate) enum UserEventBehavior {
     Broadcast,
 }
 
+impl UserEventBehavior {
+    /// The setting's value for this behaviour (`none`, `echo`, `broadcast`), as `handler dev`'s banner shows it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Echo => "echo",
+            Self::Broadcast => "broadcast",
+        }
+    }
+}
+
 impl FromStr for UserEventBehavior {
     type Err = &'static str;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.to_ascii_lowercase().as_str() {
-            "none" => Ok(Self::None),
-            "echo" => Ok(Self::Echo),
-            "broadcast" => Ok(Self::Broadcast),
-            _ => Err("expected none, echo or broadcast"),
-        }
+        [Self::None, Self::Echo, Self::Broadcast]
+            .into_iter()
+            .find(|behavior| text.eq_ignore_ascii_case(behavior.as_str()))
+            .ok_or("expected none, echo or broadcast")
     }
 }
 

@@ -29,7 +29,6 @@ use crate::auth::{Authenticator, CallerSource};
 use crate::error::ApiError;
 use crate::functions::durable::request::Call;
 use crate::functions::durable::{self, bounded, reply};
-use crate::functions::notifications::method_not_allowed;
 use crate::request::read_body;
 use crate::store::messages::Sender;
 
@@ -108,9 +107,9 @@ async fn conversations(state: Arc<State>, call: Call) -> Result<Response, ApiErr
                 &serde_json::json!({ "items": items, "next": page.next }),
             ))
         }
-        ([], _) => Ok(method_not_allowed("GET")),
-        ([_, "messages"], _) => Err(reply::method_not_allowed("GET, POST")),
-        ([_, "read"], _) => Ok(method_not_allowed("PUT")),
+        ([], _) => Err(ApiError::method_not_allowed("GET")),
+        ([_, "messages"], _) => Err(ApiError::method_not_allowed("GET, POST")),
+        ([_, "read"], _) => Err(ApiError::method_not_allowed("PUT")),
         _ => Err(reply::not_found()),
     }
 }

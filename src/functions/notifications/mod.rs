@@ -59,18 +59,8 @@ async fn notifications(state: Arc<State>, call: Call) -> Result<Response, ApiErr
             let marker = bounded(store.mark_notifications_read(&user, seq)).await?;
             Ok(reply::json_with(StatusCode::OK, &serde_json::json!({ "seq": marker })))
         }
-        ([], _) => Ok(method_not_allowed("GET")),
-        (["read"], _) => Ok(method_not_allowed("PUT")),
+        ([], _) => Err(ApiError::method_not_allowed("GET")),
+        (["read"], _) => Err(ApiError::method_not_allowed("PUT")),
         _ => Err(reply::not_found()),
     }
-}
-
-/// The 405 of a path below a catch-all route, with the `Allow` header RFC 9110 requires (the server's own
-/// 405 only knows the function's methods, not each path's).
-pub(crate) fn method_not_allowed(allow: &'static str) -> Response {
-    let mut response = warp::reply::Reply::into_response(reply::method_not_allowed(allow));
-    response
-        .headers_mut()
-        .insert(warp::http::header::ALLOW, warp::http::HeaderValue::from_static(allow));
-    response
 }

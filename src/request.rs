@@ -23,7 +23,7 @@ pub(crate) const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 /// the service. (The HTTP server already refuses them in header values.) Any other request passes on.
 pub(crate) fn control_characters() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path::full()
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(raw_query())
         .and_then(|path: warp::path::FullPath, query: String| async move {
             if has_control_character(path.as_str()) {
                 Ok(ApiError::bad_request("InvalidPath", "the path holds a control character").into_response())
@@ -33,6 +33,11 @@ pub(crate) fn control_characters() -> impl Filter<Extract = (Response,), Error =
                 Err(warp::reject::not_found())
             }
         })
+}
+
+/// The raw query string, empty when the request has none (`warp::query::raw` alone rejects that).
+pub(crate) fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
 /// Whether `text`, percent-decoded, holds a C0 control character or DEL.

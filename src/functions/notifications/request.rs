@@ -1,7 +1,6 @@
-//! What `notifications` reads: the query (`userId`, `after`, `limit`) and a read marker `{"seq": n}`.
+//! What `notifications` reads: the query (`userId`, `after`, `limit`).
 
 use crate::error::ApiError;
-pub(super) use crate::functions::conversations::{MAX_READ_BYTES, read_marker};
 pub(super) use crate::functions::durable::request::clamped_limit;
 use crate::functions::durable::request::query_params;
 use crate::store::messages::{DEFAULT_PAGE, MAX_PAGE};

@@ -138,8 +138,10 @@ impl App {
     }
 
     /// The application's own Web PubSub event handling in `events` instead of the settings-driven built-in
-    /// behaviours (signature checks, connect policy, replies and logs still apply; with a store, presence is
-    /// still recorded around it for the offline hand-off).
+    /// behaviours, which it replaces: `EventsUserEventBehavior` (`echo`, `broadcast` and its rooms) no longer
+    /// applies, and the built-in handler is not reachable to delegate to. Signature checks, connect policy,
+    /// replies and logs still apply; with a store, presence is still recorded around it for the offline
+    /// hand-off.
     pub fn with_event_handler(mut self, handler: Arc<dyn events::EventHandler>) -> Self {
         let handler = durable::presence::PresenceRecorder::wrap(handler, &self.durable);
         self.events = Arc::new(self.events.replace_handler(handler));

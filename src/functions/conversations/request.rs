@@ -8,7 +8,7 @@ use warp::http::HeaderMap;
 
 use crate::error::ApiError;
 use crate::functions::durable::reply::{not_null, parse_json};
-use crate::functions::durable::request::query_params;
+use crate::functions::durable::request::{query_params, seq_param};
 use crate::store::is_valid_item_id;
 use crate::store::messages::{DEFAULT_PAGE, MAX_PAGE, Page};
 
@@ -22,22 +22,13 @@ query_params! {
 impl Query {
     /// Which history page and its size: `after` or `before` (a seq ≥ 0, not both), `limit` 1..=200.
     pub(super) fn page(&self) -> Result<(Page, i64), ApiError> {
-        let cursor = |name: &str, value: &str| {
-            value.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                ApiError::bad_request(
-                    "InvalidCursor",
-                    format!("{name} must be a message seq (a whole number ≥ 0)"),
-                )
-                .with_detail("field", name)
-            })
-        };
         let page = match (&self.after, &self.before) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::bad_request("InvalidCursor", "give after or before, not both")
                     .with_detail("field", "before"));
             }
-            (Some(after), None) => Page::After(cursor("after", after)?),
-            (None, Some(before)) => Page::Before(cursor("before", before)?),
+            (Some(after), None) => Page::After(seq_param("after", after, "message")?),
+            (None, Some(before)) => Page::Before(seq_param("before", before, "message")?),
             (None, None) => Page::Latest,
         };
         let limit = match &self.limit {

@@ -2,7 +2,8 @@
 //! under `api/<function>/…` handed to the function's handler ([`serve`]), the caller's `X-User-Id` header
 //! ([`check_user_id_header`], [`header_user_id`]; `MemberState::identify` decides who calls), the query
 //! parameters each route names, each given at most once ([`read_query`], declared with `query_params!`), a
-//! `limit` clamped to its range ([`clamped_limit`]) and a read marker `{"seq": n}` ([`read_marker`]).
+//! cursor ([`seq_param`]), a `limit` clamped to its range ([`clamped_limit`]) and a read marker
+//! `{"seq": n}` ([`read_marker`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -106,6 +107,18 @@ pub(crate) fn read_query<const N: usize>(
         }
     }
     Ok(())
+}
+
+/// A cursor parameter `name` (`after`, `before`): a `what` seq, a whole number ≥ 0; anything else a 400
+/// `InvalidCursor` naming it.
+pub(crate) fn seq_param(name: &str, value: &str, what: &str) -> Result<i64, ApiError> {
+    value.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+        ApiError::bad_request(
+            "InvalidCursor",
+            format!("{name} must be a {what} seq (a whole number ≥ 0)"),
+        )
+        .with_detail("field", name)
+    })
 }
 
 /// A `limit` parameter: absent → `default`; a whole number → clamped to `1..=max`; anything else 400.

@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 pub(super) use crate::functions::durable::request::clamped_limit;
-use crate::functions::durable::request::query_params;
+use crate::functions::durable::request::{query_params, seq_param};
 use crate::store::messages::{DEFAULT_PAGE, MAX_PAGE};
 
 query_params! {
@@ -15,10 +15,7 @@ impl Query {
     pub(super) fn page(&self) -> Result<(i64, i64), ApiError> {
         let after = match &self.after {
             None => 0,
-            Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                ApiError::bad_request("InvalidCursor", "after must be a notification seq (a whole number ≥ 0)")
-                    .with_detail("field", "after")
-            })?,
+            Some(text) => seq_param("after", text, "notification")?,
         };
         Ok((after, clamped_limit(self.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?))
     }

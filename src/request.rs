@@ -5,6 +5,7 @@
 //! only with a length, but the handler also serves direct callers (tests, `handler dev`) and must never buffer
 //! an unbounded stream. A POST with no body at all is fine (the host drops empty bodies and their length).
 
+use std::ops::RangeInclusive;
 use std::pin::Pin;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -14,6 +15,10 @@ use warp::http::{HeaderMap, StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use crate::error::ApiError;
+
+/// Bounds for a function's body-size setting (`EventsMaxBodyBytes`, `PublishMaxBodyBytes`): a request needs
+/// a few KiB; the Functions host forwards at most 100 MiB.
+pub(crate) const MAX_BODY_BYTES_RANGE: RangeInclusive<u64> = 4096..=100 * 1024 * 1024;
 
 /// Header the Functions host adds to every forwarded request.
 pub(crate) const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";

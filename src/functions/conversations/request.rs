@@ -8,18 +8,37 @@ use warp::http::HeaderMap;
 
 use crate::error::ApiError;
 use crate::functions::durable::reply::{not_null, parse_json};
-use crate::functions::durable::request::{query_params, seq_param};
+use crate::functions::durable::request::{read_query, seq_param};
 use crate::store::is_valid_item_id;
 use crate::store::messages::{DEFAULT_PAGE, MAX_PAGE, Page};
 
 pub(super) const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
-query_params! {
-    /// The query parameters the routes read (others are ignored, as the host adds its own).
-    Query(parse) { user_id = "userId", after = "after", before = "before", limit = "limit" }
+/// The query parameters the routes read (others are ignored, as the host adds its own).
+#[derive(Debug, Default)]
+pub(super) struct Query {
+    pub(super) user_id: Option<String>,
+    pub(super) after: Option<String>,
+    pub(super) before: Option<String>,
+    pub(super) limit: Option<String>,
 }
 
 impl Query {
+    /// Reads the parameters from the `raw` query; one given twice is a 400 `InvalidQuery`.
+    pub(super) fn parse(raw: &str) -> Result<Self, ApiError> {
+        let mut query = Self::default();
+        read_query(
+            raw,
+            &mut [
+                ("userId", &mut query.user_id),
+                ("after", &mut query.after),
+                ("before", &mut query.before),
+                ("limit", &mut query.limit),
+            ],
+        )?;
+        Ok(query)
+    }
+
     /// Which history page and its size: `after` or `before` (a seq ≥ 0, not both), `limit` 1..=200.
     pub(super) fn page(&self) -> Result<(Page, i64), ApiError> {
         let page = match (&self.after, &self.before) {

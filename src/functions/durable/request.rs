@@ -1,7 +1,7 @@
 //! What the durable routes (`conversations`, `notifications`, `sync`) read the same way: every request
 //! under `api/<function>/…` handed to the function's handler ([`serve`]), the caller's `X-User-Id` header
 //! ([`check_user_id_header`], [`header_user_id`]; `MemberState::identify` decides who calls), the query
-//! parameters each route names, each given at most once ([`read_query`], declared with `query_params!`), a
+//! parameters each route names, each given at most once ([`read_query`]), a
 //! cursor ([`seq_param`]), a `limit` clamped to its range ([`clamped_limit`]) and a read marker
 //! `{"seq": n}` ([`read_marker`]).
 
@@ -65,36 +65,9 @@ where
         .boxed()
 }
 
-/// Declares a durable function's query: a struct with one optional text field per parameter it reads
-/// (`field = "param"`), and a method (named in the parentheses) filling them from the raw query string
-/// through [`read_query`].
-macro_rules! query_params {
-    ($(#[$meta:meta])* $name:ident($method:ident) { $($field:ident = $param:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Default, PartialEq, Eq)]
-        pub(super) struct $name {
-            $(pub(super) $field: Option<String>,)+
-        }
-
-        impl $name {
-            /// Reads the parameters from the `raw` query (others are ignored, as the host adds its own); one
-            /// given twice is a 400 `InvalidQuery`.
-            pub(super) fn $method(raw: &str) -> Result<Self, crate::error::ApiError> {
-                let mut query = Self::default();
-                crate::functions::durable::request::read_query(raw, [$(($param, &mut query.$field)),+])?;
-                Ok(query)
-            }
-        }
-    };
-}
-pub(crate) use query_params;
-
 /// Reads the parameters named in `slots` from the `raw` query into their slots; others are ignored (the
 /// host adds its own). A parameter given twice is a 400 `InvalidQuery` naming it.
-pub(crate) fn read_query<const N: usize>(
-    raw: &str,
-    mut slots: [(&str, &mut Option<String>); N],
-) -> Result<(), ApiError> {
+pub(crate) fn read_query(raw: &str, slots: &mut [(&str, &mut Option<String>)]) -> Result<(), ApiError> {
     for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
         let Some((_, slot)) = slots.iter_mut().find(|(wanted, _)| *wanted == name) else {
             continue;

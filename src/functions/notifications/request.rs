@@ -2,15 +2,32 @@
 
 use crate::error::ApiError;
 pub(super) use crate::functions::durable::request::clamped_limit;
-use crate::functions::durable::request::{query_params, seq_param};
+use crate::functions::durable::request::{read_query, seq_param};
 use crate::store::messages::{DEFAULT_PAGE, MAX_PAGE};
 
-query_params! {
-    /// The query parameters the routes read (others are ignored, as the host adds its own).
-    Query(parse) { user_id = "userId", after = "after", limit = "limit" }
+/// The query parameters the routes read (others are ignored, as the host adds its own).
+#[derive(Debug, Default)]
+pub(super) struct Query {
+    pub(super) user_id: Option<String>,
+    pub(super) after: Option<String>,
+    pub(super) limit: Option<String>,
 }
 
 impl Query {
+    /// Reads the parameters from the `raw` query; one given twice is a 400 `InvalidQuery`.
+    pub(super) fn parse(raw: &str) -> Result<Self, ApiError> {
+        let mut query = Self::default();
+        read_query(
+            raw,
+            &mut [
+                ("userId", &mut query.user_id),
+                ("after", &mut query.after),
+                ("limit", &mut query.limit),
+            ],
+        )?;
+        Ok(query)
+    }
+
     /// `after` (a feed seq ≥ 0, default 0) and `limit` (a whole number, clamped to 1..=200, default 50).
     pub(super) fn page(&self) -> Result<(i64, i64), ApiError> {
         let after = match &self.after {

@@ -15,7 +15,7 @@ use crate::store::messages::{DEFAULT_PAGE, MAX_PAGE, Page};
 pub(super) const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// The query parameters the routes read (others are ignored, as the host adds its own).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Query {
     pub(super) user_id: Option<String>,
     pub(super) after: Option<String>,
@@ -26,17 +26,13 @@ pub(super) struct Query {
 impl Query {
     /// Reads the parameters from the `raw` query; one given twice is a 400 `InvalidQuery`.
     pub(super) fn parse(raw: &str) -> Result<Self, ApiError> {
-        let mut query = Self::default();
-        read_query(
-            raw,
-            &mut [
-                ("userId", &mut query.user_id),
-                ("after", &mut query.after),
-                ("before", &mut query.before),
-                ("limit", &mut query.limit),
-            ],
-        )?;
-        Ok(query)
+        let [user_id, after, before, limit] = read_query(raw, ["userId", "after", "before", "limit"])?;
+        Ok(Self {
+            user_id,
+            after,
+            before,
+            limit,
+        })
     }
 
     /// Which history page and its size: `after` or `before` (a seq ≥ 0, not both), `limit` 1..=200.

@@ -65,21 +65,22 @@ where
         .boxed()
 }
 
-/// Reads the parameters named in `slots` from the `raw` query into their slots; others are ignored (the
-/// host adds its own). A parameter given twice is a 400 `InvalidQuery` naming it.
-pub(crate) fn read_query(raw: &str, slots: &mut [(&str, &mut Option<String>)]) -> Result<(), ApiError> {
+/// The values of the parameters `names` in the `raw` query, in that order; others are ignored (the host
+/// adds its own). A parameter given twice is a 400 `InvalidQuery` naming it.
+pub(crate) fn read_query<const N: usize>(raw: &str, names: [&str; N]) -> Result<[Option<String>; N], ApiError> {
+    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
     for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
-        let Some((_, slot)) = slots.iter_mut().find(|(wanted, _)| *wanted == name) else {
+        let Some(slot) = names.iter().position(|wanted| *wanted == name) else {
             continue;
         };
-        if slot.replace(value.into_owned()).is_some() {
+        if values[slot].replace(value.into_owned()).is_some() {
             return Err(
                 ApiError::bad_request("InvalidQuery", format!("{name} is given more than once"))
                     .with_detail("field", name.as_ref()),
             );
         }
     }
-    Ok(())
+    Ok(values)
 }
 
 /// A cursor parameter `name` (`after`, `before`): a `what` seq, a whole number ≥ 0; anything else a 400

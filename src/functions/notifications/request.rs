@@ -6,7 +6,7 @@ use crate::functions::durable::request::{read_query, seq_param};
 use crate::store::messages::{DEFAULT_PAGE, MAX_PAGE};
 
 /// The query parameters the routes read (others are ignored, as the host adds its own).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Query {
     pub(super) user_id: Option<String>,
     pub(super) after: Option<String>,
@@ -16,16 +16,8 @@ pub(super) struct Query {
 impl Query {
     /// Reads the parameters from the `raw` query; one given twice is a 400 `InvalidQuery`.
     pub(super) fn parse(raw: &str) -> Result<Self, ApiError> {
-        let mut query = Self::default();
-        read_query(
-            raw,
-            &mut [
-                ("userId", &mut query.user_id),
-                ("after", &mut query.after),
-                ("limit", &mut query.limit),
-            ],
-        )?;
-        Ok(query)
+        let [user_id, after, limit] = read_query(raw, ["userId", "after", "limit"])?;
+        Ok(Self { user_id, after, limit })
     }
 
     /// `after` (a feed seq ≥ 0, default 0) and `limit` (a whole number, clamped to 1..=200, default 50).

@@ -9,7 +9,7 @@ use crate::store::sync::MAX_SYNC_LIMIT;
 pub(super) const DEFAULT_SYNC_LIMIT: i64 = 100;
 
 /// The query parameters `sync` reads (others are ignored, as the host adds its own).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Query {
     pub(super) user_id: Option<String>,
     pub(super) since: Option<String>,
@@ -20,15 +20,8 @@ impl Query {
     /// Reads the parameters from the `raw` query (one given twice is a 400 `InvalidQuery`), with `since`
     /// checked for shape (never echoed).
     pub(super) fn parse(raw: &str) -> Result<Self, ApiError> {
-        let mut query = Self::default();
-        read_query(
-            raw,
-            &mut [
-                ("userId", &mut query.user_id),
-                ("since", &mut query.since),
-                ("limit", &mut query.limit),
-            ],
-        )?;
+        let [user_id, since, limit] = read_query(raw, ["userId", "since", "limit"])?;
+        let query = Self { user_id, since, limit };
         if query
             .since
             .as_ref()

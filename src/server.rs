@@ -352,6 +352,7 @@ mod tests {
             ("OPTIONS", "/api/notifications/read?userId=ada", "PUT"),
             ("POST", "/api/conversations?userId=ada", "GET"),
             ("DELETE", "/api/conversations/team-1/messages?userId=ada", "GET, POST"),
+            ("POST", "/api/sync?userId=ada", "GET"),
             ("TRACE", "/outbox", "POST"),
             ("GET", "/outbox", "POST"),
         ] {
@@ -364,6 +365,19 @@ mod tests {
             assert_eq!(response.headers()[header::ALLOW], allow, "{method} {path}");
             let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
             assert_eq!(body["code"], "MethodNotAllowed", "{method} {path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sync_serves_only_its_own_path() {
+        let app = App::new(Settings::from_env(&function_key_env()).unwrap()).unwrap();
+        for method in ["GET", "POST"] {
+            let response = warp::test::request()
+                .method(method)
+                .path("/api/sync/more?userId=ada")
+                .reply(&app.routes())
+                .await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method}");
         }
     }
 

@@ -62,8 +62,8 @@ impl Env {
         }
     }
 
-    /// As [`Env::parse_or`], and the value must lie in `range`: otherwise the error names the bounds, then
-    /// `unit` (`"bytes"`, or empty).
+    /// As [`Env::parse_or`], and the value must lie in `range`: otherwise the error names the bounds in
+    /// `unit` (`"bytes"`, `"seconds"`).
     pub(crate) fn parse_in<T>(
         &self,
         name: &str,
@@ -79,14 +79,9 @@ impl Env {
         if range.contains(&value) {
             return Ok(value);
         }
-        let bounds = format!("must be from {} to {}", range.start(), range.end());
         Err(ConfigError::new(
             name,
-            if unit.is_empty() {
-                bounds
-            } else {
-                format!("{bounds} {unit}")
-            },
+            format!("must be from {} to {} {unit}", range.start(), range.end()),
         ))
     }
 

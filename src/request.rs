@@ -5,6 +5,7 @@
 //! only with a length, but the handler also serves direct callers (tests, `handler dev`) and must never buffer
 //! an unbounded stream. A POST with no body at all is fine (the host drops empty bodies and their length).
 
+use std::ops::RangeInclusive;
 use std::pin::Pin;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -15,6 +16,10 @@ use warp::reply::{Reply, Response};
 
 use crate::error::ApiError;
 
+/// Bounds for a function's body-size setting (`EventsMaxBodyBytes`, `PublishMaxBodyBytes`): a request needs
+/// a few KiB; the Functions host forwards at most 100 MiB.
+pub(crate) const MAX_BODY_BYTES_RANGE: RangeInclusive<u64> = 4096..=100 * 1024 * 1024;
+
 /// Header the Functions host adds to every forwarded request.
 pub(crate) const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 
@@ -23,7 +28,7 @@ pub(crate) const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 /// the service. (The HTTP server already refuses them in header values.) Any other request passes on.
 pub(crate) fn control_characters() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path::full()
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(raw_query())
         .and_then(|path: warp::path::FullPath, query: String| async move {
             if has_control_character(path.as_str()) {
                 Ok(ApiError::bad_request("InvalidPath", "the path holds a control character").into_response())
@@ -33,6 +38,11 @@ pub(crate) fn control_characters() -> impl Filter<Extract = (Response,), Error =
                 Err(warp::reject::not_found())
             }
         })
+}
+
+/// The raw query string, empty when the request has none (`warp::query::raw` alone rejects that).
+pub(crate) fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
 /// Whether `text`, percent-decoded, holds a C0 control character or DEL.

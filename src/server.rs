@@ -138,8 +138,10 @@ impl App {
     }
 
     /// The application's own Web PubSub event handling in `events` instead of the settings-driven built-in
-    /// behaviours (signature checks, connect policy, replies and logs still apply; with a store, presence is
-    /// still recorded around it for the offline hand-off).
+    /// behaviours, which it replaces: `EventsUserEventBehavior` (`echo`, `broadcast` and its rooms) no longer
+    /// applies, and the built-in handler is not reachable to delegate to. Signature checks, connect policy,
+    /// replies and logs still apply; with a store, presence is still recorded around it for the offline
+    /// hand-off.
     pub fn with_event_handler(mut self, handler: Arc<dyn events::EventHandler>) -> Self {
         let handler = durable::presence::PresenceRecorder::wrap(handler, &self.durable);
         self.events = Arc::new(self.events.replace_handler(handler));
@@ -350,6 +352,7 @@ mod tests {
             ("OPTIONS", "/api/notifications/read?userId=ada", "PUT"),
             ("POST", "/api/conversations?userId=ada", "GET"),
             ("DELETE", "/api/conversations/team-1/messages?userId=ada", "GET, POST"),
+            ("POST", "/api/sync?userId=ada", "GET"),
             ("TRACE", "/outbox", "POST"),
             ("GET", "/outbox", "POST"),
         ] {
@@ -362,6 +365,19 @@ mod tests {
             assert_eq!(response.headers()[header::ALLOW], allow, "{method} {path}");
             let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
             assert_eq!(body["code"], "MethodNotAllowed", "{method} {path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sync_serves_only_its_own_path() {
+        let app = App::new(Settings::from_env(&function_key_env()).unwrap()).unwrap();
+        for method in ["GET", "POST"] {
+            let response = warp::test::request()
+                .method(method)
+                .path("/api/sync/more?userId=ada")
+                .reply(&app.routes())
+                .await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method}");
         }
     }
 

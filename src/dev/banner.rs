@@ -11,7 +11,7 @@ use super::store::DEV_DRAIN_INTERVAL;
 pub(super) struct Modes {
     pub(super) negotiate: &'static str,
     pub(super) publish: &'static str,
-    pub(super) user_events: String,
+    pub(super) user_events: &'static str,
 }
 
 impl Modes {

@@ -107,9 +107,6 @@ mod tests {
         let allowed = |role: &str| settings.negotiate.allowed_roles.iter().any(|t| t.matches(role, "ada"));
         assert!(allowed("webpubsub.joinLeaveGroup.room1") && allowed("webpubsub.sendToGroup.room1"));
         assert!(!allowed("webpubsub.joinLeaveGroup") && !allowed("webpubsub.sendToGroups.**"));
-        assert_eq!(
-            settings.events.user_event_behavior,
-            crate::functions::events::UserEventBehavior::Broadcast
-        );
+        assert_eq!(settings.events.user_event_behavior.as_str(), "broadcast");
     }
 }

@@ -141,11 +141,8 @@ pub async fn start(options: DevOptions) -> Result<RunningDev, DevError> {
     let modes = Modes {
         negotiate: settings.negotiate.identity.mode_name(),
         publish: settings.publish.trust.mode_name(),
-        user_events: format!("{:?}", settings.events.user_event_behavior).to_ascii_lowercase(),
+        user_events: settings.events.user_event_behavior.as_str(),
     };
-    let app = App::new(settings).map_err(DevError::Start)?;
-    app.open_store().await;
-    let drain_task = tokio::spawn(outbox::run_every(app.durable(), DEV_DRAIN_INTERVAL));
 
     let emulator_config = webpubsub_emulator::EmulatorConfig {
         access_key,
@@ -163,6 +160,10 @@ pub async fn start(options: DevOptions) -> Result<RunningDev, DevError> {
         ..webpubsub_emulator::EmulatorConfig::default()
     };
     emulator_config.validate().map_err(|e| DevError::Start(e.into()))?;
+    // Every check is above: nothing fails after the drain task is spawned, so a failed start leaves none.
+    let app = App::new(settings).map_err(DevError::Start)?;
+    app.open_store().await;
+    let drain_task = tokio::spawn(outbox::run_every(app.durable(), DEV_DRAIN_INTERVAL));
 
     let policy = page::content_security_policy(&format!("ws://{emulator_addr}"));
     let routes = page::routes(&policy).or(app.routes());

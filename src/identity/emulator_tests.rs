@@ -95,7 +95,7 @@ async fn upstream_bearer_from_the_emulator_passes_the_entra_check_only_for_its_a
     let validator = EntraValidator::with_jwks_options(settings, JwksOptions::default()).unwrap();
     let good = running.authority.sign_upstream_bearer("api://events-handler");
     assert_eq!(
-        validator.validate(&good).await.unwrap().client_id,
+        validator.claims(&good).await.unwrap()["appid"],
         emulated::SERVICE_CLIENT_ID
     );
     let other_audience = running.authority.sign_upstream_bearer("api://someone-else");

@@ -152,16 +152,6 @@ impl From<EntraError> for ApiError {
     }
 }
 
-/// The verified claims of an accepted upstream token.
-// The `events` route needs only the verdict; the claims are what a check proved (tests read them).
-#[allow(dead_code)]
-#[derive(Debug, Clone)]
-pub(crate) struct EntraClaims {
-    /// The caller's client id (`appid` or `azp`).
-    pub client_id: String,
-    pub claims: Map<String, Value>,
-}
-
 /// Checks upstream bearer tokens. Build once at start-up; share.
 #[derive(Debug)]
 pub(crate) struct EntraValidator {
@@ -199,7 +189,7 @@ impl EntraValidator {
     }
 
     /// Checks the `Authorization` header of an upstream request.
-    pub(crate) async fn validate_request(&self, headers: &HeaderMap) -> Result<EntraClaims, EntraError> {
+    pub(crate) async fn validate_request(&self, headers: &HeaderMap) -> Result<(), EntraError> {
         let token = bearer_token(headers).map_err(|e| match e {
             AuthError::MissingCredentials(_) => EntraError::Missing,
             _ => EntraError::Malformed,
@@ -207,8 +197,21 @@ impl EntraValidator {
         self.validate(token).await
     }
 
-    /// Checks one token (see the module documentation for the order).
-    pub(crate) async fn validate(&self, token: &str) -> Result<EntraClaims, EntraError> {
+    /// Checks one token (see the module documentation for the order). The `events` route needs only the
+    /// verdict.
+    pub(crate) async fn validate(&self, token: &str) -> Result<(), EntraError> {
+        self.verified_claims(token).await.map(drop)
+    }
+
+    /// The claims of an accepted token, for tests to see what a check proved.
+    #[cfg(test)]
+    pub(crate) async fn claims(&self, token: &str) -> Result<Map<String, Value>, EntraError> {
+        self.verified_claims(token).await
+    }
+
+    /// Checks one token and answers its claims; the caller's client id (`appid` in v1, `azp` in v2) is
+    /// one of the allowed.
+    async fn verified_claims(&self, token: &str) -> Result<Map<String, Value>, EntraError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| match stated_algorithm(token) {
             // jsonwebtoken does not parse `none` (or other unknown names) at all.
             Some(alg) if alg != "RS256" => EntraError::WrongAlgorithm,
@@ -232,18 +235,17 @@ impl EntraValidator {
             return Err(EntraError::WrongIssuer);
         }
         let client_claim = if version == "1.0" { "appid" } else { "azp" };
-        let client_id = claims
-            .get(client_claim)
-            .and_then(Value::as_str)
-            .filter(|id| {
-                self.settings
-                    .allowed_client_ids
-                    .iter()
-                    .any(|allowed| allowed.eq_ignore_ascii_case(id))
-            })
-            .ok_or(EntraError::WrongClient)?
-            .to_owned();
-        Ok(EntraClaims { client_id, claims })
+        let client_id = claims.get(client_claim).and_then(Value::as_str);
+        let allowed = client_id.is_some_and(|id| {
+            self.settings
+                .allowed_client_ids
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(id))
+        });
+        if !allowed {
+            return Err(EntraError::WrongClient);
+        }
+        Ok(claims)
     }
 }
 

@@ -222,9 +222,10 @@ pub fn is_valid_conversation_id(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
 }
 
-/// User ids: 1..=256 characters, no control characters, not only whitespace.
+/// User ids: the one rule negotiate applies too (1..=256 characters, no control characters, not only
+/// whitespace).
 pub fn is_valid_user_id(id: &str) -> bool {
-    (1..=256).contains(&id.chars().count()) && !id.chars().any(char::is_control) && !id.trim().is_empty()
+    crate::auth::validate_user_id(id).is_ok()
 }
 
 /// Message and notification ids chosen by a caller: same rules as conversation ids.

@@ -71,6 +71,14 @@ pub struct NotificationPage {
     pub unread: i64,
 }
 
+/// A notification goes to 1 or more users, each a valid user id.
+fn check_recipients(users: &[String]) -> StoreResult<()> {
+    if users.is_empty() || !users.iter().all(|u| is_valid_user_id(u)) {
+        return Err(StoreError::Invalid("a notification needs 1 or more valid user ids"));
+    }
+    Ok(())
+}
+
 /// The group a user's notification frames go to.
 pub fn notification_group(user_id: &str) -> String {
     format!("notifications:user:{user_id}")
@@ -95,6 +103,10 @@ impl Store {
             }
             None => new_id(),
         };
+        // Before the idempotent look-up: a retry with an existing id and bad recipients is refused too.
+        if let Audience::Users(users) = audience {
+            check_recipients(users)?;
+        }
         if let Some(found) = self.notification(&id).await? {
             return Ok(Upserted {
                 item: found,
@@ -107,17 +119,16 @@ impl Store {
             Audience::Users(users) => users.clone(),
             Audience::Conversation(cid) => {
                 super::conversations::ensure_exists(&mut tx, cid).await?;
-                sqlx::query_scalar("SELECT user_id FROM members WHERE conversation_id = $1")
+                let members: Vec<String> = sqlx::query_scalar("SELECT user_id FROM members WHERE conversation_id = $1")
                     .bind(cid)
                     .fetch_all(&mut *tx)
-                    .await?
+                    .await?;
+                check_recipients(&members)?;
+                members
             }
         };
         users.sort();
         users.dedup();
-        if users.is_empty() || !users.iter().all(|u| is_valid_user_id(u)) {
-            return Err(StoreError::Invalid("a notification needs 1 or more valid user ids"));
-        }
         let inserted = sqlx::query(
             "INSERT INTO notifications (id, data, user_ids, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (id) DO NOTHING",

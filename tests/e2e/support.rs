@@ -3,8 +3,6 @@
 //! under test, checked HTTP calls, and WebSocket clients (signed client URLs, bounded handshakes, JSON frames
 //! with a backlog and acks).
 
-#![allow(dead_code)] // each test module uses a different subset
-
 use std::net::SocketAddr;
 
 use tokio::sync::oneshot;

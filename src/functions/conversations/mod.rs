@@ -17,19 +17,15 @@
 
 mod request;
 
-pub(crate) use request::{MAX_READ_BYTES, read_marker};
-
 use std::sync::Arc;
 
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderMap, Method, StatusCode};
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-use crate::auth::{Authenticator, CallerSource};
 use crate::error::ApiError;
-use crate::functions::durable::request::Call;
+use crate::functions::durable::request::{Call, MAX_READ_BYTES, read_marker};
 use crate::functions::durable::{self, bounded, reply};
-use crate::functions::notifications::method_not_allowed;
 use crate::request::read_body;
 use crate::store::messages::Sender;
 
@@ -41,29 +37,11 @@ pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     durable::request::serve("conversations", state, conversations)
 }
 
-/// The caller's user id, exactly as negotiate identifies it; in `anonymous` mode `user_param` (the `userId`
-/// query parameter) or the `X-User-Id` header must name it. Shared by `notifications` and `sync` (#16).
-pub(crate) async fn identify(
-    authenticator: &Authenticator,
-    headers: &HeaderMap,
-    user_param: Option<&str>,
-) -> Result<String, ApiError> {
-    request::check_user_id_header(headers)?;
-    let requested = user_param.or_else(|| request::header_user_id(headers));
-    let caller = authenticator.authenticate(headers, requested).await?;
-    if matches!(caller.source, CallerSource::Anonymous { generated: true }) {
-        return Err(ApiError::unauthorized(
-            "name the caller with the userId query parameter or the X-User-Id header",
-        ));
-    }
-    Ok(caller.user_id)
-}
-
 /// Identify the caller, then dispatch on the path.
 async fn conversations(state: Arc<State>, call: Call) -> Result<Response, ApiError> {
     let (tail, method, headers, body) = (call.tail.as_str(), &call.method, &call.headers, call.body);
     let query = request::Query::parse(&call.query)?;
-    let caller = identify(&state.authenticator, headers, query.user_id.as_deref()).await?;
+    let caller = state.identify(headers, query.user_id.as_deref()).await?;
     let user = caller.as_str();
     let durable = &state.durable;
     let segments = reply::segments(tail)?;
@@ -79,8 +57,8 @@ async fn conversations(state: Arc<State>, call: Call) -> Result<Response, ApiErr
             ))
         }
         ([id, "read"], &Method::PUT) => {
-            let body = read_body(headers, body, request::MAX_READ_BYTES).await?;
-            let seq = request::read_marker(&body)?;
+            let body = read_body(headers, body, MAX_READ_BYTES).await?;
+            let seq = read_marker(&body)?;
             let store = durable.store().await?;
             let marker = bounded(store.mark_read(id, user, seq)).await?;
             Ok(reply::json_with(
@@ -108,9 +86,9 @@ async fn conversations(state: Arc<State>, call: Call) -> Result<Response, ApiErr
                 &serde_json::json!({ "items": items, "next": page.next }),
             ))
         }
-        ([], _) => Ok(method_not_allowed("GET")),
-        ([_, "messages"], _) => Err(reply::method_not_allowed("GET, POST")),
-        ([_, "read"], _) => Ok(method_not_allowed("PUT")),
+        ([], _) => Err(ApiError::method_not_allowed("GET")),
+        ([_, "messages"], _) => Err(ApiError::method_not_allowed("GET, POST")),
+        ([_, "read"], _) => Err(ApiError::method_not_allowed("PUT")),
         _ => Err(reply::not_found()),
     }
 }

@@ -1,5 +1,5 @@
-//! What `conversations` reads: the query (`userId`, `after`, `before`, `limit`), the `X-User-Id` and
-//! `Idempotency-Key` headers, and a send's body `{"id"?, "body"}`.
+//! What `conversations` reads: the query (`userId`, `after`, `before`, `limit`), the `Idempotency-Key`
+//! header and a send's body `{"id"?, "body"}`.
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -8,37 +8,42 @@ use warp::http::HeaderMap;
 
 use crate::error::ApiError;
 use crate::functions::durable::reply::{not_null, parse_json};
-use crate::functions::durable::request::query_params;
+use crate::functions::durable::request::{read_query, seq_param};
 use crate::store::is_valid_item_id;
 use crate::store::messages::{DEFAULT_PAGE, MAX_PAGE, Page};
 
-pub(super) const USER_ID_HEADER: &str = "x-user-id";
 pub(super) const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
-query_params! {
-    /// The query parameters the routes read (others are ignored, as the host adds its own).
-    Query(parse) { user_id = "userId", after = "after", before = "before", limit = "limit" }
+/// The query parameters the routes read (others are ignored, as the host adds its own).
+#[derive(Debug)]
+pub(super) struct Query {
+    pub(super) user_id: Option<String>,
+    pub(super) after: Option<String>,
+    pub(super) before: Option<String>,
+    pub(super) limit: Option<String>,
 }
 
 impl Query {
+    /// Reads the parameters from the `raw` query; one given twice is a 400 `InvalidQuery`.
+    pub(super) fn parse(raw: &str) -> Result<Self, ApiError> {
+        let [user_id, after, before, limit] = read_query(raw, ["userId", "after", "before", "limit"])?;
+        Ok(Self {
+            user_id,
+            after,
+            before,
+            limit,
+        })
+    }
+
     /// Which history page and its size: `after` or `before` (a seq ≥ 0, not both), `limit` 1..=200.
     pub(super) fn page(&self) -> Result<(Page, i64), ApiError> {
-        let cursor = |name: &str, value: &str| {
-            value.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                ApiError::bad_request(
-                    "InvalidCursor",
-                    format!("{name} must be a message seq (a whole number ≥ 0)"),
-                )
-                .with_detail("field", name)
-            })
-        };
         let page = match (&self.after, &self.before) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::bad_request("InvalidCursor", "give after or before, not both")
                     .with_detail("field", "before"));
             }
-            (Some(after), None) => Page::After(cursor("after", after)?),
-            (None, Some(before)) => Page::Before(cursor("before", before)?),
+            (Some(after), None) => Page::After(seq_param("after", after, "message")?),
+            (None, Some(before)) => Page::Before(seq_param("before", before, "message")?),
             (None, None) => Page::Latest,
         };
         let limit = match &self.limit {
@@ -54,46 +59,6 @@ impl Query {
         };
         Ok((page, limit))
     }
-}
-
-/// A present `X-User-Id` header must name someone: empty, blank or not text is a 400 even when the `userId`
-/// query parameter names the caller (the contract's `minLength: 1`; fuzz finding ST201, #17).
-pub(super) fn check_user_id_header(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(value) = headers.get(USER_ID_HEADER) else {
-        return Ok(());
-    };
-    match value.to_str() {
-        Ok(text) if !text.trim().is_empty() && text.chars().count() <= 256 => Ok(()),
-        _ => Err(ApiError::bad_request(
-            "InvalidHeader",
-            "header X-User-Id must name the caller (1-256 characters)",
-        )
-        .with_detail("field", "X-User-Id")),
-    }
-}
-
-/// The `X-User-Id` header, when present and text.
-pub(super) fn header_user_id(headers: &HeaderMap) -> Option<&str> {
-    headers.get(USER_ID_HEADER).and_then(|v| v.to_str().ok())
-}
-
-/// Largest body of a read marker (`{"seq": n}`).
-pub(crate) const MAX_READ_BYTES: u64 = 1024;
-
-/// `{"seq": n}`: a read marker (conversations and the notification feed, #16).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReadMarker {
-    seq: i64,
-}
-
-/// The `seq` of a read marker body, ≥ 0.
-pub(crate) fn read_marker(body: &Bytes) -> Result<i64, ApiError> {
-    let marker: ReadMarker = parse_json(body)?;
-    if marker.seq < 0 {
-        return Err(ApiError::bad_request("InvalidField", "seq must be ≥ 0").with_detail("field", "seq"));
-    }
-    Ok(marker.seq)
 }
 
 /// `{"id"?, "body"}`.
@@ -147,20 +112,6 @@ mod tests {
             Query::parse("userId=ada%20l").unwrap().user_id.as_deref(),
             Some("ada l")
         );
-    }
-
-    #[test]
-    fn read_markers_are_whole_numbers() {
-        assert_eq!(read_marker(&Bytes::from_static(br#"{"seq":3}"#)).unwrap(), 3);
-        for bad in [
-            &br#"{"seq":-1}"#[..],
-            br#"{"seq":1.5}"#,
-            br#"{}"#,
-            br#"{"seq":1,"x":2}"#,
-            b"[]",
-        ] {
-            assert!(read_marker(&Bytes::copy_from_slice(bad)).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

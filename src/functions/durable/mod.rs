@@ -22,11 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, StatusCode};
 
 pub(crate) use delivery::{DrainReport, drain, drain_soon, try_now};
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, CallerSource};
 use crate::config::{ConfigError, Env};
 use crate::error::ApiError;
 use crate::store::conversations::group_name;
@@ -43,8 +43,8 @@ const MESSAGE_MAX_BYTES_RANGE: RangeInclusive<u64> = 256..=16 * 1024 * 1024;
 /// Retry-After of a 503 while the store is unreachable (the issue bounds it to 10 s).
 pub(crate) const STORE_RETRY_AFTER_SECS: u64 = 5;
 
-/// The state of a function members call directly (`conversations`, `notifications`): negotiate's way of
-/// identifying callers and the shared durable state.
+/// The state of a function members call directly (`conversations`, `notifications`, `sync`): negotiate's
+/// way of identifying callers and the shared durable state.
 #[derive(Debug)]
 pub(crate) struct MemberState {
     pub(crate) authenticator: Authenticator,
@@ -55,6 +55,20 @@ impl MemberState {
     /// The state for callers identified by `authenticator`, on the shared `durable` state.
     pub(crate) fn new(authenticator: Authenticator, durable: Arc<Durable>) -> Self {
         Self { authenticator, durable }
+    }
+
+    /// The caller's user id, exactly as negotiate identifies it; in `anonymous` mode `user_param` (the
+    /// `userId` query parameter) or the `X-User-Id` header must name it.
+    pub(crate) async fn identify(&self, headers: &HeaderMap, user_param: Option<&str>) -> Result<String, ApiError> {
+        request::check_user_id_header(headers)?;
+        let requested = user_param.or_else(|| request::header_user_id(headers));
+        let caller = self.authenticator.authenticate(headers, requested).await?;
+        if matches!(caller.source, CallerSource::Anonymous { generated: true }) {
+            return Err(ApiError::unauthorized(
+                "name the caller with the userId query parameter or the X-User-Id header",
+            ));
+        }
+        Ok(caller.user_id)
     }
 }
 

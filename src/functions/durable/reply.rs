@@ -78,11 +78,6 @@ pub(crate) fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no function is served at this path")
 }
 
-/// The 405 for a known path with another method, its `Allow` header listing `allow`.
-pub(crate) fn method_not_allowed(allow: &'static str) -> ApiError {
-    ApiError::method_not_allowed(allow)
-}
-
 /// For an optional body field that may be absent but not `null` (the contract types it as a string, not
 /// nullable; fuzz finding ST201, #17): `#[serde(default, deserialize_with = "reply::not_null")]`.
 pub(crate) fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>

@@ -36,7 +36,7 @@ use super::request::DataType;
 use super::settings::{Settings, UserEventBehavior};
 use crate::auth::template::Template;
 use crate::error::ApiError;
-use crate::webpubsub::{Message, RestClient, RestError, SendOptions};
+use crate::webpubsub::{Message, RestClient, RestError, RestOptions, SendOptions, ServiceSettings};
 
 /// Connection-state key holding the connection's rooms (a JSON array of group names).
 pub(super) const ROOMS_STATE_KEY: &str = "rooms";
@@ -82,6 +82,16 @@ impl Builtin {
             joinable_rooms: settings.joinable_rooms.clone(),
             rest,
         })
+    }
+
+    /// The built-in behaviours as configured, with a REST client on the primary connection when
+    /// `broadcast` needs one.
+    pub(crate) fn from_parts(service: &ServiceSettings, events: &Settings) -> anyhow::Result<Self> {
+        let rest = match events.user_event_behavior {
+            UserEventBehavior::Broadcast => Some(RestClient::for_service(service, RestOptions::default())?),
+            _ => None,
+        };
+        Self::new(events, rest)
     }
 
     async fn broadcast_event(&self, event: &VerifiedEvent, message: UserMessage) -> Result<UserEventReply, ApiError> {

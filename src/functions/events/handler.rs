@@ -4,7 +4,8 @@
 //! Every method has a default, so an application overrides only what it needs. The trait is object-safe and
 //! used as `Arc<dyn EventHandler>`: methods return [`HookFuture`], a boxed future, because `async fn` in a
 //! trait cannot be called through `dyn` and a boxed future needs no extra dependency. The built-in
-//! behaviours ([`super::Builtin`]) are one implementation; an application may wrap it and delegate.
+//! behaviours ([`super::Builtin`], private to the crate) are one implementation; an application's handler
+//! replaces them (`EventsUserEventBehavior` then has no effect).
 
 use std::future::Future;
 use std::pin::Pin;

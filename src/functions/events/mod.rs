@@ -41,14 +41,14 @@ pub use handler::{EventHandler, HookFuture, UserEventReply, UserMessage};
 pub use policy::VerifiedEvent;
 pub(crate) use policy::{AllowedOrigins, Verifier};
 pub use request::{CloudEvent, DataType, EventKind};
-pub(crate) use settings::{ConnectPolicy, Settings, UserEventBehavior};
+pub(crate) use settings::{ConnectPolicy, Settings};
 #[cfg(feature = "dev")]
 pub(crate) use settings::{JOINABLE_ROOMS, USER_EVENT_BEHAVIOR};
 pub(crate) use upstream_auth::UpstreamAuth;
 
 use crate::error::ApiError;
 use crate::request::{UnreadBody, read_body, unread_body};
-use crate::webpubsub::{Endpoint, RestClient, RestOptions, ServiceSettings};
+use crate::webpubsub::{Endpoint, ServiceSettings};
 use request::headers;
 
 /// State of `events`, built once at start-up: everything a request needs, pre-computed.
@@ -114,18 +114,6 @@ impl State {
             max_body_bytes: self.max_body_bytes,
             handler,
         }
-    }
-}
-
-impl Builtin {
-    /// The built-in behaviours as configured, with a REST client on the primary connection when
-    /// `broadcast` needs one. Public so an application's handler can wrap it and delegate.
-    pub(crate) fn from_parts(service: &ServiceSettings, events: &Settings) -> anyhow::Result<Self> {
-        let rest = match events.user_event_behavior {
-            UserEventBehavior::Broadcast => Some(RestClient::for_service(service, RestOptions::default())?),
-            _ => None,
-        };
-        Builtin::new(events, rest)
     }
 }
 

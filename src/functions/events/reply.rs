@@ -86,9 +86,14 @@ impl Handled {
     }
 
     fn error(error: ApiError) -> Self {
+        Self::refused(error, Reply::into_response)
+    }
+
+    /// A refusal: `error` answered through `respond`, its code and message in the log line.
+    fn refused(error: ApiError, respond: impl FnOnce(ApiError) -> Response) -> Self {
         let reason = Some(format!("{}: {}", error.code(), error.message()));
         Self {
-            response: error.into_response(),
+            response: respond(error),
             user_id: None,
             reason,
         }
@@ -152,14 +157,7 @@ async fn connect(state: &State, event: &VerifiedEvent, body: &[u8]) -> Handled {
             user_id,
             reason: None,
         },
-        Err(error) => {
-            let reason = Some(format!("{}: {}", error.code(), error.message()));
-            Handled {
-                response: connect::rejection(Some(&request.body), error),
-                user_id: None,
-                reason,
-            }
-        }
+        Err(error) => Handled::refused(error, |error| connect::rejection(Some(&request.body), error)),
     }
 }
 

@@ -18,6 +18,7 @@ use std::str::FromStr;
 
 use crate::auth::template::Template;
 use crate::config::{ConfigError, Env};
+use crate::request::MAX_BODY_BYTES_RANGE;
 
 pub(super) const ALLOWED_ORIGINS: &str = "EventsAllowedOrigins";
 pub(super) const SUBPROTOCOLS: &str = "EventsSubprotocols";
@@ -33,8 +34,6 @@ pub(super) const MAX_BODY_BYTES: &str = "EventsMaxBodyBytes";
 pub(super) const DEFAULT_SUBPROTOCOLS: [&str; 2] = ["json.reliable.webpubsub.azure.v1", "json.webpubsub.azure.v1"];
 /// One 1 MB WebSocket frame (the service's limit) plus room for the connect envelope (claims, headers).
 pub(super) const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024 + 128 * 1024;
-/// Bounds for `EventsMaxBodyBytes`: a connect body needs a few KiB; the Functions host forwards 100 MiB.
-const MAX_BODY_BYTES_RANGE: std::ops::RangeInclusive<u64> = 4096..=100 * 1024 * 1024;
 
 /// Settings of `events`.
 #[derive(Debug, Clone)]
@@ -118,7 +117,7 @@ impl Settings {
             }
         };
 
-        let max_body_bytes = env.parse_in(MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, MAX_BODY_BYTES_RANGE, "")?;
+        let max_body_bytes = env.parse_in(MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, MAX_BODY_BYTES_RANGE, "bytes")?;
 
         let user_event_behavior: UserEventBehavior = env.parse_or(USER_EVENT_BEHAVIOR, UserEventBehavior::None)?;
         let joinable_rooms = templates(env, JOINABLE_ROOMS, Template::pattern)?;
@@ -230,16 +229,25 @@ pub(crate) enum UserEventBehavior {
     Broadcast,
 }
 
+impl UserEventBehavior {
+    /// The setting's value for this behaviour (`none`, `echo`, `broadcast`), as `handler dev`'s banner shows it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Echo => "echo",
+            Self::Broadcast => "broadcast",
+        }
+    }
+}
+
 impl FromStr for UserEventBehavior {
     type Err = &'static str;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.to_ascii_lowercase().as_str() {
-            "none" => Ok(Self::None),
-            "echo" => Ok(Self::Echo),
-            "broadcast" => Ok(Self::Broadcast),
-            _ => Err("expected none, echo or broadcast"),
-        }
+        [Self::None, Self::Echo, Self::Broadcast]
+            .into_iter()
+            .find(|behavior| text.eq_ignore_ascii_case(behavior.as_str()))
+            .ok_or("expected none, echo or broadcast")
     }
 }
 
@@ -282,6 +290,15 @@ mod tests {
         assert_eq!(settings.user_event_behavior, UserEventBehavior::Broadcast);
         assert!(settings.joinable_rooms[0].matches("room-1", "bob"));
         assert_eq!(settings.max_body_bytes, 65536);
+    }
+
+    #[test]
+    fn the_body_limit_is_bounded_in_bytes() {
+        let error = Settings::from_env(&Env::from_pairs([(MAX_BODY_BYTES, "100")])).unwrap_err();
+        assert!(
+            error.to_string().ends_with("must be from 4096 to 104857600 bytes"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -152,10 +152,10 @@ async fn manage(
                 &serde_json::json!({ "id": done.item.id, "userIds": done.item.user_ids }),
             ))
         }
-        (["notifications"], _) => Ok(crate::functions::notifications::method_not_allowed("POST")),
-        (["conversations"], _) => Err(reply::method_not_allowed("POST")),
-        (["conversations", _, "members", _], _) => Err(reply::method_not_allowed("PUT, DELETE")),
-        (["conversations", _, "messages"], _) => Err(reply::method_not_allowed("POST")),
+        (["notifications"], _) => Err(ApiError::method_not_allowed("POST")),
+        (["conversations"], _) => Err(ApiError::method_not_allowed("POST")),
+        (["conversations", _, "members", _], _) => Err(ApiError::method_not_allowed("PUT, DELETE")),
+        (["conversations", _, "messages"], _) => Err(ApiError::method_not_allowed("POST")),
         _ => Err(reply::not_found()),
     }
 }

@@ -111,8 +111,7 @@ pub(super) fn notify(body: &Bytes) -> Result<Notify, ApiError> {
                 )
                 .with_detail("field", "userIds"));
             }
-            if let Some(bad) = users.iter().find(|user| crate::auth::validate_user_id(user).is_err()) {
-                let reason = crate::auth::validate_user_id(bad).unwrap_err();
+            if let Some(reason) = users.iter().find_map(|user| crate::auth::validate_user_id(user).err()) {
                 return Err(ApiError::bad_request(
                     "InvalidField",
                     format!("every entry of userIds must be a usable user id: {reason}"),

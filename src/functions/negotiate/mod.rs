@@ -50,7 +50,7 @@ use crate::auth::{Authenticator, IdentityConfig, RateLimiter, SharedAuth};
 use crate::config::{ConfigError, Env};
 use crate::error::{self, ApiError};
 use crate::functions::durable::Durable;
-use crate::request::{UnreadBody, unread_body};
+use crate::request::{UnreadBody, raw_query, unread_body};
 use crate::webpubsub::{Hubs, ServiceSettings};
 
 use policy::role_templates;
@@ -188,12 +188,11 @@ impl State {
 
 /// `GET|POST /api/negotiate`.
 pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
-    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let get = warp::get().map(|| None);
     let post = warp::post().and(unread_body()).map(Some);
     warp::path!("api" / "negotiate")
         .and(get.or(post).unify())
-        .and(query)
+        .and(raw_query())
         .and(warp::header::headers_cloned())
         .then(move |body: Option<UnreadBody>, query: String, headers: HeaderMap| {
             let state = state.clone();

@@ -1,6 +1,7 @@
 //! The `notifications` function (#16): the caller's notification feed. The caller is identified exactly as
-//! `conversations` identifies it (negotiate's `NegotiateIdentity`; in `anonymous` mode `userId` or
-//! `X-User-Id`). Notifications are created through the trusted door (`POST /api/manage/notifications`).
+//! `conversations` identifies it (`MemberState::identify`: negotiate's `NegotiateIdentity`; in `anonymous`
+//! mode `userId` or `X-User-Id`). Notifications are created through the trusted door
+//! (`POST /api/manage/notifications`).
 //!
 //! - `GET /api/notifications?after=<seq>&limit=` → `{"items":[{"type":"notification","id","seq","createdAt",
 //!   "data"}],"next":<seq or null>,"unread":<n>}`: ascending `seq` (per user, gap-free); `next` goes into
@@ -20,8 +21,7 @@ use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use crate::error::ApiError;
-use crate::functions::conversations::identify;
-use crate::functions::durable::request::Call;
+use crate::functions::durable::request::{Call, MAX_READ_BYTES, read_marker};
 use crate::functions::durable::{self, bounded, reply};
 use crate::request::read_body;
 
@@ -37,7 +37,7 @@ pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
 async fn notifications(state: Arc<State>, call: Call) -> Result<Response, ApiError> {
     let (tail, method, headers, body) = (call.tail.as_str(), &call.method, &call.headers, call.body);
     let query = request::Query::parse(&call.query)?;
-    let user = identify(&state.authenticator, headers, query.user_id.as_deref()).await?;
+    let user = state.identify(headers, query.user_id.as_deref()).await?;
     let segments = reply::segments(tail)?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let durable = &state.durable;
@@ -53,24 +53,14 @@ async fn notifications(state: Arc<State>, call: Call) -> Result<Response, ApiErr
             ))
         }
         (["read"], &Method::PUT) => {
-            let body = read_body(headers, body, request::MAX_READ_BYTES).await?;
-            let seq = request::read_marker(&body)?;
+            let body = read_body(headers, body, MAX_READ_BYTES).await?;
+            let seq = read_marker(&body)?;
             let store = durable.store().await?;
             let marker = bounded(store.mark_notifications_read(&user, seq)).await?;
             Ok(reply::json_with(StatusCode::OK, &serde_json::json!({ "seq": marker })))
         }
-        ([], _) => Ok(method_not_allowed("GET")),
-        (["read"], _) => Ok(method_not_allowed("PUT")),
+        ([], _) => Err(ApiError::method_not_allowed("GET")),
+        (["read"], _) => Err(ApiError::method_not_allowed("PUT")),
         _ => Err(reply::not_found()),
     }
-}
-
-/// The 405 of a path below a catch-all route, with the `Allow` header RFC 9110 requires (the server's own
-/// 405 only knows the function's methods, not each path's).
-pub(crate) fn method_not_allowed(allow: &'static str) -> Response {
-    let mut response = warp::reply::Reply::into_response(reply::method_not_allowed(allow));
-    response
-        .headers_mut()
-        .insert(warp::http::header::ALLOW, warp::http::HeaderValue::from_static(allow));
-    response
 }

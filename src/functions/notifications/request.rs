@@ -1,25 +1,30 @@
-//! What `notifications` reads: the query (`userId`, `after`, `limit`) and a read marker `{"seq": n}`.
+//! What `notifications` reads: the query (`userId`, `after`, `limit`).
 
 use crate::error::ApiError;
-pub(super) use crate::functions::conversations::{MAX_READ_BYTES, read_marker};
 pub(super) use crate::functions::durable::request::clamped_limit;
-use crate::functions::durable::request::query_params;
+use crate::functions::durable::request::{read_query, seq_param};
 use crate::store::messages::{DEFAULT_PAGE, MAX_PAGE};
 
-query_params! {
-    /// The query parameters the routes read (others are ignored, as the host adds its own).
-    Query(parse) { user_id = "userId", after = "after", limit = "limit" }
+/// The query parameters the routes read (others are ignored, as the host adds its own).
+#[derive(Debug)]
+pub(super) struct Query {
+    pub(super) user_id: Option<String>,
+    pub(super) after: Option<String>,
+    pub(super) limit: Option<String>,
 }
 
 impl Query {
+    /// Reads the parameters from the `raw` query; one given twice is a 400 `InvalidQuery`.
+    pub(super) fn parse(raw: &str) -> Result<Self, ApiError> {
+        let [user_id, after, limit] = read_query(raw, ["userId", "after", "limit"])?;
+        Ok(Self { user_id, after, limit })
+    }
+
     /// `after` (a feed seq ≥ 0, default 0) and `limit` (a whole number, clamped to 1..=200, default 50).
     pub(super) fn page(&self) -> Result<(i64, i64), ApiError> {
         let after = match &self.after {
             None => 0,
-            Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                ApiError::bad_request("InvalidCursor", "after must be a notification seq (a whole number ≥ 0)")
-                    .with_detail("field", "after")
-            })?,
+            Some(text) => seq_param("after", text, "notification")?,
         };
         Ok((after, clamped_limit(self.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?))
     }

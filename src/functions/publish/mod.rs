@@ -64,7 +64,7 @@ pub(crate) use request::{ActionKind, MAX_ACTIONS};
 use crate::auth::SharedAuth;
 use crate::config::{ConfigError, Env};
 use crate::error::{self, ApiError};
-use crate::request::{UnreadBody, read_body, unread_body};
+use crate::request::{MAX_BODY_BYTES_RANGE, UnreadBody, read_body, unread_body};
 use crate::webpubsub::{Hubs, RestClient, RestOptions, ServiceSettings};
 
 pub(crate) const MAX_BODY_SETTING: &str = "PublishMaxBodyBytes";
@@ -76,8 +76,6 @@ pub(crate) const DEFAULT_DEADLINE_SECONDS: u64 = 50;
 const DEADLINE_RANGE: RangeInclusive<u64> = 1..=230;
 /// A 1 MiB binary message as base64 is about 1.4 MiB; the rest is room for the JSON envelope.
 pub(crate) const DEFAULT_MAX_BODY_BYTES: u64 = 2 * 1024 * 1024;
-/// Bounds for `PublishMaxBodyBytes` (the Functions host forwards at most 100 MiB).
-const MAX_BODY_RANGE: RangeInclusive<u64> = 4096..=100 * 1024 * 1024;
 
 /// Settings of `publish`.
 #[derive(Debug)]
@@ -91,7 +89,7 @@ pub(crate) struct Settings {
 impl Settings {
     pub(crate) fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let trust = TrustSettings::from_env(env)?;
-        let max_body_bytes = env.parse_in(MAX_BODY_SETTING, DEFAULT_MAX_BODY_BYTES, MAX_BODY_RANGE, "bytes")?;
+        let max_body_bytes = env.parse_in(MAX_BODY_SETTING, DEFAULT_MAX_BODY_BYTES, MAX_BODY_BYTES_RANGE, "bytes")?;
         let deadline_seconds = env.parse_in(
             DEADLINE_SETTING,
             DEFAULT_DEADLINE_SECONDS,

@@ -20,30 +20,28 @@ mod tests;
 use std::sync::Arc;
 
 use tokio::sync::OnceCell;
-use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderMap, StatusCode};
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use crate::auth::Authenticator;
-use crate::error::{self, ApiError};
-use crate::functions::conversations::identify;
-use crate::functions::durable::{Durable, bounded, reply as durable_reply};
+use crate::error::ApiError;
+use crate::functions::durable::request::{self as durable_request, Call};
+use crate::functions::durable::{Durable, MemberState, bounded, reply as durable_reply};
 use crate::store::cursor::CursorKey;
 
-/// State of `sync`: caller identity, the shared durable state and the cursor key (read once from the store).
+/// State of `sync`: what `conversations` has (caller identity, the shared durable state) and the cursor key
+/// (read once from the store).
 #[derive(Debug)]
 pub(crate) struct State {
-    authenticator: Authenticator,
-    durable: Arc<Durable>,
+    members: MemberState,
     key: OnceCell<CursorKey>,
 }
 
 impl State {
     pub(crate) fn new(authenticator: Authenticator, durable: Arc<Durable>) -> Self {
         Self {
-            authenticator,
-            durable,
+            members: MemberState::new(authenticator, durable),
             key: OnceCell::new(),
         }
     }
@@ -51,24 +49,21 @@ impl State {
 
 /// `GET /api/sync`.
 pub(crate) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
-    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    warp::path!("api" / "sync")
-        .and(warp::get())
-        .and(query)
-        .and(warp::header::headers_cloned())
-        .then(move |query: String, headers: HeaderMap| {
-            let state = state.clone();
-            async move { error::into_response(sync(&state, &query, &headers).await) }
-        })
-        .boxed()
+    durable_request::serve("sync", state, sync)
 }
 
-/// Identify the caller, verify the cursor, then read what they missed.
-async fn sync(state: &State, query: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
-    let query = request::Query::parse(query)?;
-    let user = identify(&state.authenticator, headers, query.user_id.as_deref()).await?;
+/// Check the path and method, identify the caller, verify the cursor, then read what they missed.
+async fn sync(state: Arc<State>, call: Call) -> Result<Response, ApiError> {
+    if !call.tail.as_str().is_empty() {
+        return Err(durable_reply::not_found());
+    }
+    if call.method != Method::GET {
+        return Err(ApiError::method_not_allowed("GET"));
+    }
+    let query = request::Query::parse(&call.query)?;
+    let user = state.members.identify(&call.headers, query.user_id.as_deref()).await?;
     let limit = query.limit()?;
-    let store = state.durable.store().await?;
+    let store = state.members.durable.store().await?;
     let key = state.key.get_or_try_init(|| bounded(store.sync_secret())).await?;
     let since = query
         .since

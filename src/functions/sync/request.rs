@@ -1,22 +1,27 @@
 //! What `sync` reads: the query (`userId`, `since`, `limit`), and how a refused cursor is answered.
 
 use crate::error::ApiError;
-use crate::functions::durable::request::{clamped_limit, query_params};
+use crate::functions::durable::request::{clamped_limit, read_query};
 use crate::store::cursor::{CursorError, MAX_CURSOR_LEN};
 use crate::store::sync::MAX_SYNC_LIMIT;
 
 /// Page size without `limit`.
 pub(super) const DEFAULT_SYNC_LIMIT: i64 = 100;
 
-query_params! {
-    /// The query parameters `sync` reads (others are ignored, as the host adds its own).
-    Query(read) { user_id = "userId", since = "since", limit = "limit" }
+/// The query parameters `sync` reads (others are ignored, as the host adds its own).
+#[derive(Debug)]
+pub(super) struct Query {
+    pub(super) user_id: Option<String>,
+    pub(super) since: Option<String>,
+    pub(super) limit: Option<String>,
 }
 
 impl Query {
-    /// The parameters, with `since` checked for shape (never echoed).
+    /// Reads the parameters from the `raw` query (one given twice is a 400 `InvalidQuery`), with `since`
+    /// checked for shape (never echoed).
     pub(super) fn parse(raw: &str) -> Result<Self, ApiError> {
-        let query = Self::read(raw)?;
+        let [user_id, since, limit] = read_query(raw, ["userId", "since", "limit"])?;
+        let query = Self { user_id, since, limit };
         if query
             .since
             .as_ref()

@@ -12,6 +12,7 @@ use crate::store::outbox::{OutboxKind, RetryPolicy};
 both_backends!(
     notification_is_idempotent_and_fans_out,
     conversation_audience_and_errors,
+    a_retry_with_bad_recipients_is_invalid,
     feed_pages_unread_and_marker,
     offline_webhook_only_for_users_without_connections,
     large_fan_out_in_batches,
@@ -59,6 +60,22 @@ async fn conversation_audience_and_errors(db: TestDb) {
         .create_notification(None, &Audience::Users(vec![]), &json!(1), false)
         .await;
     assert!(matches!(empty, Err(StoreError::Invalid(_))), "{empty:?}");
+}
+
+async fn a_retry_with_bad_recipients_is_invalid(db: TestDb) {
+    let store = db.open().await;
+    let alice = Audience::Users(users(&["alice"]));
+    let made = store
+        .create_notification(Some("n1"), &alice, &json!(1), false)
+        .await
+        .unwrap();
+    assert!(made.created);
+    for bad in [vec![], users(&["alice", " "]), users(&["a\nb"]), vec!["0".repeat(257)]] {
+        let retry = store
+            .create_notification(Some("n1"), &Audience::Users(bad.clone()), &json!(1), false)
+            .await;
+        assert!(matches!(retry, Err(StoreError::Invalid(_))), "{bad:?}: {retry:?}");
+    }
 }
 
 async fn feed_pages_unread_and_marker(db: TestDb) {

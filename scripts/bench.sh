@@ -7,7 +7,8 @@
 #       http      negotiate (anonymous, jwt), events connect, publish; info logs and logs off
 #       durable   #15: sends/s persisted and broadcast on SQLite and PostgreSQL beside each backend's bare
 #                 send-transaction ceiling (benches/store.rs --ceiling-only), then outbox lag p50/p99
-#                 (bench/durable_lag.rs); PostgreSQL is a throwaway PG_DURABLE=1 cluster (scripts/postgres.sh)
+#                 (bench/durable_lag.rs); PostgreSQL is a throwaway PG_DURABLE=1 cluster (scripts/postgres.sh) under
+#                 target/pg-bench, apart from the tests' target/pg
 #       identity  #18: negotiate in identity mode (keyless, :generateToken on the emulator) beside key mode
 #       cold      cold start (spawn → first 200)
 #       emulator  the emulator's 10 000-client load program
@@ -60,12 +61,14 @@ pg_started=false
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if $pg_started; then bash scripts/postgres.sh stop || true; fi
+  if $pg_started; then bench_postgres stop || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 step() { printf '\n==> %s\n' "$*" >&2; }
+# The durable group's own PostgreSQL cluster: never the tests' target/pg (stop deletes the cluster).
+bench_postgres() { PG_ROOT=target/pg-bench PG_DURABLE=1 bash scripts/postgres.sh "$1"; }
 die() { echo "bench.sh: $*" >&2; exit 1; }
 
 step "tools"
@@ -388,9 +391,9 @@ fi
 if want durable; then
   step "durable (#15): each backend's bare send-transaction ceiling (benches/store.rs --ceiling-only)"
   # A cluster left running may be a non-durable one (fsync off): always a fresh PG_DURABLE=1 cluster.
-  bash scripts/postgres.sh stop
+  bench_postgres stop
   pg_started=true
-  pg_url=$(PG_DURABLE=1 bash scripts/postgres.sh start)
+  pg_url=$(bench_postgres start)
   TMPDIR="$work" WPS_TEST_POSTGRES_URL="$pg_url" STORE_BENCH_SECONDS="${BENCH_CEILING_SECONDS:-5}" \
     cargo bench -q -p webpubsub-control --bench store -- --ceiling-only >"$out/store-ceiling.txt" \
     || die "the store ceiling failed; see $out/store-ceiling.txt"
@@ -420,7 +423,7 @@ if want durable; then
     stop "$handler_pid"
   done
   store_connection=""
-  bash scripts/postgres.sh stop
+  bench_postgres stop
   pg_started=false
 fi
 

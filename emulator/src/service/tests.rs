@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::connection::Identity;
-use crate::protocol::ContentKind;
+use crate::protocol::DataType;
 use serde_json::json;
 
 fn service() -> Arc<Service> {
@@ -51,7 +51,7 @@ async fn sends_reach_the_right_connections() {
     let service = service();
     let (a, mut qa) = connect(&service, "Chat", Some("alice"), &["g"]);
     let (_b, mut qb) = connect(&service, "chat", Some("bob"), &[]);
-    let text = Payload::new(ContentKind::Text, "hi");
+    let text = Payload::new(DataType::Text, "hi");
 
     service.send("CHAT", Target::Group("g"), &text, &[], None);
     assert_eq!(received(&mut qa), vec!["hi"]);

@@ -3,7 +3,7 @@
 use futures_util::SinkExt as _;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use webpubsub_emulator::protocol::{ContentKind, Payload};
+use webpubsub_emulator::protocol::{DataType, Payload};
 
 use crate::support::*;
 use webpubsub_emulator::service::Target;
@@ -95,7 +95,7 @@ async fn raw_clients_receive_payloads_as_raw_frames() {
     service.send(
         "chat",
         Target::User("alice"),
-        &Payload::new(ContentKind::Text, "plain"),
+        &Payload::new(DataType::Text, "plain"),
         &[],
         None,
     );
@@ -103,7 +103,7 @@ async fn raw_clients_receive_payloads_as_raw_frames() {
     service.send(
         "chat",
         Target::Hub,
-        &Payload::new(ContentKind::Json, "\"quoted\""),
+        &Payload::new(DataType::Json, "\"quoted\""),
         &[],
         None,
     );
@@ -111,7 +111,7 @@ async fn raw_clients_receive_payloads_as_raw_frames() {
     service.send(
         "chat",
         Target::User("alice"),
-        &Payload::new(ContentKind::Binary, vec![0u8, 1, 255]),
+        &Payload::new(DataType::Binary, vec![0u8, 1, 255]),
         &[],
         None,
     );
@@ -129,7 +129,7 @@ async fn unrecognised_subprotocols_are_raw() {
     emulator.service.send(
         "chat",
         Target::User("alice"),
-        &Payload::new(ContentKind::Text, "x"),
+        &Payload::new(DataType::Text, "x"),
         &[],
         None,
     );
@@ -148,7 +148,7 @@ async fn json_clients_get_connected_and_server_messages() {
     assert!(emulator.service.send(
         "chat",
         Target::Connection(&connection_id),
-        &Payload::new(ContentKind::Json, r#"{"n":1}"#),
+        &Payload::new(DataType::Json, r#"{"n":1}"#),
         &[],
         None
     ));
@@ -159,7 +159,7 @@ async fn json_clients_get_connected_and_server_messages() {
     emulator.service.send(
         "chat",
         Target::Hub,
-        &Payload::new(ContentKind::Binary, vec![1u8, 2, 3]),
+        &Payload::new(DataType::Binary, vec![1u8, 2, 3]),
         &[],
         None,
     );
@@ -345,7 +345,7 @@ async fn token_groups_are_joined_on_connect() {
     emulator.service.send(
         "chat",
         Target::Group("sports"),
-        &Payload::new(ContentKind::Text, "goal"),
+        &Payload::new(DataType::Text, "goal"),
         &[],
         None,
     );
@@ -424,7 +424,7 @@ async fn a_client_that_does_not_read_is_dropped() {
     })
     .await;
     // 2000 × 64 KiB = 125 MiB: more than socket buffers plus the 16 MiB queue bound.
-    let chunk = Payload::new(ContentKind::Binary, vec![7u8; 64 * 1024]);
+    let chunk = Payload::new(DataType::Binary, vec![7u8; 64 * 1024]);
     for _ in 0..2000 {
         emulator.service.send("chat", Target::User("slow"), &chunk, &[], None);
         if !emulator.service.exists("chat", Target::User("slow")) {

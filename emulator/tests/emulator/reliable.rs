@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use webpubsub_emulator::protocol::{ContentKind, Payload};
+use webpubsub_emulator::protocol::{DataType, Payload};
 
 use crate::support::*;
 use webpubsub_emulator::service::Target;
@@ -26,7 +26,7 @@ fn send_text(emulator: &Emulator, id: &str, text: &str) {
     assert!(emulator.service.send(
         "chat",
         Target::Connection(id),
-        &Payload::new(ContentKind::Text, text.to_owned()),
+        &Payload::new(DataType::Text, text.to_owned()),
         &[],
         None
     ));

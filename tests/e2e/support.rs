@@ -327,6 +327,39 @@ impl JsonClient {
             .await
     }
 
+    /// The next frame in order (the backlog first): what a test asserts is the very next thing a client saw.
+    pub(crate) async fn next_in_order(&mut self) -> serde_json::Value {
+        self.next_where(|_| true).await
+    }
+
+    /// The next frame is a message from the server with `data`.
+    pub(crate) async fn receives(&mut self, data: serde_json::Value) {
+        let frame = self.next_in_order().await;
+        assert_eq!(
+            (frame["type"].as_str(), frame["from"].as_str(), &frame["data"]),
+            (Some("message"), Some("server"), &data),
+            "{frame}"
+        );
+    }
+
+    /// Sends `frame` with a fresh `ackId`: whether the service acknowledged it as a success.
+    pub(crate) async fn acked(&mut self, frame: serde_json::Value) -> bool {
+        let ack = self.send_acked(frame).await;
+        ack["success"].as_bool().expect("success")
+    }
+
+    /// The service closes the connection with `reason`: next a `disconnected` frame, then the close.
+    pub(crate) async fn closed_with(&mut self, reason: &str) {
+        let disconnected = self.next_in_order().await;
+        assert_eq!(
+            (disconnected["event"].as_str(), disconnected["message"].as_str()),
+            (Some("disconnected"), Some(reason)),
+            "{disconnected}"
+        );
+        let after = self.next_frame().await;
+        assert_eq!(after, None, "the connection closes after `disconnected`");
+    }
+
     /// Sends the JSON user event `event` with `data` and returns its ack.
     pub(crate) async fn event(&mut self, event: &str, data: serde_json::Value) -> serde_json::Value {
         self.send_acked(serde_json::json!({"type": "event", "event": event, "dataType": "json", "data": data}))

@@ -26,25 +26,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// A fresh database in the cluster: (validated string for the store, raw URL for the seeding connection).
-async fn postgres_database(base: &str) -> (StoreConnectionString, String) {
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(base)
-        .await
-        .expect("connect to WPS_TEST_POSTGRES_URL");
-    let name = format!("bench_{}", webpubsub_control::store::new_id().replace('-', ""));
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("CREATE DATABASE");
-    let mut url = url::Url::parse(base).expect("URL");
-    url.set_path(&name);
-    (
-        StoreConnectionString::parse(url.as_str()).expect("connection string"),
-        url.into(),
-    )
-}
-
 async fn send_rate(store: &Store, seconds: u64) {
     store
         .create_conversation(Some("bench-send"), None, &["alice".to_owned()])
@@ -247,9 +228,10 @@ fn main() {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
-        match std::env::var("WPS_TEST_POSTGRES_URL") {
+        match std::env::var(test_support::postgres::URL_ENV) {
             Ok(base) => {
-                let (conn, raw) = postgres_database(&base).await;
+                let raw = test_support::postgres::fresh_database(&base, "bench").await;
+                let conn = StoreConnectionString::parse(&raw).expect("connection string");
                 run(conn, &raw, "PostgreSQL", ceiling_only).await;
             }
             Err(_) => println!("PostgreSQL: skipped (WPS_TEST_POSTGRES_URL unset; see scripts/postgres.sh)"),

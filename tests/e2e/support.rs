@@ -371,7 +371,7 @@ impl JsonClient {
 /// `suite`) and the test PostgreSQL (`WPS_TEST_POSTGRES_URL`, from `scripts/postgres.sh env`; unset is a
 /// failure, never a skip).
 pub(crate) fn backends(suite: &str) -> Vec<String> {
-    vec![sqlite_store(suite), postgres_url()]
+    vec![sqlite_store(suite), test_support::postgres::base_url()]
 }
 
 /// A fresh SQLite store in a new temporary folder named after `suite`.
@@ -381,26 +381,9 @@ pub(crate) fn sqlite_store(suite: &str) -> String {
     format!("sqlite:{}", dir.join("store.db").display())
 }
 
-/// `WPS_TEST_POSTGRES_URL` (unset is a failure, never a skip).
-pub(crate) fn postgres_url() -> String {
-    std::env::var("WPS_TEST_POSTGRES_URL")
-        .expect("WPS_TEST_POSTGRES_URL is unset: run `eval \"$(bash scripts/postgres.sh env)\"` first")
-}
-
 /// A new, empty database in the test PostgreSQL, so no other test's work (e.g. a drain) touches its rows.
 pub(crate) async fn postgres_database() -> String {
-    use sqlx::{Connection, Executor};
-    let base = postgres_url();
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(&base)
-        .await
-        .expect("connect to the test PostgreSQL");
-    let name = format!("f_{}", uuid::Uuid::now_v7().simple());
-    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-    admin.close().await.ok();
-    let mut url = url::Url::parse(&base).unwrap();
-    url.set_path(&name);
-    url.to_string()
+    test_support::postgres::fresh_database(&test_support::postgres::base_url(), "f").await
 }
 
 /// The emulator (default configuration) and a handler on store `store` that calls it, both on `127.0.0.1:0`.

@@ -58,7 +58,7 @@ impl ClientAccessRequest {
         ClientClaims {
             aud: audience,
             iat: issued_at,
-            exp: issued_at + self.ttl.as_secs(),
+            exp: issued_at.saturating_add(self.ttl.as_secs()),
             sub: self.user_id.as_deref(),
             role: &self.roles,
             groups: &self.groups,

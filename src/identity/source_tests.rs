@@ -6,10 +6,11 @@ use std::time::Duration;
 use url::Url;
 
 use super::*;
-use crate::identity::provider::{ClientSecretValue, SecretSource, WEBPUBSUB_RESOURCE};
+use crate::identity::provider::{ClientSecretValue, SecretSource};
 use crate::identity::settings::ManagedIdentity;
 use ::test_support::token_endpoint::{Answer, TokenServer};
 use ::test_support::tokens::now;
+use webpubsub_protocol::WEBPUBSUB_RESOURCE;
 
 fn quick() -> TokenOptions {
     TokenOptions {

@@ -3,7 +3,7 @@
 use super::*;
 use crate::connection::Identity;
 use crate::protocol::DataType;
-use serde_json::json;
+use serde_json::{Map, json};
 
 fn service() -> Arc<Service> {
     Service::new(EmulatorConfig::default())

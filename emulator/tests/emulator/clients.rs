@@ -27,9 +27,15 @@ async fn tokens_are_checked_before_the_upgrade() {
     assert_eq!(refused_status(&emulator.url("chat", &other_hub), None).await, 401);
 
     // Expired well beyond the five-minute skew: exp = now - 10 min.
-    let mut claims = webpubsub_emulator::service::client_token_claims(&aud, Some("u"), &[], &[], 0);
-    let now = claims["exp"].as_u64().unwrap();
-    claims.insert("exp".into(), json!(now - 600));
+    let now = webpubsub_protocol::jwt::unix_now();
+    let claims = webpubsub_protocol::client_access::ClientClaims {
+        aud: &aud,
+        iat: now,
+        exp: now - 600,
+        sub: Some("u"),
+        role: &[],
+        groups: &[],
+    };
     let expired = webpubsub_protocol::jwt::sign(&claims, &webpubsub_protocol::AccessKey::new(KEY).unwrap());
     assert_eq!(refused_status(&emulator.url("chat", &expired), None).await, 401);
 

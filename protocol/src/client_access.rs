@@ -292,6 +292,15 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_ttl_saturates_exp_instead_of_overflowing() {
+        let request = ClientAccessRequest {
+            ttl: Duration::from_secs(u64::MAX),
+            ..ClientAccessRequest::default()
+        };
+        assert_eq!(request.claims("aud", 1_700_000_000).exp, u64::MAX);
+    }
+
+    #[test]
     fn matches_the_python_sdk_byte_for_byte() {
         for vector in vectors(include_str!("../../tests/interop/vectors/python.json")) {
             let ours = issue(&vector);

@@ -5,8 +5,8 @@
 //! `WPS_TEST_POSTGRES_URL` is set (`eval "$(PG_DURABLE=1 scripts/postgres.sh env)"`), on PostgreSQL.
 //! Run: `cargo bench --bench store`. Tunables: STORE_BENCH_SECONDS (3), STORE_BENCH_HISTORY_ROWS
 //! (1000000), STORE_BENCH_ONLY (a comma list of `send`, `fanout`, `sync`, `history`; default all).
-//! `cargo bench --bench store -- --ceiling-only` is `STORE_BENCH_ONLY=send`: the send transaction's rate, the
-//! ceiling `scripts/bench.sh durable` reads the end-to-end sends against (SQLite's file goes in `TMPDIR`).
+//! `STORE_BENCH_ONLY=send` is the send transaction's rate alone: the ceiling `scripts/bench.sh durable` reads
+//! the end-to-end sends against (SQLite's file goes in `TMPDIR`).
 //! Every loop is bounded in count and time.
 
 use std::time::{Duration, Instant};
@@ -183,14 +183,10 @@ fn sync_json_costs(result: &SyncResult) {
     );
 }
 
-async fn run(conn: StoreConnectionString, raw_url: &str, label: &str, ceiling_only: bool) {
+async fn run(conn: StoreConnectionString, raw_url: &str, label: &str) {
     println!("{label}:");
     let store = Store::open(&conn, PoolOptions::default()).await.expect("open store");
-    let only = if ceiling_only {
-        "send".to_owned()
-    } else {
-        std::env::var("STORE_BENCH_ONLY").unwrap_or_default()
-    };
+    let only = std::env::var("STORE_BENCH_ONLY").unwrap_or_default();
     let wanted = |figure: &str| only.is_empty() || only.split(',').any(|f| f.trim() == figure);
     if wanted("send") {
         send_rate(&store, env_or("STORE_BENCH_SECONDS", 3)).await;
@@ -208,7 +204,6 @@ async fn run(conn: StoreConnectionString, raw_url: &str, label: &str, ceiling_on
 }
 
 fn main() {
-    let ceiling_only = std::env::args().any(|arg| arg == "--ceiling-only");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -218,13 +213,7 @@ fn main() {
         let path = std::env::temp_dir().join(format!("wps-store-bench-{}.db", std::process::id()));
         let raw = format!("sqlite:{}", path.display());
         let sqlite = StoreConnectionString::parse(&raw).unwrap();
-        run(
-            sqlite,
-            &format!("{raw}?mode=rwc"),
-            "SQLite (WAL, synchronous=NORMAL)",
-            ceiling_only,
-        )
-        .await;
+        run(sqlite, &format!("{raw}?mode=rwc"), "SQLite (WAL, synchronous=NORMAL)").await;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
@@ -232,7 +221,7 @@ fn main() {
             Ok(base) => {
                 let raw = test_support::postgres::fresh_database(&base, "bench").await;
                 let conn = StoreConnectionString::parse(&raw).expect("connection string");
-                run(conn, &raw, "PostgreSQL", ceiling_only).await;
+                run(conn, &raw, "PostgreSQL").await;
             }
             Err(_) => println!("PostgreSQL: skipped (WPS_TEST_POSTGRES_URL unset; see scripts/postgres.sh)"),
         }

@@ -21,7 +21,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-
 use crate::config::EmulatorConfig;
 use crate::connection::{Connection, Overflow, lock};
 use crate::protocol::{DataMessage, Payload};

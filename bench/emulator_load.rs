@@ -20,7 +20,6 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use webpubsub_emulator::service;
-use webpubsub_protocol::jwt as token;
 
 const HUB: &str = "load";
 const GROUP: &str = "everyone";
@@ -131,11 +130,8 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 fn client_url(port: u16, user: &str, roles: &[&str], groups: &[&str]) -> String {
     let audience = format!("http://127.0.0.1:{port}/client/hubs/{HUB}");
-    let claims = service::client_token_claims(&audience, Some(user), roles, groups, 3600);
-    let token = token::sign(
-        &claims,
-        &webpubsub_protocol::AccessKey::new(KEY).expect("the load key is not empty"),
-    );
+    let key = webpubsub_protocol::AccessKey::new(KEY).expect("the load key is not empty");
+    let token = service::client_token(&key, &audience, Some(user), roles, groups, 3600);
     format!("ws://127.0.0.1:{port}/client/hubs/{HUB}?access_token={token}")
 }
 

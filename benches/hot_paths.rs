@@ -16,10 +16,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 use warp::Filter as _;
-use warp::http::{HeaderMap, HeaderName, HeaderValue};
 
 use webpubsub_control::webpubsub::{AccessKey, ServiceKeys, signature};
 use webpubsub_control::{App, CloudEvent, ConnectBody, Env, JwtSettings, JwtValidator, Settings};
+use webpubsub_protocol::cloudevents as ce;
 
 const ACCESS_KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
 const CONNECTION_STRING: &str =
@@ -29,23 +29,15 @@ const JWT_SECRET: &str = "bench-jwt-secret-0123456789-0123456789-abcdef";
 const JWT_ISSUER: &str = "https://issuer.bench.invalid/";
 const JWT_AUDIENCE: &str = "api://webpubsub-control-bench";
 
-/// The CloudEvents headers the service sends with a `connect`, signed with the primary key.
-fn connect_headers(keys: &ServiceKeys) -> Vec<(&'static str, String)> {
-    vec![
-        ("ce-specversion", "1.0".into()),
-        ("ce-awpsversion", "1.0".into()),
-        ("ce-type", "azure.webpubsub.sys.connect".into()),
-        ("ce-eventname", "connect".into()),
-        ("ce-id", "1".into()),
-        ("ce-source", format!("/hubs/chat/client/{CONNECTION_ID}")),
-        ("ce-time", "2025-01-01T00:00:00Z".into()),
-        ("ce-hub", "chat".into()),
-        ("ce-connectionid", CONNECTION_ID.into()),
-        ("ce-userid", "alice".into()),
-        ("ce-signature", signature::signature_header(keys, CONNECTION_ID)),
-        ("webhook-request-origin", "127.0.0.1".into()),
-        ("content-type", "application/json; charset=utf-8".into()),
-    ]
+/// The CloudEvents headers the service sends with a `connect`, signed with the primary key: the shared
+/// builder the unit tests use, so the bench sends their request (from the connection string's host, with the
+/// body's content type).
+fn connect_event(keys: &ServiceKeys) -> test_support::CloudEvent {
+    test_support::CloudEvent::new("azure.webpubsub.sys.connect")
+        .connection("chat", CONNECTION_ID)
+        .set(ce::WEBHOOK_REQUEST_ORIGIN, "127.0.0.1") // the connection string's host
+        .signed_with_keys(keys)
+        .set("content-type", "application/json; charset=utf-8")
 }
 
 /// A `connect` body as a JSON-subprotocol client with a negotiated token produces it.
@@ -67,17 +59,9 @@ fn connect_body() -> String {
     .to_string()
 }
 
-fn header_map(pairs: &[(&'static str, String)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in pairs {
-        map.insert(HeaderName::from_static(name), HeaderValue::from_str(value).unwrap());
-    }
-    map
-}
-
 fn cloud_events(c: &mut Criterion) {
     let keys = ServiceKeys::new(AccessKey::new(ACCESS_KEY).unwrap());
-    let headers = header_map(&connect_headers(&keys));
+    let headers = connect_event(&keys).header_map();
     c.bench_function("cloud_event/from_headers_connect", |b| {
         b.iter(|| CloudEvent::from_headers(black_box(&headers)).unwrap())
     });
@@ -170,7 +154,7 @@ fn routes(c: &mut Criterion) {
     });
 
     let keys = ServiceKeys::new(AccessKey::new(ACCESS_KEY).unwrap());
-    let headers = connect_headers(&keys);
+    let event = connect_event(&keys);
     let body = connect_body();
     // The same request through a bare warp route that only reads the body: the harness's own cost
     // (building the test request, warp's plumbing), to subtract from the row below.
@@ -179,13 +163,13 @@ fn routes(c: &mut Criterion) {
         .map(|body: bytes::Bytes| body.len().to_string());
     c.bench_function("route/bare_post_same_request", |b| {
         b.iter(|| {
-            let response = rt.block_on(connect_request(&headers, &body).reply(&bare));
+            let response = rt.block_on(connect_request(&event, &body).reply(&bare));
             assert_eq!(response.status(), 200);
         })
     });
     c.bench_function("route/events_connect", |b| {
         b.iter(|| {
-            let response = rt.block_on(connect_request(&headers, &body).reply(&routes));
+            let response = rt.block_on(connect_request(&event, &body).reply(&routes));
             assert_eq!(response.status(), 200);
         })
     });
@@ -200,11 +184,11 @@ fn logged_routes(c: &mut Criterion) {
     let routes = app.routes();
     let rt = runtime();
     let keys = ServiceKeys::new(AccessKey::new(ACCESS_KEY).unwrap());
-    let headers = connect_headers(&keys);
+    let event = connect_event(&keys);
     let body = connect_body();
     c.bench_function("route/events_connect_logged", |b| {
         b.iter(|| {
-            let request = connect_request(&headers, &body)
+            let request = connect_request(&event, &body)
                 .header("x-azure-functions-invocationid", "6f9619ff-8b86-4011-b42d-00000000002a");
             let response = rt.block_on(request.reply(&routes));
             assert_eq!(response.status(), 200);
@@ -223,9 +207,9 @@ fn bench_app() -> App {
 }
 
 /// A `connect` as the service posts it to `/api/events`, for warp's in-process test client.
-fn connect_request(headers: &[(&'static str, String)], body: &str) -> warp::test::RequestBuilder {
+fn connect_request(event: &test_support::CloudEvent, body: &str) -> warp::test::RequestBuilder {
     let mut request = warp::test::request().method("POST").path("/api/events").body(body);
-    for (name, value) in headers {
+    for (name, value) in event.headers() {
         request = request.header(*name, value.as_str());
     }
     request

@@ -5,8 +5,8 @@
 //! `WPS_TEST_POSTGRES_URL` is set (`eval "$(PG_DURABLE=1 scripts/postgres.sh env)"`), on PostgreSQL.
 //! Run: `cargo bench --bench store`. Tunables: STORE_BENCH_SECONDS (3), STORE_BENCH_HISTORY_ROWS
 //! (1000000), STORE_BENCH_ONLY (a comma list of `send`, `fanout`, `sync`, `history`; default all).
-//! `cargo bench --bench store -- --ceiling-only` is `STORE_BENCH_ONLY=send`: the send transaction's rate, the
-//! ceiling `scripts/bench.sh durable` reads the end-to-end sends against (SQLite's file goes in `TMPDIR`).
+//! `STORE_BENCH_ONLY=send` is the send transaction's rate alone: the ceiling `scripts/bench.sh durable` reads
+//! the end-to-end sends against (SQLite's file goes in `TMPDIR`).
 //! Every loop is bounded in count and time.
 
 use std::time::{Duration, Instant};
@@ -24,25 +24,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// A fresh database in the cluster: (validated string for the store, raw URL for the seeding connection).
-async fn postgres_database(base: &str) -> (StoreConnectionString, String) {
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(base)
-        .await
-        .expect("connect to WPS_TEST_POSTGRES_URL");
-    let name = format!("bench_{}", webpubsub_control::store::new_id().replace('-', ""));
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("CREATE DATABASE");
-    let mut url = url::Url::parse(base).expect("URL");
-    url.set_path(&name);
-    (
-        StoreConnectionString::parse(url.as_str()).expect("connection string"),
-        url.into(),
-    )
 }
 
 async fn send_rate(store: &Store, seconds: u64) {
@@ -202,14 +183,10 @@ fn sync_json_costs(result: &SyncResult) {
     );
 }
 
-async fn run(conn: StoreConnectionString, raw_url: &str, label: &str, ceiling_only: bool) {
+async fn run(conn: StoreConnectionString, raw_url: &str, label: &str) {
     println!("{label}:");
     let store = Store::open(&conn, PoolOptions::default()).await.expect("open store");
-    let only = if ceiling_only {
-        "send".to_owned()
-    } else {
-        std::env::var("STORE_BENCH_ONLY").unwrap_or_default()
-    };
+    let only = std::env::var("STORE_BENCH_ONLY").unwrap_or_default();
     let wanted = |figure: &str| only.is_empty() || only.split(',').any(|f| f.trim() == figure);
     if wanted("send") {
         send_rate(&store, env_or("STORE_BENCH_SECONDS", 3)).await;
@@ -227,7 +204,6 @@ async fn run(conn: StoreConnectionString, raw_url: &str, label: &str, ceiling_on
 }
 
 fn main() {
-    let ceiling_only = std::env::args().any(|arg| arg == "--ceiling-only");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -237,20 +213,15 @@ fn main() {
         let path = std::env::temp_dir().join(format!("wps-store-bench-{}.db", std::process::id()));
         let raw = format!("sqlite:{}", path.display());
         let sqlite = StoreConnectionString::parse(&raw).unwrap();
-        run(
-            sqlite,
-            &format!("{raw}?mode=rwc"),
-            "SQLite (WAL, synchronous=NORMAL)",
-            ceiling_only,
-        )
-        .await;
+        run(sqlite, &format!("{raw}?mode=rwc"), "SQLite (WAL, synchronous=NORMAL)").await;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
-        match std::env::var("WPS_TEST_POSTGRES_URL") {
+        match std::env::var(test_support::postgres::URL_ENV) {
             Ok(base) => {
-                let (conn, raw) = postgres_database(&base).await;
-                run(conn, &raw, "PostgreSQL", ceiling_only).await;
+                let raw = test_support::postgres::fresh_database(&base, "bench").await;
+                let conn = StoreConnectionString::parse(&raw).expect("connection string");
+                run(conn, &raw, "PostgreSQL").await;
             }
             Err(_) => println!("PostgreSQL: skipped (WPS_TEST_POSTGRES_URL unset; see scripts/postgres.sh)"),
         }

@@ -6,8 +6,9 @@
 #   bash scripts/bench.sh durable identity   # only the named scenario groups (any order, combinable):
 #       http      negotiate (anonymous, jwt), events connect, publish; info logs and logs off
 #       durable   #15: sends/s persisted and broadcast on SQLite and PostgreSQL beside each backend's bare
-#                 send-transaction ceiling (benches/store.rs --ceiling-only), then outbox lag p50/p99
-#                 (bench/durable_lag.rs); PostgreSQL is a throwaway PG_DURABLE=1 cluster (scripts/postgres.sh)
+#                 send-transaction ceiling (benches/store.rs, STORE_BENCH_ONLY=send), then outbox lag p50/p99
+#                 (bench/durable_lag.rs); PostgreSQL is a throwaway PG_DURABLE=1 cluster (scripts/postgres.sh) under
+#                 target/pg-bench, apart from the tests' target/pg
 #       identity  #18: negotiate in identity mode (keyless, :generateToken on the emulator) beside key mode
 #       cold      cold start (spawn → first 200)
 #       emulator  the emulator's 10 000-client load program
@@ -22,7 +23,8 @@
 # matters, with logs off. Then cold start (median of spawn → first 200) and the emulator's 10 000-client
 # load program. Prints a Markdown table and writes everything to target/bench/.
 # The programs it builds live under bench/: calibration.rs and cold_start.rs (examples of the handler
-# package), emulator_load.rs (the emulator's `load` example); bench/*.lua are the wrk scripts.
+# package), emulator_load.rs (the emulator's `load` example); bench/*.lua are the wrk scripts and
+# bench/fixtures.py makes the signed connect fixtures and the bearer token.
 #
 # Tunables (environment): BENCH_THREADS (2), BENCH_CONNECTIONS (32), BENCH_DURATION (10s),
 # BENCH_ROUNDS (3: each scenario runs that often on a fresh server; the median round is reported),
@@ -43,7 +45,7 @@ selected=()
 for arg in "$@"; do
   case "$arg" in
     --wait-quiet) wait_quiet=true ;;
-    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     http | durable | identity | cold | emulator) selected+=("$arg") ;;
     *) echo "bench.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
@@ -60,12 +62,14 @@ pg_started=false
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if $pg_started; then bash scripts/postgres.sh stop || true; fi
+  if $pg_started; then bench_postgres stop || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 step() { printf '\n==> %s\n' "$*" >&2; }
+# The durable group's own PostgreSQL cluster: never the tests' target/pg (stop deletes the cluster).
+bench_postgres() { PG_ROOT=target/pg-bench PG_DURABLE=1 bash scripts/postgres.sh "$1"; }
 die() { echo "bench.sh: $*" >&2; exit 1; }
 
 step "tools"
@@ -118,38 +122,16 @@ RUST_LOG=warn "$bin/webpubsub-emulator" --port "$emulator_port" --access-key "$a
   >"$work/emulator.log" 2>&1 &
 emulator_pid=$!
 pids+=("$emulator_pid")
-for _ in $(seq 1 100); do
-  curl -fsS -o /dev/null -I "http://127.0.0.1:$emulator_port/api/health" 2>/dev/null && break
-  sleep 0.05
-done
-curl -fsS -o /dev/null -I "http://127.0.0.1:$emulator_port/api/health" || die "the emulator did not start"
+wait_http "http://127.0.0.1:$emulator_port/api/health"
 connection_string="Endpoint=http://127.0.0.1;Port=$emulator_port;AccessKey=$access_key;Version=1.0;"
 
 step "fixtures"
 jwt_secret="bench-jwt-secret-0123456789-0123456789-abcdef"
 jwt_issuer="https://issuer.bench.invalid/"
 jwt_audience="api://webpubsub-control-bench"
-# Signed here with Python's hmac (independent of the handler's code): key = UTF-8 access key,
-# message = connection id, value = "sha256=" + hex digest.
-python3 - "$access_key" >"$work/connect-fixtures.txt" <<'PY'
-import hashlib, hmac, sys, uuid
-key = sys.argv[1].encode()
-for _ in range(1000):
-    cid = uuid.uuid4().hex
-    print(cid, "sha256=" + hmac.new(key, cid.encode(), hashlib.sha256).hexdigest())
-PY
-bearer_token=$(python3 - "$jwt_secret" "$jwt_issuer" "$jwt_audience" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-secret, iss, aud = sys.argv[1:4]
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-now = int(time.time())
-head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-body = b64(json.dumps({"iss": iss, "aud": aud, "sub": "bench-backend", "iat": now, "exp": now + 3600,
-                       "roles": ["publisher"]}).encode())
-mac = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-print(f"{head}.{body}.{b64(mac)}")
-PY
-)
+# Signed by bench/fixtures.py with Python's hmac (independent of the handler's code).
+python3 bench/fixtures.py connect "$access_key" >"$work/connect-fixtures.txt"
+bearer_token=$(python3 bench/fixtures.py token "$jwt_secret" "$jwt_issuer" "$jwt_audience")
 
 export BENCH_DIR="$repo/bench"
 export BENCH_CONNECT_FIXTURES="$work/connect-fixtures.txt"
@@ -386,13 +368,13 @@ if want http; then
 fi
 
 if want durable; then
-  step "durable (#15): each backend's bare send-transaction ceiling (benches/store.rs --ceiling-only)"
+  step "durable (#15): each backend's bare send-transaction ceiling (benches/store.rs, STORE_BENCH_ONLY=send)"
   # A cluster left running may be a non-durable one (fsync off): always a fresh PG_DURABLE=1 cluster.
-  bash scripts/postgres.sh stop
+  bench_postgres stop
   pg_started=true
-  pg_url=$(PG_DURABLE=1 bash scripts/postgres.sh start)
-  TMPDIR="$work" WPS_TEST_POSTGRES_URL="$pg_url" STORE_BENCH_SECONDS="${BENCH_CEILING_SECONDS:-5}" \
-    cargo bench -q -p webpubsub-control --bench store -- --ceiling-only >"$out/store-ceiling.txt" \
+  pg_url=$(bench_postgres start)
+  TMPDIR="$work" WPS_TEST_POSTGRES_URL="$pg_url" STORE_BENCH_SECONDS="${BENCH_CEILING_SECONDS:-5}" STORE_BENCH_ONLY=send \
+    cargo bench -q -p webpubsub-control --bench store >"$out/store-ceiling.txt" \
     || die "the store ceiling failed; see $out/store-ceiling.txt"
   ceiling_sqlite=$(grep 'one task' "$out/store-ceiling.txt" | sed -n '1s|.*one task: \([0-9]*\)/s.*|\1|p')
   ceiling_postgres=$(grep 'one task' "$out/store-ceiling.txt" | sed -n '2s|.*one task: \([0-9]*\)/s.*|\1|p')
@@ -420,7 +402,7 @@ if want durable; then
     stop "$handler_pid"
   done
   store_connection=""
-  bash scripts/postgres.sh stop
+  bench_postgres stop
   pg_started=false
 fi
 
@@ -477,7 +459,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
   printf '%s\n' "${rows[@]}"
   echo
   if want durable; then
-    echo "Durable sends (#15): \`POST /api/conversations/$durable_conversation/messages\` by member alice (X-User-Id), one conversation, a unique client id per request, info logs; a WebSocket client of the emulator in \`conversation:$durable_conversation\` receives every broadcast. Ceiling: \`benches/store.rs --ceiling-only\`, the same send transaction in a loop on one task, this run. Server CPU = handler + emulator (PostgreSQL's own processes not counted)."
+    echo "Durable sends (#15): \`POST /api/conversations/$durable_conversation/messages\` by member alice (X-User-Id), one conversation, a unique client id per request, info logs; a WebSocket client of the emulator in \`conversation:$durable_conversation\` receives every broadcast. Ceiling: \`benches/store.rs\` with \`STORE_BENCH_ONLY=send\`, the same send transaction in a loop on one task, this run. Server CPU = handler + emulator (PostgreSQL's own processes not counted)."
     echo
     echo "| backend | sends/s | range | ceiling/s | of ceiling | ≥ 0.5 × ceiling | p50 ms | p99 ms | server CPU µs/req | wrk CPU µs/req | frames received / sends answered |"
     echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Throwaway PostgreSQL cluster for the store tests and benchmarks (#15/#16).
-#   scripts/postgres.sh start   install Debian's postgresql if missing, (re)create the cluster under target/pg
+#   scripts/postgres.sh start   install Debian's postgresql if missing, (re)create the cluster under $PG_ROOT
 #                               on a free 127.0.0.1 port, create database "wps", print its URL
 #   scripts/postgres.sh env     like start, but print `export WPS_TEST_POSTGRES_URL=…` (use with eval)
 #   scripts/postgres.sh stop    stop the cluster and delete it
+# PG_ROOT (default target/pg, relative to the repository) is where the cluster lives: the tests' cluster is
+# target/pg, and scripts/bench.sh keeps its own under target/pg-bench so a benchmark never wipes a test session's.
 # A healthy running cluster is reused, anything else (stale pid, half-made directory) is wiped first.
 # initdb refuses root, so the server runs as the `postgres` user the Debian package creates.
 # Durability is off (fsync, synchronous_commit) unless PG_DURABLE=1: the data is thrown away anyway;
 # Benchmarks set PG_DURABLE=1 for honest numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root="$(pwd)/target/pg"
+root="${PG_ROOT:-target/pg}"
+[[ "$root" == /* ]] || root="$(pwd)/$root"
 data="$root/data"
 db=wps
 

@@ -32,10 +32,9 @@ use warp::Filter as _;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use webpubsub_protocol::WEBPUBSUB_RESOURCE;
 use webpubsub_protocol::jwt::{self as token, TokenError};
 
-/// The Web PubSub data-plane audience.
-pub const WEBPUBSUB_RESOURCE: &str = "https://webpubsub.azure.com";
 /// The emulated tenant.
 pub const TENANT_ID: &str = "e0e0e0e0-0000-4000-8000-00000000e1e1";
 /// The client id of the app's system-assigned identity (when the request names none).

@@ -58,7 +58,7 @@ impl ClientAccessRequest {
         ClientClaims {
             aud: audience,
             iat: issued_at,
-            exp: issued_at + self.ttl.as_secs(),
+            exp: issued_at.saturating_add(self.ttl.as_secs()),
             sub: self.user_id.as_deref(),
             role: &self.roles,
             groups: &self.groups,
@@ -289,6 +289,15 @@ mod tests {
         issuer(&vector.connection_string)
             .issue_at(&vector.hub, &vector.request, at(NOW))
             .unwrap()
+    }
+
+    #[test]
+    fn a_huge_ttl_saturates_exp_instead_of_overflowing() {
+        let request = ClientAccessRequest {
+            ttl: Duration::from_secs(u64::MAX),
+            ..ClientAccessRequest::default()
+        };
+        assert_eq!(request.claims("aud", 1_700_000_000).exp, u64::MAX);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!   [`client_access`]: client URLs and access tokens, byte-identical to the official SDKs'.
 //! - [`data_type`]: the `text` / `json` / `binary` data types and their content types.
 //! - [`cloudevents`]: upstream event header names; [`operations`]: the REST operation table.
-//! - [`time`]: RFC 3339 formatting.
+//! - [`time`]: RFC 3339 formatting; [`WEBPUBSUB_RESOURCE`]: the Entra audience of the data plane.
 
 pub mod client_access;
 pub mod clients;
@@ -33,3 +33,7 @@ pub use names::ValidationError;
 pub use operations::{Operation, RouteError};
 pub use roles::{Permission, RoleSet};
 pub use signature::SignatureError;
+
+/// The Web PubSub data-plane audience in Entra ID (a v1 resource; scope = this + `/.default`): what a
+/// keyless handler asks its identity for, and what the service (the emulator) accepts as a bearer's `aud`.
+pub const WEBPUBSUB_RESOURCE: &str = "https://webpubsub.azure.com";

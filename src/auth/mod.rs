@@ -20,9 +20,6 @@ pub(crate) mod rate_limit;
 pub(crate) mod template;
 pub(crate) mod user_id;
 
-#[cfg(test)]
-pub(crate) mod test_support;
-
 use std::sync::Arc;
 
 use warp::http::{HeaderMap, StatusCode};
@@ -246,8 +243,8 @@ mod tests {
     use base64::Engine as _;
     use serde_json::json;
 
-    use super::test_support::now;
     use super::*;
+    use ::test_support::tokens::now;
 
     const SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
 

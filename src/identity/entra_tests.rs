@@ -6,7 +6,7 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::auth::test_support::{
+use ::test_support::tokens::{
     JwksServer, TEST_KEY_1_JWK, TEST_KEY_1_PEM, TEST_KEY_2_JWK, TEST_KEY_2_PEM, b64url, jwks, now, rs_token,
 };
 

@@ -22,8 +22,6 @@ pub(crate) mod token;
 
 #[cfg(all(test, feature = "dev"))]
 mod emulator_tests;
-#[cfg(test)]
-mod test_support;
 
 pub(crate) use entra::{EntraError, EntraSettings, EntraValidator};
 pub(crate) use provider::{SecretSource, process_env_secret};

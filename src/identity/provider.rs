@@ -24,8 +24,6 @@ use super::settings::{IdentityCredential, ManagedIdentity};
 use super::token::IdentityError;
 use crate::config::{ConfigError, Env};
 
-/// The Web PubSub data-plane audience (a v1 resource; scope = this + `/.default`).
-pub(crate) const WEBPUBSUB_RESOURCE: &str = "https://webpubsub.azure.com";
 pub(crate) const APP_SERVICE_API_VERSION: &str = "2019-08-01";
 pub(crate) const IMDS_API_VERSION: &str = "2018-02-01";
 pub(crate) const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
@@ -286,6 +284,7 @@ fn post_form(client: &reqwest::Client, url: Url, body: String) -> reqwest::Reque
 #[cfg(test)]
 mod tests {
     use super::*;
+    use webpubsub_protocol::WEBPUBSUB_RESOURCE;
 
     fn no_header() -> SecretSource {
         Arc::new(|| None)

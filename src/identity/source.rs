@@ -14,10 +14,11 @@
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use super::provider::{Provider, SecretSource, WEBPUBSUB_RESOURCE};
+use super::provider::{Provider, SecretSource};
 use super::settings::IdentityCredential;
 use super::token::{AccessToken, ExpiringToken, IdentityError, correlation_id, parse_token_response};
 use crate::config::Env;
+use webpubsub_protocol::WEBPUBSUB_RESOURCE;
 
 /// Tuning; the defaults suit production.
 #[derive(Debug, Clone)]

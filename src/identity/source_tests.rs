@@ -6,9 +6,11 @@ use std::time::Duration;
 use url::Url;
 
 use super::*;
-use crate::identity::provider::{ClientSecretValue, SecretSource, WEBPUBSUB_RESOURCE};
+use crate::identity::provider::{ClientSecretValue, SecretSource};
 use crate::identity::settings::ManagedIdentity;
-use crate::identity::test_support::{Answer, TokenServer, now};
+use ::test_support::token_endpoint::{Answer, TokenServer};
+use ::test_support::tokens::now;
+use webpubsub_protocol::WEBPUBSUB_RESOURCE;
 
 fn quick() -> TokenOptions {
     TokenOptions {
@@ -104,7 +106,7 @@ async fn concurrent_callers_share_one_refresh() {
 async fn waiting_callers_share_a_failure_instead_of_asking_again() {
     let refused =
         r#"{"statusCode":400,"message":"Unable to load the proper Managed Identity.","correlationId":"c-42"}"#;
-    let server = TokenServer::start(vec![Answer::status(400, refused).delayed(Duration::from_millis(150))]).await;
+    let server = TokenServer::start(vec![Answer::json(400, refused).delayed(Duration::from_millis(150))]).await;
     let tokens = Arc::new(source(app_service(&server, fixed_header("h"), ManagedIdentity::System)));
     let calls: Vec<_> = (0..8)
         .map(|_| {
@@ -128,8 +130,8 @@ async fn waiting_callers_share_a_failure_instead_of_asking_again() {
 #[tokio::test]
 async fn server_errors_and_throttling_are_retried() {
     let server = TokenServer::start(vec![
-        Answer::status(503, "{}"),
-        Answer::status(429, "{}").retry_after(1),
+        Answer::json(503, "{}"),
+        Answer::json(429, "{}").retry_after(1),
         Answer::token("after-retries", now() + 3600),
     ])
     .await;
@@ -148,7 +150,7 @@ async fn server_errors_and_throttling_are_retried() {
 
 #[tokio::test]
 async fn a_retry_after_beyond_the_deadline_fails_at_once_with_that_hint() {
-    let server = TokenServer::start(vec![Answer::status(429, "{}").retry_after(60)]).await;
+    let server = TokenServer::start(vec![Answer::json(429, "{}").retry_after(60)]).await;
     let tokens = source(app_service(&server, fixed_header("h"), ManagedIdentity::System));
     let error = tokens.token().await.unwrap_err();
     assert!(
@@ -195,7 +197,7 @@ async fn a_still_valid_token_is_served_while_refresh_fails() {
     let server = TokenServer::start(vec![Answer::token("old-but-valid", now() + 200)]).await;
     let tokens = source(app_service(&server, fixed_header("h"), ManagedIdentity::System));
     assert_eq!(tokens.token().await.unwrap().expose_secret(), "old-but-valid");
-    server.set_answers(vec![Answer::status(500, "{}")]);
+    server.set_answers(vec![Answer::json(500, "{}")]);
     assert_eq!(tokens.token().await.unwrap().expose_secret(), "old-but-valid");
     assert!(server.hits() >= 2);
 }
@@ -207,13 +209,13 @@ async fn an_expired_token_is_never_served() {
     // Accepted from the endpoint (it is the endpoint's word), but not usable: fetched again next time.
     let first = tokens.token().await;
     assert!(first.is_ok());
-    server.set_answers(vec![Answer::status(500, "{}")]);
+    server.set_answers(vec![Answer::json(500, "{}")]);
     assert!(matches!(tokens.token().await, Err(IdentityError::Unavailable { .. })));
 }
 
 #[tokio::test]
 async fn imds_retries_not_found_and_sends_metadata_header() {
-    let server = TokenServer::start(vec![Answer::status(404, "{}"), Answer::token("imds", now() + 3600)]).await;
+    let server = TokenServer::start(vec![Answer::json(404, "{}"), Answer::token("imds", now() + 3600)]).await;
     let tokens = source(Provider::Imds {
         endpoint: Url::parse(&server.url("/metadata/identity/oauth2/token")).unwrap(),
         identity: ManagedIdentity::ResourceId("/r".into()),
@@ -230,7 +232,7 @@ async fn imds_retries_not_found_and_sends_metadata_header() {
 
 #[tokio::test]
 async fn other_client_errors_are_final() {
-    let server = TokenServer::start(vec![Answer::status(401, "{}")]).await;
+    let server = TokenServer::start(vec![Answer::json(401, "{}")]).await;
     let tokens = source(app_service(&server, fixed_header("h"), ManagedIdentity::System));
     assert!(matches!(
         tokens.token().await,
@@ -242,7 +244,7 @@ async fn other_client_errors_are_final() {
 #[tokio::test]
 async fn service_principal_uses_client_credentials_at_the_authority() {
     let body = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"sp-token"}"#;
-    let server = TokenServer::start(vec![Answer::status(200, body)]).await;
+    let server = TokenServer::start(vec![Answer::json(200, body)]).await;
     let tokens = source(Provider::ClientSecret {
         authority: Url::parse(&server.url("/")).unwrap(),
         tenant_id: "tenant-1".into(),
@@ -252,9 +254,12 @@ async fn service_principal_uses_client_credentials_at_the_authority() {
     assert_eq!(tokens.token().await.unwrap().expose_secret(), "sp-token");
     let seen = &server.seen()[0];
     assert_eq!(seen.path, "/tenant-1/oauth2/v2.0/token");
-    assert!(seen.body.contains("grant_type=client_credentials"));
-    assert!(seen.body.contains("client_secret=sp-secret"));
-    assert!(seen.body.contains("scope=https%3A%2F%2Fwebpubsub.azure.com%2F.default"));
+    assert!(seen.body_text().contains("grant_type=client_credentials"));
+    assert!(seen.body_text().contains("client_secret=sp-secret"));
+    assert!(
+        seen.body_text()
+            .contains("scope=https%3A%2F%2Fwebpubsub.azure.com%2F.default")
+    );
     assert!(!format!("{tokens:?}").contains("sp-secret"));
 }
 
@@ -279,14 +284,14 @@ async fn workload_identity_rereads_the_federated_token_file() {
     std::fs::remove_file(&file).unwrap();
     let seen = server.seen();
     assert!(
-        seen[0].body.contains("client_assertion=assertion-one&"),
+        seen[0].body_text().contains("client_assertion=assertion-one&"),
         "{}",
-        seen[0].body
+        seen[0].body_text()
     );
-    assert!(seen[1].body.contains("client_assertion=assertion-two&"));
+    assert!(seen[1].body_text().contains("client_assertion=assertion-two&"));
     assert!(
         seen[1]
-            .body
+            .body_text()
             .contains("client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer")
     );
     // A missing file is a local misconfiguration, reported without asking the endpoint.
@@ -303,7 +308,7 @@ async fn workload_identity_rereads_the_federated_token_file() {
 
 #[tokio::test]
 async fn errors_never_carry_the_token_or_secret() {
-    let server = TokenServer::start(vec![Answer::status(
+    let server = TokenServer::start(vec![Answer::json(
         400,
         r#"{"access_token":"leaked","correlationId":"a"}"#,
     )])
@@ -320,7 +325,7 @@ async fn errors_never_carry_the_token_or_secret() {
 
 #[tokio::test]
 async fn a_recent_failure_is_answered_without_asking_again() {
-    let server = TokenServer::start(vec![Answer::status(400, "{}")]).await;
+    let server = TokenServer::start(vec![Answer::json(400, "{}")]).await;
     let options = TokenOptions {
         failure_cooldown: Duration::from_secs(60),
         ..quick()

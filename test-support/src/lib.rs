@@ -8,7 +8,8 @@
 //! - [`CloudEvent`]: an upstream event's headers as the service sends them, signed with the protocol crate;
 //! - [`recorder`]: a scripted stand-in HTTP server that records every request;
 //! - [`tokens`]: the RSA test keys, RS256/HS256 tokens, JWKS documents and a [`tokens::JwksServer`];
-//! - [`token_endpoint`]: a scripted managed-identity token endpoint ([`token_endpoint::TokenServer`]).
+//! - [`token_endpoint`]: a scripted managed-identity token endpoint ([`token_endpoint::TokenServer`]);
+//! - [`postgres`]: a fresh database in the test PostgreSQL ([`postgres::fresh_database`]).
 //!
 //! A dev-dependency only (`publish = false`). It depends on third-party crates and the protocol crate alone,
 //! never on the handler or the emulator, so their own unit tests can use it too; the handler passes in what is
@@ -16,6 +17,7 @@
 
 mod cloud_event;
 mod logs;
+pub mod postgres;
 pub mod recorder;
 mod routes;
 mod server;

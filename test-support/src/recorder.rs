@@ -80,6 +80,20 @@ impl Answer {
             .with_body(body.to_owned())
     }
 
+    /// `200` with an access token expiring at `expires_on` (Unix seconds), as App Service's token endpoint
+    /// answers.
+    pub fn token(token: &str, expires_on: u64) -> Self {
+        Self::json(
+            200,
+            &format!(r#"{{"access_token":"{token}","expires_on":"{expires_on}","token_type":"Bearer"}}"#),
+        )
+    }
+
+    /// With `Retry-After: secs`.
+    pub fn retry_after(self, secs: u64) -> Self {
+        self.with_header("retry-after", &secs.to_string())
+    }
+
     /// With `body`.
     pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = body.into();

@@ -1,79 +1,10 @@
 //! A token endpoint for tests (managed identity, client credentials): [`TokenServer`] on `127.0.0.1:0`
-//! records what it was asked (path, query, headers, body) and answers from a queue (the last answer repeats),
-//! a [`Recorder`] with answers shaped as token endpoints answer.
-
-use std::time::Duration;
-
-use warp::http::HeaderMap;
+//! records what it was asked and answers from a queue of [`Answer`]s (the last answer repeats); a token
+//! answer is [`Answer::token`], throttling [`Answer::retry_after`].
 
 use crate::Loopback;
-use crate::recorder::{self, AfterScript, Recorder};
-
-/// One scripted answer (always `content-type: application/json`).
-#[derive(Clone, Debug)]
-pub struct Answer {
-    /// The status code.
-    pub status: u16,
-    /// The body.
-    pub body: String,
-    /// A `Retry-After` header, in seconds.
-    pub retry_after: Option<u64>,
-    /// How long to wait before answering.
-    pub delay: Duration,
-}
-
-impl Answer {
-    /// `200` with an access token expiring at `expires_on` (Unix seconds), as App Service answers.
-    pub fn token(token: &str, expires_on: u64) -> Self {
-        Self::status(
-            200,
-            &format!(r#"{{"access_token":"{token}","expires_on":"{expires_on}","token_type":"Bearer"}}"#),
-        )
-    }
-
-    /// `status` with `body`, at once.
-    pub fn status(status: u16, body: &str) -> Self {
-        Self {
-            status,
-            body: body.to_owned(),
-            retry_after: None,
-            delay: Duration::ZERO,
-        }
-    }
-
-    /// Adds `Retry-After: secs`.
-    pub fn retry_after(mut self, secs: u64) -> Self {
-        self.retry_after = Some(secs);
-        self
-    }
-
-    /// Answers after `delay`.
-    pub fn delayed(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self
-    }
-
-    fn scripted(self) -> recorder::Answer {
-        let answer = recorder::Answer::json(self.status, &self.body).delayed(self.delay);
-        match self.retry_after {
-            Some(secs) => answer.with_header("retry-after", &secs.to_string()),
-            None => answer,
-        }
-    }
-}
-
-/// What the endpoint was asked.
-#[derive(Clone, Debug)]
-pub struct Seen {
-    /// The request path.
-    pub path: String,
-    /// The raw query string (empty when there is none).
-    pub query: String,
-    /// The request headers.
-    pub headers: HeaderMap,
-    /// The body, as text.
-    pub body: String,
-}
+use crate::recorder::{AfterScript, Recorder};
+pub use crate::recorder::{Answer, Recorded};
 
 /// A scripted token endpoint on `127.0.0.1:0`; stops when dropped.
 pub struct TokenServer {
@@ -85,7 +16,7 @@ impl TokenServer {
     /// Serves `answers` in order (the last one repeats; none at all: `500`).
     pub async fn start(answers: Vec<Answer>) -> Self {
         let recorder = Recorder::new(AfterScript::RepeatLast);
-        recorder.script(answers.into_iter().map(Answer::scripted));
+        recorder.script(answers);
         let server = recorder.start().await;
         Self { recorder, server }
     }
@@ -101,21 +32,12 @@ impl TokenServer {
     }
 
     /// Every request so far, in order.
-    pub fn seen(&self) -> Vec<Seen> {
-        self.recorder
-            .requests()
-            .into_iter()
-            .map(|request| Seen {
-                body: request.body_text(),
-                path: request.path,
-                query: request.query,
-                headers: request.headers,
-            })
-            .collect()
+    pub fn seen(&self) -> Vec<Recorded> {
+        self.recorder.requests()
     }
 
     /// Replaces the queue of answers.
     pub fn set_answers(&self, answers: Vec<Answer>) {
-        self.recorder.script(answers.into_iter().map(Answer::scripted));
+        self.recorder.script(answers);
     }
 }

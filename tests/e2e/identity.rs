@@ -29,9 +29,7 @@ use webpubsub_emulator::{EmulatorConfig, IdentityModeConfig};
 use webpubsub_protocol::cloudevents as ce;
 
 use crate::standin::HandlerProcess;
-use crate::support::{
-    JSON_SUBPROTOCOL, RunningEmulator, Socket, http, next_json, open_socket, serve_emulator, start_handler,
-};
+use crate::support::{JSON_SUBPROTOCOL, JsonClient, RunningEmulator, http, open_socket, serve_emulator, start_handler};
 
 const HEADER: &str = "e2e-identity-header-0123456789";
 const AUDIENCE: &str = "api://webpubsub-control-e2e";
@@ -107,24 +105,25 @@ pub(crate) fn keyless_env(emulator: std::net::SocketAddr, identity_endpoint: &st
     Env::from_pairs(keyless_values(emulator, identity_endpoint))
 }
 
-/// Negotiates at `negotiate_url` and connects with the JSON subprotocol: the socket, its connection id (from
+/// Negotiates at `negotiate_url` and connects with the JSON subprotocol: the client, its connection id (from
 /// the `connected` frame, which must name `user`) and the negotiated URL.
-pub(crate) async fn connect_negotiated(negotiate_url: &str, user: &str) -> (Socket, String, String) {
+pub(crate) async fn connect_negotiated(negotiate_url: &str, user: &str) -> (JsonClient, String, String) {
     let response = http().get(negotiate_url).send().await.unwrap();
     assert_eq!(response.status(), 200, "negotiate for {user}");
     let negotiated: Value = response.json().await.unwrap();
     assert_eq!(negotiated["userId"], user, "{negotiated}");
     assert!(negotiated["expiresOn"].is_string(), "{negotiated}");
     let url = negotiated["url"].as_str().expect("a url").to_owned();
-    let (mut socket, _) = open_socket(&url, &[JSON_SUBPROTOCOL]).await.expect("connect accepted");
-    let connected = next_json(&mut socket).await;
+    let (socket, _) = open_socket(&url, &[JSON_SUBPROTOCOL]).await.expect("connect accepted");
+    let mut client = JsonClient::new(socket);
+    let connected = client.next_in_order().await;
     assert_eq!(
         (connected["event"].as_str(), connected["userId"].as_str()),
         (Some("connected"), Some(user)),
         "{connected}"
     );
     let connection_id = connected["connectionId"].as_str().expect("a connection id").to_owned();
-    (socket, connection_id, url)
+    (client, connection_id, url)
 }
 
 #[tokio::test]
@@ -139,20 +138,15 @@ async fn dev_identity_runs_the_whole_loop_keyless() {
     assert!(running.banner().contains("KEYLESS"), "{}", running.banner());
 
     // The connect event passed the Entra bearer check, or the handshake would have been refused.
-    let (mut socket, _, url) = connect_negotiated(&running.url("/api/negotiate?userId=alice"), "alice").await;
+    let (mut alice, _, url) = connect_negotiated(&running.url("/api/negotiate?userId=alice"), "alice").await;
     assert!(url.starts_with(&format!(
         "ws://{}/client/hubs/chat?access_token=",
         running.emulator_addr()
     )));
 
     // Joining a room makes the handler call the emulator's REST API with its identity token.
-    send(
-        &mut socket,
-        json!({"type": "event", "event": "join", "dataType": "json", "data": {"room": "lobby"}, "ackId": 1}),
-    )
-    .await;
-    let ack = next_where(&mut socket, |f| f["type"] == "ack").await;
-    assert_eq!(ack["success"], true, "{ack}");
+    let joined = alice.event("join", json!({"room": "lobby"})).await;
+    assert_eq!(joined["success"], true, "{joined}");
 
     let published = http()
         .post(running.url("/api/publish"))
@@ -161,27 +155,11 @@ async fn dev_identity_runs_the_whole_loop_keyless() {
         .await
         .unwrap();
     assert_eq!(published.status(), 200);
-    let message = next_where(&mut socket, |f| f["type"] == "message" && f["data"] == "keyless hello").await;
+    let message = alice
+        .next_where(|f| f["type"] == "message" && f["data"] == "keyless hello")
+        .await;
     assert_eq!(message["from"], "server");
     running.shutdown().await;
-}
-
-pub(crate) async fn send(socket: &mut Socket, frame: Value) {
-    use futures_util::SinkExt;
-    socket
-        .send(tokio_tungstenite::tungstenite::Message::text(frame.to_string()))
-        .await
-        .unwrap();
-}
-
-async fn next_where(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..16 {
-        let frame = next_json(socket).await;
-        if wanted(&frame) {
-            return frame;
-        }
-    }
-    panic!("no wanted frame among 16");
 }
 
 /// A `connected` event as the service posts it, with `authorization` if given.
@@ -332,16 +310,6 @@ async fn concurrent_publishes_to_ada(base: &str, count: usize) {
     }
 }
 
-/// The next frame of `socket` is the server message `data`.
-async fn receives(socket: &mut Socket, data: &str) {
-    let frame = next_json(socket).await;
-    assert_eq!(
-        (frame["type"].as_str(), frame["from"].as_str(), frame["data"].as_str()),
-        (Some("message"), Some("server"), Some(data)),
-        "{frame}"
-    );
-}
-
 /// A token from the emulator's identity endpoint, as the handler gets one: `(token, expires_on)`.
 async fn identity_token(emulator: &Emulator) -> (String, u64) {
     let url = format!(
@@ -372,7 +340,7 @@ async fn publishes_keep_working_across_token_expiry_and_no_expired_token_is_sent
     // The handler's first token was fetched for negotiate, before this one: both expire by `expires_on`.
     let (first_token, expires_on) = identity_token(&emulator).await;
     publish_to_ada(&base, "before expiry").await;
-    receives(&mut ada, "before expiry").await;
+    ada.receives(json!("before expiry")).await;
 
     let waited = Instant::now();
     while webpubsub_protocol::jwt::unix_now() <= expires_on {
@@ -385,7 +353,7 @@ async fn publishes_keep_working_across_token_expiry_and_no_expired_token_is_sent
     let served = authority.tokens_served();
     for data in ["after expiry", "and again"] {
         publish_to_ada(&base, data).await;
-        receives(&mut ada, data).await;
+        ada.receives(json!(data)).await;
     }
     assert_eq!(
         authority.tokens_served(),
@@ -430,7 +398,7 @@ async fn a_token_is_cached_until_five_minutes_are_left_and_concurrent_callers_sh
     );
     let (mut ada, _, _) = connect_negotiated(&format!("{base}/api/negotiate?userId=ada"), "ada").await;
     publish_to_ada(&base, "cached").await;
-    receives(&mut ada, "cached").await;
+    ada.receives(json!("cached")).await;
     assert!(
         webpubsub_protocol::jwt::unix_now() < before + usable_secs,
         "the cached phase ran inside the token's usable window (machine too slow)"
@@ -454,8 +422,8 @@ async fn a_token_is_cached_until_five_minutes_are_left_and_concurrent_callers_sh
     publish_to_ada(&base, "refreshed").await;
     assert_eq!(authority.tokens_served(), at_start + 2, "the refreshed token is cached");
     for _ in 0..8 {
-        let frame = next_json(&mut ada).await;
+        let frame = ada.next_in_order().await;
         assert!(frame["data"].as_str().unwrap().starts_with("concurrent "), "{frame}");
     }
-    receives(&mut ada, "refreshed").await;
+    ada.receives(json!("refreshed")).await;
 }

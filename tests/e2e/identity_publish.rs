@@ -11,15 +11,12 @@
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
-use std::time::Duration;
 
-use futures_util::StreamExt as _;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::contract::{checked, spec};
 use crate::identity::{self, connect_negotiated};
-use crate::support::{RunningHandler, Socket, base_env, http, next_json, start_emulator, start_handler};
+use crate::support::{JsonClient, RunningHandler, base_env, http, start_emulator, start_handler};
 
 #[derive(Debug, Clone, Copy)]
 enum Mode {
@@ -39,7 +36,7 @@ struct Rig {
 
 /// A negotiated JSON-subprotocol client and its connection id.
 struct Client {
-    socket: Socket,
+    io: JsonClient,
     id: String,
 }
 
@@ -67,8 +64,8 @@ impl Rig {
 
     async fn client(&self, user: &str) -> Client {
         let negotiate = self.handler.url(&format!("/api/negotiate?userId={user}"));
-        let (socket, id, _) = connect_negotiated(&negotiate, user).await;
-        Client { socket, id }
+        let (io, id, _) = connect_negotiated(&negotiate, user).await;
+        Client { io, id }
     }
 
     /// Publishes `body` (one action or a batch): 200, every action done, the results in order.
@@ -105,46 +102,7 @@ impl Rig {
     async fn nothing_else(&self, client: &mut Client, marker: &str) {
         self.publish(json!({"actionName": "sendToConnection", "connectionId": client.id, "data": marker}))
             .await;
-        client.receives(json!(marker)).await;
-    }
-}
-
-impl Client {
-    /// The next frame is a server message with `data`.
-    async fn receives(&mut self, data: Value) {
-        let frame = next_json(&mut self.socket).await;
-        assert_eq!(
-            (frame["type"].as_str(), frame["from"].as_str(), &frame["data"]),
-            (Some("message"), Some("server"), &data),
-            "{frame}"
-        );
-    }
-
-    /// Sends `frame` with `ackId` and returns whether the service acknowledged it as a success.
-    async fn acked(&mut self, mut frame: Value, ack_id: u64) -> bool {
-        frame["ackId"] = json!(ack_id);
-        identity::send(&mut self.socket, frame).await;
-        let ack = next_json(&mut self.socket).await;
-        assert_eq!(
-            (ack["type"].as_str(), ack["ackId"].as_u64()),
-            (Some("ack"), Some(ack_id)),
-            "{ack}"
-        );
-        ack["success"].as_bool().expect("success")
-    }
-
-    /// The connection is closed by the service with `reason`: a `disconnected` frame, then the end.
-    async fn closed_with(&mut self, reason: &str) {
-        let disconnected = next_json(&mut self.socket).await;
-        assert_eq!(
-            (disconnected["event"].as_str(), disconnected["message"].as_str()),
-            (Some("disconnected"), Some(reason)),
-            "{disconnected}"
-        );
-        let end = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
-            .await
-            .expect("closed in time");
-        assert!(matches!(end, Some(Ok(Message::Close(_)))), "{end:?}");
+        client.io.receives(json!(marker)).await;
     }
 }
 
@@ -204,12 +162,12 @@ async fn every_action(rig: &Rig) {
     ]))
     .await;
     for member in [&mut ada, &mut bob] {
-        member.receives(json!({"n": 1})).await;
-        member.receives(json!("to all but dave")).await;
+        member.io.receives(json!({"n": 1})).await;
+        member.io.receives(json!("to all but dave")).await;
     }
-    carol.receives(json!("to carol")).await;
-    carol.receives(json!("to all but dave")).await;
-    dave.receives(json!("to dave")).await;
+    carol.io.receives(json!("to carol")).await;
+    carol.io.receives(json!("to all but dave")).await;
+    dave.io.receives(json!("to dave")).await;
     rig.nothing_else(&mut dave, "dave was excluded").await;
 
     // Questions the service answers.
@@ -239,7 +197,7 @@ async fn every_action(rig: &Rig) {
         {"actionName": "sendToGroup", "group": "team", "data": "bob only"},
     ]))
     .await;
-    bob.receives(json!("bob only")).await;
+    bob.io.receives(json!("bob only")).await;
     rig.nothing_else(&mut ada, "ada left the team").await;
     rig.publish(json!([
         {"actionName": "removeConnectionFromGroup", "connectionId": bob.id, "group": "team"},
@@ -258,21 +216,21 @@ async fn every_action(rig: &Rig) {
     // Permissions: granted, checked, used by the client, revoked.
     let to_news = json!({"type": "sendToGroup", "group": "news", "data": "from ada"});
     let check = json!({"actionName": "checkPermission", "connectionId": ada.id, "permission": "sendToGroup", "targetName": "news"});
-    assert!(!ada.acked(to_news.clone(), 1).await, "no permission yet");
+    assert!(!ada.io.acked(to_news.clone()).await, "no permission yet");
     assert_eq!(rig.ask(check.clone()).await["granted"], false);
     rig.publish(json!({"actionName": "grantPermission", "connectionId": ada.id, "permission": "sendToGroup", "targetName": "news"}))
         .await;
     assert_eq!(rig.ask(check.clone()).await["granted"], true);
-    assert!(ada.acked(to_news.clone(), 2).await, "granted");
+    assert!(ada.io.acked(to_news.clone()).await, "granted");
     rig.publish(json!({"actionName": "revokePermission", "connectionId": ada.id, "permission": "sendToGroup", "targetName": "news"}))
         .await;
     assert_eq!(rig.ask(check).await["granted"], false);
-    assert!(!ada.acked(to_news, 3).await, "revoked");
+    assert!(!ada.io.acked(to_news).await, "revoked");
 
     // Closing: one connection, a group but one, then everyone.
     rig.publish(json!({"actionName": "closeClientConnection", "connectionId": dave.id, "reason": "kicked"}))
         .await;
-    dave.closed_with("kicked").await;
+    dave.io.closed_with("kicked").await;
     assert!(!exists(json!({"actionName": "connectionExists", "connectionId": dave.id})).await);
     rig.publish(json!([
         {"actionName": "addConnectionToGroup", "connectionId": bob.id, "group": "closing"},
@@ -280,11 +238,11 @@ async fn every_action(rig: &Rig) {
         {"actionName": "closeGroupConnections", "group": "closing", "excluded": [carol.id], "reason": "group closed"},
     ]))
     .await;
-    bob.closed_with("group closed").await;
+    bob.io.closed_with("group closed").await;
     rig.nothing_else(&mut carol, "carol was spared").await;
     rig.publish(json!({"actionName": "closeAllConnections", "reason": "maintenance"}))
         .await;
-    ada.closed_with("maintenance").await;
-    carol.closed_with("maintenance").await;
+    ada.io.closed_with("maintenance").await;
+    carol.io.closed_with("maintenance").await;
     assert!(!exists(json!({"actionName": "userExists", "userId": "carol"})).await);
 }

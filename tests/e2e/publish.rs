@@ -10,20 +10,18 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use warp::Filter as _;
 use webpubsub_control::Env;
 
 use crate::contract::checked;
 use crate::support::{
-    JSON_SUBPROTOCOL, RunningEmulator, RunningHandler, base_env, client_url, http, open_socket, start_emulator,
-    start_handler,
+    JSON_SUBPROTOCOL, JsonClient, RunningEmulator, RunningHandler, base_env, client_url, http, open_socket,
+    start_emulator, start_handler,
 };
 
 /// Longest wait for anything a test expects.
@@ -116,11 +114,11 @@ impl Rig {
         let subprotocols: &[&str] = if json_protocol { &[JSON_SUBPROTOCOL] } else { &[] };
         let (socket, _) = open_socket(&url, subprotocols).await.expect("connects");
         let mut client = Client {
-            socket,
+            io: JsonClient::new(socket),
             connection_id: String::new(),
         };
         if json_protocol {
-            let connected = client.next_json().await;
+            let connected = client.io.next_in_order().await;
             assert_eq!(connected["event"], "connected", "{connected}");
             client.connection_id = connected["connectionId"].as_str().unwrap().to_owned();
         }
@@ -165,15 +163,15 @@ impl Published {
 
 /// A WebSocket client of the emulator; `connection_id` is known for JSON clients.
 struct Client {
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    io: JsonClient,
     connection_id: String,
 }
 
 impl Client {
-    /// The next data or close frame, within `WAIT`.
+    /// The next data or close frame of a raw client, within `WAIT`.
     async fn next(&mut self) -> Message {
         for _ in 0..100 {
-            let frame = tokio::time::timeout(WAIT, self.socket.next())
+            let frame = tokio::time::timeout(WAIT, self.io.socket.next())
                 .await
                 .expect("a frame arrives in time")
                 .expect("the socket is open")
@@ -185,16 +183,9 @@ impl Client {
         panic!("only pings in 100 frames");
     }
 
-    async fn next_json(&mut self) -> Value {
-        match self.next().await {
-            Message::Text(text) => serde_json::from_str(text.as_str()).expect("a JSON frame"),
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
-
     /// The next server message of a JSON client: `(dataType, data)` checked as from the server.
     async fn next_server_message(&mut self) -> (String, Value) {
-        let frame = self.next_json().await;
+        let frame = self.io.next_in_order().await;
         assert_eq!(
             (frame["type"].as_str(), frame["from"].as_str()),
             (Some("message"), Some("server")),
@@ -205,32 +196,6 @@ impl Client {
 
     async fn next_server_data(&mut self) -> Value {
         self.next_server_message().await.1
-    }
-
-    async fn send_json(&mut self, value: Value) {
-        self.socket.send(Message::text(value.to_string())).await.unwrap();
-    }
-
-    /// The ack for `ack_id`: whether it succeeded.
-    async fn ack(&mut self, ack_id: u64) -> bool {
-        let ack = self.next_json().await;
-        assert_eq!(
-            (ack["type"].as_str(), ack["ackId"].as_u64()),
-            (Some("ack"), Some(ack_id)),
-            "{ack}"
-        );
-        ack["success"].as_bool().unwrap()
-    }
-
-    /// For a JSON client: the `disconnected` reason, then the close frame.
-    async fn closed_with_reason(&mut self) -> String {
-        let disconnected = self.next_json().await;
-        assert_eq!(disconnected["event"], "disconnected", "{disconnected}");
-        match self.next().await {
-            Message::Close(Some(CloseFrame { .. })) | Message::Close(None) => {}
-            other => panic!("expected the close frame, got {other:?}"),
-        }
-        disconnected["message"].as_str().unwrap().to_owned()
     }
 }
 
@@ -359,34 +324,30 @@ async fn group_membership_actions_change_who_receives() {
 async fn permissions_are_granted_and_revoked() {
     let rig = Rig::start().await;
     let mut ada = rig.json_client("ada", &[]).await;
-    let publish_to = |ack_id: u64| json!({"type": "sendToGroup", "group": "news", "data": "hello", "ackId": ack_id});
-    ada.send_json(publish_to(1)).await;
-    assert!(!ada.ack(1).await, "a client without the permission may not publish");
+    let to_news = json!({"type": "sendToGroup", "group": "news", "data": "hello"});
+    assert!(
+        !ada.io.acked(to_news.clone()).await,
+        "a client without the permission may not publish"
+    );
 
     rig.publish_ok(json!({"actionName": "grantPermission", "connectionId": ada.connection_id, "permission": "sendToGroup", "targetName": "news"}))
         .await;
-    ada.send_json(publish_to(2)).await;
-    assert!(ada.ack(2).await, "granted");
-    ada.send_json(json!({"type": "sendToGroup", "group": "sports", "data": "x", "ackId": 3}))
-        .await;
-    assert!(!ada.ack(3).await, "the grant covers only its target group");
+    assert!(ada.io.acked(to_news.clone()).await, "granted");
+    let to_sports = json!({"type": "sendToGroup", "group": "sports", "data": "x"});
+    assert!(!ada.io.acked(to_sports).await, "the grant covers only its target group");
 
     rig.publish_ok(json!({"actionName": "revokePermission", "connectionId": ada.connection_id, "permission": "sendToGroup", "targetName": "news"}))
         .await;
-    ada.send_json(publish_to(4)).await;
-    assert!(!ada.ack(4).await, "revoked");
+    assert!(!ada.io.acked(to_news).await, "revoked");
 
     // Without targetName a permission covers every group.
-    ada.send_json(json!({"type": "joinGroup", "group": "anything", "ackId": 5}))
-        .await;
-    assert!(!ada.ack(5).await);
+    let join = json!({"type": "joinGroup", "group": "anything"});
+    assert!(!ada.io.acked(join.clone()).await);
     rig.publish_ok(
         json!({"actionName": "grantPermission", "connectionId": ada.connection_id, "permission": "joinLeaveGroup"}),
     )
     .await;
-    ada.send_json(json!({"type": "joinGroup", "group": "anything", "ackId": 6}))
-        .await;
-    assert!(ada.ack(6).await);
+    assert!(ada.io.acked(join).await);
 }
 
 #[tokio::test]
@@ -485,18 +446,18 @@ async fn close_actions_close_exactly_the_right_connections() {
         json!({"actionName": "closeClientConnection", "connectionId": kicked.connection_id, "reason": "kicked"}),
     )
     .await;
-    assert_eq!(kicked.closed_with_reason().await, "kicked");
+    kicked.io.closed_with("kicked").await;
 
     rig.publish_ok(json!({"actionName": "closeGroupConnections", "group": "g", "excluded": [spared.connection_id], "reason": "group closed"}))
         .await;
-    assert_eq!(in_group.closed_with_reason().await, "group closed");
+    in_group.io.closed_with("group closed").await;
     rig.assert_nothing_else(&mut spared, "still open").await;
     rig.assert_nothing_else(&mut other, "still open").await;
 
     rig.publish_ok(json!({"actionName": "closeAllConnections", "reason": "maintenance"}))
         .await;
-    assert_eq!(spared.closed_with_reason().await, "maintenance");
-    assert_eq!(other.closed_with_reason().await, "maintenance");
+    spared.io.closed_with("maintenance").await;
+    other.io.closed_with("maintenance").await;
 }
 
 // ----- refused requests reach nobody -----

@@ -325,6 +325,39 @@ impl JsonClient {
             .await
     }
 
+    /// The next frame in order (the backlog first): what a test asserts is the very next thing a client saw.
+    pub(crate) async fn next_in_order(&mut self) -> serde_json::Value {
+        self.next_where(|_| true).await
+    }
+
+    /// The next frame is a message from the server with `data`.
+    pub(crate) async fn receives(&mut self, data: serde_json::Value) {
+        let frame = self.next_in_order().await;
+        assert_eq!(
+            (frame["type"].as_str(), frame["from"].as_str(), &frame["data"]),
+            (Some("message"), Some("server"), &data),
+            "{frame}"
+        );
+    }
+
+    /// Sends `frame` with a fresh `ackId`: whether the service acknowledged it as a success.
+    pub(crate) async fn acked(&mut self, frame: serde_json::Value) -> bool {
+        let ack = self.send_acked(frame).await;
+        ack["success"].as_bool().expect("success")
+    }
+
+    /// The service closes the connection with `reason`: next a `disconnected` frame, then the close.
+    pub(crate) async fn closed_with(&mut self, reason: &str) {
+        let disconnected = self.next_in_order().await;
+        assert_eq!(
+            (disconnected["event"].as_str(), disconnected["message"].as_str()),
+            (Some("disconnected"), Some(reason)),
+            "{disconnected}"
+        );
+        let after = self.next_frame().await;
+        assert_eq!(after, None, "the connection closes after `disconnected`");
+    }
+
     /// Sends the JSON user event `event` with `data` and returns its ack.
     pub(crate) async fn event(&mut self, event: &str, data: serde_json::Value) -> serde_json::Value {
         self.send_acked(serde_json::json!({"type": "event", "event": event, "dataType": "json", "data": data}))
@@ -336,7 +369,7 @@ impl JsonClient {
 /// `suite`) and the test PostgreSQL (`WPS_TEST_POSTGRES_URL`, from `scripts/postgres.sh env`; unset is a
 /// failure, never a skip).
 pub(crate) fn backends(suite: &str) -> Vec<String> {
-    vec![sqlite_store(suite), postgres_url()]
+    vec![sqlite_store(suite), test_support::postgres::base_url()]
 }
 
 /// A fresh SQLite store in a new temporary folder named after `suite`.
@@ -346,26 +379,9 @@ pub(crate) fn sqlite_store(suite: &str) -> String {
     format!("sqlite:{}", dir.join("store.db").display())
 }
 
-/// `WPS_TEST_POSTGRES_URL` (unset is a failure, never a skip).
-pub(crate) fn postgres_url() -> String {
-    std::env::var("WPS_TEST_POSTGRES_URL")
-        .expect("WPS_TEST_POSTGRES_URL is unset: run `eval \"$(bash scripts/postgres.sh env)\"` first")
-}
-
 /// A new, empty database in the test PostgreSQL, so no other test's work (e.g. a drain) touches its rows.
 pub(crate) async fn postgres_database() -> String {
-    use sqlx::{Connection, Executor};
-    let base = postgres_url();
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(&base)
-        .await
-        .expect("connect to the test PostgreSQL");
-    let name = format!("f_{}", uuid::Uuid::now_v7().simple());
-    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-    admin.close().await.ok();
-    let mut url = url::Url::parse(&base).unwrap();
-    url.set_path(&name);
-    url.to_string()
+    test_support::postgres::fresh_database(&test_support::postgres::base_url(), "f").await
 }
 
 /// The emulator (default configuration) and a handler on store `store` that calls it, both on `127.0.0.1:0`.

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::*;
 use crate::connection::{Connection, SocketQueue};
-use crate::protocol::{self, AckError, ClientMessage, ContentKind, DataMessage, Frame, Payload, Protocol};
+use crate::protocol::{self, AckError, ClientMessage, DataMessage, DataType, Frame, Payload, Protocol};
 use crate::service::Service;
 use crate::upstream::UserEventOutcome;
 use webpubsub_protocol::names;
@@ -76,8 +76,8 @@ pub(super) async fn run_socket(
             }
         };
         let data = match message {
-            Message::Text(text) => Payload::new(ContentKind::Text, bytes::Bytes::from(text)),
-            Message::Binary(bytes) => Payload::new(ContentKind::Binary, bytes),
+            Message::Text(text) => Payload::new(DataType::Text, bytes::Bytes::from(text)),
+            Message::Binary(bytes) => Payload::new(DataType::Binary, bytes),
             Message::Close(frame) => {
                 clean = frame.as_ref().is_none_or(|f| f.code == CloseCode::Normal);
                 reason = match frame {
@@ -250,7 +250,7 @@ pub(super) async fn handle_frame(service: &Arc<Service>, connection: &Arc<Connec
     match connection.protocol {
         Protocol::Raw => handle_raw(service, connection, message).await,
         Protocol::Json | Protocol::ReliableJson => match (message.kind, std::str::from_utf8(&message.data)) {
-            (ContentKind::Text, Ok(text)) => handle_json(service, connection, text).await,
+            (DataType::Text, Ok(text)) => handle_json(service, connection, text).await,
             _ => {
                 tracing::warn!(hub = %connection.hub, connection_id = %connection.id, event_type = "invalid_message", "binary frame on a JSON subprotocol ignored")
             }

@@ -1,7 +1,7 @@
 //! Unit tests of connections: queues, overflow, reliable buffers, permissions.
 
 use super::*;
-use crate::protocol::{ContentKind, Payload};
+use crate::protocol::{DataType, Payload};
 
 fn identity(subprotocol: Option<&str>) -> Identity {
     Identity {
@@ -14,7 +14,7 @@ fn identity(subprotocol: Option<&str>) -> Identity {
 }
 
 fn message(text: &str) -> DataMessage {
-    DataMessage::from_server(&Payload::new(ContentKind::Text, text.to_owned()))
+    DataMessage::from_server(&Payload::new(DataType::Text, text.to_owned()))
 }
 
 fn drain(queue: &mut SocketQueue) -> Vec<Frame> {

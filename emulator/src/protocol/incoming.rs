@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{ContentKind, Payload};
+use super::{DataType, Payload};
 
 /// A frame a JSON client sent, as far as the emulator understands it.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,15 +194,15 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ClientMessageEr
 fn payload_of(data_type: Option<&str>, data: Option<Value>) -> Result<Payload, String> {
     let data = data.unwrap_or(Value::Null);
     match data_type.unwrap_or("json") {
-        "json" => Ok(Payload::new(ContentKind::Json, data.to_string())),
+        "json" => Ok(Payload::new(DataType::Json, data.to_string())),
         "text" => match data {
-            Value::String(s) => Ok(Payload::new(ContentKind::Text, s)),
+            Value::String(s) => Ok(Payload::new(DataType::Text, s)),
             _ => Err("The data of a text message must be a string.".to_owned()),
         },
         "binary" => match data {
             Value::String(s) => STANDARD
                 .decode(s.as_bytes())
-                .map(|bytes| Payload::new(ContentKind::Binary, bytes))
+                .map(|bytes| Payload::new(DataType::Binary, bytes))
                 .map_err(|_| "The data of a binary message must be base64.".to_owned()),
             _ => Err("The data of a binary message must be a base64 string.".to_owned()),
         },

@@ -54,14 +54,14 @@ impl Protocol {
 }
 
 /// The kind of a payload: REST content type, client `dataType` or upstream response type (the
-/// protocol crate's [`webpubsub_protocol::DataType`], under the emulator's name).
-pub use webpubsub_protocol::DataType as ContentKind;
+/// protocol crate's, shared with the handler).
+pub use webpubsub_protocol::DataType;
 
 /// A payload bound for clients: bytes plus what they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload {
     /// What the bytes are.
-    pub kind: ContentKind,
+    pub kind: DataType,
     /// The bytes (UTF-8 text for `Text` and `Json`).
     pub data: Bytes,
 }
@@ -79,7 +79,7 @@ pub enum PayloadError {
 
 impl Payload {
     /// A payload of `kind` holding `data`.
-    pub fn new(kind: ContentKind, data: impl Into<Bytes>) -> Payload {
+    pub fn new(kind: DataType, data: impl Into<Bytes>) -> Payload {
         Payload {
             kind,
             data: data.into(),
@@ -89,11 +89,11 @@ impl Payload {
     /// Checks the bytes fit the kind (REST can answer 400 instead of sending garbage).
     pub fn validate(&self) -> Result<(), PayloadError> {
         match self.kind {
-            ContentKind::Binary => Ok(()),
-            ContentKind::Text => std::str::from_utf8(&self.data)
+            DataType::Binary => Ok(()),
+            DataType::Text => std::str::from_utf8(&self.data)
                 .map(|_| ())
                 .map_err(|_| PayloadError::NotUtf8),
-            ContentKind::Json => {
+            DataType::Json => {
                 let text = std::str::from_utf8(&self.data).map_err(|_| PayloadError::NotUtf8)?;
                 serde_json::from_str::<serde::de::IgnoredAny>(text)
                     .map(|_| ())
@@ -106,14 +106,21 @@ impl Payload {
     /// number spelling survive, as the service keeps them), text as a string, binary as
     /// base64. Invalid JSON degrades to text so nothing is silently lost.
     fn json_data(&self) -> (&'static str, String) {
+        let as_text = || {
+            (
+                DataType::Text.as_str(),
+                json_string(&String::from_utf8_lossy(&self.data)),
+            )
+        };
         match self.kind {
-            ContentKind::Binary => ("binary", json_string(&STANDARD.encode(&self.data))),
-            ContentKind::Text => ("text", json_string(&String::from_utf8_lossy(&self.data))),
-            ContentKind::Json => match std::str::from_utf8(&self.data) {
-                Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
-                    ("json", text.trim_matches(|c: char| c.is_ascii_whitespace()).to_owned())
-                }
-                _ => ("text", json_string(&String::from_utf8_lossy(&self.data))),
+            DataType::Binary => (self.kind.as_str(), json_string(&STANDARD.encode(&self.data))),
+            DataType::Text => as_text(),
+            DataType::Json => match std::str::from_utf8(&self.data) {
+                Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => (
+                    self.kind.as_str(),
+                    text.trim_matches(|c: char| c.is_ascii_whitespace()).to_owned(),
+                ),
+                _ => as_text(),
             },
         }
     }
@@ -121,8 +128,8 @@ impl Payload {
     /// The frame a raw client receives: binary for binary, text otherwise.
     fn raw_frame(&self) -> Frame {
         match self.kind {
-            ContentKind::Binary => Frame::Binary(self.data.clone()),
-            ContentKind::Text | ContentKind::Json => Frame::Text(String::from_utf8_lossy(&self.data).into_owned()),
+            DataType::Binary => Frame::Binary(self.data.clone()),
+            DataType::Text | DataType::Json => Frame::Text(String::from_utf8_lossy(&self.data).into_owned()),
         }
     }
 }

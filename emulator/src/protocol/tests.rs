@@ -17,21 +17,18 @@ fn protocols() {
 
 #[test]
 fn payload_validation() {
-    assert!(Payload::new(ContentKind::Json, "{\"a\":1}").validate().is_ok());
+    assert!(Payload::new(DataType::Json, "{\"a\":1}").validate().is_ok());
+    assert_eq!(Payload::new(DataType::Json, "{").validate(), Err(PayloadError::NotJson));
     assert_eq!(
-        Payload::new(ContentKind::Json, "{").validate(),
-        Err(PayloadError::NotJson)
-    );
-    assert_eq!(
-        Payload::new(ContentKind::Text, vec![0xff]).validate(),
+        Payload::new(DataType::Text, vec![0xff]).validate(),
         Err(PayloadError::NotUtf8)
     );
-    assert!(Payload::new(ContentKind::Binary, vec![0xff]).validate().is_ok());
+    assert!(Payload::new(DataType::Binary, vec![0xff]).validate().is_ok());
 }
 
 #[test]
 fn server_messages_per_kind() {
-    let json = DataMessage::from_server(&Payload::new(ContentKind::Json, "\"hi\""));
+    let json = DataMessage::from_server(&Payload::new(DataType::Json, "\"hi\""));
     assert_eq!(json.raw, Frame::Text("\"hi\"".into()));
     let v: Value = serde_json::from_str(&json.json).unwrap();
     assert_eq!(
@@ -39,7 +36,7 @@ fn server_messages_per_kind() {
         json!({"type":"message","from":"server","dataType":"json","data":"hi"})
     );
 
-    let bin = DataMessage::from_server(&Payload::new(ContentKind::Binary, vec![1u8, 2, 3]));
+    let bin = DataMessage::from_server(&Payload::new(DataType::Binary, vec![1u8, 2, 3]));
     assert_eq!(bin.raw, Frame::Binary(Bytes::from_static(&[1, 2, 3])));
     let v: Value = serde_json::from_str(&bin.json).unwrap();
     assert_eq!(v["data"], "AQID");
@@ -48,13 +45,13 @@ fn server_messages_per_kind() {
 
 #[test]
 fn group_message_shape() {
-    let m = DataMessage::from_group("g", Some("alice"), &Payload::new(ContentKind::Text, "x"));
+    let m = DataMessage::from_group("g", Some("alice"), &Payload::new(DataType::Text, "x"));
     let v: Value = serde_json::from_str(&m.json).unwrap();
     assert_eq!(
         v,
         json!({"type":"message","from":"group","group":"g","dataType":"text","data":"x","fromUserId":"alice"})
     );
-    let anon = DataMessage::from_group("g", None, &Payload::new(ContentKind::Text, "x"));
+    let anon = DataMessage::from_group("g", None, &Payload::new(DataType::Text, "x"));
     assert!(!anon.json.contains("fromUserId"));
 }
 
@@ -92,7 +89,7 @@ fn parses_client_messages() {
             group: "g".into(),
             ack_id: None,
             no_echo: false,
-            payload: Payload::new(ContentKind::Json, r#"{"a":1}"#)
+            payload: Payload::new(DataType::Json, r#"{"a":1}"#)
         }
     );
     assert_eq!(
@@ -100,7 +97,7 @@ fn parses_client_messages() {
         ClientMessage::Event {
             event: "e".into(),
             ack_id: Some(2),
-            payload: Payload::new(ContentKind::Binary, vec![1u8, 2, 3])
+            payload: Payload::new(DataType::Binary, vec![1u8, 2, 3])
         }
     );
     assert_eq!(parse_client_message(r#"{"type":"ping"}"#).unwrap(), ClientMessage::Ping);
@@ -132,27 +129,27 @@ proptest::proptest! {
 
 #[test]
 fn frames_keep_the_service_field_order_byte_for_byte() {
-    let server = DataMessage::from_server(&Payload::new(ContentKind::Json, r#" {"z":1,"a":[2.50,"x"]} "#));
+    let server = DataMessage::from_server(&Payload::new(DataType::Json, r#" {"z":1,"a":[2.50,"x"]} "#));
     assert_eq!(
         server.json,
         r#"{"type":"message","from":"server","dataType":"json","data":{"z":1,"a":[2.50,"x"]}}"#
     );
-    let text = DataMessage::from_server(&Payload::new(ContentKind::Text, "a\"b"));
+    let text = DataMessage::from_server(&Payload::new(DataType::Text, "a\"b"));
     assert_eq!(
         text.json,
         r#"{"type":"message","from":"server","dataType":"text","data":"a\"b"}"#
     );
-    let binary = DataMessage::from_server(&Payload::new(ContentKind::Binary, vec![1u8, 2, 3]));
+    let binary = DataMessage::from_server(&Payload::new(DataType::Binary, vec![1u8, 2, 3]));
     assert_eq!(
         binary.json,
         r#"{"type":"message","from":"server","dataType":"binary","data":"AQID"}"#
     );
-    let not_json = DataMessage::from_server(&Payload::new(ContentKind::Json, "{"));
+    let not_json = DataMessage::from_server(&Payload::new(DataType::Json, "{"));
     assert_eq!(
         not_json.json,
         r#"{"type":"message","from":"server","dataType":"text","data":"{"}"#
     );
-    let group = DataMessage::from_group("g", Some("alice"), &Payload::new(ContentKind::Json, r#"{"b":1,"a":2}"#));
+    let group = DataMessage::from_group("g", Some("alice"), &Payload::new(DataType::Json, r#"{"b":1,"a":2}"#));
     assert_eq!(
         group.json,
         r#"{"type":"message","from":"group","group":"g","dataType":"json","data":{"b":1,"a":2},"fromUserId":"alice"}"#
@@ -188,7 +185,7 @@ fn invoke_frames_parse_and_answer() {
             invocation_id: "7".into(),
             target: "event".into(),
             event: "e".into(),
-            payload: Payload::new(ContentKind::Text, "x"),
+            payload: Payload::new(DataType::Text, "x"),
         }
     );
     let missing = parse_client_message(r#"{"type":"invoke","invocationId":"8","target":"event"}"#).unwrap_err();
@@ -200,7 +197,7 @@ fn invoke_frames_parse_and_answer() {
         ClientMessage::CancelInvocation
     );
     assert_eq!(
-        invoke_ok("7", Some(&Payload::new(ContentKind::Binary, vec![1u8]))),
+        invoke_ok("7", Some(&Payload::new(DataType::Binary, vec![1u8]))),
         r#"{"type":"invokeResponse","invocationId":"7","success":true,"dataType":"binary","data":"AQ=="}"#
     );
     assert_eq!(

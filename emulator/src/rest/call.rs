@@ -16,7 +16,7 @@ use super::query::Query;
 use super::route::{Route, path_segments};
 use super::{API_VERSIONS, BodyStream, MAX_BODY_BYTES, MAX_MESSAGE_TTL_SECONDS, MAX_REASON_CHARS};
 use crate::filter::Filter;
-use crate::protocol::{ContentKind, Payload};
+use crate::protocol::{DataType, Payload};
 use crate::service::{Service, Target};
 use webpubsub_protocol::Operation;
 
@@ -204,7 +204,7 @@ impl Call {
             .get(header::CONTENT_TYPE)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
-        let kind = ContentKind::from_content_type(content_type).ok_or_else(|| {
+        let kind = DataType::from_content_type(content_type).ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UnsupportedMediaType",

@@ -8,6 +8,7 @@ use crate::config::{DEV_ACCESS_KEY, EmulatorConfig};
 use crate::connection::{Connection, SocketQueue};
 use crate::protocol::Frame;
 use crate::service::GroupMember;
+use crate::service::Target;
 use bytes::Bytes;
 use serde_json::Map;
 use serde_json::{Value, json};
@@ -467,21 +468,23 @@ async fn connection_group_membership() {
     let a = emulator.connect("chat", None, &[]);
     let member = format!("/api/hubs/chat/groups/room/connections/{}?{V}", a.id());
     assert_eq!(emulator.call("PUT", &member).await.status, 200);
-    assert!(emulator.service.group_exists("chat", "room"));
+    assert!(emulator.service.exists("chat", Target::Group("room")));
     let missing = emulator
         .call("PUT", &format!("/api/hubs/chat/groups/room/connections/ghost?{V}"))
         .await;
     assert_eq!(missing.status, 404);
     assert_eq!(error_code(&missing), "ConnectionNotFound");
     assert_eq!(emulator.call("DELETE", &member).await.status, 204);
-    assert!(!emulator.service.group_exists("chat", "room"));
+    assert!(!emulator.service.exists("chat", Target::Group("room")));
     assert_eq!(emulator.call("DELETE", &member).await.status, 204);
 
     emulator.service.add_connection_to_group("chat", "x", a.id());
     emulator.service.add_connection_to_group("chat", "y", a.id());
     let all = format!("/api/hubs/chat/connections/{}/groups?{V}", a.id());
     assert_eq!(emulator.call("DELETE", &all).await.status, 204);
-    assert!(!emulator.service.group_exists("chat", "x") && !emulator.service.group_exists("chat", "y"));
+    assert!(
+        !emulator.service.exists("chat", Target::Group("x")) && !emulator.service.exists("chat", Target::Group("y"))
+    );
 }
 
 #[tokio::test]
@@ -490,13 +493,13 @@ async fn user_group_membership() {
     let _a = emulator.connect("chat", Some("alice"), &[]);
     let room = format!("/api/hubs/chat/users/alice/groups/room?{V}");
     assert_eq!(emulator.call("PUT", &room).await.status, 200);
-    assert!(emulator.service.group_exists("chat", "room"));
+    assert!(emulator.service.exists("chat", Target::Group("room")));
     assert_eq!(emulator.call("DELETE", &room).await.status, 204);
-    assert!(!emulator.service.group_exists("chat", "room"));
+    assert!(!emulator.service.exists("chat", Target::Group("room")));
     emulator.service.add_user_to_group("chat", "r2", "alice");
     let all = format!("/api/hubs/chat/users/alice/groups?{V}");
     assert_eq!(emulator.call("DELETE", &all).await.status, 204);
-    assert!(!emulator.service.group_exists("chat", "r2"));
+    assert!(!emulator.service.exists("chat", Target::Group("r2")));
 }
 
 #[tokio::test]
@@ -546,7 +549,7 @@ async fn closes_end_connections() {
     let b = emulator.connect("chat", Some("alice"), &[]);
     let c = emulator.connect("chat", Some("carol"), &["room"]);
     let d = emulator.connect("chat", None, &[]);
-    let exists = |id: &str| emulator.service.connection_exists("chat", id);
+    let exists = |id: &str| emulator.service.exists("chat", Target::Connection(id));
     let close_user = format!(
         "/api/hubs/chat/users/alice/:closeConnections?{V}&excluded={}&reason=bye",
         b.id()

@@ -21,8 +21,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Map, Value};
-
 use crate::config::EmulatorConfig;
 use crate::connection::{Connection, Overflow, lock};
 use crate::protocol::{DataMessage, Payload};
@@ -42,7 +40,7 @@ pub(crate) mod tests;
 mod tokens;
 
 pub use operations::Target;
-pub use tokens::client_token_claims;
+pub use tokens::client_token;
 pub(crate) use tokens::normalize_url_tail;
 
 /// An OData filter as the service evaluates it: one connection at a time.

@@ -51,39 +51,6 @@ impl Service {
         !targets.is_empty()
     }
 
-    /// `POST /api/hubs/{hub}/:send`.
-    pub fn send_to_all(
-        &self,
-        hub: &str,
-        payload: &Payload,
-        excluded: &[String],
-        filter: Option<&dyn ConnectionFilter>,
-    ) {
-        self.send(hub, Target::Hub, payload, excluded, filter);
-    }
-
-    /// `POST /api/hubs/{hub}/groups/{group}/:send`.
-    pub fn send_to_group(
-        &self,
-        hub: &str,
-        group: &str,
-        payload: &Payload,
-        excluded: &[String],
-        filter: Option<&dyn ConnectionFilter>,
-    ) {
-        self.send(hub, Target::Group(group), payload, excluded, filter);
-    }
-
-    /// `POST /api/hubs/{hub}/users/{user}/:send`.
-    pub fn send_to_user(&self, hub: &str, user_id: &str, payload: &Payload, filter: Option<&dyn ConnectionFilter>) {
-        self.send(hub, Target::User(user_id), payload, &[], filter);
-    }
-
-    /// `POST /api/hubs/{hub}/connections/{id}/:send`; false when the connection is unknown.
-    pub fn send_to_connection(&self, hub: &str, connection_id: &str, payload: &Payload) -> bool {
-        self.send(hub, Target::Connection(connection_id), payload, &[], None)
-    }
-
     /// Queues `message` to each target; drops the ones that cannot keep up.
     pub(crate) fn deliver(&self, targets: &[Arc<Connection>], message: &DataMessage) {
         for connection in targets {
@@ -116,26 +83,6 @@ impl Service {
         let targets = self.select(hub, target, excluded, None);
         self.close_each(&targets, reason);
         !targets.is_empty()
-    }
-
-    /// `POST /api/hubs/{hub}/:closeConnections`.
-    pub fn close_all(&self, hub: &str, excluded: &[String], reason: Option<&str>) {
-        self.close(hub, Target::Hub, excluded, reason);
-    }
-
-    /// `POST /api/hubs/{hub}/groups/{group}/:closeConnections`.
-    pub fn close_group(&self, hub: &str, group: &str, excluded: &[String], reason: Option<&str>) {
-        self.close(hub, Target::Group(group), excluded, reason);
-    }
-
-    /// `POST /api/hubs/{hub}/users/{user}/:closeConnections`.
-    pub fn close_user(&self, hub: &str, user_id: &str, excluded: &[String], reason: Option<&str>) {
-        self.close(hub, Target::User(user_id), excluded, reason);
-    }
-
-    /// `DELETE /api/hubs/{hub}/connections/{id}`; false when the connection is unknown.
-    pub fn close_connection(&self, hub: &str, connection_id: &str, reason: Option<&str>) -> bool {
-        self.close(hub, Target::Connection(connection_id), &[], reason)
     }
 
     pub(super) fn close_each(&self, targets: &[Arc<Connection>], reason: Option<&str>) {
@@ -175,21 +122,6 @@ impl Service {
             Target::User(user_id) => s.users.contains_key(user_id),
             Target::Connection(id) => s.members.contains_key(id),
         })
-    }
-
-    /// `HEAD /api/hubs/{hub}/connections/{id}`.
-    pub fn connection_exists(&self, hub: &str, connection_id: &str) -> bool {
-        self.exists(hub, Target::Connection(connection_id))
-    }
-
-    /// `HEAD /api/hubs/{hub}/groups/{group}`: true when the group has members.
-    pub fn group_exists(&self, hub: &str, group: &str) -> bool {
-        self.exists(hub, Target::Group(group))
-    }
-
-    /// `HEAD /api/hubs/{hub}/users/{user}`: true when the user has connections.
-    pub fn user_exists(&self, hub: &str, user_id: &str) -> bool {
-        self.exists(hub, Target::User(user_id))
     }
 
     /// `GET /api/hubs/{hub}/groups/{group}/connections`, ordered by connection id so

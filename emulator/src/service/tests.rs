@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::connection::Identity;
-use crate::protocol::ContentKind;
-use serde_json::json;
+use crate::protocol::DataType;
+use serde_json::{Map, json};
 
 fn service() -> Arc<Service> {
     Service::new(EmulatorConfig::default())
@@ -51,35 +51,35 @@ async fn sends_reach_the_right_connections() {
     let service = service();
     let (a, mut qa) = connect(&service, "Chat", Some("alice"), &["g"]);
     let (_b, mut qb) = connect(&service, "chat", Some("bob"), &[]);
-    let text = Payload::new(ContentKind::Text, "hi");
+    let text = Payload::new(DataType::Text, "hi");
 
-    service.send_to_group("CHAT", "g", &text, &[], None);
+    service.send("CHAT", Target::Group("g"), &text, &[], None);
     assert_eq!(received(&mut qa), vec!["hi"]);
     assert!(received(&mut qb).is_empty());
 
-    service.send_to_all("chat", &text, std::slice::from_ref(&a.id), None);
+    service.send("chat", Target::Hub, &text, std::slice::from_ref(&a.id), None);
     assert!(received(&mut qa).is_empty());
     assert_eq!(received(&mut qb), vec!["hi"]);
 
-    service.send_to_all("chat", &text, &[], Some(&UserIs("bob")));
+    service.send("chat", Target::Hub, &text, &[], Some(&UserIs("bob")));
     assert!(received(&mut qa).is_empty());
     assert_eq!(received(&mut qb).len(), 1);
 
-    service.send_to_user("chat", "alice", &text, None);
+    service.send("chat", Target::User("alice"), &text, &[], None);
     assert_eq!(received(&mut qa).len(), 1);
-    assert!(service.send_to_connection("chat", &a.id, &text));
-    assert!(!service.send_to_connection("chat", "nope", &text));
-    assert!(!service.send_to_connection("other", &a.id, &text));
+    assert!(service.send("chat", Target::Connection(&a.id), &text, &[], None));
+    assert!(!service.send("chat", Target::Connection("nope"), &text, &[], None));
+    assert!(!service.send("other", Target::Connection(&a.id), &text, &[], None));
 }
 
 #[tokio::test]
 async fn group_and_user_membership() {
     let service = service();
     let (a, _qa) = connect(&service, "hub", Some("alice"), &[]);
-    assert!(!service.group_exists("hub", "g"));
+    assert!(!service.exists("hub", Target::Group("g")));
     assert!(service.add_connection_to_group("hub", "g", &a.id));
     assert!(!service.add_connection_to_group("hub", "g", "missing"));
-    assert!(service.group_exists("HUB", "g"));
+    assert!(service.exists("HUB", Target::Group("g")));
     assert_eq!(
         service.group_connections("hub", "g"),
         vec![GroupMember {
@@ -88,26 +88,26 @@ async fn group_and_user_membership() {
         }]
     );
     assert!(service.remove_connection_from_group("hub", "g", &a.id));
-    assert!(!service.group_exists("hub", "g"));
+    assert!(!service.exists("hub", Target::Group("g")));
 
     service.add_user_to_group("hub", "team", "alice");
-    assert!(service.group_exists("hub", "team"));
+    assert!(service.exists("hub", Target::Group("team")));
     // A later connection of the same user joins the user's groups.
     let (a2, _qa2) = connect(&service, "hub", Some("alice"), &[]);
     assert_eq!(service.group_connections("hub", "team").len(), 2);
     service.remove_user_from_group("hub", "team", "alice");
-    assert!(!service.group_exists("hub", "team"));
+    assert!(!service.exists("hub", Target::Group("team")));
 
     service.add_to_groups("hub", &["x".into(), "y".into()], None);
     assert_eq!(service.group_connections("hub", "y").len(), 2);
     service.remove_from_groups("hub", &["x".into()], Some(&UserIs("alice")));
-    assert!(!service.group_exists("hub", "x"));
+    assert!(!service.exists("hub", Target::Group("x")));
     assert!(service.remove_connection_from_all_groups("hub", &a2.id));
     assert_eq!(service.group_connections("hub", "y").len(), 1);
     service.remove_user_from_all_groups("hub", "alice");
-    assert!(!service.group_exists("hub", "y"));
-    assert!(service.user_exists("hub", "alice"));
-    assert!(!service.user_exists("hub", "bob"));
+    assert!(!service.exists("hub", Target::Group("y")));
+    assert!(service.exists("hub", Target::User("alice")));
+    assert!(!service.exists("hub", Target::User("bob")));
 }
 
 #[tokio::test]
@@ -115,14 +115,14 @@ async fn closing_forgets_connections() {
     let service = service();
     let (a, mut qa) = connect(&service, "hub", Some("alice"), &["g"]);
     let (b, _qb) = connect(&service, "hub", Some("bob"), &["g"]);
-    service.close_group("hub", "g", std::slice::from_ref(&b.id), Some("bye"));
-    assert!(!service.connection_exists("hub", &a.id));
-    assert!(service.connection_exists("hub", &b.id));
+    service.close("hub", Target::Group("g"), std::slice::from_ref(&b.id), Some("bye"));
+    assert!(!service.exists("hub", Target::Connection(&a.id)));
+    assert!(service.exists("hub", Target::Connection(&b.id)));
     assert_eq!(qa.close.try_recv().unwrap().reason, "bye");
-    assert!(service.close_connection("hub", &b.id, None));
-    assert!(!service.close_connection("hub", &b.id, None));
-    assert!(!service.group_exists("hub", "g"));
-    assert!(!service.user_exists("hub", "bob"));
+    assert!(service.close("hub", Target::Connection(&b.id), &[], None));
+    assert!(!service.close("hub", Target::Connection(&b.id), &[], None));
+    assert!(!service.exists("hub", Target::Group("g")));
+    assert!(!service.exists("hub", Target::User("bob")));
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use webpubsub_protocol::ClientAccessRequest;
+use webpubsub_protocol::{AccessKey, ClientAccessRequest};
 
 use super::*;
 
@@ -60,14 +60,16 @@ pub(crate) fn normalize_url_tail(url: &str) -> String {
     }
 }
 
-/// Claims of a client token, for tests and tools that need one without the REST API.
-pub fn client_token_claims(
+/// A client token signed with `key`, for tests and tools that need one without the REST API (its claims are
+/// [`ClientAccessRequest::claims`], as `:generateToken` signs them).
+pub fn client_token(
+    key: &AccessKey,
     audience: &str,
     user_id: Option<&str>,
     roles: &[&str],
     groups: &[&str],
     ttl_secs: u64,
-) -> Map<String, Value> {
+) -> String {
     let owned = |items: &[&str]| items.iter().map(|&item| item.to_owned()).collect();
     let request = ClientAccessRequest {
         user_id: user_id.map(str::to_owned),
@@ -76,8 +78,5 @@ pub fn client_token_claims(
         ttl: Duration::from_secs(ttl_secs),
         ..ClientAccessRequest::default()
     };
-    match serde_json::to_value(request.claims(audience, token::unix_now())) {
-        Ok(Value::Object(claims)) => claims,
-        _ => unreachable!("client claims serialise to a JSON object"),
-    }
+    token::sign(&request.claims(audience, token::unix_now()), key)
 }

@@ -146,12 +146,12 @@ impl Upstream {
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
             {
-                Some(ct) => match ContentKind::from_content_type(ct) {
+                Some(ct) => match DataType::from_content_type(ct) {
                     Some(kind) => kind,
-                    None if ct.trim().to_ascii_lowercase().starts_with("text/") => ContentKind::Text,
-                    None => ContentKind::Binary,
+                    None if ct.trim().to_ascii_lowercase().starts_with("text/") => DataType::Text,
+                    None => DataType::Binary,
                 },
-                None => ContentKind::Binary,
+                None => DataType::Binary,
             };
             Payload::new(kind, reply.body.clone())
         });

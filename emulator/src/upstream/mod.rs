@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{EmulatorConfig, EventHandlerConfig};
 use crate::connection::{Connection, lock};
-use crate::protocol::{ContentKind, Payload};
+use crate::protocol::{DataType, Payload};
 use webpubsub_protocol::cloudevents as ce;
 use webpubsub_protocol::keys::ServiceKeys;
 use webpubsub_protocol::names;

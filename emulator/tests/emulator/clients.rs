@@ -3,9 +3,10 @@
 use futures_util::SinkExt as _;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use webpubsub_emulator::protocol::{ContentKind, Payload};
+use webpubsub_emulator::protocol::{DataType, Payload};
 
 use crate::support::*;
+use webpubsub_emulator::service::Target;
 
 #[tokio::test]
 async fn tokens_are_checked_before_the_upgrade() {
@@ -26,9 +27,15 @@ async fn tokens_are_checked_before_the_upgrade() {
     assert_eq!(refused_status(&emulator.url("chat", &other_hub), None).await, 401);
 
     // Expired well beyond the five-minute skew: exp = now - 10 min.
-    let mut claims = webpubsub_emulator::service::client_token_claims(&aud, Some("u"), &[], &[], 0);
-    let now = claims["exp"].as_u64().unwrap();
-    claims.insert("exp".into(), json!(now - 600));
+    let now = webpubsub_protocol::jwt::unix_now();
+    let claims = webpubsub_protocol::client_access::ClientClaims {
+        aud: &aud,
+        iat: now,
+        exp: now - 600,
+        sub: Some("u"),
+        role: &[],
+        groups: &[],
+    };
     let expired = webpubsub_protocol::jwt::sign(&claims, &webpubsub_protocol::AccessKey::new(KEY).unwrap());
     assert_eq!(refused_status(&emulator.url("chat", &expired), None).await, 401);
 
@@ -76,7 +83,7 @@ async fn bearer_header_and_secondary_key_are_accepted() {
         .await
         .expect("bearer token accepted");
     eventually("the connection to register", || {
-        emulator.service.user_exists("chat", "u")
+        emulator.service.exists("chat", Target::User("u"))
     })
     .await;
 }
@@ -85,17 +92,33 @@ async fn bearer_header_and_secondary_key_are_accepted() {
 async fn raw_clients_receive_payloads_as_raw_frames() {
     let emulator = start(config()).await;
     let mut raw = emulator.connect("chat", Some("alice"), &[], None).await;
-    eventually("alice to connect", || emulator.service.user_exists("chat", "alice")).await;
+    eventually("alice to connect", || {
+        emulator.service.exists("chat", Target::User("alice"))
+    })
+    .await;
 
     let service = &emulator.service;
-    service.send_to_user("chat", "alice", &Payload::new(ContentKind::Text, "plain"), None);
-    assert_eq!(next_message(&mut raw).await, Message::text("plain"));
-    service.send_to_all("chat", &Payload::new(ContentKind::Json, "\"quoted\""), &[], None);
-    assert_eq!(next_message(&mut raw).await, Message::text("\"quoted\""));
-    service.send_to_user(
+    service.send(
         "chat",
-        "alice",
-        &Payload::new(ContentKind::Binary, vec![0u8, 1, 255]),
+        Target::User("alice"),
+        &Payload::new(DataType::Text, "plain"),
+        &[],
+        None,
+    );
+    assert_eq!(next_message(&mut raw).await, Message::text("plain"));
+    service.send(
+        "chat",
+        Target::Hub,
+        &Payload::new(DataType::Json, "\"quoted\""),
+        &[],
+        None,
+    );
+    assert_eq!(next_message(&mut raw).await, Message::text("\"quoted\""));
+    service.send(
+        "chat",
+        Target::User("alice"),
+        &Payload::new(DataType::Binary, vec![0u8, 1, 255]),
+        &[],
         None,
     );
     assert_eq!(next_message(&mut raw).await, Message::binary(vec![0u8, 1, 255]));
@@ -105,10 +128,17 @@ async fn raw_clients_receive_payloads_as_raw_frames() {
 async fn unrecognised_subprotocols_are_raw() {
     let emulator = start(config()).await;
     let mut raw = emulator.connect("chat", Some("alice"), &[], Some("custom.v1")).await;
-    eventually("alice to connect", || emulator.service.user_exists("chat", "alice")).await;
-    emulator
-        .service
-        .send_to_user("chat", "alice", &Payload::new(ContentKind::Text, "x"), None);
+    eventually("alice to connect", || {
+        emulator.service.exists("chat", Target::User("alice"))
+    })
+    .await;
+    emulator.service.send(
+        "chat",
+        Target::User("alice"),
+        &Payload::new(DataType::Text, "x"),
+        &[],
+        None,
+    );
     assert_eq!(next_message(&mut raw).await, Message::text("x"));
 }
 
@@ -121,18 +151,24 @@ async fn json_clients_get_connected_and_server_messages() {
     assert_eq!(connection_id.len(), 32);
     assert!(connected.get("reconnectionToken").is_none());
 
-    assert!(emulator.service.send_to_connection(
+    assert!(emulator.service.send(
         "chat",
-        &connection_id,
-        &Payload::new(ContentKind::Json, r#"{"n":1}"#)
+        Target::Connection(&connection_id),
+        &Payload::new(DataType::Json, r#"{"n":1}"#),
+        &[],
+        None
     ));
     assert_eq!(
         next_json(&mut socket).await,
         json!({"type":"message","from":"server","dataType":"json","data":{"n":1}})
     );
-    emulator
-        .service
-        .send_to_all("chat", &Payload::new(ContentKind::Binary, vec![1u8, 2, 3]), &[], None);
+    emulator.service.send(
+        "chat",
+        Target::Hub,
+        &Payload::new(DataType::Binary, vec![1u8, 2, 3]),
+        &[],
+        None,
+    );
     assert_eq!(
         next_json(&mut socket).await,
         json!({"type":"message","from":"server","dataType":"binary","data":"AQID"})
@@ -178,7 +214,7 @@ async fn roles_gate_join_and_send() {
         next_json(&mut member).await,
         json!({"type":"ack","ackId":1,"success":true})
     );
-    assert!(emulator.service.group_exists("chat", "g"));
+    assert!(emulator.service.exists("chat", Target::Group("g")));
 
     let (mut sender, _) = emulator
         .connect_json("chat", Some("sender"), &["webpubsub.sendToGroup.g"])
@@ -268,7 +304,7 @@ async fn duplicate_ack_ids_and_bad_requests() {
     assert_eq!(duplicate["success"], false);
     assert_eq!(duplicate["error"]["name"], "Duplicate");
     // The duplicate was not processed: still a member.
-    assert!(emulator.service.group_exists("chat", "g"));
+    assert!(emulator.service.exists("chat", Target::Group("g")));
 
     send_json(
         &mut socket,
@@ -311,10 +347,14 @@ async fn token_groups_are_joined_on_connect() {
         .await
         .unwrap();
     next_json(&mut socket).await;
-    assert!(emulator.service.group_exists("chat", "news"));
-    emulator
-        .service
-        .send_to_group("chat", "sports", &Payload::new(ContentKind::Text, "goal"), &[], None);
+    assert!(emulator.service.exists("chat", Target::Group("news")));
+    emulator.service.send(
+        "chat",
+        Target::Group("sports"),
+        &Payload::new(DataType::Text, "goal"),
+        &[],
+        None,
+    );
     assert_eq!(next_json(&mut socket).await["data"], "goal");
 }
 
@@ -323,13 +363,17 @@ async fn closing_from_the_service_sends_disconnected_first() {
     let emulator = start(config()).await;
     let (mut socket, connected) = emulator.connect_json("chat", Some("u"), &[]).await;
     let id = connected["connectionId"].as_str().unwrap();
-    assert!(emulator.service.close_connection("chat", id, Some("maintenance")));
+    assert!(
+        emulator
+            .service
+            .close("chat", Target::Connection(id), &[], Some("maintenance"))
+    );
     assert_eq!(
         next_json(&mut socket).await,
         json!({"type":"system","event":"disconnected","message":"maintenance"})
     );
     assert_eq!(close_frame(&mut socket).await, (1000, "maintenance".to_owned()));
-    assert!(!emulator.service.connection_exists("chat", id));
+    assert!(!emulator.service.exists("chat", Target::Connection(id)));
 }
 
 #[tokio::test]
@@ -339,10 +383,10 @@ async fn client_close_removes_the_connection() {
     let id = connected["connectionId"].as_str().unwrap().to_owned();
     socket.close(None).await.unwrap();
     eventually("the connection to go", || {
-        !emulator.service.connection_exists("chat", &id)
+        !emulator.service.exists("chat", Target::Connection(&id))
     })
     .await;
-    assert!(!emulator.service.user_exists("chat", "u"));
+    assert!(!emulator.service.exists("chat", Target::User("u")));
 }
 
 #[tokio::test]
@@ -381,17 +425,20 @@ async fn huge_frames_drop_the_connection() {
 async fn a_client_that_does_not_read_is_dropped() {
     let emulator = start(config()).await;
     let _silent = emulator.connect("chat", Some("slow"), &[], None).await;
-    eventually("slow to connect", || emulator.service.user_exists("chat", "slow")).await;
+    eventually("slow to connect", || {
+        emulator.service.exists("chat", Target::User("slow"))
+    })
+    .await;
     // 2000 × 64 KiB = 125 MiB: more than socket buffers plus the 16 MiB queue bound.
-    let chunk = Payload::new(ContentKind::Binary, vec![7u8; 64 * 1024]);
+    let chunk = Payload::new(DataType::Binary, vec![7u8; 64 * 1024]);
     for _ in 0..2000 {
-        emulator.service.send_to_user("chat", "slow", &chunk, None);
-        if !emulator.service.user_exists("chat", "slow") {
+        emulator.service.send("chat", Target::User("slow"), &chunk, &[], None);
+        if !emulator.service.exists("chat", Target::User("slow")) {
             break;
         }
     }
     assert!(
-        !emulator.service.user_exists("chat", "slow"),
+        !emulator.service.exists("chat", Target::User("slow")),
         "the slow client must be dropped"
     );
 }

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use webpubsub_emulator::protocol::{ContentKind, Payload};
+use webpubsub_emulator::protocol::{DataType, Payload};
 
 use crate::support::*;
+use webpubsub_emulator::service::Target;
 
 const RELIABLE: &str = "json.reliable.webpubsub.azure.v1";
 
@@ -22,11 +23,13 @@ async fn connect_reliable(emulator: &Emulator) -> (Socket, String, String) {
 }
 
 fn send_text(emulator: &Emulator, id: &str, text: &str) {
-    assert!(
-        emulator
-            .service
-            .send_to_connection("chat", id, &Payload::new(ContentKind::Text, text.to_owned()))
-    );
+    assert!(emulator.service.send(
+        "chat",
+        Target::Connection(id),
+        &Payload::new(DataType::Text, text.to_owned()),
+        &[],
+        None
+    ));
 }
 
 fn resume_url(emulator: &Emulator, id: &str, token: &str) -> String {
@@ -79,7 +82,7 @@ async fn resume_replays_every_unacked_message_in_order() {
     assert_eq!(seen, expected);
 
     // The resumed connection keeps its id and sequence.
-    assert!(emulator.service.connection_exists("chat", &id));
+    assert!(emulator.service.exists("chat", Target::Connection(&id)));
     send_text(&emulator, &id, "m6");
     assert_eq!(next_json(&mut resumed).await["sequenceId"], 6);
 }
@@ -112,7 +115,7 @@ async fn an_unresumed_connection_expires() {
     let (socket, id, token) = connect_reliable(&emulator).await;
     drop(socket);
     eventually("the connection to expire", || {
-        !emulator.service.connection_exists("chat", &id)
+        !emulator.service.exists("chat", Target::Connection(&id))
     })
     .await;
     let mut late = open(&resume_url(&emulator, &id, &token), Some(RELIABLE)).await.unwrap();
@@ -125,7 +128,7 @@ async fn a_normal_close_ends_a_reliable_connection_at_once() {
     let (mut socket, id, _token) = connect_reliable(&emulator).await;
     socket.close(None).await.unwrap();
     eventually("the connection to go", || {
-        !emulator.service.connection_exists("chat", &id)
+        !emulator.service.exists("chat", Target::Connection(&id))
     })
     .await;
 }
@@ -137,7 +140,7 @@ async fn plain_json_connections_do_not_resume() {
     let id = connected["connectionId"].as_str().unwrap().to_owned();
     drop(socket);
     eventually("the connection to go", || {
-        !emulator.service.connection_exists("chat", &id)
+        !emulator.service.exists("chat", Target::Connection(&id))
     })
     .await;
     let mut attempt = open(&resume_url(&emulator, &id, "anything"), Some(RELIABLE))

@@ -16,7 +16,6 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use webpubsub_emulator::{EmulatorConfig, Service, service};
-use webpubsub_protocol::jwt as token;
 
 /// Longest wait for anything the tests expect to happen.
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
@@ -107,8 +106,8 @@ pub(crate) fn token_with_key(
     groups: &[&str],
     ttl_secs: u64,
 ) -> String {
-    let claims = service::client_token_claims(audience, user, roles, groups, ttl_secs);
-    token::sign(&claims, &webpubsub_protocol::AccessKey::new(key).unwrap())
+    let key = webpubsub_protocol::AccessKey::new(key).unwrap();
+    service::client_token(&key, audience, user, roles, groups, ttl_secs)
 }
 
 /// Opens a WebSocket, offering `subprotocol` when given.

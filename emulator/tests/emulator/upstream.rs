@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use webpubsub_emulator::{EmulatorConfig, EventHandlerConfig, HubConfig};
 
 use crate::support::*;
+use webpubsub_emulator::service::Target;
 
 fn hub_config(upstream: &Upstream, system_events: &[&str], user: Option<&str>) -> Vec<HubConfig> {
     vec![HubConfig {
@@ -144,9 +145,9 @@ async fn connect_event_is_validated_signed_and_applied() {
     assert_eq!(body["clientCertificates"], json!([]));
 
     // Response applied: user, groups and roles.
-    assert!(emulator.service.user_exists("chat", "from-handler"));
-    assert!(!emulator.service.user_exists("chat", "token-user"));
-    assert!(emulator.service.group_exists("chat", "g1"));
+    assert!(emulator.service.exists("chat", Target::User("from-handler")));
+    assert!(!emulator.service.exists("chat", Target::User("token-user")));
+    assert!(emulator.service.exists("chat", Target::Group("g1")));
     send_json(
         &mut socket,
         json!({"type":"sendToGroup","group":"any","ackId":1,"data":1}),

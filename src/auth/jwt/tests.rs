@@ -7,8 +7,8 @@ use std::time::Duration;
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 
-use super::super::test_support::*;
 use super::*;
+use ::test_support::tokens::*;
 
 const SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
 
@@ -25,7 +25,7 @@ fn hs_validator() -> JwtValidator {
 }
 
 fn hs_token(claims: Value) -> String {
-    super::super::test_support::hs_token(SECRET, &claims)
+    ::test_support::tokens::hs_token(SECRET, &claims)
 }
 
 fn good_claims() -> Value {
@@ -205,7 +205,7 @@ async fn each_bad_claim_is_rejected_with_its_reason() {
 
 #[tokio::test]
 async fn wrong_secret_is_a_bad_signature() {
-    let token = super::super::test_support::hs_token("another-secret-that-is-also-32-bytes-long", &good_claims());
+    let token = ::test_support::tokens::hs_token("another-secret-that-is-also-32-bytes-long", &good_claims());
     assert!(reason(&hs_validator(), &token).await.contains("signature"));
 }
 

@@ -8,7 +8,7 @@ use warp::http::{StatusCode, header};
 use super::reply::*;
 use super::request::*;
 use super::*;
-use crate::auth::test_support::{JwksServer, TEST_KEY_1_JWK, TEST_KEY_1_PEM, jwks, now, rs_token};
+use ::test_support::tokens::{JwksServer, TEST_KEY_1_JWK, TEST_KEY_1_PEM, jwks, now, rs_token};
 
 const KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
 const CONNECTION_STRING: &str =

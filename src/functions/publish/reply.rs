@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::request::{ActionKind, Plan, PlannedAction};
 use crate::error::ApiError;
-use crate::webpubsub::{ContentType, Delivery, GroupMember, RestClient, RestError};
+use crate::webpubsub::{Delivery, GroupMember, RestClient, RestError};
 
 /// What became of one action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -279,14 +279,6 @@ fn upstream_error(index: usize, kind: ActionKind, error: &RestError, results: Ve
     }
 }
 
-fn data_type_name(content_type: ContentType) -> &'static str {
-    match content_type {
-        ContentType::Text => "text",
-        ContentType::Json => "json",
-        ContentType::Binary => "binary",
-    }
-}
-
 /// Who an action is logged for: `user_id` is the caller, or the simple form's `user_id` attribution (the
 /// caller then in `caller`).
 struct Who<'a> {
@@ -331,7 +323,7 @@ fn log_done(who: &Who<'_>, action: &PlannedAction) {
             info,
             who,
             action,
-            data_type = data_type_name(content_type),
+            data_type = content_type.as_str(),
             bytes,
             "Forwarded WebSocket message through Web PubSub"
         ),

@@ -13,9 +13,9 @@ use warp::http::{StatusCode, header};
 use super::request::{PlannedAction, parse};
 use super::*;
 use crate::auth::IdentityConfig;
-use crate::auth::test_support::now;
 use crate::webpubsub::Hubs;
 use crate::webpubsub::{ContentType, RetryPolicy};
+use ::test_support::tokens::now;
 
 const ACCESS_KEY: &str = "publish-unit-test-access-key-0123456789abcdef";
 const JWT_SECRET: &str = "publish-test-secret-at-least-32-bytes-long!";

@@ -13,14 +13,10 @@ mod sync;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use sqlx::{Connection, Executor};
 
 use super::messages::{Sender, Sent};
 use super::notifications::Audience;
 use super::{PoolOptions, Store, StoreConnectionString};
-
-/// Env var naming the PostgreSQL server the tests create their databases in.
-pub(super) const POSTGRES_ENV: &str = "WPS_TEST_POSTGRES_URL";
 
 /// One empty database for one test; [`TestDb::open`] can be called again for a second "instance".
 pub(super) struct TestDb {
@@ -38,26 +34,9 @@ impl TestDb {
 
     /// A new database in the test cluster.
     pub(super) async fn postgres() -> Self {
-        let base = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| {
-            panic!(
-                "{POSTGRES_ENV} is not set: the PostgreSQL store tests need a server. Start the throwaway \
-                 cluster with `eval \"$(scripts/postgres.sh env)\"` (or run .ci/run), then run cargo test again."
-            )
-        });
-        sqlx::any::install_default_drivers();
-        let mut admin = sqlx::AnyConnection::connect(&base)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_ENV}: {e}"));
-        let name = format!("t_{}", super::new_id().replace('-', ""));
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("CREATE DATABASE");
-        admin.close().await.ok();
-        let mut url = url::Url::parse(&base).expect("WPS_TEST_POSTGRES_URL is a URL");
-        url.set_path(&name);
+        let url = ::test_support::postgres::fresh_database(&::test_support::postgres::base_url(), "t").await;
         Self {
-            conn: StoreConnectionString::parse(url.as_str()).unwrap(),
+            conn: StoreConnectionString::parse(&url).unwrap(),
             file: None,
         }
     }

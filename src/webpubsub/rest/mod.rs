@@ -184,7 +184,7 @@ impl RestClient {
             Some((content_type, body)) => {
                 http_request
                     .headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static(content_type.mime()));
+                    .insert(CONTENT_TYPE, HeaderValue::from_static(content_type.media_type()));
                 *http_request.body_mut() = Some(body.clone().into());
             }
             // Like the SDKs, say `Content-Length: 0` on bodiless POST/PUT (hyper omits it for an empty

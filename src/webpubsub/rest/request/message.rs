@@ -10,27 +10,10 @@ use serde::Serialize;
 use crate::webpubsub::token::ClientType;
 use crate::webpubsub::validate::ValidationError;
 
-/// The payload type of a message, which decides how clients receive it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ContentType {
-    /// `text/plain`: a text frame (`dataType: text`).
-    Text,
-    /// `application/json`: a text frame holding the JSON (`dataType: json`).
-    Json,
-    /// `application/octet-stream`: a binary frame (`dataType: binary`).
-    Binary,
-}
-
-impl ContentType {
-    /// The MIME type sent as `Content-Type`.
-    pub fn mime(self) -> &'static str {
-        match self {
-            Self::Text => "text/plain",
-            Self::Json => "application/json",
-            Self::Binary => "application/octet-stream",
-        }
-    }
-}
+/// The payload type of a message, which decides how clients receive it and the `Content-Type` a send
+/// carries ([`ContentType::media_type`]): the protocol crate's one [`webpubsub_protocol::DataType`],
+/// named here for the header it sets.
+pub use webpubsub_protocol::DataType as ContentType;
 
 /// A message payload with its content type. Cloning shares the bytes.
 #[derive(Clone, PartialEq, Eq)]

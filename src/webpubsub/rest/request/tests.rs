@@ -52,18 +52,18 @@ fn send_to_all_carries_every_option_in_order() {
 
 #[test]
 fn messages_carry_their_content_type() {
-    assert_eq!(Message::text("t").content_type().mime(), "text/plain");
+    assert_eq!(Message::text("t").content_type().media_type(), "text/plain");
     assert_eq!(
         Message::json(&serde_json::json!({"a": 1})).unwrap().body().as_ref(),
         br#"{"a":1}"#
     );
     assert_eq!(Message::json("s").unwrap().body().as_ref(), br#""s""#);
     assert_eq!(
-        Message::json_raw("[1, 2]").unwrap().content_type().mime(),
+        Message::json_raw("[1, 2]").unwrap().content_type().media_type(),
         "application/json"
     );
     assert_eq!(
-        Message::binary(vec![0u8, 255]).content_type().mime(),
+        Message::binary(vec![0u8, 255]).content_type().media_type(),
         "application/octet-stream"
     );
 }
@@ -489,7 +489,7 @@ fn every_operation_matches_the_javascript_sdk_exactly() {
             vector.operation
         );
         assert_eq!(
-            request.body().map(|(t, _)| t.mime().to_owned()),
+            request.body().map(|(t, _)| t.media_type().to_owned()),
             vector.content_type,
             "{}",
             vector.operation
@@ -523,7 +523,7 @@ fn every_python_operation_matches_path_query_and_body() {
         );
         assert_eq!(vector.aud, vector.url, "{}", vector.operation);
         assert_eq!(
-            request.body().map(|(t, _)| t.mime().to_owned()),
+            request.body().map(|(t, _)| t.media_type().to_owned()),
             vector.content_type,
             "{}",
             vector.operation

@@ -23,7 +23,7 @@ pub mod settings;
 pub mod sync;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::borrow::Cow;
 use std::time::Duration;

@@ -48,3 +48,69 @@ impl SentMarks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use tokio::sync::mpsc;
+
+    use super::SentMarks;
+    use crate::store::Store;
+    use crate::store::outbox::OutboxLease;
+    use crate::store::tests::{TestDb, send};
+
+    async fn leases(store: &Store, n: usize) -> Vec<OutboxLease> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            out.push(
+                send(store, "c", "alice", json!(i))
+                    .await
+                    .outbox
+                    .expect("a first send leases its row"),
+            );
+        }
+        out
+    }
+
+    /// Polls (at most 5 s) until `n` rows are marked sent.
+    async fn sent_becomes(store: &Store, n: i64) {
+        for _ in 0..100 {
+            if store.outbox_counts().await.unwrap().sent == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "sent rows never reached {n}: {:?}",
+            store.outbox_counts().await.unwrap()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_queued_lease_is_marked() {
+        let db = TestDb::sqlite().await;
+        let store = db.with_conversation("c", &["alice"]).await;
+        let marks = SentMarks::start(store.clone());
+        for lease in leases(&store, 40).await {
+            marks.mark(&store, lease).await;
+        }
+        sent_becomes(&store, 40).await;
+        assert_eq!(store.outbox_counts().await.unwrap().pending, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_the_task_the_sender_marks_its_own_row() {
+        let db = TestDb::sqlite().await;
+        let store = db.with_conversation("c", &["alice"]).await;
+        let (queue, task_gone) = mpsc::channel(1);
+        drop(task_gone);
+        let marks = SentMarks { queue };
+        for lease in leases(&store, 3).await {
+            marks.mark(&store, lease).await;
+        }
+        // Written before `mark` returned: nothing was queued.
+        assert_eq!(store.outbox_counts().await.unwrap().sent, 3);
+    }
+}

@@ -19,14 +19,14 @@ use super::notifications::Audience;
 use super::{PoolOptions, Store, StoreConnectionString};
 
 /// One empty database for one test; [`TestDb::open`] can be called again for a second "instance".
-pub(super) struct TestDb {
+pub(crate) struct TestDb {
     pub conn: StoreConnectionString,
     file: Option<PathBuf>,
 }
 
 impl TestDb {
     /// A new SQLite file in the temp directory (removed on drop).
-    pub(super) async fn sqlite() -> Self {
+    pub(crate) async fn sqlite() -> Self {
         let path = std::env::temp_dir().join(format!("wps-store-{}.db", super::new_id()));
         let conn = StoreConnectionString::parse(&format!("sqlite:{}", path.display())).unwrap();
         Self { conn, file: Some(path) }
@@ -49,7 +49,7 @@ impl TestDb {
     }
 
     /// Opens a store with conversation `id` (no title) of `members`: the set-up most tests start from.
-    pub(super) async fn with_conversation(&self, id: &str, members: &[&str]) -> Store {
+    pub(crate) async fn with_conversation(&self, id: &str, members: &[&str]) -> Store {
         let store = self.open().await;
         conversation(&store, id, members).await;
         store
@@ -80,12 +80,12 @@ pub(super) async fn conversation(store: &Store, id: &str, members: &[&str]) {
 }
 
 /// Member `sender` sends `body` into `conversation_id` (server-chosen message id).
-pub(super) async fn send(store: &Store, conversation_id: &str, sender: &str, body: Value) -> Sent {
+pub(crate) async fn send(store: &Store, conversation_id: &str, sender: &str, body: Value) -> Sent {
     send_as(store, conversation_id, Sender::Member(sender), body).await
 }
 
 /// `sender` (a member or the trusted door) sends `body` into `conversation_id` (server-chosen message id).
-pub(super) async fn send_as(store: &Store, conversation_id: &str, sender: Sender<'_>, body: Value) -> Sent {
+pub(crate) async fn send_as(store: &Store, conversation_id: &str, sender: Sender<'_>, body: Value) -> Sent {
     store.send_message(conversation_id, sender, None, &body).await.unwrap()
 }
 

@@ -168,7 +168,7 @@ pub(crate) fn try_now(
 ) {
     tokio::spawn(async move {
         match attempt(&durable, &store, kind, &payload, BROADCAST_TIMEOUT).await {
-            Ok(()) => durable.sent_marks(&store).mark(&store, lease).await,
+            Ok(()) => durable.sent_marks(&store).mark(lease).await,
             Err(failed) => {
                 if let Err(error) = record_failure(&store, &lease, kind, failed, &mut DrainReport::default()).await {
                     tracing::warn!(outbox_id = lease.id, error = %error, "immediate delivery not recorded; the drain will retry");

@@ -16,33 +16,35 @@ use crate::store::outbox::{MARK_SENT_CHUNK, OutboxLease};
 /// store is slow).
 const QUEUE: usize = 4096;
 
-/// The queue into the marking task (cheap to clone).
+/// The queue into the marking task, and the store it marks in (cheap to clone).
 #[derive(Debug, Clone)]
 pub(crate) struct SentMarks {
     queue: mpsc::Sender<OutboxLease>,
+    store: Store,
 }
 
 impl SentMarks {
     /// Starts the marking task on `store` (inside the runtime).
     pub(crate) fn start(store: Store) -> Self {
         let (queue, mut leases) = mpsc::channel(QUEUE);
+        let marker = store.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MARK_SENT_CHUNK);
             while leases.recv_many(&mut batch, MARK_SENT_CHUNK).await > 0 {
-                if let Err(error) = store.mark_sent_many(&batch).await {
+                if let Err(error) = marker.mark_sent_many(&batch).await {
                     tracing::warn!(rows = batch.len(), error = %error, "sent marks not recorded; the drain will redeliver");
                 }
                 batch.clear();
             }
         });
-        Self { queue }
+        Self { queue, store }
     }
 
     /// Records `lease` as delivered: queued for the next batch, or written now when the queue is full.
-    pub(crate) async fn mark(&self, store: &Store, lease: OutboxLease) {
+    pub(crate) async fn mark(&self, lease: OutboxLease) {
         if let Err(mpsc::error::TrySendError::Full(lease) | mpsc::error::TrySendError::Closed(lease)) =
             self.queue.try_send(lease)
-            && let Err(error) = store.mark_sent(&lease).await
+            && let Err(error) = self.store.mark_sent(&lease).await
         {
             tracing::warn!(outbox_id = lease.id, error = %error, "sent mark not recorded; the drain will redeliver");
         }
@@ -94,7 +96,7 @@ mod tests {
         let store = db.with_conversation("c", &["alice"]).await;
         let marks = SentMarks::start(store.clone());
         for lease in leases(&store, 40).await {
-            marks.mark(&store, lease).await;
+            marks.mark(lease).await;
         }
         sent_becomes(&store, 40).await;
         assert_eq!(store.outbox_counts().await.unwrap().pending, 0);
@@ -106,9 +108,12 @@ mod tests {
         let store = db.with_conversation("c", &["alice"]).await;
         let (queue, task_gone) = mpsc::channel(1);
         drop(task_gone);
-        let marks = SentMarks { queue };
+        let marks = SentMarks {
+            queue,
+            store: store.clone(),
+        };
         for lease in leases(&store, 3).await {
-            marks.mark(&store, lease).await;
+            marks.mark(lease).await;
         }
         // Written before `mark` returned: nothing was queued.
         assert_eq!(store.outbox_counts().await.unwrap().sent, 3);
